@@ -1,0 +1,29 @@
+//! One module per subcommand. To add one: a module here, a variant in
+//! [`Command`], and a line in [`dispatch`].
+
+use clap::Subcommand;
+use std::process::ExitCode;
+
+/// The subcommands of `swh-deploy`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the exit codes that swh-deploy commands use.
+    ExitCodes,
+}
+
+/// Runs one subcommand and turns its outcome into the process exit code.
+pub fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::ExitCodes => {
+            print!("{}", EXIT_CODES);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The documented exit codes, shared by every subcommand.
+pub const EXIT_CODES: &str = "\
+0    success
+1    failure: bad input (site file, node set, version...) or a step failed
+2    usage error (unknown flag, missing argument)
+";

@@ -1,0 +1,23 @@
+//! The `swh-deploy` binary: parses arguments and hands each subcommand to
+//! the library crate that owns it (see the README's architecture section).
+//!
+//! Each subcommand lives in its own module under `cmd/`, so the binary stays
+//! thin: argument parsing, calling a library crate, rendering the result.
+
+mod cmd;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Software Heritage's "Upgrade swh service" runbook as one command.
+#[derive(Debug, Parser)]
+#[command(name = "swh-deploy", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::dispatch(cli.command)
+}

@@ -1,0 +1,1 @@
+//! The swh-deploy test bed: real hosts and services on one machine.
