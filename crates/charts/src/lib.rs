@@ -1,0 +1,482 @@
+//! swh-charts: the Helm chart side of Software Heritage's elastic deployment.
+//!
+//! # Model
+//! All image versions of all environments live in one flat YAML file of the
+//! swh-charts repository, [`values::VALUES_FILE`]: `<key>_image: <ref>` and
+//! `<key>_image_version: '<YYYYMMDD.N>'` per app, where the key is the swh-apps
+//! directory with `-` -> `_`. Each release commit also bumps the integer
+//! `appVersion` of [`values::CHART_FILE`]. Environments are branches:
+//! `swh-next-version` -> `staging` -> `production` ([`Env`]); Argo CD deploys
+//! whatever is pushed to `staging` and `production`.
+//!
+//! Edits are format preserving: [`yaml`] parses the file with a real YAML
+//! parser to locate each key, rewrites only the value token on that key's
+//! line, re-parses the result and checks that nothing but the intended keys
+//! changed. A file that is not exactly understood (duplicate keys, anchors,
+//! aliases, multi-line values on edited keys, syntax errors) is refused with
+//! `file:line:column` and left untouched; writes are atomic.
+//!
+//! [`ChartsRepo`] carries the git side with the system `git`: [`ChartsRepo::bump`]
+//! (edit, commit `v<appVersion>: Release ...`, push), [`ChartsRepo::promote`]
+//! (fast-forward only) and [`ChartsRepo::show`].
+
+pub mod git;
+pub mod values;
+pub mod yaml;
+
+use git::Git;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use values::{Bump, Change, CHART_FILE, VALUES_FILE};
+
+/// Errors of the charts crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A YAML file could not be read or edited safely.
+    #[error("{}:{pos}: {message}", file.display())]
+    Yaml {
+        /// The file.
+        file: PathBuf,
+        /// Where in it.
+        pos: yaml::Pos,
+        /// What is wrong.
+        message: String,
+    },
+    /// Bad input from the user.
+    #[error("{0}")]
+    Input(String),
+    /// An external command failed.
+    #[error("{0}")]
+    Command(String),
+    /// A refused promotion or an unsafe repository state.
+    #[error("{0}")]
+    Refused(String),
+    /// I/O error on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename over `path` (keeping its permissions), fsync of
+/// the directory.
+pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.swh-deploy.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// The environment branches, in promotion order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Env {
+    /// `swh-next-version`, where release commits land.
+    NextVersion,
+    /// `staging`.
+    Staging,
+    /// `production`.
+    Production,
+}
+
+impl Env {
+    /// All environments in promotion order.
+    pub const ALL: [Env; 3] = [Env::NextVersion, Env::Staging, Env::Production];
+
+    /// The git branch of the environment.
+    pub fn branch(self) -> &'static str {
+        match self {
+            Env::NextVersion => "swh-next-version",
+            Env::Staging => "staging",
+            Env::Production => "production",
+        }
+    }
+
+    /// The environment promoted into this one, if any.
+    pub fn source(self) -> Option<Env> {
+        match self {
+            Env::NextVersion => None,
+            Env::Staging => Some(Env::NextVersion),
+            Env::Production => Some(Env::Staging),
+        }
+    }
+}
+
+impl fmt::Display for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.branch())
+    }
+}
+
+/// What `chart bump` should do.
+#[derive(Debug, Clone)]
+pub struct BumpRequest {
+    /// The version changes.
+    pub bumps: Vec<Bump>,
+    /// The module release being shipped, for the commit title.
+    pub module: Option<(String, String)>,
+    /// The branch to commit to (default `swh-next-version`).
+    pub branch: String,
+    /// Push after committing.
+    pub push: bool,
+    /// Only compute and print the plan.
+    pub dry_run: bool,
+}
+
+/// What `chart bump` did (or would do, with `dry_run`).
+#[derive(Debug, Clone)]
+pub struct BumpOutcome {
+    /// The version changes.
+    pub changes: Vec<Change>,
+    /// The new appVersion.
+    pub app_version: u64,
+    /// The commit message.
+    pub message: String,
+    /// The new commit (None in dry-run or when nothing changed).
+    pub commit: Option<String>,
+    /// Whether it was pushed.
+    pub pushed: bool,
+}
+
+/// An image version difference: app key, version before, version after
+/// (None where the app is absent).
+pub type VersionChange = (String, Option<String>, Option<String>);
+
+/// What `chart promote` did.
+#[derive(Debug, Clone)]
+pub struct PromoteOutcome {
+    /// Source branch.
+    pub from: Env,
+    /// Target branch.
+    pub to: Env,
+    /// Image version changes being promoted: key, target's version, source's.
+    pub changes: Vec<VersionChange>,
+    /// Commits being promoted (oneline).
+    pub commits: Vec<String>,
+    /// The target's new commit; None when there was nothing to promote.
+    pub new_head: Option<String>,
+}
+
+/// `chart show`: versions per app and environment.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// Environments shown, in order.
+    pub envs: Vec<String>,
+    /// Per app key: the version in each environment (None when absent).
+    pub apps: BTreeMap<String, Vec<Option<String>>>,
+}
+
+impl Overview {
+    /// Whether an app has different versions across the shown environments.
+    pub fn differs(&self, app: &str) -> bool {
+        self.apps
+            .get(app)
+            .map(|v| v.windows(2).any(|w| w[0] != w[1]))
+            .unwrap_or(false)
+    }
+}
+
+/// A swh-charts checkout with remote `origin`.
+#[derive(Debug, Clone)]
+pub struct ChartsRepo {
+    git: Git,
+    remote: String,
+}
+
+impl ChartsRepo {
+    /// The checkout at `dir`, whose remote is `origin`.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        if !dir.join(".git").exists() {
+            return Err(Error::Input(format!(
+                "{}: not a git checkout of swh-charts",
+                dir.display()
+            )));
+        }
+        Ok(ChartsRepo {
+            git: Git::new(dir),
+            remote: "origin".into(),
+        })
+    }
+
+    /// The git runner of the checkout.
+    pub fn git(&self) -> &Git {
+        &self.git
+    }
+
+    fn fetch(&self) -> Result<(), Error> {
+        self.git.run(&["fetch", "-q", "--prune", &self.remote])?;
+        Ok(())
+    }
+
+    fn remote_ref(&self, branch: &str) -> String {
+        format!("{}/{}", self.remote, branch)
+    }
+
+    /// Sets app image versions on `branch`, bumps `appVersion`, commits and
+    /// (with `push`) pushes. The work tree must be clean; the local branch
+    /// is fast-forwarded to the remote's first. On a failed push the local
+    /// commit is undone. With `dry_run`, nothing is written.
+    pub fn bump(&self, req: &BumpRequest) -> Result<BumpOutcome, Error> {
+        if req.bumps.is_empty() {
+            return Err(Error::Input("no APP=VERSION given".into()));
+        }
+        self.fetch()?;
+        let status = self.git.run(&["status", "--porcelain"])?;
+        if !status.is_empty() {
+            return Err(Error::Refused(format!(
+                "{}: the work tree has uncommitted changes; commit or stash them first:\n{status}",
+                self.git.dir().display()
+            )));
+        }
+        let remote_ref = self.remote_ref(&req.branch);
+        let remote_head = self.git.rev(&remote_ref)?;
+        let local = self.git.rev(&format!("refs/heads/{}", req.branch))?;
+        match (&local, &remote_head) {
+            (Some(_), _) => {
+                self.git.run(&["checkout", "-q", &req.branch])?;
+                if remote_head.is_some()
+                    && !self
+                        .git
+                        .succeeds(&["merge", "-q", "--ff-only", &remote_ref])?
+                {
+                    return Err(Error::Refused(format!(
+                        "local branch {} has diverged from {remote_ref}; reconcile them first",
+                        req.branch
+                    )));
+                }
+            }
+            (None, Some(_)) => {
+                self.git
+                    .run(&["checkout", "-q", "-b", &req.branch, "--track", &remote_ref])?;
+            }
+            (None, None) => {
+                return Err(Error::Input(format!(
+                    "no branch {} locally or on {}",
+                    req.branch, self.remote
+                )))
+            }
+        }
+        let dir = self.git.dir();
+        let values_path = dir.join(VALUES_FILE);
+        let chart_path = dir.join(CHART_FILE);
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let values_text = read(&values_path)?;
+        let chart_text = read(&chart_path)?;
+        let (new_values, changes) = values::bump_values(&values_path, &values_text, &req.bumps)?;
+        let (new_chart, app_version) = values::bump_app_version(&chart_path, &chart_text)?;
+        let title = match &req.module {
+            Some((m, v)) => format!("v{app_version}: Release {m} {v}"),
+            None => format!(
+                "v{app_version}: Release {}",
+                changes
+                    .iter()
+                    .map(|c| format!("{} {}", c.key, c.to))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut message = title;
+        if !changes.is_empty() {
+            message.push_str("\n\n");
+            for c in &changes {
+                message.push_str(&format!(
+                    "- {}: {} -> {}\n",
+                    c.key,
+                    c.from.as_deref().unwrap_or("(new)"),
+                    c.to
+                ));
+            }
+        }
+        let mut outcome = BumpOutcome {
+            changes,
+            app_version,
+            message,
+            commit: None,
+            pushed: false,
+        };
+        if outcome.changes.is_empty() || req.dry_run {
+            return Ok(outcome);
+        }
+        let before = self.git.run(&["rev-parse", "HEAD"])?;
+        atomic_write(&values_path, new_values.as_bytes())?;
+        atomic_write(&chart_path, new_chart.as_bytes())?;
+        let committed = self
+            .git
+            .run(&["add", "--", VALUES_FILE, CHART_FILE])
+            .and_then(|_| self.git.run(&["commit", "-q", "-m", &outcome.message]));
+        if let Err(e) = committed {
+            let _ = self.git.run(&["reset", "-q", "--hard", &before]);
+            return Err(e);
+        }
+        let commit = self.git.run(&["rev-parse", "HEAD"])?;
+        outcome.commit = Some(commit);
+        if req.push {
+            let refspec = format!("HEAD:refs/heads/{}", req.branch);
+            if let Err(e) = self.git.run(&["push", "-q", &self.remote, &refspec]) {
+                self.git.run(&["reset", "-q", "--hard", &before])?;
+                return Err(Error::Command(format!(
+                    "{e}\nthe local release commit was undone; fetch and run the bump again"
+                )));
+            }
+            outcome.pushed = true;
+        }
+        Ok(outcome)
+    }
+
+    /// Image version changes between two revisions' values files:
+    /// (key, version at `old`, version at `new`) for every key that differs.
+    pub fn version_changes(&self, old: &str, new: &str) -> Result<Vec<VersionChange>, Error> {
+        let a = self.apps_at(old)?;
+        let b = self.apps_at(new)?;
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| {
+                let x = a.get(k).cloned().flatten();
+                let y = b.get(k).cloned().flatten();
+                (x != y).then(|| (k.clone(), x, y))
+            })
+            .collect())
+    }
+
+    fn apps_at(&self, rev: &str) -> Result<BTreeMap<String, Option<String>>, Error> {
+        let text = self.git.show_file(rev, VALUES_FILE)?;
+        let apps = values::read_apps(&text).map_err(|e| Error::Yaml {
+            file: PathBuf::from(format!("{rev}:{VALUES_FILE}")),
+            pos: e.pos,
+            message: e.message,
+        })?;
+        Ok(apps.into_iter().map(|(k, v)| (k, v.version)).collect())
+    }
+
+    /// Plans a promotion into `to` without pushing: the changes and commits
+    /// that would be promoted. Refuses when it would not be a fast-forward.
+    pub fn plan_promote(&self, to: Env) -> Result<PromoteOutcome, Error> {
+        let Some(from) = to.source() else {
+            return Err(Error::Input(format!(
+                "{to} is where releases land; promote to staging or production"
+            )));
+        };
+        self.fetch()?;
+        let src_ref = self.remote_ref(from.branch());
+        let dst_ref = self.remote_ref(to.branch());
+        let src = self
+            .git
+            .rev(&src_ref)?
+            .ok_or_else(|| Error::Input(format!("no branch {src_ref}")))?;
+        let dst = self
+            .git
+            .rev(&dst_ref)?
+            .ok_or_else(|| Error::Input(format!("no branch {dst_ref}")))?;
+        let mut outcome = PromoteOutcome {
+            from,
+            to,
+            changes: Vec::new(),
+            commits: Vec::new(),
+            new_head: None,
+        };
+        if src == dst {
+            return Ok(outcome);
+        }
+        if !self
+            .git
+            .succeeds(&["merge-base", "--is-ancestor", &dst, &src])?
+        {
+            let extra = self.git.run(&[
+                "log",
+                "--oneline",
+                "--no-decorate",
+                &format!("{src}..{dst}"),
+            ])?;
+            return Err(Error::Refused(format!(
+                "cannot promote {from} to {to}: not a fast-forward. {to} has commit(s) that {from} lacks:\n{extra}\n\
+                 Bring them into {from} first (merge or cherry-pick), or reset {to} by hand after review; \
+                 swh-deploy only fast-forwards."
+            )));
+        }
+        outcome.changes = self.version_changes(&dst, &src)?;
+        outcome.commits = self
+            .git
+            .run(&[
+                "log",
+                "--oneline",
+                "--no-decorate",
+                &format!("{dst}..{src}"),
+            ])?
+            .lines()
+            .map(String::from)
+            .collect();
+        outcome.new_head = Some(src);
+        Ok(outcome)
+    }
+
+    /// Pushes a planned promotion: the source commit to the target branch,
+    /// which the remote accepts only as a fast-forward.
+    pub fn push_promote(&self, plan: &PromoteOutcome) -> Result<(), Error> {
+        let Some(head) = &plan.new_head else {
+            return Ok(());
+        };
+        let refspec = format!("{head}:refs/heads/{}", plan.to.branch());
+        self.git
+            .run(&["push", "-q", &self.remote, &refspec])
+            .map(|_| ())
+    }
+
+    /// Versions per app in `envs` (the remote's branches).
+    pub fn show(&self, envs: &[String]) -> Result<Overview, Error> {
+        self.fetch()?;
+        let mut apps: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+        for (i, branch) in envs.iter().enumerate() {
+            let r = self.remote_ref(branch);
+            let rev = if self.git.rev(&r)?.is_some() {
+                r
+            } else if self.git.rev(branch)?.is_some() {
+                branch.clone()
+            } else {
+                return Err(Error::Input(format!("no branch {branch}")));
+            };
+            for (k, v) in self.apps_at(&rev)? {
+                apps.entry(k).or_insert_with(|| vec![None; envs.len()])[i] = v;
+            }
+        }
+        Ok(Overview {
+            envs: envs.to_vec(),
+            apps,
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! Format-preserving edits of the values file and Chart.yaml, over the real
+//! swh-charts file and hand-written ones.
+
+use std::path::Path;
+use swh_deploy_charts::values::{bump_app_version, bump_values, read_apps, Bump};
+use swh_deploy_charts::Error;
+
+const REAL: &str = include_str!("data/values-swh-application-versions.yaml");
+const REAL_CHART: &str = include_str!("data/Chart.yaml");
+
+fn bump(app: &str, v: &str) -> Bump {
+    Bump {
+        app: app.into(),
+        version: v.into(),
+        add_image: None,
+    }
+}
+
+/// Lines that differ between two texts of the same line count.
+fn diff_lines(a: &str, b: &str) -> Vec<(usize, String, String)> {
+    let la: Vec<&str> = a.split_inclusive('\n').collect();
+    let lb: Vec<&str> = b.split_inclusive('\n').collect();
+    assert_eq!(la.len(), lb.len(), "line count changed");
+    la.iter()
+        .zip(lb.iter())
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(i, (x, y))| (i + 1, x.to_string(), y.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_key_of_the_real_file_is_a_one_line_diff() {
+    let f = Path::new("values-swh-application-versions.yaml");
+    let apps = read_apps(REAL).unwrap();
+    let keys: Vec<&String> = apps.keys().filter(|k| apps[*k].version.is_some()).collect();
+    assert!(keys.len() >= 30, "expected the real file's ~33 apps");
+    for key in keys {
+        // Name the app as a swh-apps directory would (dashes).
+        let app = key.replace('_', "-");
+        let (out, changes) = bump_values(f, REAL, &[bump(&app, "20991231.12")]).unwrap();
+        assert_eq!(changes.len(), 1, "{key}");
+        assert_eq!(changes[0].from.as_deref(), apps[key].version.as_deref());
+        let d = diff_lines(REAL, &out);
+        assert_eq!(d.len(), 1, "{key}: {d:?}");
+        assert_eq!(d[0].2, format!("{key}_image_version: '20991231.12'\n"));
+        let after = read_apps(&out).unwrap();
+        assert_eq!(after[key].version.as_deref(), Some("20991231.12"));
+        for (k, v) in &apps {
+            if k != key {
+                assert_eq!(&after[k], v, "{k} changed while bumping {key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn several_apps_at_once_and_image_names() {
+    let f = Path::new("v.yaml");
+    let (out, changes) = bump_values(
+        f,
+        REAL,
+        &[
+            bump("swh-loader-git", "20250201.3"),
+            bump("lister", "20250201.1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1].key, "swh_lister");
+    let d = diff_lines(REAL, &out);
+    assert_eq!(d.len(), 2);
+    assert!(d[0].2.starts_with("swh_lister_image_version: '20250201.1'"));
+    assert!(d[1]
+        .2
+        .starts_with("swh_loader_git_image_version: '20250201.3'"));
+}
+
+const HAND: &str = "# Image versions, edited by hand and by swh-deploy\n\
+\n\
+# the loaders\n\
+swh_loader_git_image: registry.example/loader_git   # no quotes\n\
+swh_loader_git_image_version: \"20250117.9\"   # double quoted, kept comment\n\
+\n\
+swh_lister_image: 'registry.example/lister'\n\
+swh_lister_image_version: 20250113.1\n\
+swh_web_image: \"registry.example/web\"\n\
+swh_web_image_version:    '20250123.1'\n\
+other_setting: {a: 1, b: [x, y]}  # flow mapping, untouched\n\
+# trailing comment\n";
+
+#[test]
+fn hand_written_file_keeps_comments_quoting_and_spacing() {
+    let f = Path::new("hand.yaml");
+    let (out, _) = bump_values(f, HAND, &[bump("swh-loader-git", "20250117.10")]).unwrap();
+    let d = diff_lines(HAND, &out);
+    assert_eq!(
+        d,
+        vec![(
+            5,
+            "swh_loader_git_image_version: \"20250117.9\"   # double quoted, kept comment\n".into(),
+            "swh_loader_git_image_version: '20250117.10'   # double quoted, kept comment\n".into()
+        )]
+    );
+    // Unquoted before: quoted after, so that .10 is never the float .1.
+    let (out, _) = bump_values(f, HAND, &[bump("swh-lister", "20250113.10")]).unwrap();
+    let d = diff_lines(HAND, &out);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].2, "swh_lister_image_version: '20250113.10'\n");
+    assert_eq!(
+        read_apps(&out).unwrap()["swh_lister"].version.as_deref(),
+        Some("20250113.10")
+    );
+    // Extra spaces after the colon are kept.
+    let (out, _) = bump_values(f, HAND, &[bump("swh_web", "20250124.1")]).unwrap();
+    let d = diff_lines(HAND, &out);
+    assert_eq!(d[0].2, "swh_web_image_version:    '20250124.1'\n");
+}
+
+#[test]
+fn crlf_and_missing_final_newline_are_kept() {
+    let f = Path::new("crlf.yaml");
+    let text = "a_image: r/a\r\na_image_version: '20250101.1'\r\nb_image_version: '20250101.2'";
+    let (out, _) = bump_values(f, text, &[bump("a", "20250102.1")]).unwrap();
+    assert_eq!(
+        out,
+        "a_image: r/a\r\na_image_version: '20250102.1'\r\nb_image_version: '20250101.2'"
+    );
+    let (out, _) = bump_values(f, text, &[bump("b", "20250102.9")]).unwrap();
+    assert_eq!(
+        out,
+        "a_image: r/a\r\na_image_version: '20250101.1'\r\nb_image_version: '20250102.9'"
+    );
+}
+
+#[test]
+fn same_version_is_a_no_op() {
+    let f = Path::new("v.yaml");
+    let (out, changes) = bump_values(f, REAL, &[bump("swh-storage", "20250113.1")]).unwrap();
+    assert!(changes.is_empty());
+    assert_eq!(out, REAL);
+}
+
+fn refused(text: &str, b: Bump) -> String {
+    match bump_values(Path::new("f.yaml"), text, &[b]) {
+        Ok((out, _)) => panic!("accepted, gave:\n{out}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn refusals_name_the_problem_and_position() {
+    let e = refused(REAL, bump("swh-nonexistent", "20250101.1"));
+    assert!(e.contains("swh-nonexistent") && e.contains("--add"), "{e}");
+
+    let dup = "a_image_version: '1'\nb: 2\na_image_version: '3'\n";
+    let e = refused(dup, bump("a", "20250101.1"));
+    assert!(
+        e.starts_with("f.yaml:3:1: duplicate key `a_image_version`"),
+        "{e}"
+    );
+    assert!(e.contains("1:1"), "{e}");
+
+    let anchor = "a_image_version: &v '20250101.1'\nb_image_version: *v\n";
+    let e = refused(anchor, bump("a", "20250102.1"));
+    assert!(e.starts_with("f.yaml:1:") && e.contains("anchor"), "{e}");
+    let e = refused(anchor, bump("b", "20250102.1"));
+    assert!(e.starts_with("f.yaml:2:18:") && e.contains("alias"), "{e}");
+
+    let bad = "a_image_version: '20250101.1\nb: 1\n";
+    let e = refused(bad, bump("a", "20250102.1"));
+    assert!(
+        e.starts_with("f.yaml:") && e.contains("not valid YAML"),
+        "{e}"
+    );
+
+    let multi = "a_image_version:\n  '20250101.1'\n";
+    let e = refused(multi, bump("a", "20250102.1"));
+    assert!(e.contains("not on the line of its key"), "{e}");
+
+    let tagged = "a_image_version: !!str 20250101.1\n";
+    let e = refused(tagged, bump("a", "20250102.1"));
+    assert!(e.contains("tag"), "{e}");
+
+    let list = "- a\n- b\n";
+    let e = refused(list, bump("a", "20250102.1"));
+    assert!(e.contains("not a mapping"), "{e}");
+
+    let e = refused(REAL, bump("swh-lister", "2025'01"));
+    assert!(e.contains("invalid image version"), "{e}");
+}
+
+#[test]
+fn add_appends_a_new_app() {
+    let f = Path::new("v.yaml");
+    let b = Bump {
+        app: "swh-coarnotify".into(),
+        version: "20250301.1".into(),
+        add_image: Some(
+            "container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify".into(),
+        ),
+    };
+    let (out, changes) = bump_values(f, REAL, &[b]).unwrap();
+    assert_eq!(changes[0].from, None);
+    assert!(out.starts_with(REAL));
+    assert_eq!(
+        &out[REAL.len()..],
+        "swh_coarnotify_image: container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify\n\
+         swh_coarnotify_image_version: '20250301.1'\n"
+    );
+}
+
+#[test]
+fn app_version_bumps_by_one_keeping_format() {
+    let f = Path::new("Chart.yaml");
+    let (out, n) = bump_app_version(f, REAL_CHART).unwrap();
+    assert_eq!(n, 424);
+    let d = diff_lines(REAL_CHART, &out);
+    assert_eq!(
+        d,
+        vec![(2, "appVersion: 423\n".into(), "appVersion: 424\n".into())]
+    );
+    let (out, n) = bump_app_version(f, "# c\nappVersion: \"9\" # q\nname: swh\n").unwrap();
+    assert_eq!(
+        (out.as_str(), n),
+        ("# c\nappVersion: \"10\" # q\nname: swh\n", 10)
+    );
+    let e = bump_app_version(f, "appVersion: 1.2.3\n").unwrap_err();
+    assert!(matches!(e, Error::Yaml { .. }) && e.to_string().contains("not an integer"));
+}

@@ -1,0 +1,373 @@
+//! `chart bump`, `chart promote` and `chart show` against real git with a
+//! bare remote.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use swh_deploy_charts::values::{Bump, CHART_FILE, VALUES_FILE};
+use swh_deploy_charts::{BumpRequest, ChartsRepo, Env, Error};
+
+const REAL: &str = include_str!("data/values-swh-application-versions.yaml");
+const REAL_CHART: &str = include_str!("data/Chart.yaml");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn identity(dir: &Path) {
+    git(dir, &["config", "user.name", "Test"]);
+    git(dir, &["config", "user.email", "test@example.invalid"]);
+}
+
+/// A bare swh-charts remote with the three environment branches at one
+/// commit holding the real files, and a clone of it.
+struct Bed {
+    _tmp: tempfile::TempDir,
+    remote: PathBuf,
+    work: PathBuf,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let remote = tmp.path().join("swh-charts.git");
+        let work = tmp.path().join("swh-charts");
+        let seed = tmp.path().join("seed");
+        git(
+            tmp.path(),
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "swh-next-version",
+                remote.to_str().unwrap(),
+            ],
+        );
+        git(
+            tmp.path(),
+            &[
+                "init",
+                "-q",
+                "-b",
+                "swh-next-version",
+                seed.to_str().unwrap(),
+            ],
+        );
+        identity(&seed);
+        std::fs::create_dir_all(seed.join("swh")).unwrap();
+        std::fs::write(seed.join(VALUES_FILE), REAL).unwrap();
+        std::fs::write(seed.join(CHART_FILE), REAL_CHART).unwrap();
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "-q", "-m", "v423: initial"]);
+        git(
+            &seed,
+            &["remote", "add", "origin", remote.to_str().unwrap()],
+        );
+        for b in ["swh-next-version", "staging", "production"] {
+            git(
+                &seed,
+                &["push", "-q", "origin", &format!("HEAD:refs/heads/{b}")],
+            );
+        }
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                remote.to_str().unwrap(),
+                work.to_str().unwrap(),
+            ],
+        );
+        identity(&work);
+        Bed {
+            _tmp: tmp,
+            remote,
+            work,
+        }
+    }
+
+    fn clone_other(&self, name: &str) -> PathBuf {
+        let p = self._tmp.path().join(name);
+        git(
+            self._tmp.path(),
+            &[
+                "clone",
+                "-q",
+                self.remote.to_str().unwrap(),
+                p.to_str().unwrap(),
+            ],
+        );
+        identity(&p);
+        p
+    }
+
+    fn remote_head(&self, branch: &str) -> String {
+        git(&self.remote, &["rev-parse", branch])
+    }
+}
+
+fn request(bumps: &[(&str, &str)]) -> BumpRequest {
+    BumpRequest {
+        bumps: bumps
+            .iter()
+            .map(|(a, v)| Bump {
+                app: a.to_string(),
+                version: v.to_string(),
+                add_image: None,
+            })
+            .collect(),
+        module: None,
+        branch: "swh-next-version".into(),
+        push: true,
+        dry_run: false,
+    }
+}
+
+#[test]
+fn bump_commits_and_pushes_a_one_line_change() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let mut req = request(&[("swh-loader-git", "20250201.1")]);
+    req.module = Some(("swh.loader.git".into(), "v2.1.0".into()));
+    let out = repo.bump(&req).unwrap();
+    assert!(out.pushed);
+    assert_eq!(out.app_version, 424);
+    let head = bed.remote_head("swh-next-version");
+    assert_eq!(Some(head.clone()), out.commit);
+    assert_eq!(
+        git(&bed.remote, &["log", "-1", "--format=%s", &head]),
+        "v424: Release swh.loader.git v2.1.0"
+    );
+    let diff = git(
+        &bed.remote,
+        &[
+            "diff",
+            "--unified=0",
+            "--no-color",
+            &format!("{head}~1"),
+            &head,
+        ],
+    );
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            "-appVersion: 423",
+            "+appVersion: 424",
+            "-swh_loader_git_image_version: '20250117.1'",
+            "+swh_loader_git_image_version: '20250201.1'",
+        ]
+    );
+    // Staging and production did not move.
+    assert_eq!(
+        bed.remote_head("staging"),
+        git(&bed.remote, &["rev-parse", &format!("{head}~1")])
+    );
+}
+
+#[test]
+fn bump_without_module_names_the_apps_and_dry_run_writes_nothing() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let mut req = request(&[("swh-lister", "20250202.2"), ("swh-web", "20250202.1")]);
+    req.dry_run = true;
+    let before = bed.remote_head("swh-next-version");
+    let out = repo.bump(&req).unwrap();
+    assert!(out.commit.is_none());
+    assert!(out
+        .message
+        .starts_with("v424: Release swh_lister 20250202.2, swh_web 20250202.1"));
+    assert_eq!(
+        std::fs::read_to_string(bed.work.join(VALUES_FILE)).unwrap(),
+        REAL
+    );
+    assert_eq!(bed.remote_head("swh-next-version"), before);
+    req.dry_run = false;
+    let out = repo.bump(&req).unwrap();
+    assert_eq!(
+        git(
+            &bed.remote,
+            &["log", "-1", "--format=%s", "swh-next-version"]
+        ),
+        out.message.lines().next().unwrap()
+    );
+}
+
+#[test]
+fn refused_bump_leaves_files_byte_identical() {
+    let bed = Bed::new();
+    // A duplicate key committed upstream.
+    let broken = format!("{REAL}swh_lister_image_version: '20250101.1'\n");
+    std::fs::write(bed.work.join(VALUES_FILE), &broken).unwrap();
+    git(&bed.work, &["commit", "-q", "-am", "dup"]);
+    git(&bed.work, &["push", "-q", "origin", "swh-next-version"]);
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let head = bed.remote_head("swh-next-version");
+    let e = repo
+        .bump(&request(&[("swh-lister", "20250301.1")]))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("duplicate key `swh_lister_image_version`"),
+        "{e}"
+    );
+    assert!(e
+        .to_string()
+        .contains(&format!("{}:", bed.work.join(VALUES_FILE).display())));
+    assert_eq!(
+        std::fs::read(bed.work.join(VALUES_FILE)).unwrap(),
+        broken.as_bytes()
+    );
+    assert_eq!(
+        std::fs::read(bed.work.join(CHART_FILE)).unwrap(),
+        REAL_CHART.as_bytes()
+    );
+    assert_eq!(bed.remote_head("swh-next-version"), head);
+}
+
+#[test]
+fn missing_app_is_refused_with_its_name() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let head = bed.remote_head("swh-next-version");
+    let e = repo
+        .bump(&request(&[("swh-nothere", "20250301.1")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("swh-nothere"), "{e}");
+    assert_eq!(git(&bed.work, &["status", "--porcelain"]), "");
+    assert_eq!(
+        std::fs::read(bed.work.join(VALUES_FILE)).unwrap(),
+        REAL.as_bytes()
+    );
+    assert_eq!(bed.remote_head("swh-next-version"), head);
+}
+
+#[test]
+fn failed_push_undoes_the_local_commit() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    // Make sure the work clone has the branch checked out and is current.
+    repo.bump(&request(&[("swh-lister", "20250202.1")]))
+        .unwrap();
+    let local_before = git(&bed.work, &["rev-parse", "HEAD"]);
+    // Someone else pushes in between; the remote rejects a non-ff push via
+    // a pre-receive hook that refuses everything, standing for a lost race.
+    let hook = bed.remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'denied by test hook' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = repo
+        .bump(&request(&[("swh-web", "20250202.1")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("denied by test hook"), "{e}");
+    assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_before);
+    assert_eq!(git(&bed.work, &["status", "--porcelain"]), "");
+    let apps = swh_deploy_charts::values::read_apps(
+        &std::fs::read_to_string(bed.work.join(VALUES_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(apps["swh_web"].version.as_deref(), Some("20250123.1"));
+}
+
+#[test]
+fn bump_refuses_a_dirty_work_tree() {
+    let bed = Bed::new();
+    std::fs::write(bed.work.join("stray"), "x").unwrap();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let e = repo
+        .bump(&request(&[("swh-lister", "20250202.1")]))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Refused(_)) && e.to_string().contains("stray"),
+        "{e}"
+    );
+}
+
+#[test]
+fn promote_fast_forwards_and_reports_changes() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let out = repo
+        .bump(&request(&[("swh-loader-git", "20250201.1")]))
+        .unwrap();
+    let plan = repo.plan_promote(Env::Staging).unwrap();
+    assert_eq!(
+        plan.changes,
+        vec![(
+            "swh_loader_git".to_string(),
+            Some("20250117.1".to_string()),
+            Some("20250201.1".to_string())
+        )]
+    );
+    assert_eq!(plan.commits.len(), 1);
+    repo.push_promote(&plan).unwrap();
+    assert_eq!(Some(bed.remote_head("staging")), out.commit);
+    // Production is one step behind until promoted too.
+    let overview = repo
+        .show(
+            &Env::ALL
+                .iter()
+                .map(|e| e.branch().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    assert!(overview.differs("swh_loader_git"));
+    assert!(!overview.differs("swh_lister"));
+    assert_eq!(
+        overview.apps["swh_loader_git"],
+        vec![
+            Some("20250201.1".into()),
+            Some("20250201.1".into()),
+            Some("20250117.1".into())
+        ]
+    );
+    let plan = repo.plan_promote(Env::Production).unwrap();
+    repo.push_promote(&plan).unwrap();
+    assert_eq!(Some(bed.remote_head("production")), out.commit);
+    // Nothing left to promote.
+    let plan = repo.plan_promote(Env::Production).unwrap();
+    assert!(plan.new_head.is_none() && plan.changes.is_empty());
+    assert!(repo.plan_promote(Env::NextVersion).is_err());
+}
+
+#[test]
+fn promote_refuses_a_non_fast_forward() {
+    let bed = Bed::new();
+    // A hotfix committed directly on staging.
+    let other = bed.clone_other("hotfix");
+    git(&other, &["checkout", "-q", "staging"]);
+    std::fs::write(other.join("HOTFIX"), "x").unwrap();
+    git(&other, &["add", "HOTFIX"]);
+    git(&other, &["commit", "-q", "-m", "hotfix on staging"]);
+    git(&other, &["push", "-q", "origin", "staging"]);
+    let staging = bed.remote_head("staging");
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    repo.bump(&request(&[("swh-loader-git", "20250201.1")]))
+        .unwrap();
+    let e = repo.plan_promote(Env::Staging).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Refused(_)), "{msg}");
+    assert!(
+        msg.contains("not a fast-forward") && msg.contains("hotfix on staging"),
+        "{msg}"
+    );
+    assert_eq!(bed.remote_head("staging"), staging);
+}
