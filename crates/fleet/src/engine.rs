@@ -1,0 +1,573 @@
+//! The fan-out engine: a sliding window of local processes, one per host,
+//! read line by line, with a command timeout and cancellation.
+//!
+//! Everything runs on one thread (a current-thread tokio runtime made for
+//! the call): processes are started in target order while fewer than
+//! [`RunOptions::fanout`] are running; their output arrives as chunks of
+//! whole lines on a bounded channel; the caller's [`Observer`] sees every
+//! line as it arrives, and the [`RunReport`] keeps it all.
+
+use crate::gather::lines;
+use crate::result::{HostResult, RunReport, Status};
+use crate::transport::{Job, Launch, Transport};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, watch};
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Sliding window: at most this many hosts at once (clush `-f`).
+    /// Default 64; 0 is taken as 1.
+    pub fanout: usize,
+    /// Kill the command on a host after this long (clush `-u`). Default none.
+    pub command_timeout: Option<Duration>,
+    /// Read stderr through the same pipe as stdout, so both are interleaved
+    /// in [`HostResult::stdout`] as the host wrote them (clush `-B`).
+    pub merge_stderr: bool,
+    /// What `%hosts` expands to for the exec transport; default: the host
+    /// names joined with `,`.
+    pub hosts_label: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            fanout: 64,
+            command_timeout: None,
+            merge_stderr: false,
+            hosts_label: None,
+        }
+    }
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output (or both streams with [`RunOptions::merge_stderr`]).
+    Stdout,
+    /// Standard error, then the transport's own messages.
+    Stderr,
+}
+
+/// Receives a run's events as they happen, on the thread that called
+/// [`run`]. Every method has an empty default.
+pub trait Observer {
+    /// The command was started for this host.
+    fn started(&mut self, index: usize, host: &str) {
+        let _ = (index, host);
+    }
+    /// One line of output (without its `\n`, nor the `\r` before it).
+    fn line(&mut self, index: usize, host: &str, stream: Stream, line: &[u8]) {
+        let _ = (index, host, stream, line);
+    }
+    /// The host is done (also called, with [`Status::Cancelled`], for hosts
+    /// never started because the run was cancelled).
+    fn finished(&mut self, result: &HostResult) {
+        let _ = result;
+    }
+    /// No event is waiting: a good moment to flush buffered output.
+    fn idle(&mut self) {}
+    /// Called about every 250 ms while the run goes on (progress display).
+    fn tick(&mut self) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// Cancels a run from any thread: no new host is started, running processes
+/// are killed, and their hosts are reported as [`Status::Cancelled`].
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        CancelToken {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels (idempotent).
+    pub fn cancel(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// True once [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+
+    /// Cancels this token on SIGINT or SIGTERM, from a background thread,
+    /// until the returned guard is dropped. A second signal ends the process
+    /// at once with status 130 (for SIGINT) or 143 (SIGTERM).
+    pub fn cancel_on_signals(&self) -> std::io::Result<SignalGuard> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let handle = signals.handle();
+        let token = self.clone();
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                if token.is_cancelled() {
+                    std::process::exit(128 + sig);
+                }
+                token.cancel();
+            }
+        });
+        Ok(SignalGuard {
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Keeps signal handling of [`CancelToken::cancel_on_signals`] active.
+#[derive(Debug)]
+pub struct SignalGuard {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Errors that stop a run before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The async runtime could not be created.
+    #[error("cannot start the event loop: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+enum Msg {
+    Output {
+        unit: usize,
+        stream: Stream,
+        data: Vec<u8>,
+    },
+    Done {
+        unit: usize,
+        end: End,
+        duration: Duration,
+    },
+}
+
+enum End {
+    Exited(i32),
+    TimedOut,
+    Cancelled,
+    SpawnFailed(String),
+}
+
+struct Unit {
+    indexes: Vec<usize>,
+    diagnostics: Option<std::path::PathBuf>,
+}
+
+/// Runs `command` on every host of `hosts` through `transport` and returns
+/// one result per host, in the order of `hosts`.
+///
+/// Blocks the calling thread until every host is done or the run is
+/// cancelled; must not be called from inside an async runtime.
+pub fn run(
+    transport: &dyn Transport,
+    hosts: &[String],
+    command: &str,
+    options: &RunOptions,
+    observer: &mut dyn Observer,
+    cancel: &CancelToken,
+) -> Result<RunReport, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(drive(transport, hosts, command, options, observer, cancel)))
+}
+
+async fn drive(
+    transport: &dyn Transport,
+    hosts: &[String],
+    command: &str,
+    options: &RunOptions,
+    observer: &mut dyn Observer,
+    cancel: &CancelToken,
+) -> RunReport {
+    let start = Instant::now();
+    let fanout = options.fanout.max(1);
+    let label = options
+        .hosts_label
+        .clone()
+        .unwrap_or_else(|| hosts.join(","));
+    let shared = transport.shared_job(command);
+    let n_units = if shared {
+        usize::from(!hosts.is_empty())
+    } else {
+        hosts.len()
+    };
+
+    let mut outs: Vec<(Vec<u8>, Vec<u8>)> = vec![(Vec::new(), Vec::new()); hosts.len()];
+    let mut results: Vec<Option<HostResult>> = vec![None; hosts.len()];
+    let mut units: Vec<Unit> = Vec::with_capacity(n_units);
+    let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+    let mut cancel_rx = cancel.subscribe();
+    let mut cancelled = cancel.is_cancelled();
+    let mut running = 0usize;
+    let mut next = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+
+    loop {
+        while !cancelled && running < fanout && next < n_units {
+            let indexes: Vec<usize> = if shared {
+                (0..hosts.len()).collect()
+            } else {
+                vec![next]
+            };
+            let job = Job {
+                host: if shared { &label } else { &hosts[next] },
+                rank: if shared { 0 } else { next },
+                hosts: &label,
+                command,
+            };
+            let unit = units.len();
+            next += 1;
+            for &i in &indexes {
+                observer.started(i, &hosts[i]);
+            }
+            match transport.prepare(&job) {
+                Ok(launch) => {
+                    units.push(Unit {
+                        indexes,
+                        diagnostics: launch.diagnostics.clone(),
+                    });
+                    running += 1;
+                    tokio::spawn(host_task(
+                        unit,
+                        launch,
+                        options.merge_stderr,
+                        options.command_timeout,
+                        cancel.subscribe(),
+                        tx.clone(),
+                    ));
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for &i in &indexes {
+                        outs[i].1.extend_from_slice(msg.as_bytes());
+                        outs[i].1.push(b'\n');
+                        observer.line(i, &hosts[i], Stream::Stderr, msg.as_bytes());
+                        let r = HostResult {
+                            host: hosts[i].clone(),
+                            index: i,
+                            status: Status::LaunchFailed(msg.clone()),
+                            stdout: std::mem::take(&mut outs[i].0),
+                            stderr: std::mem::take(&mut outs[i].1),
+                            duration: Duration::ZERO,
+                        };
+                        observer.finished(&r);
+                        results[i] = Some(r);
+                    }
+                    units.push(Unit {
+                        indexes: Vec::new(),
+                        diagnostics: None,
+                    });
+                }
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        let msg = match rx.try_recv() {
+            Ok(m) => m,
+            Err(_) => {
+                observer.idle();
+                tokio::select! {
+                    m = rx.recv() => match m { Some(m) => m, None => break },
+                    _ = tick.tick() => { observer.tick(); continue; }
+                    _ = cancel_rx.wait_for(|c| *c), if !cancelled => { cancelled = true; continue; }
+                }
+            }
+        };
+        match msg {
+            Msg::Output { unit, stream, data } => {
+                for &i in &units[unit].indexes {
+                    let buf = match stream {
+                        Stream::Stdout => &mut outs[i].0,
+                        Stream::Stderr => &mut outs[i].1,
+                    };
+                    buf.extend_from_slice(&data);
+                    for l in lines(&data) {
+                        observer.line(i, &hosts[i], stream, l);
+                    }
+                }
+            }
+            Msg::Done {
+                unit,
+                end,
+                duration,
+            } => {
+                running -= 1;
+                let diag = match &units[unit].diagnostics {
+                    Some(p) => {
+                        let d = std::fs::read(p).unwrap_or_default();
+                        let _ = std::fs::remove_file(p);
+                        d
+                    }
+                    None => Vec::new(),
+                };
+                let status = match end {
+                    End::Exited(code) => transport.classify(code, &diag),
+                    End::TimedOut => Status::TimedOut,
+                    End::Cancelled => Status::Cancelled { started: true },
+                    End::SpawnFailed(m) => Status::LaunchFailed(m),
+                };
+                let diag_stream = if options.merge_stderr {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                };
+                let mut diag = diag;
+                if let Status::LaunchFailed(m) = &status {
+                    diag.extend_from_slice(m.as_bytes());
+                    diag.push(b'\n');
+                }
+                for &i in &units[unit].indexes {
+                    if !diag.is_empty() {
+                        let buf = match diag_stream {
+                            Stream::Stdout => &mut outs[i].0,
+                            Stream::Stderr => &mut outs[i].1,
+                        };
+                        buf.extend_from_slice(&diag);
+                        for l in lines(&diag) {
+                            observer.line(i, &hosts[i], diag_stream, l);
+                        }
+                    }
+                    let r = HostResult {
+                        host: hosts[i].clone(),
+                        index: i,
+                        status: status.clone(),
+                        stdout: std::mem::take(&mut outs[i].0),
+                        stderr: std::mem::take(&mut outs[i].1),
+                        duration,
+                    };
+                    observer.finished(&r);
+                    results[i] = Some(r);
+                }
+            }
+        }
+    }
+    drop(tx);
+    observer.idle();
+
+    let results: Vec<HostResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                let r = HostResult {
+                    host: hosts[i].clone(),
+                    index: i,
+                    status: Status::Cancelled { started: false },
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    duration: Duration::ZERO,
+                };
+                observer.finished(&r);
+                r
+            })
+        })
+        .collect();
+    observer.idle();
+    RunReport {
+        results,
+        cancelled: cancelled || cancel.is_cancelled(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new file descriptors into `fds` on success.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        if let Ok(pid) = i32::try_from(pid) {
+            // SAFETY: plain kill(2) on the process group we created; the
+            // leader has not been reaped yet, so the id cannot be reused.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+async fn host_task(
+    unit: usize,
+    launch: Launch,
+    merge: bool,
+    timeout: Option<Duration>,
+    mut cancel: watch::Receiver<bool>,
+    tx: mpsc::Sender<Msg>,
+) {
+    let start = Instant::now();
+    let end = run_one(unit, &launch, merge, timeout, &mut cancel, &tx).await;
+    let _ = tx
+        .send(Msg::Done {
+            unit,
+            end,
+            duration: start.elapsed(),
+        })
+        .await;
+}
+
+async fn run_one(
+    unit: usize,
+    launch: &Launch,
+    merge: bool,
+    timeout: Option<Duration>,
+    cancel: &mut watch::Receiver<bool>,
+    tx: &mpsc::Sender<Msg>,
+) -> End {
+    let mut cmd = tokio::process::Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut merged_reader = None;
+    if merge {
+        let (r, w) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return End::SpawnFailed(format!("pipe: {e}")),
+        };
+        let w2 = match w.try_clone() {
+            Ok(w2) => w2,
+            Err(e) => return End::SpawnFailed(format!("pipe: {e}")),
+        };
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+        merged_reader = Some(r);
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return End::SpawnFailed(format!(
+                "cannot start {}: {e}",
+                launch.program.to_string_lossy()
+            ))
+        }
+    };
+    // The parent's copies of the write ends are closed when `cmd` drops.
+    drop(cmd);
+    let pid = child.id();
+    let io = async {
+        if let Some(r) = merged_reader {
+            if let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(r) {
+                pump(rx, unit, Stream::Stdout, tx).await;
+            }
+        } else {
+            let out = child.stdout.take();
+            let err = child.stderr.take();
+            let a = async {
+                if let Some(o) = out {
+                    pump(o, unit, Stream::Stdout, tx).await;
+                }
+            };
+            let b = async {
+                if let Some(e) = err {
+                    pump(e, unit, Stream::Stderr, tx).await;
+                }
+            };
+            tokio::join!(a, b);
+        }
+        child.wait().await
+    };
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let end = tokio::select! {
+        status = io => match status {
+            Ok(s) => End::Exited(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
+            Err(e) => End::SpawnFailed(format!("wait: {e}")),
+        },
+        _ = deadline => End::TimedOut,
+        _ = cancel.wait_for(|c| *c) => End::Cancelled,
+    };
+    if !matches!(end, End::Exited(_)) {
+        kill_group(pid);
+    }
+    end
+}
+
+async fn pump<R: AsyncRead + Unpin>(mut r: R, unit: usize, stream: Stream, tx: &mpsc::Sender<Msg>) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let new = &chunk[..n];
+        match new.iter().rposition(|b| *b == b'\n') {
+            Some(p) => {
+                let mut data = std::mem::take(&mut pending);
+                data.extend_from_slice(&new[..=p]);
+                pending.extend_from_slice(&new[p + 1..]);
+                if tx.send(Msg::Output { unit, stream, data }).await.is_err() {
+                    return;
+                }
+            }
+            None => pending.extend_from_slice(new),
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx
+            .send(Msg::Output {
+                unit,
+                stream,
+                data: pending,
+            })
+            .await;
+    }
+}

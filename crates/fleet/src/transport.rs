@@ -1,0 +1,611 @@
+//! Transports: how the local process that runs a command "on" one host is
+//! built, and how its exit is read.
+//!
+//! A [`Transport`] never runs anything itself: for each host it returns a
+//! [`Launch`] (an argv, never a shell string built on the admin host), and
+//! after the process exits it turns the raw exit code plus the transport's
+//! own diagnostics into a [`Status`]. The engine ([`crate::run`]) does the
+//! spawning, reading, timing and killing, so every transport gets the same
+//! fan-out window, timeouts and cancellation.
+
+use crate::result::Status;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One host's share of a run, handed to [`Transport::prepare`].
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The host name (or, for a shared job, the folded node set).
+    pub host: &'a str,
+    /// Position of the host in the run's target list (0-based).
+    pub rank: usize,
+    /// The whole target list, folded (what `%hosts` expands to).
+    pub hosts: &'a str,
+    /// The command as the user typed it.
+    pub command: &'a str,
+}
+
+/// The local process to start for one host.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Program to execute (looked up in `PATH` when it has no slash).
+    pub program: OsString,
+    /// Its arguments, passed as they are (no shell on the admin host).
+    pub args: Vec<OsString>,
+    /// Extra environment variables for the process.
+    pub env: Vec<(OsString, OsString)>,
+    /// A file in which the transport itself writes its own messages (ssh's
+    /// `-E`), read and removed by the engine after the process exits; its
+    /// lines are reported as the host's stderr.
+    pub diagnostics: Option<PathBuf>,
+}
+
+impl Launch {
+    /// The full argv (program first), for display and debugging.
+    pub fn argv(&self) -> Vec<OsString> {
+        let mut v = Vec::with_capacity(self.args.len() + 1);
+        v.push(self.program.clone());
+        v.extend(self.args.iter().cloned());
+        v
+    }
+}
+
+/// Errors a transport reports before anything is started.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The command has a `%` pattern the exec transport does not know.
+    #[error("command {command:?}: {message} (use '%%' for a literal '%')")]
+    BadPattern {
+        /// The command as typed.
+        command: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A host name that ssh would take for an option or that holds bytes no
+    /// host name has.
+    #[error("host {0:?}: not a valid host name for ssh")]
+    BadHost(String),
+    /// The per-run control directory could not be made.
+    #[error("ssh control directory {path}: {source}")]
+    ControlDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// How one host's command is started and how its exit is read.
+pub trait Transport: Send + Sync {
+    /// Short name for messages ("ssh", "exec").
+    fn name(&self) -> &'static str;
+
+    /// Builds the process for one host.
+    fn prepare(&self, job: &Job<'_>) -> Result<Launch, TransportError>;
+
+    /// Turns the process's exit code (`128 + signal` when killed by a
+    /// signal) and the content of [`Launch::diagnostics`] into a status.
+    fn classify(&self, exit_code: i32, diagnostics: &[u8]) -> Status {
+        let _ = diagnostics;
+        Status::Exited(exit_code)
+    }
+
+    /// True when `command` must run once for all hosts rather than once per
+    /// host (the exec transport's `%hosts`).
+    fn shared_job(&self, command: &str) -> bool {
+        let _ = command;
+        false
+    }
+
+    /// Releases what the transport keeps between runs (ssh master
+    /// connections of a private control directory). Called on drop too.
+    fn close(&self) {}
+}
+
+// ---------------------------------------------------------------------------
+// exec
+
+/// Runs the command locally through `/bin/sh -c`, once per host, after
+/// substituting `%h`/`%host`, `%hosts`, `%n`/`%rank` and `%%` like
+/// `clush -R exec`. Useful for tests, benchmarks and for commands such as
+/// `ssh %h ...` or `rsync ... %h:...` that address the host themselves.
+#[derive(Debug, Clone)]
+pub struct ExecTransport {
+    shell: PathBuf,
+}
+
+impl Default for ExecTransport {
+    fn default() -> Self {
+        ExecTransport {
+            shell: PathBuf::from("/bin/sh"),
+        }
+    }
+}
+
+impl ExecTransport {
+    /// An exec transport using `/bin/sh`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Transport for ExecTransport {
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+
+    fn prepare(&self, job: &Job<'_>) -> Result<Launch, TransportError> {
+        let command = substitute(job.command, job.host, job.hosts, job.rank)?;
+        Ok(Launch {
+            program: self.shell.clone().into_os_string(),
+            args: vec!["-c".into(), command.into()],
+            env: Vec::new(),
+            diagnostics: None,
+        })
+    }
+
+    fn shared_job(&self, command: &str) -> bool {
+        command.contains("%hosts") || command.contains("%{hosts}")
+    }
+}
+
+/// Expands `%h`, `%host`, `%hosts`, `%n`, `%rank` (also as `%{name}`) and
+/// `%%` in `pattern`, with the rules of Python's `string.Template` that
+/// `clush -R exec` uses: any other `%name` or a lone `%` is an error.
+pub fn substitute(
+    pattern: &str,
+    host: &str,
+    hosts: &str,
+    rank: usize,
+) -> Result<String, TransportError> {
+    let bad = |message: String| TransportError::BadPattern {
+        command: pattern.to_string(),
+        message,
+    };
+    let mut out = String::with_capacity(pattern.len() + host.len());
+    let mut rest = pattern;
+    while let Some(pos) = rest.find('%') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            out.push('%');
+            rest = tail;
+            continue;
+        }
+        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced
+                .find('}')
+                .ok_or_else(|| bad(format!("unterminated '%{{' at byte {pos}")))?;
+            let name = &braced[..end];
+            if !is_identifier(name) {
+                return Err(bad(format!(
+                    "invalid placeholder '%{{{name}}}' at byte {pos}"
+                )));
+            }
+            (name, &braced[end + 1..])
+        } else {
+            let len = identifier_len(after);
+            if len == 0 {
+                return Err(bad(format!("invalid placeholder at byte {pos}")));
+            }
+            (&after[..len], &after[len..])
+        };
+        match name {
+            "h" | "host" => out.push_str(host),
+            "hosts" => out.push_str(hosts),
+            "n" | "rank" => out.push_str(&rank.to_string()),
+            other => return Err(bad(format!("unknown placeholder '%{other}'"))),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn identifier_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
+        return 0;
+    }
+    b.iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count()
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && identifier_len(s) == s.len()
+}
+
+// ---------------------------------------------------------------------------
+// ssh
+
+/// What ssh does with a host key it has never seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostKeyPolicy {
+    /// `StrictHostKeyChecking=yes`: unknown keys are refused (default).
+    #[default]
+    Strict,
+    /// `StrictHostKeyChecking=accept-new`: trust on first use, changed keys
+    /// are still refused.
+    AcceptNew,
+}
+
+/// Reuse of one ssh connection per host (OpenSSH `ControlMaster`).
+#[derive(Debug, Clone)]
+pub struct ConnectionReuse {
+    /// Directory holding the control sockets. `None`: a private directory
+    /// made for this transport and removed, with its masters, by
+    /// [`Transport::close`]. `Some`: a directory shared between runs (made
+    /// 0700 if missing); masters are left there for `persist`.
+    pub dir: Option<PathBuf>,
+    /// `ControlPersist`: how long an idle master stays up.
+    pub persist: Duration,
+}
+
+/// Settings of the OpenSSH transport.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// The ssh program (default `ssh`, from `PATH`).
+    pub program: PathBuf,
+    /// Words put before the ssh program, e.g. `nsenter --net=... --` to run
+    /// ssh in another network namespace (the test bed's loopback fleet).
+    pub wrapper: Vec<OsString>,
+    /// `-F FILE`: an ssh_config to use instead of `~/.ssh/config`.
+    pub config_file: Option<PathBuf>,
+    /// `-l USER`.
+    pub user: Option<String>,
+    /// Extra ssh arguments, put first so they override the defaults below
+    /// (ssh keeps the first value it reads), e.g. `["-o", "Port=2222"]`.
+    pub extra_args: Vec<OsString>,
+    /// `ConnectTimeout` (rounded up to whole seconds). Default 10 s.
+    pub connect_timeout: Option<Duration>,
+    /// Host-key policy (default strict).
+    pub host_keys: HostKeyPolicy,
+    /// `ServerAliveInterval` (seconds) and `ServerAliveCountMax`: a host that
+    /// vanishes mid-command is declared lost after about their product.
+    /// Default (10, 3).
+    pub keepalive: Option<(u32, u32)>,
+    /// Connection reuse; `None` opens one fresh connection per command.
+    pub reuse: Option<ConnectionReuse>,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            program: PathBuf::from("ssh"),
+            wrapper: Vec::new(),
+            config_file: None,
+            user: None,
+            extra_args: Vec::new(),
+            connect_timeout: Some(Duration::from_secs(10)),
+            host_keys: HostKeyPolicy::Strict,
+            keepalive: Some((10, 3)),
+            reuse: None,
+        }
+    }
+}
+
+/// Runs commands through the system `ssh` binary, so `~/.ssh/config`, the
+/// agent, ProxyJump, certificates and known_hosts behave as for clush.
+///
+/// Each command is `ssh [extra] [defaults] -E LOG -- HOST COMMAND` with the
+/// command as one argument: ssh hands it unchanged to the remote user's
+/// shell, nothing is interpreted on the admin host. ssh's own messages go to
+/// `LOG`, which is how an exit code 255 is told apart: with a message from
+/// ssh it is [`Status::Unreachable`], without one it is the command's own
+/// exit code.
+#[derive(Debug)]
+pub struct SshTransport {
+    options: SshOptions,
+    /// Private directory for diagnostics logs (and control sockets when the
+    /// reuse directory is private).
+    workdir: tempfile::TempDir,
+    control_dir: Option<PathBuf>,
+    private_control: bool,
+    counter: AtomicU64,
+    masters: Mutex<BTreeSet<String>>,
+}
+
+impl SshTransport {
+    /// Makes a transport; creates its private working directory (mode 0700)
+    /// and, if asked, the shared control directory.
+    pub fn new(options: SshOptions) -> Result<Self, TransportError> {
+        let workdir = tempfile::Builder::new()
+            .prefix("swh-deploy-ssh.")
+            .tempdir()
+            .map_err(|source| TransportError::ControlDir {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let (control_dir, private_control) = match &options.reuse {
+            None => (None, false),
+            Some(ConnectionReuse { dir: None, .. }) => (Some(workdir.path().to_path_buf()), true),
+            Some(ConnectionReuse { dir: Some(d), .. }) => {
+                make_private_dir(d).map_err(|source| TransportError::ControlDir {
+                    path: d.clone(),
+                    source,
+                })?;
+                (Some(d.clone()), false)
+            }
+        };
+        Ok(SshTransport {
+            options,
+            workdir,
+            control_dir,
+            private_control,
+            counter: AtomicU64::new(0),
+            masters: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The options this transport was made with.
+    pub fn options(&self) -> &SshOptions {
+        &self.options
+    }
+
+    /// The ssh arguments shared by every invocation (before `-E`, `--`,
+    /// host and command).
+    fn common_args(&self) -> Vec<OsString> {
+        let o = &self.options;
+        let mut a: Vec<OsString> = Vec::with_capacity(24);
+        if let Some(f) = &o.config_file {
+            a.push("-F".into());
+            a.push(f.clone().into_os_string());
+        }
+        a.extend(o.extra_args.iter().cloned());
+        for opt in ["-oForwardAgent=no", "-oForwardX11=no", "-oBatchMode=yes"] {
+            a.push(opt.into());
+        }
+        a.push(
+            match o.host_keys {
+                HostKeyPolicy::Strict => "-oStrictHostKeyChecking=yes",
+                HostKeyPolicy::AcceptNew => "-oStrictHostKeyChecking=accept-new",
+            }
+            .into(),
+        );
+        if let Some(t) = o.connect_timeout {
+            let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+            a.push(format!("-oConnectTimeout={}", secs.max(1)).into());
+        }
+        if let Some((interval, count)) = o.keepalive {
+            a.push(format!("-oServerAliveInterval={interval}").into());
+            a.push(format!("-oServerAliveCountMax={count}").into());
+        }
+        if let (Some(dir), Some(reuse)) = (&self.control_dir, &o.reuse) {
+            a.push("-oControlMaster=auto".into());
+            let mut p = OsString::from("-oControlPath=");
+            p.push(dir.join("%C").into_os_string());
+            a.push(p);
+            a.push(format!("-oControlPersist={}", reuse.persist.as_secs().max(1)).into());
+        }
+        if let Some(u) = &o.user {
+            a.push("-l".into());
+            a.push(u.into());
+        }
+        a
+    }
+
+    fn base_launch(&self, args: Vec<OsString>) -> Launch {
+        let o = &self.options;
+        if o.wrapper.is_empty() {
+            Launch {
+                program: o.program.clone().into_os_string(),
+                args,
+                env: Vec::new(),
+                diagnostics: None,
+            }
+        } else {
+            let mut all: Vec<OsString> = o.wrapper[1..].to_vec();
+            all.push(o.program.clone().into_os_string());
+            all.extend(args);
+            Launch {
+                program: o.wrapper[0].clone(),
+                args: all,
+                env: Vec::new(),
+                diagnostics: None,
+            }
+        }
+    }
+
+    /// Ends the master connections this transport opened in its control
+    /// directory (`ssh -O exit`), at most 64 at a time.
+    fn exit_masters(&self) {
+        let hosts: Vec<String> = {
+            let mut m = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *m).into_iter().collect()
+        };
+        if hosts.is_empty() || self.control_dir.is_none() {
+            return;
+        }
+        for chunk in hosts.chunks(64) {
+            let mut children = Vec::new();
+            for h in chunk {
+                let mut args = self.common_args();
+                args.extend(["-O".into(), "exit".into(), "--".into(), h.into()]);
+                let l = self.base_launch(args);
+                let child = std::process::Command::new(&l.program)
+                    .args(&l.args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+                if let Ok(c) = child {
+                    children.push(c);
+                }
+            }
+            for mut c in children {
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn make_private_dir(d: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(d)?;
+    let meta = std::fs::metadata(d)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// True when `host` can be given to ssh as a destination: not empty, no
+/// leading `-`, no whitespace or control characters.
+pub fn valid_ssh_host(host: &str) -> bool {
+    !host.is_empty()
+        && !host.starts_with('-')
+        && host.chars().all(|c| !c.is_whitespace() && !c.is_control())
+}
+
+impl Transport for SshTransport {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn prepare(&self, job: &Job<'_>) -> Result<Launch, TransportError> {
+        if !valid_ssh_host(job.host) {
+            return Err(TransportError::BadHost(job.host.to_string()));
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let log = self.workdir.path().join(format!("ssh.{n}.log"));
+        let mut args = self.common_args();
+        args.push("-E".into());
+        args.push(log.clone().into_os_string());
+        args.push("--".into());
+        args.push(job.host.into());
+        args.push(job.command.into());
+        if self.control_dir.is_some() && self.private_control {
+            self.masters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(job.host.to_string());
+        }
+        let mut l = self.base_launch(args);
+        l.diagnostics = Some(log);
+        Ok(l)
+    }
+
+    fn classify(&self, exit_code: i32, diagnostics: &[u8]) -> Status {
+        if exit_code == 255 && ssh_complained(diagnostics) {
+            Status::Unreachable
+        } else {
+            Status::Exited(exit_code)
+        }
+    }
+
+    fn close(&self) {
+        if self.private_control {
+            self.exit_masters();
+        }
+    }
+}
+
+impl Drop for SshTransport {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// True when ssh wrote a message of its own (other than the notice that a
+/// new host key was added): connection refused, timeout, lost connection,
+/// authentication or host-key failure.
+fn ssh_complained(diagnostics: &[u8]) -> bool {
+    diagnostics
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .any(|l| !l.is_empty() && !l.starts_with(b"Warning: Permanently added"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_like_clush() {
+        assert_eq!(
+            substitute("echo %h %host", "n1", "n[1-2]", 0).unwrap(),
+            "echo n1 n1"
+        );
+        assert_eq!(
+            substitute("%{h}x %n %rank", "n1", "n[1-2]", 7).unwrap(),
+            "n1x 7 7"
+        );
+        assert_eq!(
+            substitute("%hosts 100%%", "n1", "n[1-2]", 0).unwrap(),
+            "n[1-2] 100%"
+        );
+        assert_eq!(substitute("%h.txt", "a", "a", 0).unwrap(), "a.txt");
+        assert!(substitute("%hostname", "a", "a", 0).is_err());
+        assert!(substitute("50% off", "a", "a", 0).is_err());
+        assert!(substitute("%{h", "a", "a", 0).is_err());
+        assert!(substitute("trailing %", "a", "a", 0).is_err());
+    }
+
+    #[test]
+    fn ssh_argv_keeps_the_command_as_one_argument_after_double_dash() {
+        let t = SshTransport::new(SshOptions {
+            config_file: Some("/tmp/cfg".into()),
+            extra_args: vec!["-oPort=2222".into()],
+            ..SshOptions::default()
+        })
+        .unwrap();
+        let cmd = "echo $HOME; rm -rf '/tmp/x y' && `id`";
+        let l = t
+            .prepare(&Job {
+                host: "web1",
+                rank: 0,
+                hosts: "web1",
+                command: cmd,
+            })
+            .unwrap();
+        let argv: Vec<String> = l
+            .argv()
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        let n = argv.len();
+        assert_eq!(&argv[n - 3..], &["--", "web1", cmd]);
+        assert_eq!(&argv[1..4], &["-F", "/tmp/cfg", "-oPort=2222"]);
+        assert!(argv.contains(&"-oBatchMode=yes".to_string()));
+        assert!(argv.contains(&"-oStrictHostKeyChecking=yes".to_string()));
+        assert!(argv.contains(&"-oConnectTimeout=10".to_string()));
+        assert!(l.diagnostics.is_some());
+        assert!(t
+            .prepare(&Job {
+                host: "-oProxyCommand=x",
+                rank: 0,
+                hosts: "",
+                command: "true"
+            })
+            .is_err());
+    }
+
+    #[test]
+    fn exit_255_is_unreachable_only_when_ssh_complained() {
+        let t = SshTransport::new(SshOptions::default()).unwrap();
+        assert_eq!(t.classify(255, b""), Status::Exited(255));
+        assert_eq!(
+            t.classify(
+                255,
+                b"Warning: Permanently added 'x' (ED25519) to the list of known hosts.\r\n"
+            ),
+            Status::Exited(255)
+        );
+        assert_eq!(
+            t.classify(
+                255,
+                b"ssh: connect to host x port 22: Connection refused\r\n"
+            ),
+            Status::Unreachable
+        );
+        assert_eq!(t.classify(1, b"whatever\r\n"), Status::Exited(1));
+    }
+}
