@@ -1,0 +1,141 @@
+//! `testbed`: start, inspect and stop the swh-deploy test bed (see
+//! docs/testbed.md).
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use swh_deploy_testbed::{default_state_dir, Options, Testbed};
+
+/// Real local hosts (network namespaces, overlay roots, sshd, systemd) for
+/// swh-deploy's tests and demo. Run as root.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Test bed name ([a-z0-9-], unique among running test beds).
+    #[arg(long, global = true, default_value = "default")]
+    name: String,
+    /// State directory (default /run/swh-deploy-testbed/NAME).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a test bed and leave it running.
+    Up {
+        /// Number of hosts on the bridge.
+        #[arg(long, default_value_t = 4)]
+        hosts: usize,
+        /// Boot hosts with systemd (systemd-nspawn -b).
+        #[arg(long)]
+        systemd: bool,
+        /// Instead: N loopback hosts (127.1.x.y) served by one sshd in a
+        /// private namespace; run clients with `testbed exec`.
+        #[arg(long, value_name = "N", conflicts_with_all = ["systemd", "hosts"])]
+        loopback: Option<usize>,
+        /// Do not build and serve the local apt repository.
+        #[arg(long)]
+        no_apt_repo: bool,
+        /// Host name prefix (hosts are PREFIX1, PREFIX2, ...).
+        #[arg(long, default_value = "host")]
+        host_prefix: String,
+    },
+    /// Stop everything the test bed started (safe to run twice).
+    Down,
+    /// Show hosts, faults and processes.
+    Status,
+    /// Run a command where the hosts are reachable (loopback mode: inside
+    /// the test bed's network namespace).
+    Exec {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Cut HOST's link: connects hang until timeout.
+    Cut {
+        /// Host name.
+        host: String,
+    },
+    /// Drop every packet to HOST (nftables): connects hang until timeout.
+    Drop {
+        /// Host name.
+        host: String,
+    },
+    /// Stop HOST's sshd: connects are refused at once.
+    Refuse {
+        /// Host name.
+        host: String,
+    },
+    /// Undo any fault on HOST.
+    Restore {
+        /// Host name.
+        host: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("testbed: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&cli.name));
+    match cli.command {
+        Cmd::Up {
+            hosts,
+            systemd,
+            loopback,
+            no_apt_repo,
+            host_prefix,
+        } => {
+            let opts = Options {
+                name: Some(cli.name.clone()),
+                hosts,
+                systemd,
+                loopback,
+                apt_repo: !no_apt_repo,
+                host_prefix,
+                state_dir: cli.state_dir.clone(),
+            };
+            let mut tb = Testbed::up(&opts)?;
+            tb.keep()?;
+            print!("{}", tb.status());
+            println!("ssh config: {}", tb.ssh_config_path().display());
+            println!("site: {}", tb.site_path().display());
+            Ok(())
+        }
+        Cmd::Down => {
+            if !dir.join("state.toml").exists() {
+                eprintln!(
+                    "testbed: {} is not up (no state in {})",
+                    cli.name,
+                    dir.display()
+                );
+                return Ok(());
+            }
+            Testbed::attach(&dir)?.down()
+        }
+        Cmd::Status => {
+            print!("{}", Testbed::attach(&dir)?.status());
+            Ok(())
+        }
+        Cmd::Exec { command } => {
+            let tb = Testbed::attach(&dir)?;
+            let err = tb.exec_command(&command).exec();
+            bail!("cannot run {:?}: {err}", command[0])
+        }
+        Cmd::Cut { host } => Testbed::attach(&dir)?.cut(&host),
+        Cmd::Drop { host } => Testbed::attach(&dir)?.drop(&host),
+        Cmd::Refuse { host } => Testbed::attach(&dir)?.refuse(&host),
+        Cmd::Restore { host } => Testbed::attach(&dir)?.restore(&host),
+    }
+}
