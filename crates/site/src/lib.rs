@@ -19,8 +19,11 @@
 //! Unit names, package names and versions are the validated newtypes of
 //! [`names`], so nothing unchecked can reach a command line.
 
+mod groups;
 pub mod names;
 mod raw;
+
+pub use groups::{SiteGroups, SITE_SOURCE};
 
 pub use names::{DebianVersion, NameError, PackageName, UnitName};
 

@@ -352,6 +352,14 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
                         format!("invalid node set `{text}`: character {c:?} is not allowed"),
                     ));
                 }
+                if let Err(e) = swh_deploy_nodeset::NodeSet::parse(text) {
+                    // Point at the faulty part: +1 for the opening quote.
+                    let offset = nodes.span().start
+                        + 1
+                        + e.position.unwrap_or(0)
+                        + (nodes.get_ref().len() - nodes.get_ref().trim_start().len());
+                    return Err(ctx.at(offset..offset, format!("invalid node set `{text}`: {e}")));
+                }
                 GroupMembers::Nodes(text.to_owned())
             }
             (None, Some(source)) => {

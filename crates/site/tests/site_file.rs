@@ -460,3 +460,86 @@ fn site_file_search_order() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bad_node_set_is_located() {
+    let msg = error_of("\n[groups.w]\nnodes = \"w[1-3,5-2]\"\n");
+    // The column is the faulty range's.
+    assert_eq!(
+        msg,
+        "bad.toml:8:16: invalid node set `w[1-3,5-2]`: Parse error: bad range: \"invalid values in range : \"5-2\"\""
+    );
+}
+
+#[test]
+fn groups_resolve_through_the_site() {
+    let site = Site::load(&examples_dir().join("sandbox.toml")).unwrap();
+    assert_eq!(
+        site.nodes("@rpc,@workers").unwrap().to_string(),
+        "host[1-4]"
+    );
+    assert_eq!(site.nodes("@workers!host3").unwrap().to_string(), "host4");
+    assert_eq!(site.nodes("@site:rpc").unwrap().to_string(), "host[1-2]");
+    assert_eq!(site.group_hosts("@rpc").unwrap().len(), 2);
+    assert!(site
+        .group_hosts("nope")
+        .unwrap_err()
+        .to_string()
+        .starts_with("no group `nope`"));
+    let err = site.nodes("host[3-1]").unwrap_err().to_string();
+    assert!(
+        err.starts_with("invalid node set `host[3-1]`: Parse error: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn nested_groups_and_clustershell_sources() {
+    let dir = std::env::temp_dir().join(format!("swh-deploy-site-cs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("cs/groups.d")).unwrap();
+    std::fs::write(
+        dir.join("cs/groups.conf"),
+        format!(
+            "[Main]\ndefault: local\nautodir: {}\n",
+            dir.join("cs/groups.d").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cs/groups.d/local.yaml"),
+        "local:\n    swh-workers: 'worker[01-03]'\n    azure: 'azw[1-2]'\n",
+    )
+    .unwrap();
+    let text = r#"
+[clustershell]
+config_dir = "cs"
+
+[groups.swh-workers]
+source = "local"
+
+[groups.azure-workers]
+source = "local"
+group = "azure"
+
+[groups.all-workers]
+nodes = "@swh-workers,@azure-workers"
+"#;
+    let site = Site::parse(text, &dir.join("site.toml")).unwrap();
+    assert_eq!(
+        site.group_hosts("swh-workers").unwrap().to_string(),
+        "worker[01-03]"
+    );
+    assert_eq!(
+        site.group_hosts("azure-workers").unwrap().to_string(),
+        "azw[1-2]"
+    );
+    assert_eq!(
+        site.group_hosts("all-workers").unwrap().to_string(),
+        "azw[1-2],worker[01-03]"
+    );
+    // A group only ClusterShell knows still resolves, as for clush.
+    assert_eq!(site.nodes("@local:azure").unwrap().to_string(), "azw[1-2]");
+    assert_eq!(site.nodes("@azure").unwrap().to_string(), "azw[1-2]");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

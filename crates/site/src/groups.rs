@@ -1,0 +1,120 @@
+//! Host groups as a node-set group source: `@name` in a node set given to
+//! any command resolves to the site's `[groups.name]`.
+//!
+//! [`SiteGroups`] implements [`GroupResolver`]. Its default source is named
+//! `site` and holds the site's groups: an inline group answers its node-set
+//! expression (which may name other `@groups`), a group taken from a
+//! ClusterShell group source answers `@source:group`, resolved in turn
+//! through ClusterShell's configuration ([`ClusterShellGroups`], from the
+//! site's `[clustershell] config_dir` or ClusterShell's own search path).
+//! Groups the site does not define fall back to ClusterShell's default
+//! source, so `@name` works as it does for clush.
+
+use crate::{GroupMembers, Site, SiteError};
+use swh_deploy_nodeset::{ClusterShellGroups, GroupError, GroupResolver, NodeSet};
+
+/// The name of the site's own group source.
+pub const SITE_SOURCE: &str = "site";
+
+/// The site's groups, then ClusterShell's group sources.
+pub struct SiteGroups<'a> {
+    site: &'a Site,
+    clustershell: ClusterShellGroups,
+}
+
+impl<'a> SiteGroups<'a> {
+    /// A resolver over `site`'s groups and ClusterShell's configuration.
+    pub fn new(site: &'a Site) -> Result<SiteGroups<'a>, SiteError> {
+        let loaded = match &site.clustershell.config_dir {
+            Some(dir) => ClusterShellGroups::load_dir(dir),
+            None => ClusterShellGroups::load_default(),
+        };
+        let clustershell = loaded.map_err(|e| SiteError::Unknown {
+            message: format!(
+                "{}: cannot load the ClusterShell group configuration: {e}",
+                site.path.display()
+            ),
+        })?;
+        Ok(SiteGroups { site, clustershell })
+    }
+
+    /// A resolver over `site`'s groups and the given ClusterShell resolver.
+    pub fn with_clustershell(site: &'a Site, clustershell: ClusterShellGroups) -> SiteGroups<'a> {
+        SiteGroups { site, clustershell }
+    }
+
+    fn is_site(source: Option<&str>) -> bool {
+        source.is_none() || source == Some(SITE_SOURCE)
+    }
+}
+
+impl GroupResolver for SiteGroups<'_> {
+    fn sources(&self) -> Vec<String> {
+        let mut v = vec![SITE_SOURCE.to_owned()];
+        v.extend(self.clustershell.sources());
+        v
+    }
+
+    fn group_nodes(&self, group: &str, source: Option<&str>) -> Result<Vec<String>, GroupError> {
+        if Self::is_site(source) {
+            if let Some(g) = self.site.groups.get(group) {
+                return Ok(vec![match &g.members {
+                    GroupMembers::Nodes(expr) => expr.clone(),
+                    GroupMembers::Source { source, group } => format!("@{source}:{group}"),
+                }]);
+            }
+            if source.is_none() && !self.clustershell.sources().is_empty() {
+                return self.clustershell.group_nodes(group, None);
+            }
+            return Ok(Vec::new());
+        }
+        self.clustershell.group_nodes(group, source)
+    }
+
+    fn all_nodes(&self, source: Option<&str>) -> Result<Vec<String>, GroupError> {
+        if Self::is_site(source) {
+            return Ok(self
+                .site
+                .groups
+                .keys()
+                .map(|name| format!("@{SITE_SOURCE}:{name}"))
+                .collect());
+        }
+        self.clustershell.all_nodes(source)
+    }
+
+    fn group_list(&self, source: Option<&str>) -> Result<Vec<String>, GroupError> {
+        if Self::is_site(source) {
+            return Ok(self.site.groups.keys().cloned().collect());
+        }
+        self.clustershell.group_list(source)
+    }
+}
+
+impl Site {
+    /// A node-set group resolver over this site's groups (see [`SiteGroups`]).
+    pub fn resolver(&self) -> Result<SiteGroups<'_>, SiteError> {
+        SiteGroups::new(self)
+    }
+
+    /// Parses a node-set expression (`host[1-3]`, `@swh-workers!worker03`),
+    /// resolving `@groups` through the site.
+    pub fn nodes(&self, expr: &str) -> Result<NodeSet, SiteError> {
+        let resolver = self.resolver()?;
+        NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
+            message: format!("invalid node set `{expr}`: {e}"),
+        })
+    }
+
+    /// The hosts of group `name` (with or without `@`).
+    pub fn group_hosts(&self, name: &str) -> Result<NodeSet, SiteError> {
+        let group = self.group(name)?;
+        let hosts = self.nodes(&format!("@{SITE_SOURCE}:{}", group.name))?;
+        if hosts.is_empty() {
+            return Err(SiteError::Unknown {
+                message: format!("group `{}` ({}) has no hosts", group.name, group.defined_at),
+            });
+        }
+        Ok(hosts)
+    }
+}
