@@ -58,6 +58,12 @@ impl ParseError {
         }
     }
 
+    /// An error of the given kind with a ready message (no part, no
+    /// position).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ParseError {
+        Self::other(kind, message)
+    }
+
     /// An error of another kind with a ready message.
     pub(crate) fn other(kind: ErrorKind, message: impl Into<String>) -> ParseError {
         ParseError {

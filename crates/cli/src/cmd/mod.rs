@@ -1,6 +1,8 @@
 //! One module per subcommand. To add one: a module here, a variant in
 //! [`Command`], and a line in [`dispatch`].
 
+pub mod nodeset;
+
 use clap::Subcommand;
 use std::process::ExitCode;
 
@@ -9,11 +11,15 @@ use std::process::ExitCode;
 pub enum Command {
     /// Print the exit codes that swh-deploy commands use.
     ExitCodes,
+    /// Fold, expand, count and combine node sets, like ClusterShell's
+    /// `nodeset` (same options, same output).
+    Nodeset(nodeset::NodesetArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
 pub fn dispatch(command: Command) -> ExitCode {
     match command {
+        Command::Nodeset(args) => nodeset::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
