@@ -30,6 +30,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 pub mod aptrepo;
+pub mod components;
 mod bed;
 pub mod golden;
 mod util;

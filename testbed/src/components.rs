@@ -1,0 +1,1282 @@
+//! Optional test bed components, started on request by later tests.
+//!
+//! * [`Registry`]: Debian's real OCI registry (`docker-registry serve`, the
+//!   CNCF distribution registry 2.8) with a private configuration: listens
+//!   on `127.0.0.1` on a free port, stores in a given directory, no auth.
+//! * [`GitRemotes`]: bare git repositories standing for the remotes of a
+//!   module (`swh-loader-git`), of `swh-apps` and of `swh-charts`, with the
+//!   layouts, branches and tags of the real ones.
+//! * [`PackageIndex`]: a PyPI-style "simple" index (PEP 503, with PEP 658
+//!   metadata files) of small wheels written here (`swh.core`, `swh.model`,
+//!   `swh.storage`, `swh.lister`, `swh.loader.git`), served over HTTP on
+//!   `127.0.0.1` by `busybox httpd`. `uv pip compile --index-url` and `pip
+//!   index versions` resolve against it.
+//! * [`StaticHttp`]: `busybox httpd` serving a directory (the package index,
+//!   the apt repository of [`crate::aptrepo`]).
+//!
+//! Every component that runs a process is a guard: [`Drop`] stops it
+//! (SIGTERM, then SIGKILL after a bounded wait) and `stop()` does the same
+//! reporting errors. All waits are bounded. Nothing listens on anything but
+//! loopback unless a caller passes another address to [`StaticHttp::start`].
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::aptrepo::write_atomic;
+
+/// How long a component may take to answer after its process started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stopped process may take to exit after SIGTERM before SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------
+// Processes and HTTP
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+struct ProcessGuard {
+    child: Option<Child>,
+    what: String,
+}
+
+impl ProcessGuard {
+    fn spawn(cmd: &mut Command, what: &str) -> Result<ProcessGuard> {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {what}: {cmd:?}"))?;
+        Ok(ProcessGuard {
+            child: Some(child),
+            what: what.to_string(),
+        })
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `Some(status)` if the process already exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGTERM, bounded wait, SIGKILL; reaps the process.
+    fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
+        // SAFETY: plain syscall on the pid of a child we have not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().ok();
+        child
+            .wait()
+            .with_context(|| format!("waiting for {} to exit", self.what))?;
+        Ok(())
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// An HTTP answer read by [`http_get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code (200, 404, ...).
+    pub status: u16,
+    /// Header lines, as received (without the status line).
+    pub headers: Vec<String>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The body as (lossy) UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` on `addr` with HTTP/1.0 over a plain TCP connection, every
+/// step bounded by `timeout`. For loopback / test bed addresses only.
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<HttpResponse> {
+    ensure!(
+        path.starts_with('/') && !path.bytes().any(|b| b.is_ascii_whitespace()),
+        "invalid HTTP path {path:?}"
+    );
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: swh-deploy-testbed\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading the answer of {addr}{path}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .with_context(|| format!("{addr}{path}: no end of HTTP headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("{addr}{path}: bad status line {status_line:?}"))?;
+    Ok(HttpResponse {
+        status,
+        headers: lines.map(String::from).collect(),
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+/// A free TCP port on `ip` (bound then released: callers retry on a race).
+fn free_port(ip: IpAddr) -> Result<u16> {
+    let l = TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0"))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Waits until `GET path` on `addr` answers with a status accepted by `ok`,
+/// failing early if the process exits.
+fn wait_http(
+    proc: &mut ProcessGuard,
+    addr: SocketAddr,
+    path: &str,
+    ok: impl Fn(u16) -> bool,
+    log: Option<&Path>,
+) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = proc.exited() {
+            let tail = log
+                .and_then(|p| fs::read_to_string(p).ok())
+                .map(|s| s.lines().rev().take(5).collect::<Vec<_>>().join(" | "))
+                .unwrap_or_default();
+            bail!(
+                "{} exited ({status}) before answering on {addr}: {tail}",
+                proc.what
+            );
+        }
+        let last = match http_get(addr, path, Duration::from_secs(2)) {
+            Ok(r) if ok(r.status) => return Ok(()),
+            Ok(r) => format!("status {}", r.status),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() >= deadline {
+            bail!(
+                "{} did not answer GET {path} on {addr} within {:?} (last: {last})",
+                proc.what,
+                START_TIMEOUT
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Quotes a string as a YAML single-quoted scalar.
+fn yaml_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn utf8_path(p: &Path) -> Result<&str> {
+    p.to_str()
+        .with_context(|| format!("path {} is not UTF-8", p.display()))
+}
+
+// ---------------------------------------------------------------------------
+// Static HTTP server
+
+/// `busybox httpd` serving a directory over HTTP; stopped on drop.
+#[derive(Debug)]
+pub struct StaticHttp {
+    proc: ProcessGuard,
+    addr: SocketAddr,
+    root: PathBuf,
+}
+
+impl StaticHttp {
+    /// Serves `root` on `ip` (e.g. `127.0.0.1`, or a test bed bridge
+    /// address) on a free port; returns once it answers.
+    pub fn start(root: &Path, ip: IpAddr) -> Result<StaticHttp> {
+        ensure!(
+            root.is_dir(),
+            "cannot serve {}: not a directory",
+            root.display()
+        );
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("resolving {}", root.display()))?;
+        let mut last_err = None;
+        for _ in 0..3 {
+            let port = free_port(ip)?;
+            let addr = SocketAddr::new(ip, port);
+            let mut proc = ProcessGuard::spawn(
+                Command::new("busybox")
+                    .args(["httpd", "-f", "-p"])
+                    .arg(addr.to_string())
+                    .arg("-h")
+                    .arg(&root)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+                &format!("busybox httpd for {}", root.display()),
+            )?;
+            // Any HTTP answer (even 404 on /) means it listens.
+            match wait_http(&mut proc, addr, "/", |_| true, None) {
+                Ok(()) => return Ok(StaticHttp { proc, addr, root }),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("busybox httpd did not start")))
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The directory served.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Pid of the server process (while running).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    /// Stops the server (also done on drop).
+    pub fn stop(mut self) -> Result<()> {
+        self.proc.stop()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// OCI registry
+
+/// Debian's `docker-registry` (distribution 2.8) on `127.0.0.1`, no auth,
+/// storage in a given directory; stopped on drop.
+#[derive(Debug)]
+pub struct Registry {
+    proc: ProcessGuard,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Registry {
+    /// Starts a registry whose configuration (`config.yml`), storage
+    /// (`storage/`) and log (`registry.log`) live in `dir` (created if
+    /// missing); returns once `GET /v2/` answers 200.
+    pub fn start(dir: &Path) -> Result<Registry> {
+        fs::create_dir_all(dir.join("storage"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let storage = dir.join("storage");
+        let config = dir.join("config.yml");
+        let log = dir.join("registry.log");
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut last_err = None;
+        for _ in 0..3 {
+            let port = free_port(ip)?;
+            let addr = SocketAddr::new(ip, port);
+            let yaml = format!(
+                "# swh-deploy test bed registry: loopback only, no auth.\n\
+                 version: 0.1\n\
+                 log:\n  level: info\n  formatter: text\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+                 maintenance:\n    uploadpurging:\n      enabled: false\n\
+                 http:\n  addr: {}\n  secret: swh-deploy-testbed\n",
+                yaml_quote(utf8_path(&storage)?),
+                yaml_quote(&addr.to_string()),
+            );
+            write_atomic(&config, yaml.as_bytes(), 0o644)?;
+            let logfile =
+                fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+            let mut proc = ProcessGuard::spawn(
+                Command::new("docker-registry")
+                    .arg("serve")
+                    .arg(&config)
+                    .env_remove("REGISTRY_HTTP_ADDR")
+                    .stdin(Stdio::null())
+                    .stdout(logfile.try_clone()?)
+                    .stderr(logfile),
+                "docker-registry",
+            )?;
+            match wait_http(&mut proc, addr, "/v2/", |s| s == 200, Some(&log)) {
+                Ok(()) => return Ok(Registry { proc, addr, dir }),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("docker-registry did not start")))
+    }
+
+    /// The address it listens on (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references
+    /// (`127.0.0.1:PORT/swh/loader_git:20250117.1`; use `--tls-verify=false`
+    /// with skopeo/buildah: it speaks plain HTTP).
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT` (the distribution API is under `/v2/`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The directory holding its configuration, storage and log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Pid of the registry process (while running).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    /// Stops the registry (also done on drop); storage is kept.
+    pub fn stop(mut self) -> Result<()> {
+        self.proc.stop()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Git remotes
+
+/// The module whose remote [`GitRemotes`] makes (repository name).
+pub const MODULE_REPO: &str = "swh-loader-git";
+/// Its Python distribution name.
+pub const MODULE_DIST: &str = "swh.loader.git";
+/// Release tags of the module remote, oldest first (annotated). `master`
+/// has one more commit after the last one.
+pub const MODULE_TAGS: &[&str] = &["v1.0.0", "v1.1.0"];
+/// Apps of the swh-apps remote (`apps/<app>/`), with the Python
+/// distribution each one requires.
+pub const APPS: &[(&str, &str)] = &[
+    ("swh-lister", "swh.lister"),
+    ("swh-loader-git", "swh.loader.git"),
+    ("swh-storage", "swh.storage"),
+];
+/// Branches of the swh-charts remote, from the first environment to the last.
+pub const CHART_BRANCHES: &[&str] = &["swh-next-version", "staging", "production"];
+/// `appVersion` of `swh/Chart.yaml` on every chart branch at creation.
+pub const CHART_APP_VERSION: u64 = 423;
+
+/// One bare repository of [`GitRemotes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRemote {
+    /// Path of the bare repository (`<dir>/<name>.git`).
+    pub path: PathBuf,
+    /// `file://` URL of it, for `git clone` / `git push`.
+    pub url: String,
+    /// The branch `HEAD` points to (what a clone checks out).
+    pub default_branch: String,
+}
+
+/// Bare git repositories standing for the remotes of a module
+/// ([`MODULE_REPO`]), of `swh-apps` and of `swh-charts`. Plain directories:
+/// nothing to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRemotes {
+    /// The directory holding the bare repositories.
+    pub dir: PathBuf,
+    /// `swh-loader-git.git`: a tiny Python project (pyproject.toml with
+    /// setuptools-scm, `swh/loader/git/`, requirements files), branch
+    /// `master`, annotated tags [`MODULE_TAGS`], one unreleased commit on
+    /// top.
+    pub module: GitRemote,
+    /// `swh-apps.git`: `apps/<app>/{Dockerfile, entrypoint.sh,
+    /// requirements.txt, requirements-frozen.txt}` for [`APPS`], frozen on
+    /// the 1.0.0 versions of [`PackageIndex`], each app tagged
+    /// `<app>-<YYYYMMDD.N>` at its version in the chart's values file.
+    /// Branch `master`.
+    pub apps: GitRemote,
+    /// `swh-charts.git`: `swh/Chart.yaml` (`appVersion:`
+    /// [`CHART_APP_VERSION`]), `swh/values/...`, a template, and the root
+    /// `values-swh-application-versions.yaml` (the real files of
+    /// `shared/data/swh-charts/`); branches [`CHART_BRANCHES`] on the same
+    /// commit, `HEAD` -> `production`.
+    pub charts: GitRemote,
+}
+
+/// Fixed identity and dates: the remotes are the same on every run.
+const GIT_NAME: &str = "Software Heritage developers";
+const GIT_EMAIL: &str = "swh-devel@inria.fr";
+
+/// Directory of the real swh-charts files (`shared/data/swh-charts`).
+fn swh_charts_data() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SWH_DEPLOY_SHARED_DATA") {
+        return Ok(PathBuf::from(p).join("swh-charts"));
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for base in manifest.ancestors() {
+        let cand = base.join("shared/data/swh-charts");
+        if cand.is_dir() {
+            return Ok(cand);
+        }
+    }
+    bail!(
+        "cannot find shared/data/swh-charts above {} (set SWH_DEPLOY_SHARED_DATA to the data directory)",
+        manifest.display()
+    )
+}
+
+/// Runs git with a clean, fixed environment; returns stdout.
+fn git(dir: &Path, args: &[&str], date: &str) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", GIT_NAME)
+        .env("GIT_AUTHOR_EMAIL", GIT_EMAIL)
+        .env("GIT_COMMITTER_NAME", GIT_NAME)
+        .env("GIT_COMMITTER_EMAIL", GIT_EMAIL)
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run git {args:?} in {}", dir.display()))?;
+    if !out.status.success() {
+        bail!(
+            "git {:?} in {} failed ({}): {}",
+            args,
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes `files` (relative path, content, executable) under `root`.
+fn write_tree(root: &Path, files: &[(String, String, bool)]) -> Result<()> {
+    for (rel, content, exec) in files {
+        let p = root.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+        fs::set_permissions(
+            &p,
+            fs::Permissions::from_mode(if *exec { 0o755 } else { 0o644 }),
+        )?;
+    }
+    Ok(())
+}
+
+/// A work tree that commits with fixed dates and pushes to a bare remote.
+struct Work {
+    dir: PathBuf,
+}
+
+impl Work {
+    fn new(root: &Path, name: &str, branch: &str) -> Result<Work> {
+        let dir = root.join(name);
+        fs::create_dir_all(&dir)?;
+        git(&dir, &["init", "-q", "-b", branch], "2025-01-01T00:00:00Z")?;
+        Ok(Work { dir })
+    }
+
+    fn commit(&self, files: &[(String, String, bool)], message: &str, date: &str) -> Result<()> {
+        write_tree(&self.dir, files)?;
+        git(&self.dir, &["add", "-A"], date)?;
+        git(&self.dir, &["commit", "-q", "-m", message], date)?;
+        Ok(())
+    }
+
+    fn tag(&self, tag: &str, message: &str, date: &str) -> Result<()> {
+        git(&self.dir, &["tag", "-a", tag, "-m", message], date)?;
+        Ok(())
+    }
+}
+
+impl GitRemotes {
+    /// Creates the three bare repositories in `dir` (which must not hold
+    /// them yet). Deterministic: the same commits on every run.
+    pub fn create(dir: &Path) -> Result<GitRemotes> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        for name in [MODULE_REPO, "swh-apps", "swh-charts"] {
+            let p = dir.join(format!("{name}.git"));
+            ensure!(
+                !p.exists(),
+                "git remote {} already exists: give GitRemotes::create an empty directory",
+                p.display()
+            );
+        }
+        let scratch = dir.join(".work");
+        if scratch.exists() {
+            fs::remove_dir_all(&scratch)?;
+        }
+        fs::create_dir_all(&scratch)?;
+        let result = (|| -> Result<GitRemotes> {
+            let module = make_module(&dir, &scratch)?;
+            let apps = make_apps(&dir, &scratch)?;
+            let charts = make_charts(&dir, &scratch)?;
+            Ok(GitRemotes {
+                dir: dir.clone(),
+                module,
+                apps,
+                charts,
+            })
+        })();
+        let _ = fs::remove_dir_all(&scratch);
+        result
+    }
+}
+
+/// Pushes the work tree's branches and tags into a new bare repository.
+fn publish(
+    dir: &Path,
+    work: &Work,
+    name: &str,
+    branches: &[&str],
+    head: &str,
+) -> Result<GitRemote> {
+    let path = dir.join(format!("{name}.git"));
+    git(
+        dir,
+        &["init", "-q", "--bare", "-b", head, utf8_path(&path)?],
+        "2025-01-01T00:00:00Z",
+    )?;
+    let mut args = vec!["push", "-q", utf8_path(&path)?];
+    let refspecs: Vec<String> = branches
+        .iter()
+        .map(|b| format!("refs/heads/{b}:refs/heads/{b}"))
+        .collect();
+    args.extend(refspecs.iter().map(String::as_str));
+    args.push("refs/tags/*:refs/tags/*");
+    git(&work.dir, &args, "2025-01-01T00:00:00Z")?;
+    Ok(GitRemote {
+        url: format!("file://{}", utf8_path(&path)?),
+        path,
+        default_branch: head.to_string(),
+    })
+}
+
+fn f(path: &str, content: impl Into<String>) -> (String, String, bool) {
+    (path.to_string(), content.into(), false)
+}
+
+fn x(path: &str, content: impl Into<String>) -> (String, String, bool) {
+    (path.to_string(), content.into(), true)
+}
+
+fn make_module(dir: &Path, scratch: &Path) -> Result<GitRemote> {
+    let work = Work::new(scratch, MODULE_REPO, "master")?;
+    let pyproject = r#"[project]
+name = "swh.loader.git"
+authors = [
+    {name="Software Heritage developers", email="swh-devel@inria.fr"},
+]
+description = "Software Heritage git loader"
+readme = {file = "README.md", content-type = "text/markdown"}
+requires-python = ">=3.9"
+classifiers = [
+    "Programming Language :: Python :: 3",
+    "License :: OSI Approved :: GNU General Public License v3 (GPLv3)",
+    "Operating System :: OS Independent",
+]
+dynamic = ["version", "dependencies"]
+
+[project.urls]
+"Homepage" = "https://gitlab.softwareheritage.org/swh/devel/swh-loader-git"
+
+[tool.setuptools.packages.find]
+include = ["swh.*"]
+
+[tool.setuptools.dynamic]
+dependencies = {file = ["requirements.txt", "requirements-swh.txt"]}
+
+[build-system]
+requires = ["setuptools", "setuptools-scm"]
+build-backend = "setuptools.build_meta"
+
+[tool.setuptools_scm]
+fallback_version = "0.0.1"
+"#;
+    let loader = |body: &str| {
+        format!(
+            "# Copyright (C) 2015-2025  The Software Heritage developers\n\
+             # License: GNU General Public License version 3, or any later version\n\n\
+             \"\"\"Git loader (swh-deploy test bed module).\"\"\"\n\n{body}"
+        )
+    };
+    work.commit(
+        &[
+            f(
+                "README.md",
+                "swh-loader-git\n==============\n\nThe Software Heritage git loader (swh-deploy test bed copy).\n",
+            ),
+            f("pyproject.toml", pyproject),
+            f("requirements.txt", "dulwich >= 0.21\n"),
+            f("requirements-swh.txt", "swh.core >= 1.0.0\nswh.model >= 1.0.0\nswh.storage >= 1.0.0\n"),
+            f(".gitignore", "*.egg-info/\n__pycache__/\nbuild/\ndist/\n"),
+            f("swh/__init__.py", ""),
+            f("swh/loader/__init__.py", ""),
+            f("swh/loader/git/__init__.py", ""),
+            f(
+                "swh/loader/git/loader.py",
+                loader("class GitLoader:\n    def load(self, url):\n        return {\"status\": \"eventful\", \"url\": url}\n"),
+            ),
+        ],
+        "Initial import",
+        "2025-01-06T10:00:00Z",
+    )?;
+    work.tag("v1.0.0", "v1.0.0", "2025-01-06T10:05:00Z")?;
+    work.commit(
+        &[f(
+            "swh/loader/git/loader.py",
+            loader("class GitLoader:\n    def load(self, url, incremental=True):\n        return {\"status\": \"eventful\", \"url\": url, \"incremental\": incremental}\n"),
+        )],
+        "loader: Fetch packfiles incrementally",
+        "2025-01-13T10:00:00Z",
+    )?;
+    work.tag("v1.1.0", "v1.1.0", "2025-01-13T10:05:00Z")?;
+    work.commit(
+        &[f(
+            "swh/loader/git/loader.py",
+            loader("class GitLoader:\n    def load(self, url, incremental=True, shallow=False):\n        return {\"status\": \"eventful\", \"url\": url, \"incremental\": incremental, \"shallow\": shallow}\n"),
+        )],
+        "loader: Handle shallow clones",
+        "2025-01-16T10:00:00Z",
+    )?;
+    publish(dir, &work, MODULE_REPO, &["master"], "master")
+}
+
+/// `uv pip compile`-style frozen requirements of `dist` at version 1.0.0 of
+/// every test bed distribution.
+fn frozen_requirements(app: &str, dist: &str) -> String {
+    let mut pins: Vec<(String, Vec<String>)> = Vec::new();
+    fn visit(dist: &str, via: &str, pins: &mut Vec<(String, Vec<String>)>) {
+        let name = normalize(dist);
+        if let Some((_, vias)) = pins.iter_mut().find(|(n, _)| *n == name) {
+            if !vias.iter().any(|v| v == via) {
+                vias.push(via.to_string());
+            }
+            return;
+        }
+        pins.push((name.clone(), vec![via.to_string()]));
+        if let Some((_, deps)) = INDEX_DISTS.iter().find(|(d, _)| *d == dist) {
+            for dep in *deps {
+                visit(dep, &name, pins);
+            }
+        }
+    }
+    let req = format!("apps/{app}/requirements.txt");
+    visit(dist, &format!("-r {req}"), &mut pins);
+    pins.sort();
+    let mut out = format!(
+        "# This file was autogenerated by uv via the following command:\n\
+         #    uv pip compile {req} -o apps/{app}/requirements-frozen.txt\n"
+    );
+    for (name, mut vias) in pins {
+        vias.sort();
+        let _ = writeln!(out, "{name}==1.0.0");
+        if vias.len() == 1 {
+            let _ = writeln!(out, "    # via {}", vias[0]);
+        } else {
+            out.push_str("    # via\n");
+            for v in vias {
+                let _ = writeln!(out, "    #   {v}");
+            }
+        }
+    }
+    out
+}
+
+fn make_apps(dir: &Path, scratch: &Path) -> Result<GitRemote> {
+    let work = Work::new(scratch, "swh-apps", "master")?;
+    let versions =
+        fs::read_to_string(swh_charts_data()?.join("values-swh-application-versions.yaml"))
+            .context("reading values-swh-application-versions.yaml")?;
+    let mut files = vec![f(
+        "README.md",
+        "swh-apps\n========\n\nSoftware Heritage applications: one directory per image under `apps/` (swh-deploy test bed copy).\n",
+    )];
+    for (app, dist) in APPS {
+        let image = app.trim_start_matches("swh-").replace('-', "_");
+        files.push(f(
+            &format!("apps/{app}/Dockerfile"),
+            format!(
+                "# swh-deploy test bed: the real apps build FROM the swh-base image and\n\
+                 # pip-install requirements-frozen.txt; this one only copies its files,\n\
+                 # so that it builds offline (buildah/docker, no registry needed).\n\
+                 FROM scratch\n\
+                 LABEL org.opencontainers.image.title=\"{image}\"\n\
+                 COPY requirements-frozen.txt /opt/swh/requirements-frozen.txt\n\
+                 COPY entrypoint.sh /opt/swh/entrypoint.sh\n\
+                 ENTRYPOINT [\"/opt/swh/entrypoint.sh\"]\n"
+            ),
+        ));
+        files.push(x(
+            &format!("apps/{app}/entrypoint.sh"),
+            format!(
+                "#!/bin/bash\n\nset -e\n\ncase \"$1\" in\n  \"shell\")\n    exec bash -i\n    ;;\n  *)\n    echo \"Starting {app}\"\n    exec swh {} \"$@\"\n    ;;\nesac\n",
+                dist.trim_start_matches("swh.").replace('.', " ")
+            ),
+        ));
+        files.push(f(
+            &format!("apps/{app}/requirements.txt"),
+            format!("{dist}\n"),
+        ));
+    }
+    work.commit(
+        &files,
+        "Add swh-lister, swh-loader-git and swh-storage apps",
+        "2025-01-10T09:00:00Z",
+    )?;
+    // One build commit (writing requirements-frozen.txt) and release tag per
+    // app, at the version the chart's values file has for it.
+    let mut releases: Vec<(String, &str, &str)> = Vec::new();
+    for (app, dist) in APPS {
+        let key = format!("{}_image_version:", app.replace('-', "_"));
+        let version = versions
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map(|v| v.trim().trim_matches('\'').to_string())
+            .with_context(|| format!("no {key} in values-swh-application-versions.yaml"))?;
+        releases.push((version, app, dist));
+    }
+    releases.sort();
+    for (version, app, dist) in releases {
+        let tag = format!("{app}-{version}");
+        let date = format!(
+            "{}-{}-{}T12:00:00Z",
+            &version[0..4],
+            &version[4..6],
+            &version[6..8]
+        );
+        work.commit(
+            &[f(
+                &format!("apps/{app}/requirements-frozen.txt"),
+                frozen_requirements(app, dist),
+            )],
+            &format!("{tag}: Build image"),
+            &date,
+        )?;
+        work.tag(&tag, &format!("{tag}: Bump new release"), &date)?;
+    }
+    publish(dir, &work, "swh-apps", &["master"], "master")
+}
+
+fn make_charts(dir: &Path, scratch: &Path) -> Result<GitRemote> {
+    let data = swh_charts_data()?;
+    let read = |name: &str| {
+        fs::read_to_string(data.join(name))
+            .with_context(|| format!("reading {}", data.join(name).display()))
+    };
+    let chart = read("Chart.yaml")?;
+    ensure!(
+        chart.contains(&format!("appVersion: {CHART_APP_VERSION}")),
+        "{}: expected appVersion: {CHART_APP_VERSION}",
+        data.join("Chart.yaml").display()
+    );
+    let work = Work::new(scratch, "swh-charts", "production")?;
+    let template = "{{- /* swh-deploy test bed: one ConfigMap listing the image of every app,\n     \
+                    so that `helm template` shows what a values change deploys. */ -}}\n\
+                    apiVersion: v1\n\
+                    kind: ConfigMap\n\
+                    metadata:\n  name: swh-application-versions\n  namespace: {{ .Values.namespace }}\n\
+                    data:\n\
+                    {{- range $key, $value := .Values }}\n\
+                    {{- if and (kindIs \"string\" $value) (hasSuffix \"_image\" $key) }}\n  \
+                    {{ $key }}: {{ printf \"%s:%s\" $value (index $.Values (printf \"%s_version\" $key)) | quote }}\n\
+                    {{- end }}\n\
+                    {{- end }}\n";
+    work.commit(
+        &[
+            f("README.md", "swh-charts\n==========\n\nHelm chart of the Software Heritage stack (swh-deploy test bed copy).\n"),
+            f("swh/Chart.yaml", chart),
+            f("swh/values/default.yaml", read("values-default.yaml")?),
+            f("swh/values/production/default.yaml", read("values-production-default.yaml")?),
+            f("swh/values/production/swh-cassandra.yaml", "# swh-cassandra namespace in production\nnamespace: swh-cassandra\n"),
+            f("swh/values/staging/default.yaml", "environment: staging\nsentry:\n  environment: staging\n"),
+            f("swh/values/staging/next-version.yaml", "# swh-cassandra-next-version namespace in staging\nnamespace: swh-cassandra-next-version\n"),
+            f("swh/templates/application-versions.yaml", template),
+            f("values-swh-application-versions.yaml", read("values-swh-application-versions.yaml")?),
+        ],
+        &format!("v{CHART_APP_VERSION}: Release swh.loader.git v1.0.0"),
+        "2025-01-17T14:00:00Z",
+    )?;
+    for b in CHART_BRANCHES {
+        if *b != "production" {
+            git(&work.dir, &["branch", b], "2025-01-17T14:00:00Z")?;
+        }
+    }
+    publish(dir, &work, "swh-charts", CHART_BRANCHES, "production")
+}
+
+// ---------------------------------------------------------------------------
+// Package index
+
+/// Distributions of the [`PackageIndex`] and the distributions each one
+/// requires (`Requires-Dist: <dep> >= 1.0.0`).
+pub const INDEX_DISTS: &[(&str, &[&str])] = &[
+    ("swh.core", &[]),
+    ("swh.model", &["swh.core"]),
+    ("swh.storage", &["swh.core", "swh.model"]),
+    ("swh.lister", &["swh.core"]),
+    ("swh.loader.git", &["swh.core", "swh.model", "swh.storage"]),
+];
+/// Versions of every distribution in a new [`PackageIndex`], oldest first.
+pub const INDEX_VERSIONS: &[&str] = &["1.0.0", "1.1.0"];
+
+/// PEP 503 normalized name: `swh.loader.git` -> `swh-loader-git`.
+pub fn normalize(dist: &str) -> String {
+    let mut out = String::new();
+    let mut sep = false;
+    for c in dist.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// A PyPI-style simple index on `127.0.0.1` (busybox httpd); stopped on
+/// drop. Layout: `<dir>/simple/index.html`,
+/// `<dir>/simple/<normalized name>/index.html`, `<dir>/files/<wheel>` and
+/// `<dir>/files/<wheel>.metadata` (PEP 658).
+#[derive(Debug)]
+pub struct PackageIndex {
+    server: StaticHttp,
+    dir: PathBuf,
+}
+
+impl PackageIndex {
+    /// Writes wheels of every [`INDEX_DISTS`] distribution at every
+    /// [`INDEX_VERSIONS`] version in `dir` (created if missing), then serves
+    /// it; returns once it answers.
+    pub fn start(dir: &Path) -> Result<PackageIndex> {
+        fs::create_dir_all(dir.join("files"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(dir.join("simple"))?;
+        let dir = dir.canonicalize()?;
+        for (dist, deps) in INDEX_DISTS {
+            for v in INDEX_VERSIONS {
+                let requires: Vec<String> = deps.iter().map(|d| format!("{d}>=1.0.0")).collect();
+                let requires: Vec<&str> = requires.iter().map(String::as_str).collect();
+                write_wheel(&dir.join("files"), dist, v, &requires)?;
+            }
+        }
+        write_simple_index(&dir)?;
+        let server = StaticHttp::start(&dir, IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        Ok(PackageIndex { server, dir })
+    }
+
+    /// Publishes one more wheel (a new release appearing on the index, as
+    /// after CI's upload) and rewrites the index pages. `requires` are PEP 508
+    /// requirement strings such as `swh.core>=1.0.0`. Returns the wheel's
+    /// path.
+    pub fn publish(&self, dist: &str, version: &str, requires: &[&str]) -> Result<PathBuf> {
+        let wheel = write_wheel(&self.dir.join("files"), dist, version, requires)?;
+        write_simple_index(&self.dir)?;
+        Ok(wheel)
+    }
+
+    /// The index URL for `uv pip compile --index-url` / `pip --index-url`:
+    /// `http://127.0.0.1:PORT/simple/`.
+    pub fn url(&self) -> String {
+        format!("{}/simple/", self.server.url())
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The directory served.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every `(normalized name, version)` the index holds, sorted.
+    pub fn packages(&self) -> Result<Vec<(String, String)>> {
+        Ok(list_wheels(&self.dir.join("files"))?
+            .into_iter()
+            .map(|w| (normalize(&w.dist), w.version))
+            .collect())
+    }
+
+    /// Stops the server (also done on drop); files are kept.
+    pub fn stop(self) -> Result<()> {
+        self.server.stop()
+    }
+}
+
+/// A wheel found in the files directory.
+struct WheelFile {
+    file: String,
+    dist: String,
+    version: String,
+}
+
+fn list_wheels(files: &Path) -> Result<Vec<WheelFile>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(files).with_context(|| format!("reading {}", files.display()))? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix("-py3-none-any.whl") else {
+            continue;
+        };
+        let Some((dist, version)) = stem.split_once('-') else {
+            continue;
+        };
+        out.push(WheelFile {
+            file: name.clone(),
+            dist: dist.to_string(),
+            version: version.to_string(),
+        });
+    }
+    out.sort_by(|a, b| (normalize(&a.dist), &a.version).cmp(&(normalize(&b.dist), &b.version)));
+    Ok(out)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn write_simple_index(dir: &Path) -> Result<()> {
+    let files = dir.join("files");
+    let wheels = list_wheels(&files)?;
+    let mut projects: Vec<String> = wheels.iter().map(|w| normalize(&w.dist)).collect();
+    projects.dedup();
+    let mut root = String::from(
+        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.0\"><title>Simple index</title></head>\n<body>\n",
+    );
+    for p in &projects {
+        let _ = writeln!(root, "<a href=\"{p}/\">{p}</a><br/>");
+    }
+    root.push_str("</body>\n</html>\n");
+    for p in &projects {
+        let mut page = format!(
+            "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.0\"><title>Links for {p}</title></head>\n<body>\n<h1>Links for {p}</h1>\n"
+        );
+        for w in wheels.iter().filter(|w| normalize(&w.dist) == *p) {
+            let data = fs::read(files.join(&w.file))?;
+            let meta = fs::read(files.join(format!("{}.metadata", w.file)))?;
+            let _ = writeln!(
+                page,
+                "<a href=\"../../files/{file}#sha256={sha}\" data-requires-python=\"{rp}\" data-dist-info-metadata=\"sha256={msha}\" data-core-metadata=\"sha256={msha}\">{file}</a><br/>",
+                file = w.file,
+                sha = crate_hex(&Sha256::digest(&data)),
+                rp = html_escape(">=3.9"),
+                msha = crate_hex(&Sha256::digest(&meta)),
+            );
+        }
+        page.push_str("</body>\n</html>\n");
+        let pdir = dir.join("simple").join(p);
+        fs::create_dir_all(&pdir)?;
+        write_atomic(&pdir.join("index.html"), page.as_bytes(), 0o644)?;
+    }
+    write_atomic(&dir.join("simple/index.html"), root.as_bytes(), 0o644)
+}
+
+fn crate_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Checks a distribution name / version for use in a wheel file name.
+fn validate_dist(dist: &str, version: &str) -> Result<()> {
+    ensure!(
+        !dist.is_empty()
+            && dist
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+        "invalid distribution name {dist:?}"
+    );
+    ensure!(
+        !version.is_empty()
+            && version.as_bytes()[0].is_ascii_digit()
+            && version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".+!".contains(&b)),
+        "invalid version {version:?} of {dist}"
+    );
+    Ok(())
+}
+
+/// Writes `<files>/<dist>-<version>-py3-none-any.whl` (a real wheel:
+/// zip with the package, `METADATA`, `WHEEL`, `RECORD`) and its PEP 658
+/// `.metadata` file; returns the wheel's path.
+fn write_wheel(files: &Path, dist: &str, version: &str, requires: &[&str]) -> Result<PathBuf> {
+    validate_dist(dist, version)?;
+    for r in requires {
+        ensure!(
+            !r.contains('\n'),
+            "invalid requirement {r:?} of {dist} {version}"
+        );
+    }
+    let escaped = normalize(dist).replace('-', "_");
+    let file = format!("{escaped}-{version}-py3-none-any.whl");
+    let info = format!("{escaped}-{version}.dist-info");
+    let mut metadata = format!(
+        "Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n\
+         Summary: {dist} (swh-deploy test bed package)\n\
+         Author-email: Software Heritage developers <swh-devel@inria.fr>\n\
+         License: GPL-3.0-or-later\nRequires-Python: >=3.9\n"
+    );
+    for r in requires {
+        let _ = writeln!(metadata, "Requires-Dist: {r}");
+    }
+    let module_path = dist.replace(['.', '-'], "/");
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    // Namespace packages: swh/ has no __init__.py in the real wheels either.
+    entries.push((
+        format!("{module_path}/__init__.py"),
+        format!("__version__ = \"{version}\"\n").into_bytes(),
+    ));
+    entries.push((format!("{info}/METADATA"), metadata.clone().into_bytes()));
+    entries.push((
+        format!("{info}/WHEEL"),
+        b"Wheel-Version: 1.0\nGenerator: swh-deploy-testbed\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            .to_vec(),
+    ));
+    entries.push((
+        format!("{info}/top_level.txt"),
+        format!("{}\n", module_path.split('/').next().unwrap_or("swh")).into_bytes(),
+    ));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut record = String::new();
+    for (name, data) in &entries {
+        let _ = writeln!(
+            record,
+            "{name},sha256={},{}",
+            b64.encode(Sha256::digest(data)),
+            data.len()
+        );
+    }
+    let _ = writeln!(record, "{info}/RECORD,,");
+    entries.push((format!("{info}/RECORD"), record.into_bytes()));
+    let path = files.join(&file);
+    write_atomic(&path, &zip_stored(&entries)?, 0o644)?;
+    write_atomic(
+        &files.join(format!("{file}.metadata")),
+        metadata.as_bytes(),
+        0o644,
+    )?;
+    Ok(path)
+}
+
+/// A zip archive of `entries`, stored (no compression), fixed timestamps.
+fn zip_stored(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    // 1980-01-01 00:00:00 in DOS format.
+    const DOS_TIME: u16 = 0;
+    const DOS_DATE: u16 = (1 << 5) | 1;
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let crc = crc32fast::hash(data);
+        let size = u32::try_from(data.len()).context("zip entry too large")?;
+        let name_len = u16::try_from(name.len()).context("zip entry name too long")?;
+        let offset = u32::try_from(out.len()).context("zip too large")?;
+        // Local file header.
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        out.extend_from_slice(&20u16.to_le_bytes()); // version needed
+        out.extend_from_slice(&0u16.to_le_bytes()); // flags
+        out.extend_from_slice(&0u16.to_le_bytes()); // method: stored
+        out.extend_from_slice(&DOS_TIME.to_le_bytes());
+        out.extend_from_slice(&DOS_DATE.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes()); // extra length
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        // Central directory entry.
+        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        central.extend_from_slice(&(0x0300u16 | 20).to_le_bytes()); // made by: unix
+        central.extend_from_slice(&20u16.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&DOS_TIME.to_le_bytes());
+        central.extend_from_slice(&DOS_DATE.to_le_bytes());
+        central.extend_from_slice(&crc.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&name_len.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes()); // extra
+        central.extend_from_slice(&0u16.to_le_bytes()); // comment
+        central.extend_from_slice(&0u16.to_le_bytes()); // disk
+        central.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
+        central.extend_from_slice(&(0o100644u32 << 16).to_le_bytes()); // external attrs
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let count = u16::try_from(entries.len()).context("too many zip entries")?;
+    let cd_offset = u32::try_from(out.len()).context("zip too large")?;
+    let cd_size = u32::try_from(central.len()).context("zip too large")?;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// A tiny OCI image
+
+/// Writes in `dir` an OCI image layout (`oci-layout`, `index.json`,
+/// `blobs/sha256/...`) holding one tiny image tagged `tag`: one
+/// gzip layer with `/etc/swh-testbed-image` containing `content`,
+/// for `skopeo copy oci:DIR:TAG docker://REGISTRY/NAME:TAG
+/// --dest-tls-verify=false`. Returns the manifest digest (`sha256:...`).
+pub fn write_oci_layout(dir: &Path, tag: &str, content: &str) -> Result<String> {
+    ensure!(
+        !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+        "invalid image tag {tag:?}"
+    );
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    let put = |data: &[u8]| -> Result<(String, usize)> {
+        let hex = crate_hex(&Sha256::digest(data));
+        write_atomic(&blobs.join(&hex), data, 0o644)?;
+        Ok((format!("sha256:{hex}"), data.len()))
+    };
+    let tar = tar_one_file("etc/swh-testbed-image", content.as_bytes())?;
+    let diff_id = format!("sha256:{}", crate_hex(&Sha256::digest(&tar)));
+    // Compressed like real layers, so that registries and skopeo keep the
+    // manifest (and its digest) as is.
+    let (layer_digest, layer_size) = put(&gzip_stored(&tar))?;
+    let config = format!(
+        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"2025-01-17T00:00:00Z\",\
+         \"config\":{{\"Labels\":{{\"org.opencontainers.image.title\":\"swh-deploy-testbed\"}}}},\
+         \"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{diff_id}\"]}},\"history\":[]}}"
+    );
+    let (config_digest, config_size) = put(config.as_bytes())?;
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
+         \"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\
+         \"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer_digest}\",\"size\":{layer_size}}}]}}"
+    );
+    let (manifest_digest, manifest_size) = put(manifest.as_bytes())?;
+    write_atomic(
+        &dir.join("oci-layout"),
+        b"{\"imageLayoutVersion\":\"1.0.0\"}",
+        0o644,
+    )?;
+    let index = format!(
+        "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
+         \"digest\":\"{manifest_digest}\",\"size\":{manifest_size},\
+         \"annotations\":{{\"org.opencontainers.image.ref.name\":\"{tag}\"}}}}]}}"
+    );
+    write_atomic(&dir.join("index.json"), index.as_bytes(), 0o644)?;
+    Ok(manifest_digest)
+}
+
+/// A POSIX ustar archive with one regular file (mode 0644, root, mtime 0).
+fn tar_one_file(name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    ensure!(name.len() < 100, "tar entry name too long: {name}");
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    let octal = |field: &mut [u8], value: u64| {
+        let s = format!("{:0width$o}\0", value, width = field.len() - 1);
+        field.copy_from_slice(s.as_bytes());
+    };
+    octal(&mut header[100..108], 0o644);
+    octal(&mut header[108..116], 0);
+    octal(&mut header[116..124], 0);
+    octal(&mut header[124..136], data.len() as u64);
+    octal(&mut header[136..148], 0);
+    header[148..156].copy_from_slice(b"        ");
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[265..269].copy_from_slice(b"root");
+    header[297..301].copy_from_slice(b"root");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    header[148..156].copy_from_slice(s.as_bytes());
+    let mut out = header.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.resize(out.len() + 1024, 0);
+    Ok(out)
+}
+
+/// A gzip stream of `data` made of deflate "stored" blocks (valid gzip,
+/// no compression, deterministic).
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut chunks = data.chunks(65_535).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        out.push(u8::from(chunks.peek().is_none()));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
