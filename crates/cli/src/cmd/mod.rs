@@ -1,6 +1,8 @@
 //! One module per subcommand. To add one: a module here, a variant in
 //! [`Command`], and a line in [`dispatch`].
 
+pub mod app;
+pub mod chart;
 pub mod nodeset;
 
 use clap::Subcommand;
@@ -14,12 +16,19 @@ pub enum Command {
     /// Fold, expand, count and combine node sets, like ClusterShell's
     /// `nodeset` (same options, same output).
     Nodeset(nodeset::NodesetArgs),
+    /// swh-apps: list apps, dependents of a module release, frozen
+    /// requirements, next image version, image builds.
+    App(app::AppArgs),
+    /// swh-charts: bump image versions, promote between environments, show.
+    Chart(chart::ChartArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
 pub fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Nodeset(args) => nodeset::run(args),
+        Command::App(args) => app::run(args),
+        Command::Chart(args) => chart::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS

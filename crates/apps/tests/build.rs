@@ -1,0 +1,233 @@
+//! `app build` end to end: uv freeze against a local index, buildah builds
+//! (private vfs storage, chroot isolation) from a base image made locally
+//! from scratch, Debian's docker-registry on loopback, real git remotes.
+//! Covers a same-day collision with a registry tag, a failed image push and
+//! a failed git push (neither leaves a tag behind), and --dry-run.
+
+mod common;
+
+use common::{git, sh, AppsBed, PackageIndex, Registry};
+use std::path::Path;
+use std::process::Command;
+use swh_deploy_apps::registry::Registry as RegistryRef;
+use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions};
+
+const DOCKERFILE: &str = "ARG REGISTRY\n\
+FROM ${REGISTRY}base:latest\n\
+COPY requirements-frozen.txt /opt/swh/requirements-frozen.txt\n\
+RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /opt/swh/requirements-frozen.txt > /opt/swh/pins\"]\n";
+
+/// Private buildah storage and config for this test process.
+fn buildah_env(root: &Path) {
+    let conf = root.join("storage.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            root.join("containers/storage").display(),
+            root.join("containers/run").display()
+        ),
+    )
+    .unwrap();
+    let registries = root.join("registries.conf");
+    std::fs::write(&registries, "unqualified-search-registries = []\n").unwrap();
+    std::env::set_var("CONTAINERS_STORAGE_CONF", &conf);
+    std::env::set_var("CONTAINERS_REGISTRIES_CONF", &registries);
+    std::env::set_var("BUILDAH_ISOLATION", "chroot");
+    std::fs::write(root.join("auth.json"), "{\"auths\": {}}\n").unwrap();
+    std::env::set_var("REGISTRY_AUTH_FILE", root.join("auth.json"));
+    std::env::set_var("UV_CACHE_DIR", root.join("uv-cache"));
+}
+
+/// A base image from scratch: the host's busybox and the libraries it
+/// needs, pushed as `<prefix>/base:latest`.
+fn push_base_image(registry: &Registry, prefix: &str) {
+    let c = sh(Command::new("buildah").args(["from", "scratch"]));
+    let busybox = "/bin/busybox";
+    sh(Command::new("buildah").args(["copy", &c, busybox, "/bin/busybox"]));
+    let ldd = Command::new("ldd").arg(busybox).output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        sh(Command::new("buildah").args(["copy", &c, lib, lib]));
+    }
+    sh(Command::new("buildah").args(["commit", "-q", &c, "localhost/swh-test-base"]));
+    sh(Command::new("buildah").args(["rm", &c]));
+    sh(Command::new("buildah").args([
+        "push",
+        "--tls-verify=false",
+        "localhost/swh-test-base",
+        &format!("docker://127.0.0.1:{}/{prefix}/base:latest", registry.port),
+    ]));
+}
+
+fn remote_tags(bed: &AppsBed) -> String {
+    git(&bed.remote, &["tag", "-l"])
+}
+
+#[test]
+fn build_push_tag_and_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    buildah_env(root);
+    let storage = root.join("registry");
+    let prefix = "swh/infra/swh-apps";
+    let mut reg = Registry::start(root, &storage, false);
+    push_base_image(&reg, prefix);
+    let index = PackageIndex::start(&root.join("index"));
+    index.publish("swh.core", "3.0.0", &[]);
+    index.publish("swh.graph", "6.2.0", &["swh.core>=3"]);
+    let bed = AppsBed::new(root, &[("swh-graph", "swh.graph\n", DOCKERFILE)]);
+    let repo = AppsRepo::open(&bed.work).unwrap();
+    let opts = |reg: &Registry, push: bool, dry_run: bool| BuildOptions {
+        builder: Builder::Buildah,
+        registry: RegistryRef::parse(&format!("{}/{prefix}", reg.url())).unwrap(),
+        push,
+        dry_run,
+        freeze: FreezeOptions {
+            uv: common::uv(),
+            index_args: vec!["--index-url".into(), index.url()],
+            upgrade: true,
+        },
+        page_size: None,
+    };
+    let day = 20250117;
+    // Someone already pushed today's .1 by hand.
+    reg.put_tag(&format!("{prefix}/graph"), "20250117.1");
+    let mut log = Vec::new();
+
+    // Dry run: a plan, nothing changed.
+    let head = git(&bed.work, &["rev-parse", "HEAD"]);
+    let plan = repo
+        .build("swh-graph", day, &opts(&reg, true, true), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap();
+    assert_eq!(plan.version.to_string(), "20250117.2");
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| s.command.first().map(String::as_str) == Some("buildah")
+            && s.command
+                .iter()
+                .any(|a| a == &format!("REGISTRY=127.0.0.1:{}/{prefix}/", reg.port))));
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| s.what == "tag swh-graph-20250117.2"));
+    assert!(!bed
+        .work
+        .join("apps/swh-graph/requirements-frozen.txt")
+        .exists());
+    assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), head);
+    assert_eq!(reg.tags(&format!("{prefix}/graph")), vec!["20250117.1"]);
+
+    // The real thing.
+    let out = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap();
+    assert!(out.pushed);
+    assert_eq!(out.version.to_string(), "20250117.2");
+    assert_eq!(out.pin_changes.len(), 2);
+    let mut tags = reg.tags(&format!("{prefix}/graph"));
+    tags.sort();
+    assert_eq!(tags, vec!["20250117.1", "20250117.2", "latest"]);
+    assert_eq!(
+        git(&bed.remote, &["log", "-1", "--format=%s", "main"]),
+        "swh-graph-20250117.2: Build image"
+    );
+    assert_eq!(
+        git(&bed.remote, &["show", "--name-only", "--format=", "main"]),
+        "apps/swh-graph/requirements-frozen.txt"
+    );
+    assert_eq!(
+        git(&bed.remote, &["cat-file", "-t", "swh-graph-20250117.2"]),
+        "tag"
+    );
+    assert_eq!(
+        git(
+            &bed.remote,
+            &[
+                "tag",
+                "-l",
+                "--format=%(contents:subject)",
+                "swh-graph-20250117.2"
+            ]
+        ),
+        "swh-graph-20250117.2: Bump new release"
+    );
+    assert_eq!(
+        git(&bed.remote, &["rev-parse", "swh-graph-20250117.2^{commit}"]),
+        git(&bed.remote, &["rev-parse", "main"])
+    );
+
+    // Nothing new to freeze: no commit, next version, tag on the same commit.
+    let main_before = git(&bed.remote, &["rev-parse", "main"]);
+    let out = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap();
+    assert_eq!(out.version.to_string(), "20250117.3");
+    assert!(out.commit.is_none());
+    assert_eq!(git(&bed.remote, &["rev-parse", "main"]), main_before);
+    assert!(remote_tags(&bed).contains("swh-graph-20250117.3"));
+
+    // A failed image push (read-only registry): no tag anywhere, the build
+    // commit undone, the new frozen file kept for the next try.
+    index.publish("swh.graph", "6.3.0", &["swh.core>=3"]);
+    drop(reg);
+    reg = Registry::start(root, &storage, true);
+    let local_head = git(&bed.work, &["rev-parse", "HEAD"]);
+    let e = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("push"), "{e}");
+    assert_eq!(git(&bed.work, &["tag", "-l", "swh-graph-20250117.4"]), "");
+    assert!(!remote_tags(&bed).contains("swh-graph-20250117.4"));
+    assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_head);
+    assert!(
+        std::fs::read_to_string(bed.work.join("apps/swh-graph/requirements-frozen.txt"))
+            .unwrap()
+            .contains("swh-graph==6.3.0")
+    );
+
+    // A failed git push: images are out, but the tag is deleted again.
+    drop(reg);
+    reg = Registry::start(root, &storage, false);
+    let hook = bed.remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'rejected by test hook' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("rejected by test hook"), "{e}");
+    assert_eq!(git(&bed.work, &["tag", "-l", "swh-graph-20250117.4"]), "");
+    assert!(!remote_tags(&bed).contains("swh-graph-20250117.4"));
+    assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_head);
+    std::fs::remove_file(&hook).unwrap();
+    // The images of the failed run took .4; the retry takes .5.
+    let out = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap();
+    assert_eq!(out.version.to_string(), "20250117.5");
+    assert!(out.commit.is_some());
+    assert!(
+        log.iter().any(|l| l.starts_with("push 127.0.0.1:")),
+        "{log:?}"
+    );
+}

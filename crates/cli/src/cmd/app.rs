@@ -1,0 +1,290 @@
+//! `swh-deploy app`: the swh-apps steps of the runbook's "Deployment with
+//! Kubernetes" (frozen requirements, dependent apps, image versions, image
+//! builds and pushes).
+
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use swh_deploy_apps::registry::Registry;
+use swh_deploy_apps::version::today_utc;
+use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions, PinChange};
+
+/// Arguments of `swh-deploy app`.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// The swh-apps checkout (default: $SWH_DEPLOY_APPS_DIR, else the
+    /// current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    apps_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AppCommand,
+}
+
+/// Options reaching the registry.
+#[derive(Debug, Args)]
+struct RegistryOpts {
+    /// Registry prefix of the images, e.g.
+    /// container-registry.softwareheritage.org/swh/infra/swh-apps
+    /// (http://HOST:PORT/PATH for a plain-HTTP registry); default
+    /// $SWH_DEPLOY_REGISTRY.
+    #[arg(long, value_name = "[http://]HOST/PATH")]
+    registry: Option<String>,
+    /// Tags per page when listing the registry's tags.
+    #[arg(long, value_name = "N", hide = true)]
+    page_size: Option<usize>,
+}
+
+/// Options of `uv pip compile`.
+#[derive(Debug, Args)]
+struct UvOpts {
+    /// The package index (passed to uv as --index-url).
+    #[arg(long, value_name = "URL")]
+    index_url: Option<String>,
+    /// Extra package indexes (passed to uv as --extra-index-url).
+    #[arg(long, value_name = "URL")]
+    extra_index_url: Vec<String>,
+    /// Keep existing pins where possible (default: take the newest
+    /// versions, as SWH's tooling does).
+    #[arg(long)]
+    no_upgrade: bool,
+    /// The uv program (default: $SWH_DEPLOY_UV, else `uv` from PATH).
+    #[arg(long, value_name = "PATH")]
+    uv: Option<PathBuf>,
+}
+
+impl UvOpts {
+    fn options(&self) -> FreezeOptions {
+        let mut index_args = Vec::new();
+        if let Some(u) = &self.index_url {
+            index_args.extend(["--index-url".to_string(), u.clone()]);
+        }
+        for u in &self.extra_index_url {
+            index_args.extend(["--extra-index-url".to_string(), u.clone()]);
+        }
+        FreezeOptions {
+            uv: self
+                .uv
+                .clone()
+                .or_else(|| std::env::var_os("SWH_DEPLOY_UV").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("uv")),
+            index_args,
+            upgrade: !self.no_upgrade,
+        }
+    }
+}
+
+/// The image builders.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BuilderArg {
+    /// buildah (daemonless)
+    Buildah,
+    /// docker
+    Docker,
+    /// podman
+    Podman,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// List the apps (apps/*/requirements.txt) with their image names.
+    List,
+    /// Apps whose frozen requirements pin MODULE at another version.
+    Dependents {
+        /// The module, e.g. swh.graph or swh-graph.
+        #[arg(long)]
+        module: String,
+        /// The module's new version, e.g. v6.3.0.
+        #[arg(long)]
+        version: String,
+    },
+    /// The next free image version YYYYMMDD.N of APP (UTC date).
+    NextVersion {
+        /// The app (swh-apps directory).
+        app: String,
+        #[command(flatten)]
+        registry: RegistryOpts,
+    },
+    /// Regenerate apps/APP/requirements-frozen.txt with uv pip compile.
+    Freeze {
+        /// The app (swh-apps directory).
+        app: String,
+        #[command(flatten)]
+        uv: UvOpts,
+        /// Print the pin changes; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Freeze, commit, build the image (version and latest); with --push,
+    /// push the images, tag <app>-<version> and push commit and tag.
+    Build {
+        /// The app (swh-apps directory).
+        app: String,
+        /// Push the images, the commit and the tag.
+        #[arg(long)]
+        push: bool,
+        /// The image builder.
+        #[arg(long, value_enum, default_value = "buildah")]
+        builder: BuilderArg,
+        #[command(flatten)]
+        registry: RegistryOpts,
+        #[command(flatten)]
+        uv: UvOpts,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn apps_dir(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone()
+        .or_else(|| std::env::var_os("SWH_DEPLOY_APPS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn registry(opts: &RegistryOpts) -> Result<Registry, String> {
+    let s = opts
+        .registry
+        .clone()
+        .or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok())
+        .ok_or("no registry: pass --registry or set SWH_DEPLOY_REGISTRY")?;
+    Registry::parse(&s).map_err(|e| e.to_string())
+}
+
+fn print_pin_changes(changes: &[PinChange]) {
+    for c in changes {
+        match (&c.from, &c.to) {
+            (Some(a), Some(b)) => println!("  {}: {a} -> {b}", c.name),
+            (None, Some(b)) => println!("  {}: (new) {b}", c.name),
+            (Some(a), None) => println!("  {}: {a} (removed)", c.name),
+            (None, None) => {}
+        }
+    }
+}
+
+/// Runs `swh-deploy app ...`.
+pub fn run(args: AppArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("swh-deploy app: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
+    let repo = AppsRepo::open(&apps_dir(&args.apps_dir)).map_err(|e| e.to_string())?;
+    match args.command {
+        AppCommand::List => {
+            for a in repo.list().map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}{}",
+                    a.name,
+                    a.image,
+                    if a.frozen { "" } else { "\t(not frozen)" }
+                );
+            }
+        }
+        AppCommand::Dependents { module, version } => {
+            for (app, pinned) in repo
+                .dependents(&module, &version)
+                .map_err(|e| e.to_string())?
+            {
+                println!("{app}\t{pinned}");
+            }
+        }
+        AppCommand::NextVersion { app, registry: r } => {
+            let reg = registry(&r)?;
+            let v = repo
+                .next_version(&app, today_utc(), Some(&reg), r.page_size)
+                .map_err(|e| e.to_string())?;
+            println!("{v}");
+        }
+        AppCommand::Freeze { app, uv, dry_run } => {
+            let out = repo
+                .freeze(&app, &uv.options(), !dry_run)
+                .map_err(|e| e.to_string())?;
+            if !out.changed {
+                println!("apps/{app}/requirements-frozen.txt is up to date");
+            } else {
+                println!(
+                    "apps/{app}/requirements-frozen.txt{}: {} pin change(s)",
+                    if dry_run {
+                        " (dry run, not written)"
+                    } else {
+                        ""
+                    },
+                    out.changes.len()
+                );
+                print_pin_changes(&out.changes);
+            }
+        }
+        AppCommand::Build {
+            app,
+            push,
+            builder,
+            registry: r,
+            uv,
+            dry_run,
+        } => {
+            let opts = BuildOptions {
+                builder: match builder {
+                    BuilderArg::Buildah => Builder::Buildah,
+                    BuilderArg::Docker => Builder::Docker,
+                    BuilderArg::Podman => Builder::Podman,
+                },
+                registry: registry(&r)?,
+                push,
+                dry_run,
+                freeze: uv.options(),
+                page_size: r.page_size,
+            };
+            let mut progress = |s: &str| eprintln!("swh-deploy app build: {s}");
+            let out = repo
+                .build(&app, today_utc(), &opts, &mut progress)
+                .map_err(|e| e.to_string())?;
+            if dry_run {
+                println!("plan for {}:{} (dry run):", out.image, out.version);
+                for (i, s) in out.steps.iter().enumerate() {
+                    if s.command.is_empty() {
+                        println!("  {}. {}", i + 1, s.what);
+                    } else {
+                        println!("  {}. {}: {}", i + 1, s.what, shell_words(&s.command));
+                    }
+                }
+                print_pin_changes(&out.pin_changes);
+            } else {
+                print_pin_changes(&out.pin_changes);
+                println!(
+                    "built {}:{}{}",
+                    out.image,
+                    out.version,
+                    if out.pushed {
+                        format!(", pushed with latest; tagged and pushed {}", out.tag)
+                    } else {
+                        " (not pushed: no tag, commit left local)".to_string()
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders a command for display, quoting words that need it.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

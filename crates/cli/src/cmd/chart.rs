@@ -1,0 +1,268 @@
+//! `swh-deploy chart`: the swh-charts steps of the runbook's "Deployment with
+//! Kubernetes" (bump image versions, promote between environments, show).
+
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use swh_deploy_charts::values::Bump;
+use swh_deploy_charts::{BumpRequest, ChartsRepo, Env};
+
+/// Arguments of `swh-deploy chart`.
+#[derive(Debug, Args)]
+pub struct ChartArgs {
+    /// The swh-charts checkout (default: $SWH_DEPLOY_CHARTS_DIR, else the
+    /// current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    charts_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ChartCommand,
+}
+
+/// The environments a promotion can target.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Target {
+    /// swh-next-version -> staging
+    Staging,
+    /// staging -> production
+    Production,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChartCommand {
+    /// Set image versions in values-swh-application-versions.yaml, bump
+    /// appVersion in swh/Chart.yaml, commit and push.
+    Bump {
+        /// APP=VERSION pairs (APP: swh-apps directory like swh-loader-git,
+        /// or its key swh_loader_git).
+        #[arg(required = true, value_name = "APP=VERSION")]
+        apps: Vec<String>,
+        /// The module being released, for the commit title (with
+        /// --module-version).
+        #[arg(long, requires = "module_version")]
+        module: Option<String>,
+        /// The module's version, e.g. v6.3.0.
+        #[arg(long, requires = "module")]
+        module_version: Option<String>,
+        /// The branch to commit to.
+        #[arg(long, default_value = "swh-next-version")]
+        branch: String,
+        /// Add an app missing from the file with this image reference
+        /// (IMAGE when one APP is given, or APP=IMAGE); repeatable.
+        #[arg(long, value_name = "[APP=]IMAGE")]
+        add: Vec<String>,
+        /// Commit but do not push.
+        #[arg(long)]
+        no_push: bool,
+        /// Print the changes and commit message; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Fast-forward swh-next-version -> staging, or staging -> production,
+    /// after printing the image version changes being promoted.
+    Promote {
+        /// The environment to promote into.
+        #[arg(value_enum)]
+        target: Target,
+        /// Print what would be promoted; push nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apps and their image versions per environment, marking differences.
+    Show {
+        /// Show only this branch.
+        #[arg(long)]
+        branch: Option<String>,
+        /// Show only the apps whose versions differ between environments.
+        #[arg(long)]
+        diff: bool,
+    },
+}
+
+fn charts_dir(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone()
+        .or_else(|| std::env::var_os("SWH_DEPLOY_CHARTS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs `swh-deploy chart ...`.
+pub fn run(args: ChartArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("swh-deploy chart: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_bumps(apps: &[String], add: &[String]) -> Result<Vec<Bump>, String> {
+    let mut bumps = Vec::new();
+    for a in apps {
+        let Some((app, version)) = a.split_once('=') else {
+            return Err(format!("{a:?}: expected APP=VERSION"));
+        };
+        if app.is_empty() {
+            return Err(format!("{a:?}: empty app name"));
+        }
+        bumps.push(Bump {
+            app: app.to_string(),
+            version: version.to_string(),
+            add_image: None,
+        });
+    }
+    for spec in add {
+        let (app, image) = match spec.split_once('=') {
+            Some((a, i)) => (Some(a), i),
+            None => (None, spec.as_str()),
+        };
+        let target = match app {
+            Some(a) => bumps.iter_mut().find(|b| b.app == a),
+            None if bumps.len() == 1 => bumps.first_mut(),
+            None => {
+                return Err("--add IMAGE needs exactly one APP=VERSION; use --add APP=IMAGE".into())
+            }
+        };
+        let Some(b) = target else {
+            return Err(format!(
+                "--add {spec}: no such APP among the APP=VERSION arguments"
+            ));
+        };
+        b.add_image = Some(image.to_string());
+    }
+    Ok(bumps)
+}
+
+fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
+    let dir = charts_dir(&args.charts_dir);
+    let repo = ChartsRepo::open(&dir).map_err(|e| e.to_string())?;
+    match args.command {
+        ChartCommand::Bump {
+            apps,
+            module,
+            module_version,
+            branch,
+            add,
+            no_push,
+            dry_run,
+        } => {
+            let req = BumpRequest {
+                bumps: parse_bumps(&apps, &add)?,
+                module: module.zip(module_version),
+                branch: branch.clone(),
+                push: !no_push,
+                dry_run,
+            };
+            let out = repo.bump(&req).map_err(|e| e.to_string())?;
+            if out.changes.is_empty() {
+                println!(
+                    "nothing to do: every app is already at the requested version on {branch}"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            for c in &out.changes {
+                println!(
+                    "{}: {} -> {}",
+                    c.key,
+                    c.from.as_deref().unwrap_or("(new)"),
+                    c.to
+                );
+            }
+            println!("appVersion: {} -> {}", out.app_version - 1, out.app_version);
+            let title = out.message.lines().next().unwrap_or_default();
+            if dry_run {
+                println!(
+                    "dry run: would commit \"{title}\" on {branch}{}",
+                    if no_push { "" } else { " and push it" }
+                );
+            } else {
+                println!(
+                    "committed {} \"{title}\" on {branch}{}",
+                    out.commit
+                        .as_deref()
+                        .map(|c| &c[..c.len().min(12)])
+                        .unwrap_or(""),
+                    if out.pushed {
+                        ", pushed"
+                    } else {
+                        " (not pushed)"
+                    }
+                );
+            }
+        }
+        ChartCommand::Promote { target, dry_run } => {
+            let env = match target {
+                Target::Staging => Env::Staging,
+                Target::Production => Env::Production,
+            };
+            let plan = repo.plan_promote(env).map_err(|e| e.to_string())?;
+            if plan.new_head.is_none() {
+                println!(
+                    "nothing to promote: {} and {} are at the same commit",
+                    plan.from, plan.to
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "promoting {} -> {} ({} commit(s)):",
+                plan.from,
+                plan.to,
+                plan.commits.len()
+            );
+            for c in &plan.commits {
+                println!("  {c}");
+            }
+            if plan.changes.is_empty() {
+                println!("no image version changes");
+            } else {
+                println!("image version changes:");
+                for (k, from, to) in &plan.changes {
+                    println!(
+                        "  {k}: {} -> {}",
+                        from.as_deref().unwrap_or("(absent)"),
+                        to.as_deref().unwrap_or("(absent)")
+                    );
+                }
+            }
+            if dry_run {
+                println!("dry run: nothing pushed");
+            } else {
+                repo.push_promote(&plan).map_err(|e| e.to_string())?;
+                println!(
+                    "{} is now at {}",
+                    plan.to,
+                    plan.new_head.as_deref().unwrap_or("")
+                );
+            }
+        }
+        ChartCommand::Show { branch, diff } => {
+            let envs: Vec<String> = match branch {
+                Some(b) => vec![b],
+                None => Env::ALL.iter().map(|e| e.branch().to_string()).collect(),
+            };
+            let ov = repo.show(&envs).map_err(|e| e.to_string())?;
+            let w = ov.apps.keys().map(|k| k.len()).max().unwrap_or(3).max(3);
+            let cw = envs.iter().map(|e| e.len()).max().unwrap_or(0).max(11);
+            let mut header = format!("  {:<w$}", "APP");
+            for e in &envs {
+                header.push_str(&format!("  {e:<cw$}"));
+            }
+            println!("{}", header.trim_end());
+            for (app, versions) in &ov.apps {
+                let differs = ov.differs(app);
+                if diff && !differs {
+                    continue;
+                }
+                let mut line = format!("{} {app:<w$}", if differs { "*" } else { " " });
+                for v in versions {
+                    line.push_str(&format!("  {:<cw$}", v.as_deref().unwrap_or("-")));
+                }
+                println!("{}", line.trim_end());
+            }
+            if envs.len() > 1 {
+                let n = ov.apps.keys().filter(|a| ov.differs(a)).count();
+                println!("{n} app(s) differ between environments (marked *)");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
