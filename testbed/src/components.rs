@@ -433,8 +433,9 @@ pub struct GitRemotes {
     /// `swh-charts.git`: `swh/Chart.yaml` (`appVersion:`
     /// [`CHART_APP_VERSION`]), `swh/values/...`, a template, and the root
     /// `values-swh-application-versions.yaml` (the real files of
-    /// `shared/data/swh-charts/`); branches [`CHART_BRANCHES`] on the same
-    /// commit, `HEAD` -> `production`.
+    /// `shared/data/swh-charts/`, copied in `testbed/assets/swh-charts/`);
+    /// branches [`CHART_BRANCHES`] on the same commit, `HEAD` ->
+    /// `production`.
     pub charts: GitRemote,
 }
 
@@ -442,22 +443,20 @@ pub struct GitRemotes {
 const GIT_NAME: &str = "Software Heritage developers";
 const GIT_EMAIL: &str = "swh-devel@inria.fr";
 
-/// Directory of the real swh-charts files (`shared/data/swh-charts`).
-fn swh_charts_data() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("SWH_DEPLOY_SHARED_DATA") {
-        return Ok(PathBuf::from(p).join("swh-charts"));
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in manifest.ancestors() {
-        let cand = base.join("shared/data/swh-charts");
-        if cand.is_dir() {
-            return Ok(cand);
+/// The real swh-charts files (copies of `shared/data/swh-charts/`, kept in
+/// `testbed/assets/swh-charts/`).
+fn swh_charts_file(name: &str) -> Result<&'static str> {
+    Ok(match name {
+        "Chart.yaml" => include_str!("../assets/swh-charts/Chart.yaml"),
+        "values-default.yaml" => include_str!("../assets/swh-charts/values-default.yaml"),
+        "values-production-default.yaml" => {
+            include_str!("../assets/swh-charts/values-production-default.yaml")
         }
-    }
-    bail!(
-        "cannot find shared/data/swh-charts above {} (set SWH_DEPLOY_SHARED_DATA to the data directory)",
-        manifest.display()
-    )
+        "values-swh-application-versions.yaml" => {
+            include_str!("../assets/swh-charts/values-swh-application-versions.yaml")
+        }
+        _ => bail!("no swh-charts asset {name}"),
+    })
 }
 
 /// Runs git with a clean, fixed environment; returns stdout.
@@ -731,9 +730,7 @@ fn frozen_requirements(app: &str, dist: &str) -> String {
 
 fn make_apps(dir: &Path, scratch: &Path) -> Result<GitRemote> {
     let work = Work::new(scratch, "swh-apps", "master")?;
-    let versions =
-        fs::read_to_string(swh_charts_data()?.join("values-swh-application-versions.yaml"))
-            .context("reading values-swh-application-versions.yaml")?;
+    let versions = swh_charts_file("values-swh-application-versions.yaml")?;
     let mut files = vec![f(
         "README.md",
         "swh-apps\n========\n\nSoftware Heritage applications: one directory per image under `apps/` (swh-deploy test bed copy).\n",
@@ -805,16 +802,11 @@ fn make_apps(dir: &Path, scratch: &Path) -> Result<GitRemote> {
 }
 
 fn make_charts(dir: &Path, scratch: &Path) -> Result<GitRemote> {
-    let data = swh_charts_data()?;
-    let read = |name: &str| {
-        fs::read_to_string(data.join(name))
-            .with_context(|| format!("reading {}", data.join(name).display()))
-    };
+    let read = swh_charts_file;
     let chart = read("Chart.yaml")?;
     ensure!(
         chart.contains(&format!("appVersion: {CHART_APP_VERSION}")),
-        "{}: expected appVersion: {CHART_APP_VERSION}",
-        data.join("Chart.yaml").display()
+        "assets/swh-charts/Chart.yaml: expected appVersion: {CHART_APP_VERSION}"
     );
     let work = Work::new(scratch, "swh-charts", "production")?;
     let template = "{{- /* swh-deploy test bed: one ConfigMap listing the image of every app,\n     \

@@ -282,6 +282,9 @@ fn git_remotes_clone_with_their_branches_tags_and_files() {
         values.contains("swh_loader_git_image_version: '20250117.1'\n"),
         "{values}"
     );
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/swh-charts/values-swh-application-versions.yaml");
+    assert_eq!(values, fs::read_to_string(real).unwrap());
     for f in [
         "swh/values/default.yaml",
         "swh/values/production/default.yaml",
