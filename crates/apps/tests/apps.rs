@@ -3,11 +3,12 @@
 
 mod common;
 
-use common::{git, sh, AppsBed, PackageIndex, Registry};
+use common::{git, put_tag, sh, AppsBed};
 use std::process::Command;
 use swh_deploy_apps::registry::Registry as RegistryRef;
 use swh_deploy_apps::version::ImageVersion;
 use swh_deploy_apps::{AppsRepo, FreezeOptions};
+use swh_deploy_testbed::components::{PackageIndex, Registry};
 
 const DOCKERFILE: &str = "ARG REGISTRY\nFROM ${REGISTRY}base:latest\n";
 
@@ -74,10 +75,14 @@ fn list_and_dependents_either_spelling() {
 }
 
 fn index_with_graph(root: &std::path::Path) -> PackageIndex {
-    let index = PackageIndex::start(root);
-    index.publish("swh.core", "3.0.0", &[]);
-    index.publish("swh.graph", "6.2.0", &["swh.core>=3"]);
-    index.publish("swh.graph", "6.3.0", &["swh.core>=3"]);
+    let index = PackageIndex::start(root).unwrap();
+    index.publish("swh.core", "3.0.0", &[]).unwrap();
+    index
+        .publish("swh.graph", "6.2.0", &["swh.core>=3"])
+        .unwrap();
+    index
+        .publish("swh.graph", "6.3.0", &["swh.core>=3"])
+        .unwrap();
     index
 }
 
@@ -176,7 +181,7 @@ fn freeze_matches_uv_and_reports_pin_changes() {
 #[test]
 fn next_version_is_numeric_and_unique_against_registry_and_git() {
     let tmp = tempfile::tempdir().unwrap();
-    let reg = Registry::start(tmp.path(), &tmp.path().join("storage"), false);
+    let reg = Registry::start(&tmp.path().join("registry")).unwrap();
     let bed = AppsBed::new(
         tmp.path(),
         &[("swh-loader-git", "swh.loader.git\n", DOCKERFILE)],
@@ -194,10 +199,14 @@ fn next_version_is_numeric_and_unique_against_registry_and_git() {
     // Registry has .1 to .10 (string sorting would pick .9 as the newest and
     // collide with .10), plus other days and latest.
     for n in 1..=10 {
-        reg.put_tag("swh/infra/swh-apps/loader_git", &format!("{day}.{n}"));
+        put_tag(
+            &reg.url(),
+            "swh/infra/swh-apps/loader_git",
+            &format!("{day}.{n}"),
+        );
     }
-    reg.put_tag("swh/infra/swh-apps/loader_git", "20250116.33");
-    reg.put_tag("swh/infra/swh-apps/loader_git", "latest");
+    put_tag(&reg.url(), "swh/infra/swh-apps/loader_git", "20250116.33");
+    put_tag(&reg.url(), "swh/infra/swh-apps/loader_git", "latest");
     // Paginated 3 by 3, every page must be read.
     let tags = r.tags("loader_git", Some(3)).unwrap();
     assert_eq!(tags.len(), 12, "{tags:?}");

@@ -6,11 +6,12 @@
 
 mod common;
 
-use common::{git, sh, AppsBed, PackageIndex, Registry};
+use common::{git, put_tag, sh, tags, AppsBed};
 use std::path::Path;
 use std::process::Command;
 use swh_deploy_apps::registry::Registry as RegistryRef;
 use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions};
+use swh_deploy_testbed::components::{PackageIndex, Registry};
 
 const DOCKERFILE: &str = "ARG REGISTRY\n\
 FROM ${REGISTRY}base:latest\n\
@@ -58,7 +59,7 @@ fn push_base_image(registry: &Registry, prefix: &str) {
         "push",
         "--tls-verify=false",
         "localhost/swh-test-base",
-        &format!("docker://127.0.0.1:{}/{prefix}/base:latest", registry.port),
+        &format!("docker://{}/{prefix}/base:latest", registry.host()),
     ]));
 }
 
@@ -70,14 +71,17 @@ fn remote_tags(bed: &AppsBed) -> String {
 fn build_push_tag_and_failures() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    buildah_env(root);
-    let storage = root.join("registry");
     let prefix = "swh/infra/swh-apps";
-    let mut reg = Registry::start(root, &storage, false);
+    // Started before buildah_env: docker-registry reads REGISTRY_* variables
+    // (such as REGISTRY_AUTH_FILE) as configuration overrides.
+    let reg = Registry::start(&root.join("registry")).unwrap();
+    buildah_env(root);
     push_base_image(&reg, prefix);
-    let index = PackageIndex::start(&root.join("index"));
-    index.publish("swh.core", "3.0.0", &[]);
-    index.publish("swh.graph", "6.2.0", &["swh.core>=3"]);
+    let index = PackageIndex::start(&root.join("index")).unwrap();
+    index.publish("swh.core", "3.0.0", &[]).unwrap();
+    index
+        .publish("swh.graph", "6.2.0", &["swh.core>=3"])
+        .unwrap();
     let bed = AppsBed::new(root, &[("swh-graph", "swh.graph\n", DOCKERFILE)]);
     let repo = AppsRepo::open(&bed.work).unwrap();
     let opts = |reg: &Registry, push: bool, dry_run: bool| BuildOptions {
@@ -94,7 +98,7 @@ fn build_push_tag_and_failures() {
     };
     let day = 20250117;
     // Someone already pushed today's .1 by hand.
-    reg.put_tag(&format!("{prefix}/graph"), "20250117.1");
+    put_tag(&reg.url(), &format!("{prefix}/graph"), "20250117.1");
     let mut log = Vec::new();
 
     // Dry run: a plan, nothing changed.
@@ -111,7 +115,7 @@ fn build_push_tag_and_failures() {
         .any(|s| s.command.first().map(String::as_str) == Some("buildah")
             && s.command
                 .iter()
-                .any(|a| a == &format!("REGISTRY=127.0.0.1:{}/{prefix}/", reg.port))));
+                .any(|a| a == &format!("REGISTRY={}/{prefix}/", reg.host()))));
     assert!(plan
         .steps
         .iter()
@@ -121,7 +125,10 @@ fn build_push_tag_and_failures() {
         .join("apps/swh-graph/requirements-frozen.txt")
         .exists());
     assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), head);
-    assert_eq!(reg.tags(&format!("{prefix}/graph")), vec!["20250117.1"]);
+    assert_eq!(
+        tags(&reg.url(), &format!("{prefix}/graph")),
+        vec!["20250117.1"]
+    );
 
     // The real thing.
     let out = repo
@@ -132,9 +139,10 @@ fn build_push_tag_and_failures() {
     assert!(out.pushed);
     assert_eq!(out.version.to_string(), "20250117.2");
     assert_eq!(out.pin_changes.len(), 2);
-    let mut tags = reg.tags(&format!("{prefix}/graph"));
-    tags.sort();
-    assert_eq!(tags, vec!["20250117.1", "20250117.2", "latest"]);
+    assert_eq!(
+        tags(&reg.url(), &format!("{prefix}/graph")),
+        vec!["20250117.1", "20250117.2", "latest"]
+    );
     assert_eq!(
         git(&bed.remote, &["log", "-1", "--format=%s", "main"]),
         "swh-graph-20250117.2: Build image"
@@ -176,11 +184,19 @@ fn build_push_tag_and_failures() {
     assert_eq!(git(&bed.remote, &["rev-parse", "main"]), main_before);
     assert!(remote_tags(&bed).contains("swh-graph-20250117.3"));
 
-    // A failed image push (read-only registry): no tag anywhere, the build
-    // commit undone, the new frozen file kept for the next try.
-    index.publish("swh.graph", "6.3.0", &["swh.core>=3"]);
-    drop(reg);
-    reg = Registry::start(root, &storage, true);
+    // A failed image push (the registry cannot store uploads: its upload
+    // directory for the image is a file): no tag anywhere, the build commit
+    // undone, the new frozen file kept for the next try.
+    index
+        .publish("swh.graph", "6.3.0", &["swh.core>=3"])
+        .unwrap();
+    let uploads = reg
+        .dir()
+        .join("storage/docker/registry/v2/repositories")
+        .join(prefix)
+        .join("graph/_uploads");
+    std::fs::remove_dir_all(&uploads).unwrap();
+    std::fs::write(&uploads, "not a directory").unwrap();
     let local_head = git(&bed.work, &["rev-parse", "HEAD"]);
     let e = repo
         .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
@@ -198,8 +214,7 @@ fn build_push_tag_and_failures() {
     );
 
     // A failed git push: images are out, but the tag is deleted again.
-    drop(reg);
-    reg = Registry::start(root, &storage, false);
+    std::fs::remove_file(&uploads).unwrap();
     let hook = bed.remote.join("hooks/pre-receive");
     std::fs::write(
         &hook,
