@@ -350,7 +350,10 @@ async fn drive(
                 } else {
                     Stream::Stderr
                 };
-                let mut diag = diag;
+                // ssh ends its messages with "\r\n" (it writes for a terminal).
+                let mut diag: Vec<u8> = lines(&diag)
+                    .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
+                    .collect();
                 if let Status::LaunchFailed(m) = &status {
                     diag.extend_from_slice(m.as_bytes());
                     diag.push(b'\n');

@@ -357,7 +357,14 @@ impl SshTransport {
             a.push(f.clone().into_os_string());
         }
         a.extend(o.extra_args.iter().cloned());
-        for opt in ["-oForwardAgent=no", "-oForwardX11=no", "-oBatchMode=yes"] {
+        // LogLevel INFO: ssh's messages about a lost or refused connection
+        // must reach the -E log, or a 255 cannot be told from the command's.
+        for opt in [
+            "-oForwardAgent=no",
+            "-oForwardX11=no",
+            "-oBatchMode=yes",
+            "-oLogLevel=INFO",
+        ] {
             a.push(opt.into());
         }
         a.push(

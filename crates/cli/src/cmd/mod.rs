@@ -3,7 +3,11 @@
 
 pub mod app;
 pub mod chart;
+pub mod history;
 pub mod nodeset;
+pub mod run;
+pub mod site;
+pub mod upgrade;
 
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -13,6 +17,8 @@ use std::process::ExitCode;
 pub enum Command {
     /// Print the exit codes that swh-deploy commands use.
     ExitCodes,
+    /// Run a shell command on many hosts in parallel, like clush.
+    Run(run::RunArgs),
     /// Fold, expand, count and combine node sets, like ClusterShell's
     /// `nodeset` (same options, same output).
     Nodeset(nodeset::NodesetArgs),
@@ -21,14 +27,25 @@ pub enum Command {
     App(app::AppArgs),
     /// swh-charts: bump image versions, promote between environments, show.
     Chart(chart::ChartArgs),
+    /// Upgrade packages on hosts and restart services in rolling batches
+    /// (nominal, config-change, long-standing); `--dry-run` prints the plan.
+    Upgrade(upgrade::UpgradeArgs),
+    /// Show the runs recorded in the journal, or one run in detail.
+    History(history::HistoryArgs),
+    /// Site file commands (`site check`).
+    Site(site::SiteArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
 pub fn dispatch(command: Command) -> ExitCode {
     match command {
+        Command::Run(args) => run::main(args),
         Command::Nodeset(args) => nodeset::run(args),
         Command::App(args) => app::run(args),
         Command::Chart(args) => chart::run(args),
+        Command::Upgrade(args) => upgrade::run(args),
+        Command::History(args) => history::run(args),
+        Command::Site(args) => site::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
@@ -41,4 +58,7 @@ pub const EXIT_CODES: &str = "\
 0    success
 1    failure: bad input (site file, node set, version...) or a step failed
 2    usage error (unknown flag, missing argument)
+3    failure budget exceeded: no new batch was started (upgrade)
+4    refused: hosts are locked by another run (who, since when, pid shown)
+5    refused: compensations pending (puppet/cron may be off): run `swh-deploy recover`
 ";
