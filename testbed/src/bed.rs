@@ -88,6 +88,10 @@ pub struct Options {
     /// Build (cached) and serve the local apt repository
     /// ([`crate::aptrepo::VERSIONS`]) and point hosts' apt sources at it.
     pub apt_repo: bool,
+    /// Versions the apt repository holds at start (both packages at each
+    /// version); change them later with [`Testbed::publish`]. Default:
+    /// every version of [`crate::aptrepo::VERSIONS`].
+    pub apt_versions: Vec<String>,
     /// Host names are `<host_prefix><i>`, i from 1.
     pub host_prefix: String,
     /// State directory; `None`: `/run/swh-deploy-testbed/<name>`.
@@ -102,6 +106,10 @@ impl Default for Options {
             systemd: false,
             loopback: None,
             apt_repo: false,
+            apt_versions: crate::aptrepo::VERSIONS
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
             host_prefix: "host".into(),
             state_dir: None,
         }
@@ -404,7 +412,9 @@ impl Testbed {
     }
 
     /// URL of the local apt repository, when served
-    /// (`http://BRIDGE_ADDR:8080`, loopback mode `http://127.0.0.1:8080`).
+    /// (`http://BRIDGE_ADDR:8080/debian`, loopback mode
+    /// `http://127.0.0.1:8080/debian`); hosts have
+    /// `deb [trusted=yes] URL ./` as their only apt source.
     pub fn apt_url(&self) -> Option<String> {
         self.lock().apt_url.clone()
     }
@@ -580,6 +590,17 @@ impl Testbed {
             }
         }
         st.mounts.clear();
+        for l in st.links.iter().rev() {
+            if Path::new("/sys/class/net").join(l).exists() {
+                // A veth also goes away with its peer's namespace.
+                if let Err(e) = util::run(util::cmd("ip").args(["link", "delete", l])) {
+                    if Path::new("/sys/class/net").join(l).exists() {
+                        errors.push(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+        st.links.clear();
         for ns in st.netns.iter().rev() {
             if Path::new("/run/netns").join(ns).exists() {
                 if let Err(e) = util::run(util::cmd("ip").args(["netns", "delete", ns])) {
@@ -588,14 +609,6 @@ impl Testbed {
             }
         }
         st.netns.clear();
-        for l in st.links.iter().rev() {
-            if Path::new("/sys/class/net").join(l).exists() {
-                if let Err(e) = util::run(util::cmd("ip").args(["link", "delete", l])) {
-                    errors.push(format!("{e:#}"));
-                }
-            }
-        }
-        st.links.clear();
         for cg in st.cgroups.iter().rev() {
             remove_cgroup(cg);
         }
@@ -651,7 +664,11 @@ impl Testbed {
             .map(|i| format!("{}{i}", opts.host_prefix))
             .collect();
         let apt_dir = if opts.apt_repo {
-            Some(crate::aptrepo::build_cached(crate::aptrepo::VERSIONS)?.dir)
+            let versions: Vec<&str> = opts.apt_versions.iter().map(|s| s.as_str()).collect();
+            let www = dir.join("www");
+            fs::create_dir_all(&www)?;
+            self.publish_in(&www, &versions)?;
+            Some(www)
         } else {
             None
         };
@@ -700,7 +717,7 @@ impl Testbed {
             .collect();
         self.record(|s| s.hosts = hosts.clone())?;
         let root = self.mount_overlay(golden, &dir.join("loopback"))?;
-        let apt_url = apt.map(|_| format!("http://127.0.0.1:{APT_PORT}"));
+        let apt_url = apt.map(|_| format!("http://127.0.0.1:{APT_PORT}/debian"));
         self.prepare_root(&root, "loopback", None, apt_url.as_deref())?;
         if let (Some(apt), Some(url)) = (apt, &apt_url) {
             self.spawn(
@@ -759,7 +776,7 @@ impl Testbed {
             s.bridge = Some(bridge.clone());
             s.bridge_addr = Some(bridge_addr);
         })?;
-        let apt_url = apt.map(|_| format!("http://{bridge_addr}:{APT_PORT}"));
+        let apt_url = apt.map(|_| format!("http://{bridge_addr}:{APT_PORT}/debian"));
         if let (Some(apt), Some(url)) = (apt, &apt_url) {
             self.spawn(
                 "httpd",
@@ -845,6 +862,30 @@ impl Testbed {
         for a in addrs {
             wait_port(None, a, 22, true)?;
         }
+        Ok(())
+    }
+
+    /// Makes the apt repository hold exactly `versions` of both packages
+    /// (built with [`crate::aptrepo::build_cached`]); hosts see the change
+    /// at their next `apt-get update`. Fails if the test bed serves no
+    /// repository.
+    pub fn publish(&self, versions: &[&str]) -> Result<()> {
+        if self.lock().apt_url.is_none() {
+            bail!("test bed {} serves no apt repository", self.name());
+        }
+        self.publish_in(&self.state_dir().join("www"), versions)
+    }
+
+    /// Points `<www>/debian` (atomically) at a cached repository holding
+    /// `versions`.
+    fn publish_in(&self, www: &Path, versions: &[&str]) -> Result<()> {
+        let repo = crate::aptrepo::build_cached(versions)?;
+        let tmp = www.join(".debian.tmp");
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&repo.dir, &tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        fs::rename(&tmp, www.join("debian"))
+            .with_context(|| format!("publishing {}", www.join("debian").display()))?;
         Ok(())
     }
 

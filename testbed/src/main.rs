@@ -39,9 +39,20 @@ enum Cmd {
         /// Do not build and serve the local apt repository.
         #[arg(long)]
         no_apt_repo: bool,
+        /// Versions the apt repository holds at start (comma-separated;
+        /// default: all of 1.0-1~swh1, 1.1-1~swh1, 1.2-1~swh1).
+        #[arg(long, value_delimiter = ',')]
+        apt_versions: Vec<String>,
         /// Host name prefix (hosts are PREFIX1, PREFIX2, ...).
         #[arg(long, default_value = "host")]
         host_prefix: String,
+    },
+    /// Make the apt repository hold exactly these versions of the swh
+    /// packages (hosts see it at their next `apt-get update`).
+    Publish {
+        /// Debian versions, e.g. 1.0-1~swh1 1.1-1~swh1.
+        #[arg(required = true)]
+        versions: Vec<String>,
     },
     /// Stop everything the test bed started (safe to run twice).
     Down,
@@ -95,9 +106,16 @@ fn run(cli: Cli) -> Result<()> {
             systemd,
             loopback,
             no_apt_repo,
+            apt_versions,
             host_prefix,
         } => {
+            let defaults = Options::default();
             let opts = Options {
+                apt_versions: if apt_versions.is_empty() {
+                    defaults.apt_versions
+                } else {
+                    apt_versions
+                },
                 name: Some(cli.name.clone()),
                 hosts,
                 systemd,
@@ -132,6 +150,10 @@ fn run(cli: Cli) -> Result<()> {
             let tb = Testbed::attach(&dir)?;
             let err = tb.exec_command(&command).exec();
             bail!("cannot run {:?}: {err}", command[0])
+        }
+        Cmd::Publish { versions } => {
+            let v: Vec<&str> = versions.iter().map(|s| s.as_str()).collect();
+            Testbed::attach(&dir)?.publish(&v)
         }
         Cmd::Cut { host } => Testbed::attach(&dir)?.cut(&host),
         Cmd::Drop { host } => Testbed::attach(&dir)?.drop(&host),
