@@ -231,8 +231,15 @@ fn amend_leading_digits(outer: &str, inner: &str) -> Result<(String, String), Pa
     let cut = outer.len() - ndig;
     let digits = &outer[cut..];
     let rs = RangeSet::parse(inner).map_err(bad_range)?;
-    let amended: Vec<String> = rs
-        .runs()
+    let runs = rs.runs();
+    if runs.iter().any(|(_, b)| b.value() == -1) {
+        // ClusterShell rebuilds each run from a slice whose stop is 0.
+        return Err(ParseError::other(
+            ErrorKind::Value,
+            "Invalid range upper limit (0)",
+        ));
+    }
+    let amended: Vec<String> = runs
         .into_iter()
         .map(|(a, b)| {
             let elem = if a == b {
