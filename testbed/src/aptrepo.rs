@@ -88,7 +88,7 @@ const SOURCE_DATE_EPOCH: u64 = 1_737_072_000;
 /// Name of the stamp file recording which build a directory holds.
 const STAMP: &str = ".swh-testbed-aptrepo";
 /// Bumped whenever the build recipe changes in a way the templates don't show.
-const RECIPE_VERSION: &str = "aptrepo-1";
+const RECIPE_VERSION: &str = "aptrepo-2";
 
 /// One file of a package: where it goes, its template, its mode.
 struct FileSpec {
@@ -540,12 +540,16 @@ fn fix_tree(dir: &Path) -> Result<()> {
 }
 
 /// A `Release` file for the flat repository (checksums of the indexes).
+/// Its `Date` is fixed ([`SOURCE_DATE_EPOCH`]): apt warns without one, and
+/// a date that never moves never goes backwards when the repository is
+/// rebuilt with other versions.
 fn release(packages: &[u8], packages_gz: &[u8]) -> String {
     let mut s = String::from(
         "Origin: swh-deploy-testbed\n\
          Label: swh-deploy-testbed\n\
          Suite: bookworm-swh\n\
          Codename: bookworm-swh\n\
+         Date: Fri, 17 Jan 2025 00:00:00 UTC\n\
          Architectures: all amd64\n\
          Description: swh-deploy test bed packages (stand-ins for Software Heritage's)\n",
     );

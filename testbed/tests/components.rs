@@ -105,8 +105,14 @@ fn static_http_serves_the_apt_repository() {
     };
     let mut update = Command::new("apt-get");
     apt_opts(&mut update);
-    let out = stdout(update.arg("update"));
-    assert!(!out.contains("Err:"), "{out}");
+    let out = run(update.arg("update"));
+    let (text, errors) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!text.contains("Err:"), "{text}");
+    // No warning either (e.g. "Invalid 'Date' entry in Release file").
+    assert!(!errors.contains("W:") && !errors.contains("E:"), "{errors}");
     let mut policy = Command::new("apt-cache");
     apt_opts(&mut policy);
     let out = stdout(policy.args(["policy", "python3-swh.storage"]));
