@@ -142,11 +142,13 @@ fn gen_term(rng: &mut Rng, groups: bool) -> String {
         25..=69 => {
             let mut t = format!("{}{}", rng.pick(PREFIXES), gen_bracket(rng));
             if rng.chance(30) {
-                t.push_str(*rng.pick(&["c", "-ib", "p", "s"]));
+                let mid: &str = rng.pick(&["c", "-ib", "p", "s"]);
+                t.push_str(mid);
                 t.push_str(&gen_bracket(rng));
             }
             if rng.chance(15) {
-                t.push_str(*rng.pick(&["-ipmi", "b1", ".eu"]));
+                let end: &str = rng.pick(&["-ipmi", "b1", ".eu"]);
+                t.push_str(end);
             }
             t
         }
@@ -192,7 +194,8 @@ fn gen_expr(rng: &mut Rng, groups: bool) -> String {
         s.push_str(&gen_term(rng, groups));
     }
     if rng.chance(2) {
-        s.push_str(*rng.pick(&[",", "!", "&"]));
+        let op: &str = rng.pick(&[",", "!", "&"]);
+        s.push_str(op);
     }
     s
 }
