@@ -45,6 +45,10 @@ struct Case {
     expr: String,
 }
 
+fn pick_str(rng: &mut Rng, items: &[&'static str]) -> &'static str {
+    items[rng.below(items.len() as u64) as usize]
+}
+
 fn gen_index(rng: &mut Rng, pad: usize) -> (u64, String) {
     let v = if rng.chance(85) {
         rng.below(25)
@@ -142,12 +146,12 @@ fn gen_term(rng: &mut Rng, groups: bool) -> String {
         25..=69 => {
             let mut t = format!("{}{}", rng.pick(PREFIXES), gen_bracket(rng));
             if rng.chance(30) {
-                let mid: &str = rng.pick(&["c", "-ib", "p", "s"]);
+                let mid = pick_str(rng, &["c", "-ib", "p", "s"]);
                 t.push_str(mid);
                 t.push_str(&gen_bracket(rng));
             }
             if rng.chance(15) {
-                let end: &str = rng.pick(&["-ipmi", "b1", ".eu"]);
+                let end = pick_str(rng, &["-ipmi", "b1", ".eu"]);
                 t.push_str(end);
             }
             t
@@ -194,7 +198,7 @@ fn gen_expr(rng: &mut Rng, groups: bool) -> String {
         s.push_str(&gen_term(rng, groups));
     }
     if rng.chance(2) {
-        let op: &str = rng.pick(&[",", "!", "&"]);
+        let op = pick_str(rng, &[",", "!", "&"]);
         s.push_str(op);
     }
     s
