@@ -431,7 +431,8 @@ pub struct GitRemotes {
     /// Branch `master`.
     pub apps: GitRemote,
     /// `swh-charts.git`: `swh/Chart.yaml` (`appVersion:`
-    /// [`CHART_APP_VERSION`]), `swh/values/...`, a template, and the root
+    /// [`CHART_APP_VERSION`]), `swh/values.yaml`, `swh/values/...`, a
+    /// template (`helm template` renders every image reference), and the root
     /// `values-swh-application-versions.yaml` (the real files of
     /// `shared/data/swh-charts/`, copied in `testbed/assets/swh-charts/`);
     /// branches [`CHART_BRANCHES`] on the same commit, `HEAD` ->
@@ -824,6 +825,13 @@ fn make_charts(dir: &Path, scratch: &Path) -> Result<GitRemote> {
         &[
             f("README.md", "swh-charts\n==========\n\nHelm chart of the Software Heritage stack (swh-deploy test bed copy).\n"),
             f("swh/Chart.yaml", chart),
+            f(
+                "swh/values.yaml",
+                "# Default values of the swh chart (swh-deploy test bed copy; the real\n\
+                 # file is much longer). Environments override them with\n\
+                 # values/<env>/*.yaml and ../values-swh-application-versions.yaml.\n\
+                 namespace: swh\n",
+            ),
             f("swh/values/default.yaml", read("values-default.yaml")?),
             f("swh/values/production/default.yaml", read("values-production-default.yaml")?),
             f("swh/values/production/swh-cassandra.yaml", "# swh-cassandra namespace in production\nnamespace: swh-cassandra\n"),
