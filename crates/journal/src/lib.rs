@@ -3,7 +3,8 @@
 //!
 //! One SQLite file (WAL mode, `synchronous=FULL`, so a committed row survives
 //! a crash or `kill -9`), by default `$XDG_STATE_HOME/swh-deploy/journal.sqlite`
-//! (`~/.local/state/swh-deploy/journal.sqlite`), `--journal` to override. It
+//! (`~/.local/state/swh-deploy/journal.sqlite`); `--journal` or
+//! `$SWH_DEPLOY_JOURNAL` override it ([`resolve_path`]). It
 //! holds:
 //! - **runs**: one per command that changes something (command line, user,
 //!   pid, host name, start/end, status, mode, parameters as JSON);
@@ -411,6 +412,21 @@ pub fn default_path() -> Result<PathBuf, JournalError> {
     Ok(state.join("swh-deploy").join("journal.sqlite"))
 }
 
+/// The environment variable naming the journal file.
+pub const JOURNAL_ENV: &str = "SWH_DEPLOY_JOURNAL";
+
+/// The journal to use: `explicit` (`--journal`), else `$SWH_DEPLOY_JOURNAL`,
+/// else [`default_path`].
+pub fn resolve_path(explicit: Option<&Path>) -> Result<PathBuf, JournalError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    if let Some(p) = std::env::var_os(JOURNAL_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    default_path()
+}
+
 /// This machine's host name.
 pub fn this_hostname() -> String {
     let mut buf = [0u8; 256];
@@ -494,12 +510,9 @@ impl Journal {
         })
     }
 
-    /// Opens the journal at `explicit` (`--journal`) or at [`default_path`].
+    /// Opens the journal at [`resolve_path`]`(explicit)`.
     pub fn open_default(explicit: Option<&Path>) -> Result<Journal, JournalError> {
-        match explicit {
-            Some(p) => Journal::open(p),
-            None => Journal::open(&default_path()?),
-        }
+        Journal::open(&resolve_path(explicit)?)
     }
 
     /// The journal file.

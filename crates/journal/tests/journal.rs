@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use swh_deploy_journal::{
-    default_path, pid_alive, Journal, JournalError, LockError, LockRefused, NewRun, Outcome,
-    RunStatus, StepStatus,
+    default_path, pid_alive, resolve_path, Journal, JournalError, LockError, LockRefused, NewRun,
+    Outcome, RunStatus, StepStatus,
 };
 
 /// A fresh directory removed on drop.
@@ -171,6 +171,15 @@ fn default_path_follows_xdg_state_home() {
     std::env::remove_var("XDG_STATE_HOME");
     std::env::remove_var("HOME");
     assert!(matches!(default_path(), Err(JournalError::NoStateDir)));
+    // --journal, then $SWH_DEPLOY_JOURNAL, then the default.
+    std::env::set_var("SWH_DEPLOY_JOURNAL", "/srv/j.sqlite");
+    assert_eq!(resolve_path(None).unwrap(), PathBuf::from("/srv/j.sqlite"));
+    assert_eq!(
+        resolve_path(Some(Path::new("/x.sqlite"))).unwrap(),
+        PathBuf::from("/x.sqlite")
+    );
+    std::env::remove_var("SWH_DEPLOY_JOURNAL");
+    assert!(matches!(resolve_path(None), Err(JournalError::NoStateDir)));
 }
 
 #[test]

@@ -124,7 +124,14 @@ pub fn select(
                 _ => true,
             };
             if in_env {
-                hosts.update(&parse(&format!("@{SITE_SOURCE}:{g}"))?);
+                let nodes = NodeSet::parse_with(&format!("@{SITE_SOURCE}:{g}"), &resolver)
+                    .map_err(|e| SiteError::Unknown {
+                        message: format!(
+                            "group `{g}` ({}) of service `{}` cannot be resolved: {e}",
+                            group.defined_at, service.name
+                        ),
+                    })?;
+                hosts.update(&nodes);
             }
         }
         service_hosts.push((service, hosts));

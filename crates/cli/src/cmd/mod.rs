@@ -3,8 +3,11 @@
 
 pub mod app;
 pub mod chart;
+pub mod history;
 pub mod nodeset;
 pub mod run;
+pub mod site;
+pub mod upgrade;
 
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -24,6 +27,13 @@ pub enum Command {
     App(app::AppArgs),
     /// swh-charts: bump image versions, promote between environments, show.
     Chart(chart::ChartArgs),
+    /// Upgrade packages on hosts and restart services in rolling batches
+    /// (nominal, config-change, long-standing); `--dry-run` prints the plan.
+    Upgrade(upgrade::UpgradeArgs),
+    /// Show the runs recorded in the journal, or one run in detail.
+    History(history::HistoryArgs),
+    /// Site file commands (`site check`).
+    Site(site::SiteArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -33,6 +43,9 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Nodeset(args) => nodeset::run(args),
         Command::App(args) => app::run(args),
         Command::Chart(args) => chart::run(args),
+        Command::Upgrade(args) => upgrade::run(args),
+        Command::History(args) => history::run(args),
+        Command::Site(args) => site::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS

@@ -1,0 +1,226 @@
+//! `swh-deploy history [RUN]`: the runs recorded in the journal, or one
+//! run's steps, per-host outcomes (as folded node sets), compensations and
+//! locks.
+
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use swh_deploy_journal::{Journal, Outcome, RunDetails};
+use swh_deploy_nodeset::NodeSet;
+
+/// Show what was done, by whom, when.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Without RUN: the latest runs, newest first. With RUN: its steps, the hosts
+per outcome, its compensations (pending ones are flagged) and its locks.
+Runs whose process is gone are marked interrupted first.")]
+pub struct HistoryArgs {
+    /// The run to show in detail.
+    #[arg(value_name = "RUN")]
+    run: Option<i64>,
+    /// The journal (default: $SWH_DEPLOY_JOURNAL, else
+    /// $XDG_STATE_HOME/swh-deploy/journal.sqlite).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// How many runs to list.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    limit: usize,
+    /// With RUN: also print every host's stdout and stderr.
+    #[arg(long)]
+    outputs: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `swh-deploy history`.
+pub fn run(args: HistoryArgs) -> ExitCode {
+    match history(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("swh-deploy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalError> {
+    let mut journal = Journal::open_default(args.journal.as_deref())?;
+    journal.reap_dead_runs()?;
+    warn_pending(&journal)?;
+    match args.run {
+        None => {
+            let runs = journal.runs(args.limit)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs).unwrap_or_default()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            if runs.is_empty() {
+                println!("no runs in {}", journal.path().display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:>5}  {:<15}  {:<13}  {:<10}  {:<24}  COMMAND",
+                "RUN", "STATUS", "MODE", "USER", "STARTED"
+            );
+            for r in runs {
+                println!(
+                    "{:>5}  {:<15}  {:<13}  {:<10}  {:<24}  {}",
+                    r.id,
+                    r.status.as_str(),
+                    r.mode,
+                    r.user,
+                    r.started_at,
+                    r.command_line.join(" ")
+                );
+            }
+        }
+        Some(id) => {
+            let details = journal.run_details(id)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&details).unwrap_or_default()
+                );
+            } else {
+                print!("{}", render_details(&details, args.outputs));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a warning on stderr when compensations are pending; returns how
+/// many there are. Every command that uses the journal calls it.
+pub fn warn_pending(journal: &Journal) -> Result<usize, swh_deploy_journal::JournalError> {
+    let pending = journal.pending_compensations(None)?;
+    if !pending.is_empty() {
+        let mut runs: Vec<i64> = pending.iter().map(|c| c.run).collect();
+        runs.dedup();
+        let hosts = fold(pending.iter().map(|c| c.host.as_str()));
+        eprintln!(
+            "swh-deploy: warning: {} compensation(s) pending on {hosts} (run(s) {}): puppet or cron may still be off; run `swh-deploy recover`",
+            pending.len(),
+            runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(pending.len())
+}
+
+/// Like [`warn_pending`], but only when the journal file already exists (a
+/// dry run does not create one).
+pub fn warn_pending_if_any(explicit: Option<&Path>) {
+    let Ok(path) = swh_deploy_journal::resolve_path(explicit) else {
+        return;
+    };
+    if path.exists() {
+        if let Ok(journal) = Journal::open(&path) {
+            let _ = warn_pending(&journal);
+        }
+    }
+}
+
+fn fold<'a>(hosts: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = hosts.collect();
+    NodeSet::from_names(&names)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| names.join(","))
+}
+
+fn render_details(d: &RunDetails, outputs: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let r = &d.run;
+    let _ = writeln!(out, "run {}: {} ({})", r.id, r.status, r.mode);
+    let _ = writeln!(out, "  command: {}", r.command_line.join(" "));
+    let _ = writeln!(out, "  by {} on {} (pid {})", r.user, r.hostname, r.pid);
+    let _ = writeln!(
+        out,
+        "  started {}, ended {}",
+        r.started_at,
+        r.ended_at.as_deref().unwrap_or("-")
+    );
+    if r.status.is_resumable() {
+        let _ = writeln!(out, "  resumable: swh-deploy resume {}", r.id);
+    }
+    for s in &d.steps {
+        let batch = s
+            .batch
+            .map(|b| format!(" batch {}", b + 1))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "step {} {}{batch} [{}] on {}: {}",
+            s.index + 1,
+            s.name,
+            s.kind,
+            s.hosts,
+            s.status.as_str()
+        );
+        // Latest result per host, grouped by outcome.
+        let mut latest: BTreeMap<&str, &swh_deploy_journal::HostResult> = BTreeMap::new();
+        for h in d.results.iter().filter(|h| h.step == s.index) {
+            latest.insert(&h.host, h);
+        }
+        let mut by_outcome: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (host, h) in &latest {
+            by_outcome.entry(h.outcome.as_str()).or_default().push(host);
+        }
+        for (outcome, hosts) in by_outcome {
+            let _ = writeln!(out, "    {outcome}: {}", fold(hosts.into_iter()));
+        }
+        if outputs {
+            for h in latest.values() {
+                let rc = h.rc.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+                let _ = writeln!(
+                    out,
+                    "    --- {} (rc {rc}, {} ms, {})",
+                    h.host,
+                    h.duration_ms,
+                    h.outcome.as_str()
+                );
+                for line in h.stdout.lines() {
+                    let _ = writeln!(out, "    {}: {line}", h.host);
+                }
+                for line in h.stderr.lines() {
+                    let _ = writeln!(out, "    {} (stderr): {line}", h.host);
+                }
+            }
+        } else {
+            for h in latest.values().filter(|h| h.outcome != Outcome::Ok) {
+                if let Some(line) = h.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+                    let _ = writeln!(out, "    {}: {line}", h.host);
+                }
+            }
+        }
+    }
+    if !d.compensations.is_empty() {
+        let _ = writeln!(out, "compensations:");
+        for c in &d.compensations {
+            match &c.done_at {
+                Some(done) => {
+                    let _ = writeln!(out, "  {} on {}: done {done}", c.action, c.host);
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  {} on {}: PENDING since {} (swh-deploy recover)",
+                        c.action, c.host, c.recorded_at
+                    );
+                }
+            }
+        }
+    }
+    if !d.locks.is_empty() {
+        let _ = writeln!(
+            out,
+            "locks held: {}",
+            fold(d.locks.iter().map(String::as_str))
+        );
+    }
+    out
+}

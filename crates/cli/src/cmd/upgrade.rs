@@ -1,0 +1,147 @@
+//! `swh-deploy upgrade`: the runbook's "Deployment with debian packaging"
+//! (nominal, configuration change, long-standing upgrade) as rolling
+//! batches. Selection and planning live in `swh_deploy_upgrade`; this module
+//! parses flags and prints the plan (`--dry-run`). The executor that runs
+//! plans on hosts is not there yet: without `--dry-run` the command refuses.
+
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use swh_deploy_site::{PackageName, Site};
+use swh_deploy_upgrade::{BatchSpec, FailBudget, Mode, PlanRequest};
+
+/// Upgrade packages on hosts and restart the right services, in batches.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Targets: -w NODES and TARGET arguments are node sets (`host[1-4]`, `@group`,
+`@swh-workers!worker03`); --service S selects services (their hosts when no
+node set is given). Without --env, --service alone uses the site's
+default_environment.
+
+Modes:
+  nominal        apt-get update; dist-upgrade (or --only-upgrade install of
+                 --packages); restart the selected services' units; health gate
+  config-change  puppet agent -t first (exit 0 and 2 are success), then nominal
+  long-standing  stop cron and disable puppet on all targets (compensations
+                 journaled first), --migration once on the first host, nominal,
+                 then cron and puppet back
+
+Batches: --batch 5 | 10% | 1,10%,100% (first batch is the canary; the last
+size repeats; percentages of all targets, rounded up). --max-fail N | P%:
+failures allowed over the whole run (default 0) before no new batch starts.
+
+Exit status: 0 success (dry run: plan printed), 1 bad input or failure,
+2 usage error, 3 failure budget exceeded, 4 refused: hosts locked by another
+run, 5 refused: compensations pending (run `swh-deploy recover`).")]
+pub struct UpgradeArgs {
+    /// Target node sets or `@group`s.
+    #[arg(value_name = "TARGET")]
+    targets: Vec<String>,
+    /// Target nodes (node-set syntax); repeatable.
+    #[arg(short = 'w', value_name = "NODES")]
+    nodes: Vec<String>,
+    /// Services to upgrade and restart (from the site file); repeatable.
+    #[arg(long = "service", value_name = "SERVICE")]
+    services: Vec<String>,
+    /// The site file (default: SWH_DEPLOY_SITE, ./swh-deploy.toml,
+    /// /etc/swh-deploy/site.toml).
+    #[arg(long, value_name = "FILE")]
+    site: Option<PathBuf>,
+    /// Environment whose groups the services are taken from.
+    #[arg(long = "env", value_name = "ENV")]
+    env: Option<String>,
+    /// Upgrade mode.
+    #[arg(long, value_name = "MODE", default_value = "nominal", value_parser = parse_mode)]
+    mode: Mode,
+    /// Long-standing mode: shell command run once on the first target host
+    /// after cron and puppet are stopped (e.g. a database migration).
+    #[arg(long, value_name = "CMD")]
+    migration: Option<String>,
+    /// Long-standing mode: the reason given to `puppet agent --disable`.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// Upgrade only these packages (`--only-upgrade install`) instead of a
+    /// full dist-upgrade; repeatable or comma-separated.
+    #[arg(long = "packages", value_name = "PKG", value_delimiter = ',', value_parser = parse_package)]
+    packages: Vec<PackageName>,
+    /// Rolling batches: a count, a percentage or a list (`1,10%,100%`).
+    #[arg(long, value_name = "SPEC", value_parser = parse_batch)]
+    batch: Option<BatchSpec>,
+    /// Failure budget over the whole run: a count or a percentage.
+    #[arg(long = "max-fail", value_name = "N|P%", value_parser = parse_budget)]
+    max_fail: Option<FailBudget>,
+    /// Print the plan and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run: print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The journal (default: $SWH_DEPLOY_JOURNAL, else
+    /// $XDG_STATE_HOME/swh-deploy/journal.sqlite).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+fn parse_package(s: &str) -> Result<PackageName, String> {
+    s.parse()
+        .map_err(|e: swh_deploy_site::NameError| e.to_string())
+}
+
+fn parse_batch(s: &str) -> Result<BatchSpec, String> {
+    s.parse()
+        .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
+}
+
+fn parse_budget(s: &str) -> Result<FailBudget, String> {
+    s.parse()
+        .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
+}
+
+/// Runs `swh-deploy upgrade`.
+pub fn run(args: UpgradeArgs) -> ExitCode {
+    match upgrade(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("swh-deploy: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
+    let site = Site::discover(args.site.as_deref()).map_err(|e| e.to_string())?;
+    let mut nodes = args.nodes.clone();
+    nodes.extend(args.targets.iter().cloned());
+    let selection = swh_deploy_upgrade::select(&site, args.env.as_deref(), &nodes, &args.services)
+        .map_err(|e| e.to_string())?;
+    let request = PlanRequest {
+        mode: args.mode,
+        targets: selection.targets,
+        services: selection.services,
+        packages: args.packages.clone(),
+        migration: args.migration.clone(),
+        reason: args.reason.clone(),
+        batch: args.batch.clone().unwrap_or_default(),
+        max_fail: args.max_fail.unwrap_or_default(),
+        run_id: None,
+    };
+    let plan = swh_deploy_upgrade::plan(&request).map_err(|e| e.to_string())?;
+    super::history::warn_pending_if_any(args.journal.as_deref());
+    if !args.dry_run {
+        return Err(
+            "refusing to upgrade: the upgrade executor is not part of this build yet; \
+             only --dry-run (print the plan) is available"
+                .to_owned(),
+        );
+    }
+    if args.json {
+        println!("{}", plan.to_json());
+    } else {
+        print!("{}", plan.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
