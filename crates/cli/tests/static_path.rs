@@ -294,3 +294,30 @@ fn exit_codes_are_documented() {
         assert!(stdout.contains(code), "{stdout}");
     }
 }
+
+#[test]
+fn malformed_site_stops_upgrade_before_anything() {
+    let dir = TempDir::new("badsite");
+    let journal = dir.0.join("journal.sqlite");
+    let bad = dir.0.join("site.toml");
+    std::fs::write(
+        &bad,
+        "[groups.rpc]\nnodes = \"host1\"\n[groups.rpc]\nnodes = \"host2\"\n",
+    )
+    .unwrap();
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["upgrade", "--site", bad.to_str().unwrap(), "-w", "host1"];
+        args.extend_from_slice(extra);
+        let out = swh_deploy(&args, &journal);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "swh-deploy: {}:3:9: duplicate key `rpc`: it is already defined above\n",
+                bad.display()
+            )
+        );
+        assert!(out.stdout.is_empty());
+        assert!(!journal.exists());
+    }
+}
