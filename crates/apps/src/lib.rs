@@ -151,9 +151,16 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
 /// Runs a command, returning its stdout or an error naming it with stderr.
 fn run(cmd: &mut Command) -> Result<String, Error> {
     let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .map_err(|e| Error::Command(format!("{shown}: {e}")))?;
+    let out = cmd.output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Command(format!(
+                "cannot run {:?}: not found (install it or give its path)",
+                cmd.get_program()
+            ))
+        } else {
+            Error::Command(format!("{shown}: {e}"))
+        }
+    })?;
     if !out.status.success() {
         return Err(Error::Command(format!(
             "{shown} failed ({}): {}",

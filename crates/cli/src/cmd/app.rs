@@ -8,6 +8,78 @@ use std::process::ExitCode;
 use swh_deploy_apps::registry::Registry;
 use swh_deploy_apps::version::today_utc;
 use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions, PinChange};
+use swh_deploy_journal::{Journal, NewRun, RunId, RunStatus, StepStatus};
+
+/// Journals one elastic-path run (`app freeze`, `app build`, `chart bump`,
+/// `chart promote`): the run with its parameters, then one step per action,
+/// each recorded before it starts and when it ends. The journal is
+/// `$SWH_DEPLOY_JOURNAL`, else the default of the journal crate.
+pub(crate) struct Recorder {
+    journal: Journal,
+    run: RunId,
+    step: i64,
+    open: bool,
+}
+
+impl Recorder {
+    /// Opens the journal and starts a run of `mode` (e.g. `app build`).
+    pub(crate) fn start(mode: &str, parameters: serde_json::Value) -> Result<Recorder, String> {
+        let explicit = std::env::var_os("SWH_DEPLOY_JOURNAL").map(PathBuf::from);
+        let mut journal = Journal::open_default(explicit.as_deref()).map_err(|e| e.to_string())?;
+        let run = journal
+            .start_run(&NewRun {
+                command_line: std::env::args().collect(),
+                mode: mode.to_string(),
+                parameters,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Recorder {
+            journal,
+            run,
+            step: 0,
+            open: false,
+        })
+    }
+
+    /// Ends the current step (succeeded) and records the start of `name`.
+    pub(crate) fn step(&mut self, name: &str, target: &str) {
+        self.close(StepStatus::Succeeded);
+        self.step += 1;
+        if let Err(e) = self
+            .journal
+            .start_step(self.run, self.step, name, "elastic", None, target)
+        {
+            eprintln!("swh-deploy: warning: journal: {e}");
+        }
+        self.open = true;
+    }
+
+    fn close(&mut self, status: StepStatus) {
+        if self.open {
+            if let Err(e) = self.journal.end_step(self.run, self.step, status) {
+                eprintln!("swh-deploy: warning: journal: {e}");
+            }
+            self.open = false;
+        }
+    }
+
+    /// Ends the current step and the run, succeeded or failed.
+    pub(crate) fn finish(mut self, ok: bool) {
+        self.close(if ok {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
+        });
+        let status = if ok {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        if let Err(e) = self.journal.end_run(self.run, status) {
+            eprintln!("swh-deploy: warning: journal: {e}");
+        }
+    }
+}
 
 /// Arguments of `swh-deploy app`.
 #[derive(Debug, Args)]
@@ -201,9 +273,18 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             println!("{v}");
         }
         AppCommand::Freeze { app, uv, dry_run } => {
-            let out = repo
-                .freeze(&app, &uv.options(), !dry_run)
-                .map_err(|e| e.to_string())?;
+            let mut rec = if dry_run {
+                None
+            } else {
+                let mut r = Recorder::start("app freeze", serde_json::json!({ "app": app }))?;
+                r.step(&format!("freeze apps/{app}/requirements-frozen.txt"), &app);
+                Some(r)
+            };
+            let result = repo.freeze(&app, &uv.options(), !dry_run);
+            if let Some(r) = rec.take() {
+                r.finish(result.is_ok());
+            }
+            let out = result.map_err(|e| e.to_string())?;
             if !out.changed {
                 println!("apps/{app}/requirements-frozen.txt is up to date");
             } else {
@@ -239,10 +320,30 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
                 freeze: uv.options(),
                 page_size: r.page_size,
             };
-            let mut progress = |s: &str| eprintln!("swh-deploy app build: {s}");
-            let out = repo
-                .build(&app, today_utc(), &opts, &mut progress)
-                .map_err(|e| e.to_string())?;
+            let mut rec = if dry_run {
+                None
+            } else {
+                Some(Recorder::start(
+                    "app build",
+                    serde_json::json!({
+                        "app": app,
+                        "push": push,
+                        "builder": opts.builder.program(),
+                        "registry": r.registry.clone().or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok()),
+                    }),
+                )?)
+            };
+            let mut progress = |s: &str| {
+                eprintln!("swh-deploy app build: {s}");
+                if let Some(r) = rec.as_mut() {
+                    r.step(s, &app);
+                }
+            };
+            let result = repo.build(&app, today_utc(), &opts, &mut progress);
+            if let Some(r) = rec.take() {
+                r.finish(result.is_ok());
+            }
+            let out = result.map_err(|e| e.to_string())?;
             if dry_run {
                 println!("plan for {}:{} (dry run):", out.image, out.version);
                 for (i, s) in out.steps.iter().enumerate() {

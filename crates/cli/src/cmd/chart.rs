@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use swh_deploy_charts::values::Bump;
 use swh_deploy_charts::{BumpRequest, ChartsRepo, Env};
 
+use super::app::Recorder;
+
 /// Arguments of `swh-deploy chart`.
 #[derive(Debug, Args)]
 pub struct ChartArgs {
@@ -152,7 +154,28 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 push: !no_push,
                 dry_run,
             };
-            let out = repo.bump(&req).map_err(|e| e.to_string())?;
+            let rec = if dry_run {
+                None
+            } else {
+                let mut r = Recorder::start(
+                    "chart bump",
+                    serde_json::json!({ "apps": apps, "branch": branch, "push": !no_push }),
+                )?;
+                r.step(
+                    &format!(
+                        "bump {} on {branch}, commit{}",
+                        apps.join(" "),
+                        if no_push { "" } else { ", push" }
+                    ),
+                    &branch,
+                );
+                Some(r)
+            };
+            let result = repo.bump(&req);
+            if let Some(r) = rec {
+                r.finish(result.is_ok());
+            }
+            let out = result.map_err(|e| e.to_string())?;
             if out.changes.is_empty() {
                 println!(
                     "nothing to do: every app is already at the requested version on {branch}"
@@ -226,7 +249,26 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             if dry_run {
                 println!("dry run: nothing pushed");
             } else {
-                repo.push_promote(&plan).map_err(|e| e.to_string())?;
+                let mut rec = Recorder::start(
+                    "chart promote",
+                    serde_json::json!({
+                        "from": plan.from.branch(),
+                        "to": plan.to.branch(),
+                        "commit": plan.new_head,
+                        "changes": plan.changes,
+                    }),
+                )?;
+                rec.step(
+                    &format!(
+                        "fast-forward {} to {}",
+                        plan.to,
+                        plan.new_head.as_deref().unwrap_or("")
+                    ),
+                    plan.to.branch(),
+                );
+                let result = repo.push_promote(&plan);
+                rec.finish(result.is_ok());
+                result.map_err(|e| e.to_string())?;
                 println!(
                     "{} is now at {}",
                     plan.to,
