@@ -314,6 +314,16 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
                     ),
                 ));
             }
+            if let Some((key, value)) = o.get_ref().split_once('=') {
+                if key.eq_ignore_ascii_case("StrictHostKeyChecking")
+                    && ["no", "off"].contains(&value.to_ascii_lowercase().as_str())
+                {
+                    return Err(ctx.at(
+                        o.span(),
+                        "`StrictHostKeyChecking=no` is refused: swh-deploy only talks to hosts whose keys are known (pin them in known_hosts)",
+                    ));
+                }
+            }
             ssh.options.push(o.into_inner());
         }
     }

@@ -373,6 +373,10 @@ fn ssh_options_are_validated() {
         "bad.toml:8:12: invalid ssh option `ProxyCommand`: expected `Key=Value` as for ssh -o"
     );
     assert_eq!(
+        error_of("\n[ssh]\noptions = [\"ServerAliveInterval=5\", \"stricthostkeychecking=No\"]\n"),
+        "bad.toml:8:37: `StrictHostKeyChecking=no` is refused: swh-deploy only talks to hosts whose keys are known (pin them in known_hosts)"
+    );
+    assert_eq!(
         error_of("\n[ssh]\nfanout = 0\n"),
         "bad.toml:8:10: fanout must be at least 1"
     );
