@@ -1439,11 +1439,14 @@ fn wait_port(ns: Option<&str>, addr: Ipv4Addr, port: u16, ssh: bool) -> Result<(
     Ok(())
 }
 
-/// Removes test beds whose owning process is gone (a test killed before
-/// its guard could run).
-fn reap_stale() {
+/// Takes down the test beds under `/run/swh-deploy-testbed` whose owning
+/// process is gone (a test killed before its guard could run); returns
+/// their names. Test beds started by the CLI (`keep`) are never touched.
+/// [`Testbed::up`] calls it first.
+pub fn reap_stale() -> Vec<String> {
+    let mut reaped = Vec::new();
     let Ok(rd) = fs::read_dir(RUN_DIR) else {
-        return;
+        return reaped;
     };
     for e in rd.flatten() {
         let dir = e.path();
@@ -1464,11 +1467,13 @@ fn reap_stale() {
                 "testbed: removing stale test bed {} (owner pid {} is gone)",
                 state.name, owner.pid
             );
-            if let Err(e) = tb.down() {
-                eprintln!("testbed: {e:#}");
+            match tb.down() {
+                Ok(()) => reaped.push(state.name.clone()),
+                Err(e) => eprintln!("testbed: {e:#}"),
             }
         }
     }
+    reaped
 }
 
 /// sshd settings of every host (an `sshd_config.d` drop-in: first value

@@ -71,8 +71,13 @@ impl Spec {
         })
     }
 
-    /// The stable cache key of this spec (16 hex digits).
-    pub fn key(&self) -> Result<String> {
+    /// The stable cache key of the plain debootstrap tree (suite, mirror,
+    /// packages).
+    pub fn base_key(&self) -> String {
+        format!("{:016x}", self.base_hash())
+    }
+
+    fn base_hash(&self) -> u64 {
         let mut h = fnv64(b"swh-deploy-testbed golden", 0);
         for part in [&self.suite, &self.mirror] {
             h = fnv64(part.as_bytes(), h);
@@ -82,6 +87,12 @@ impl Spec {
             h = fnv64(p.as_bytes(), h);
             h = fnv64(b"\0", h);
         }
+        h
+    }
+
+    /// The stable cache key of this spec (16 hex digits).
+    pub fn key(&self) -> Result<String> {
+        let mut h = self.base_hash();
         h = fnv64(&CUSTOMISATION_VERSION.to_le_bytes(), h);
         if self.assets.is_dir() {
             let mut files = Vec::new();
@@ -184,25 +195,56 @@ pub fn ensure_spec(spec: &Spec) -> Result<PathBuf> {
         remove_tree(&tmp)?;
     }
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let log = Path::new(CACHE_DIR).join(format!("{name}.log"));
-    eprintln!(
-        "testbed: building golden rootfs {} (debootstrap {} from {}, log {})",
-        path.display(),
-        spec.suite,
-        spec.mirror,
-        log.display()
-    );
-    let result = build(spec, &tmp, &log);
+    let result = ensure_base(spec).and_then(|base| {
+        util::run(
+            util::cmd("cp")
+                .arg("-a")
+                .arg(format!("{}/.", base.display()))
+                .arg(&tmp),
+        )?;
+        customise(spec, &tmp)
+    });
     if let Err(e) = result {
         let _ = remove_tree(&tmp);
         return Err(e.context(format!("building golden rootfs {}", path.display())));
     }
     fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))?;
-    remove_unused(&path);
+    let base = Path::new(CACHE_DIR).join(format!("base-{}", spec.base_key()));
+    remove_unused(&[&path, &base]);
     Ok(path)
 }
 
-fn build(spec: &Spec, root: &Path, log: &Path) -> Result<()> {
+/// The plain debootstrap tree (`base-<key>`), built first when absent
+/// (caller holds the lock). Kept so that a change of the customisation or
+/// the assets only costs a copy, not a new debootstrap.
+fn ensure_base(spec: &Spec) -> Result<PathBuf> {
+    let name = format!("base-{}", spec.base_key());
+    let path = Path::new(CACHE_DIR).join(&name);
+    if path.join("etc/os-release").exists() {
+        return Ok(path);
+    }
+    let tmp = Path::new(CACHE_DIR).join(format!("{name}.tmp"));
+    if tmp.exists() {
+        remove_tree(&tmp)?;
+    }
+    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let log = Path::new(CACHE_DIR).join(format!("{name}.log"));
+    eprintln!(
+        "testbed: building the base rootfs {} (debootstrap {} from {}, log {})",
+        path.display(),
+        spec.suite,
+        spec.mirror,
+        log.display()
+    );
+    if let Err(e) = debootstrap(spec, &tmp, &log) {
+        let _ = remove_tree(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    Ok(path)
+}
+
+fn debootstrap(spec: &Spec, root: &Path, log: &Path) -> Result<()> {
     let logf = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut c = util::cmd("debootstrap");
     c.arg("--variant=minbase")
@@ -219,7 +261,7 @@ fn build(spec: &Spec, root: &Path, log: &Path) -> Result<()> {
     if !status.success() {
         bail!("`{shown}` failed ({status}); see {}", log.display());
     }
-    customise(spec, root)
+    Ok(())
 }
 
 /// Makes a fresh debootstrap tree into the golden tree: no apt sources
@@ -284,8 +326,9 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
     }
 }
 
-/// Removes other golden trees that no mount refers to (older inputs).
-fn remove_unused(keep: &Path) {
+/// Removes other golden and base trees that no mount refers to (older
+/// inputs).
+fn remove_unused(keep: &[&Path]) {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let Ok(rd) = fs::read_dir(CACHE_DIR) else {
         return;
@@ -293,7 +336,8 @@ fn remove_unused(keep: &Path) {
     for e in rd.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if p == keep || !name.starts_with("golden-") || !p.is_dir() {
+        let ours = name.starts_with("golden-") || name.starts_with("base-");
+        if keep.contains(&p.as_path()) || !ours || !p.is_dir() {
             continue;
         }
         if mounts.contains(&p.to_string_lossy().into_owned()) {

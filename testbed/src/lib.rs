@@ -30,11 +30,12 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 pub mod aptrepo;
-pub mod components;
 mod bed;
+pub mod components;
 pub mod golden;
 mod util;
 
 pub use bed::{
-    default_state_dir, Fault, Host, Mode, Options, Site, Testbed, APT_PORT, RUN_DIR, SUBNET_BASE,
+    default_state_dir, reap_stale, Fault, Host, Mode, Options, Site, Testbed, APT_PORT, RUN_DIR,
+    SUBNET_BASE,
 };

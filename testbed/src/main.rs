@@ -58,6 +58,9 @@ enum Cmd {
     Down,
     /// Show hosts, faults and processes.
     Status,
+    /// Take down test beds left by test processes that died without
+    /// stopping them (never those started with `testbed up`).
+    Reap,
     /// Run a command where the hosts are reachable (loopback mode: inside
     /// the test bed's network namespace).
     Exec {
@@ -141,6 +144,12 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             Testbed::attach(&dir)?.down()
+        }
+        Cmd::Reap => {
+            for name in swh_deploy_testbed::reap_stale() {
+                println!("removed stale test bed {name}");
+            }
+            Ok(())
         }
         Cmd::Status => {
             print!("{}", Testbed::attach(&dir)?.status());
