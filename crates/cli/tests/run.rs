@@ -1,0 +1,260 @@
+//! `swh-deploy run` end to end: byte-for-byte against ClusterShell's clush
+//! (exec worker and real ssh on the test bed's loopback fleet), exit codes,
+//! timeouts, JSON, output directories and Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use swh_deploy_testbed::{Options, Testbed};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_swh-deploy")
+}
+
+fn clush() -> PathBuf {
+    let venv = std::env::var_os("SWH_DEPLOY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let c = venv.join("bin/clush");
+    assert!(
+        c.exists(),
+        "{} missing: run scripts/install-deps",
+        c.display()
+    );
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    c.stdin(Stdio::null()).output().expect("spawn")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Hosts with three different outputs and exit codes, stderr, a line
+/// without newline, CRLF, an empty line and a host without output.
+const MIXED: &str = "case %h in \
+    node[12]|web0[1-5]) echo same; echo two;; \
+    node3) echo diff; echo >&2 warn; exit 3;; \
+    foo) printf 'x\\r\\n\\ny';; \
+    web10) ;; \
+    *) echo same; echo err >&2; echo two; exit 1;; esac; echo err%n >&2";
+
+#[test]
+fn exec_worker_output_matches_clush_byte_for_byte() {
+    let nodes = "node[1-5],foo,web[01-10],x1y[1-3]";
+    let modes: &[&[&str]] = &[
+        &["-b"],
+        &["-B"],
+        &["-L"],
+        &["-bL"],
+        &["-BL"],
+        &["-N", "-b"],
+        &["-N", "-L"],
+        &["-bS"],
+        &["-S", "-L"],
+        &["-b", "-x", "node[2-4]", "-f", "3"],
+    ];
+    for cmd in [MIXED, "echo %h %n; exit %n"] {
+        for mode in modes {
+            let mut ours = Command::new(bin());
+            ours.args(["run", "-R", "exec", "-w", nodes])
+                .args(*mode)
+                .arg(cmd);
+            let mut theirs = Command::new(clush());
+            theirs
+                .args(["-R", "exec", "-w", nodes])
+                .args(*mode)
+                .arg(cmd);
+            let (a, b) = (output(ours), output(theirs));
+            assert_eq!(
+                a.stdout,
+                b.stdout,
+                "{mode:?} {cmd:?}\nours: {}\nclush: {}",
+                show(&a),
+                show(&b)
+            );
+            assert_eq!(
+                a.status.code(),
+                b.status.code(),
+                "{mode:?} {cmd:?}\n{}",
+                show(&a)
+            );
+        }
+    }
+}
+
+#[test]
+fn ssh_output_matches_clush_on_the_loopback_fleet() {
+    let tb = Testbed::up(&Options {
+        loopback: Some(8),
+        ..Options::default()
+    })
+    .unwrap();
+    tb.refuse("host7").unwrap();
+    let cfg = tb.ssh_config_path();
+    let cfg = cfg.to_str().unwrap();
+    let cmd = "case $SSH_CONNECTION in *127.1.0.[12]\\ *) echo one; echo two;; \
+               *127.1.0.3\\ *) echo other >&2; exit 3;; *127.1.0.8\\ *) exit 255;; \
+               *) echo one; echo two; exit 1;; esac";
+    for mode in [&["-bS"][..], &["-BS"], &["-LS"], &["-bLS"], &["-N", "-bS"]] {
+        let mut ours = vec![bin(), "run", "-F", cfg, "-t", "3", "-w", "host[1-8]"];
+        ours.extend(mode);
+        ours.push(cmd);
+        let opt = format!("-F {cfg}");
+        let c = clush();
+        let mut theirs = vec![
+            c.to_str().unwrap(),
+            "-o",
+            &opt,
+            "-t",
+            "3",
+            "-w",
+            "host[1-8]",
+        ];
+        theirs.extend(mode);
+        theirs.push(cmd);
+        let a = output(tb.exec_command(&ours));
+        let b = output(tb.exec_command(&theirs));
+        assert_eq!(
+            a.stdout,
+            b.stdout,
+            "{mode:?}\nours: {}\nclush: {}",
+            show(&a),
+            show(&b)
+        );
+        assert_eq!(a.status.code(), Some(255), "{}", show(&a));
+        assert_eq!(a.status.code(), b.status.code());
+        let err = String::from_utf8_lossy(&a.stderr);
+        let refused = "ssh: connect to host 127.1.0.7 port 22: Connection refused";
+        if mode.iter().any(|m| m.contains('B')) {
+            // -B gathers ssh's message with the host's output, as clush does.
+            let out = String::from_utf8_lossy(&a.stdout);
+            assert!(
+                out.contains("\nhost7\n---------------\nssh: connect to host"),
+                "{out}"
+            );
+        } else {
+            assert!(err.contains(refused), "{err}");
+        }
+        assert!(err.contains("swh-deploy: host7: unreachable"), "{err}");
+        // host8's command exited 255 itself: an exit code, not unreachable.
+        assert!(
+            err.contains("swh-deploy: host8: exited with exit code 255"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn exit_status_is_zero_without_s_and_timeouts_are_255_with_it() {
+    let run = |args: &[&str]| {
+        let mut c = Command::new(bin());
+        c.args(["run", "-R", "exec", "-w", "n[1-3]"]).args(args);
+        output(c)
+    };
+    let o = run(&["exit %n"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("swh-deploy: n2: exited with exit code 1"));
+    let o = run(&["-S", "exit %n"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let t = Instant::now();
+    let o = run(&[
+        "-S",
+        "-u",
+        "0.5",
+        "-b",
+        "echo hi; [ %n = 1 ] && sleep 30; exit 0",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(255), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("swh-deploy: n2: command timeout"), "{err}");
+    // clush leaves timed-out hosts out of the gathered output.
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "---------------\nn[1,3] (2)\n---------------\nhi\n"
+    );
+}
+
+#[test]
+fn json_lines_and_output_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let err = dir.path().join("err");
+    let mut c = Command::new(bin());
+    c.args(["run", "-R", "exec", "-w", "n[1-2]", "--json", "--outdir"])
+        .arg(&out)
+        .arg("--errdir")
+        .arg(&err)
+        .arg("echo o%n; echo e%n >&2; exit %n");
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let mut seen = Vec::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        seen.push((
+            v["host"].as_str().unwrap().to_string(),
+            v["rc"].as_i64().unwrap(),
+        ));
+        assert_eq!(v["unreachable"], false);
+        assert_eq!(v["timed_out"], false);
+    }
+    seen.sort();
+    assert_eq!(seen, vec![("n1".to_string(), 0), ("n2".to_string(), 1)]);
+    assert_eq!(std::fs::read_to_string(out.join("n2")).unwrap(), "o1\n");
+    assert_eq!(std::fs::read_to_string(err.join("n1")).unwrap(), "e0\n");
+}
+
+#[test]
+fn ctrl_c_kills_running_commands_and_names_the_incomplete_hosts() {
+    let marker = format!("31.{}", std::process::id());
+    let mut child = Command::new(bin())
+        .args(["run", "-R", "exec", "-f", "2", "-b", "-w", "n[1-6]"])
+        .arg(format!("echo hi; [ %n = 0 ] && exit 0; sleep {marker}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on the child we just started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t = Instant::now();
+    let o = loop {
+        if let Some(_s) = child.try_wait().unwrap() {
+            break child.wait_with_output().unwrap();
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("swh-deploy run did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(o.status.code(), Some(130), "{}", show(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "---------------\nn1\n---------------\nhi\n"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("swh-deploy: n[2-6] (5): did not complete (interrupted)"),
+        "{err}"
+    );
+    // No `sleep` of ours survived.
+    std::thread::sleep(Duration::from_millis(200));
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) {
+            let s = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(!s.contains(&format!("sleep {marker}")), "left running: {s}");
+        }
+    }
+}
