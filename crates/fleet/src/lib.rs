@@ -21,7 +21,8 @@
 //!   host (`rc`, stdout, stderr, duration, unreachable / timed out).
 //!
 //! [`gather`] groups identical outputs the way `clush -b` does and
-//! [`render`] prints them byte for byte as clush does.
+//! [`render`] prints them byte for byte as clush does, with node sets
+//! folded by [`fold`].
 //!
 //! ```no_run
 //! use swh_deploy_fleet::{run, CancelToken, NoObserver, RunOptions, SshOptions, SshTransport};
@@ -50,7 +51,12 @@ pub use transport::{
     Transport, TransportError,
 };
 
-/// Folds host names into one node-set string for display.
+/// Folds host names into one node-set string the way ClusterShell does
+/// (`web[1-3],db1`); names that are not valid node names are joined with
+/// `,` as they are.
 pub fn fold(hosts: &[&str]) -> String {
-    hosts.join(",")
+    match swh_deploy_nodeset::NodeSet::from_names(hosts) {
+        Ok(s) => s.to_string(),
+        Err(_) => hosts.join(","),
+    }
 }

@@ -329,7 +329,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(guard);
     printer.clear_progress();
 
-    let fold = |names: &[&str]| fold(names);
+    let fold = swh_deploy_fleet::fold;
     let mut out = printer.out;
     let written = match mode {
         Mode::Gather => render::write_gathered(&mut out, &report, &style, &fold),
@@ -364,14 +364,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     }))
-}
-
-/// Folds host names with ClusterShell's rules.
-fn fold(names: &[&str]) -> String {
-    match swh_deploy_nodeset::NodeSet::from_names(names) {
-        Ok(s) => s.to_string(),
-        Err(_) => names.join(","),
-    }
 }
 
 /// `$XDG_RUNTIME_DIR/swh-deploy/ssh`, else `/tmp/swh-deploy-UID/ssh`.

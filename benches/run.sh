@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmarks `swh-deploy run` against clush (ClusterShell) and the raw limit
+# `xargs -P 64 ssh`, side by side in one run, on the test bed's loopback
+# fleet (one real sshd answering on N 127.1.x.y addresses in a private
+# network namespace; every client runs inside that namespace with the same
+# ssh_config). Prints a Markdown report with ratios; see benches/RESULTS.md.
+#
+#   benches/run.sh                 # full run (the 10,000-host clush run alone takes minutes)
+#   QUICK=1 benches/run.sh         # smaller sizes, for a smoke test
+#
+# Needs root (namespaces), hyperfine, /usr/bin/time and the venv of
+# scripts/install-deps (clush).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${SWH_DEPLOY_VENV:-$repo/.venv}
+clush=$venv/bin/clush
+[ -x "$clush" ] || { echo "run.sh: $clush missing: run scripts/install-deps" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "run.sh: hyperfine missing" >&2; exit 1; }
+
+if [ -n "${QUICK:-}" ]; then
+  N1=${N1:-100} N2=${N2:-50} NX=${NX:-1000} RUNS=${RUNS:-2}
+else
+  N1=${N1:-500} N2=${N2:-200} NX=${NX:-10000} RUNS=${RUNS:-3}
+fi
+FANOUT=64
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+cargo build --quiet --release -p swh-deploy -p swh-deploy-testbed --manifest-path "$repo/Cargo.toml"
+sd=$CARGO_TARGET_DIR/release/swh-deploy
+tb=$CARGO_TARGET_DIR/release/testbed
+
+name=bench-run-$$
+work=$(mktemp -d /tmp/bench-run.XXXXXX)
+cleanup() {
+  "$tb" --name "$name" down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$tb" --name "$name" up --loopback "$N1" --no-apt-repo >/dev/null
+cfg=/run/swh-deploy-testbed/$name/ssh_config
+inns() { "$tb" --name "$name" exec -- "$@"; }
+seq -f 'host%g' 1 "$N1" >"$work/hosts1"
+head -n "$N2" "$work/hosts1" >"$work/hosts2"
+
+echo "## run"
+echo
+echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores (load average at start: $(cut -d' ' -f1-3 /proc/loadavg)),"
+echo "OpenSSH $(ssh -V 2>&1 | cut -d, -f1 | cut -d_ -f2), ClusterShell $("$venv/bin/python" -c 'import ClusterShell; print(ClusterShell.__version__)'),"
+echo "loopback test bed (one sshd, client in its namespace, ssh_config of the test bed: curve25519, key auth)."
+echo "Reproduce: \`benches/run.sh\` (as root). Ratios are other/swh-deploy: above 1 means swh-deploy is faster."
+echo
+
+# hyperfine wrapper: runs inside the namespace, prints a table row per command.
+bench() { # title, then pairs NAME CMD
+  local title=$1; shift
+  local args=() json=$work/h.json
+  while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
+  inns hyperfine --style none --runs "$RUNS" --export-json "$json" "${args[@]}" >/dev/null
+  echo "### $title"
+  echo
+  "$venv/bin/python" - "$json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[0]["mean"]
+print("| command | mean (s) | min (s) | ratio to %s |" % r[0]["command"])
+print("|---|---|---|---|")
+for x in r:
+    print("| %s | %.3f | %.3f | %.2f |" % (x["command"], x["mean"], x["min"], x["mean"] / base))
+EOF
+  echo
+}
+
+# (1) `true` on N1 hosts, fresh connections, fan-out 64.
+bench "(1) \`true\` on $N1 hosts, fresh connections, -f $FANOUT" \
+  swh-deploy "$sd run -F $cfg -f $FANOUT -w host[1-$N1] true" \
+  clush "$clush -o '-F $cfg' -f $FANOUT -w host[1-$N1] true" \
+  "xargs -P $FANOUT ssh" "xargs -P $FANOUT -I{} ssh -F $cfg -oBatchMode=yes {} true < $work/hosts1"
+
+# (2) five successive commands on N2 hosts, without and with connection reuse.
+five() { printf 'for i in 1 2 3 4 5; do %s; done' "$1"; }
+mux="-oControlMaster=auto -oControlPath=$work/mux/%C -oControlPersist=2"
+bench "(2) five successive commands on $N2 hosts" \
+  "swh-deploy, fresh" "$(five "$sd run -F $cfg -w host[1-$N2] true")" \
+  "clush, fresh" "$(five "$clush -o '-F $cfg' -w host[1-$N2] true")" \
+  "swh-deploy, reuse" "rm -rf $work/xdg; mkdir -m 700 $work/xdg; $(five "XDG_RUNTIME_DIR=$work/xdg $sd run -F $cfg --control-persist 2 -w host[1-$N2] true"); sleep 0" \
+  "clush, reuse" "rm -rf $work/mux; mkdir -m 700 $work/mux; $(five "$clush -o '-F $cfg $mux' -w host[1-$N2] true")"
+sleep 3  # let the last masters' ControlPersist expire
+
+# (3) + (4) gathering 100 lines from NX hosts with the exec worker; peak RSS.
+echo "### (3) gathering: $NX hosts x 100 lines, exec worker, -b; (4) peak memory"
+echo
+echo "| command | time (s) | peak RSS (MiB) | identical output |"
+echo "|---|---|---|---|"
+measure() { # name outfile cmd...
+  local name=$1 out=$2; shift 2
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$out" 2>/dev/null
+  read -r secs kb <"$work/time"
+  echo "$name $secs $kb"
+}
+read -r _ s1 m1 < <(measure sd "$work/sd.out" "$sd" run -R exec -b -w "node[1-$NX]" 'seq 100')
+read -r _ s2 m2 < <(measure clush "$work/clush.out" "$clush" -R exec -b -w "node[1-$NX]" 'seq 100')
+same=no; cmp -s "$work/sd.out" "$work/clush.out" && same=yes
+calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
+printf '| swh-deploy run -R exec -b | %s | %s | %s |\n' "$s1" "$(calc "$m1/1024")" "$same"
+printf '| clush -R exec -b | %s | %s | |\n' "$s2" "$(calc "$m2/1024")"
+echo
+echo "clush/swh-deploy: time ratio $(calc "$s2/$s1")x, peak memory ratio $(calc "$m2/$m1")x."
+echo
+# Peak memory with ssh on the whole loopback fleet too.
+read -r _ s3 m3 < <(measure sd "$work/sd-ssh.out" "$tb" --name "$name" exec -- "$sd" run -F "$cfg" -b -w "host[1-$N1]" 'seq 100')
+read -r _ s4 m4 < <(measure clush "$work/clush-ssh.out" "$tb" --name "$name" exec -- "$clush" -o "-F $cfg" -b -w "host[1-$N1]" 'seq 100')
+same=no; cmp -s "$work/sd-ssh.out" "$work/clush-ssh.out" && same=yes
+echo "ssh, $N1 hosts x 100 lines, -b: swh-deploy ${s3} s / $((m3 / 1024)) MiB peak, clush ${s4} s / $((m4 / 1024)) MiB peak (identical output: $same)."
