@@ -305,6 +305,12 @@ impl AppsRepo {
         })
     }
 
+    /// Uses `remote` instead of `origin`.
+    pub fn with_remote(mut self, remote: &str) -> Self {
+        self.remote = remote.to_string();
+        self
+    }
+
     /// The checkout directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -209,6 +209,7 @@ impl Overview {
 pub struct ChartsRepo {
     git: Git,
     remote: String,
+    values_file: String,
 }
 
 impl ChartsRepo {
@@ -223,7 +224,21 @@ impl ChartsRepo {
         Ok(ChartsRepo {
             git: Git::new(dir),
             remote: "origin".into(),
+            values_file: VALUES_FILE.into(),
         })
+    }
+
+    /// Uses `remote` instead of `origin`.
+    pub fn with_remote(mut self, remote: &str) -> Self {
+        self.remote = remote.to_string();
+        self
+    }
+
+    /// Uses `path` (relative to the checkout) as the image versions file
+    /// instead of [`VALUES_FILE`].
+    pub fn with_values_file(mut self, path: &str) -> Self {
+        self.values_file = path.to_string();
+        self
     }
 
     /// The git runner of the checkout.
@@ -285,7 +300,7 @@ impl ChartsRepo {
             }
         }
         let dir = self.git.dir();
-        let values_path = dir.join(VALUES_FILE);
+        let values_path = dir.join(&self.values_file);
         let chart_path = dir.join(CHART_FILE);
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|source| Error::Io {
@@ -335,7 +350,7 @@ impl ChartsRepo {
         atomic_write(&chart_path, new_chart.as_bytes())?;
         let committed = self
             .git
-            .run(&["add", "--", VALUES_FILE, CHART_FILE])
+            .run(&["add", "--", &self.values_file, CHART_FILE])
             .and_then(|_| self.git.run(&["commit", "-q", "-m", &outcome.message]));
         if let Err(e) = committed {
             let _ = self.git.run(&["reset", "-q", "--hard", &before]);
@@ -375,9 +390,9 @@ impl ChartsRepo {
     }
 
     fn apps_at(&self, rev: &str) -> Result<BTreeMap<String, Option<String>>, Error> {
-        let text = self.git.show_file(rev, VALUES_FILE)?;
+        let text = self.git.show_file(rev, &self.values_file)?;
         let apps = values::read_apps(&text).map_err(|e| Error::Yaml {
-            file: PathBuf::from(format!("{rev}:{VALUES_FILE}")),
+            file: PathBuf::from(format!("{rev}:{}", self.values_file)),
             pos: e.pos,
             message: e.message,
         })?;

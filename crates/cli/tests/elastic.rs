@@ -51,8 +51,7 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
         c.args(args)
             .env("SWH_DEPLOY_JOURNAL", r.join("journal.sqlite"))
-            .env("SWH_DEPLOY_APPS_DIR", r.join("swh-apps"))
-            .env("SWH_DEPLOY_CHARTS_DIR", r.join("swh-charts"))
+            .env("SWH_DEPLOY_SITE", r.join("site.toml"))
             .env("SWH_DEPLOY_UV", uv())
             .env("CONTAINERS_STORAGE_CONF", r.join("storage.conf"))
             .env("CONTAINERS_REGISTRIES_CONF", r.join("registries.conf"))
@@ -98,8 +97,19 @@ fn module_release_from_freeze_to_production() {
             &["config", "user.email", "sysadmin@example.invalid"],
         );
     }
+    // The checkouts and the registry come from the site file.
+    std::fs::write(
+        root.join("site.toml"),
+        format!(
+            "[site]\nname = \"elastic-test\"\n\n[apps]\ncheckout = \"{}\"\n\n[charts]\ncheckout = \"{}\"\n\n\
+             [registry]\nhost = \"{}\"\nprefix = \"swh/infra/swh-apps\"\ninsecure = true\n",
+            root.join("swh-apps").display(),
+            root.join("swh-charts").display(),
+            reg.host()
+        ),
+    )
+    .unwrap();
     let env = Env { root: root.clone() };
-    let registry = format!("{}/swh/infra/swh-apps", reg.url());
 
     // The module release reaches the index.
     index
@@ -144,8 +154,6 @@ fn module_release_from_freeze_to_production() {
         "--push",
         "--builder",
         "buildah",
-        "--registry",
-        &registry,
         "--index-url",
         &index.url(),
     ]));
@@ -218,6 +226,19 @@ fn module_release_from_freeze_to_production() {
     assert!(out.contains("nothing to promote"), "{out}");
     let out = sh(&mut env.swh_deploy(&["chart", "show"]));
     assert!(out.contains("0 app(s) differ"), "{out}");
+
+    // An explicit --charts-dir wins over the site file.
+    let out = env
+        .swh_deploy(&[
+            "chart",
+            "show",
+            "--charts-dir",
+            root.join("nowhere").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
 
     // A second bump is refused when the app is unknown, naming it.
     let out = env

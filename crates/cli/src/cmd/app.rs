@@ -9,11 +9,26 @@ use swh_deploy_apps::registry::Registry;
 use swh_deploy_apps::version::today_utc;
 use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions, PinChange};
 use swh_deploy_journal::{Journal, NewRun, RunId, RunStatus, StepStatus};
+use swh_deploy_site::Site;
 
 /// Journals one elastic-path run (`app freeze`, `app build`, `chart bump`,
 /// `chart promote`): the run with its parameters, then one step per action,
 /// each recorded before it starts and when it ends. The journal is
 /// `$SWH_DEPLOY_JOURNAL`, else the default of the journal crate.
+/// The site file, if one is given (`--site`) or found (`SWH_DEPLOY_SITE`,
+/// `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`). A site file that is
+/// found but invalid is an error; no site file at all is not (the elastic
+/// commands then need their paths from flags or the environment).
+pub(crate) fn load_site(explicit: Option<&std::path::Path>) -> Result<Option<Site>, String> {
+    if let Some(p) = explicit {
+        return Site::load(p).map(Some).map_err(|e| e.to_string());
+    }
+    match swh_deploy_site::find_site_file(None) {
+        Ok(path) => Site::load(&path).map(Some).map_err(|e| e.to_string()),
+        Err(_) => Ok(None),
+    }
+}
+
 pub(crate) struct Recorder {
     journal: Journal,
     run: RunId,
@@ -84,10 +99,14 @@ impl Recorder {
 /// Arguments of `swh-deploy app`.
 #[derive(Debug, Args)]
 pub struct AppArgs {
-    /// The swh-apps checkout (default: $SWH_DEPLOY_APPS_DIR, else the
-    /// current directory).
+    /// The swh-apps checkout (default: $SWH_DEPLOY_APPS_DIR, else the site
+    /// file's [apps] checkout, else the current directory).
     #[arg(long, global = true, value_name = "DIR")]
     apps_dir: Option<PathBuf>,
+    /// The site file (default: $SWH_DEPLOY_SITE, ./swh-deploy.toml,
+    /// /etc/swh-deploy/site.toml, if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    site: Option<PathBuf>,
     #[command(subcommand)]
     command: AppCommand,
 }
@@ -98,7 +117,7 @@ struct RegistryOpts {
     /// Registry prefix of the images, e.g.
     /// container-registry.softwareheritage.org/swh/infra/swh-apps
     /// (http://HOST:PORT/PATH for a plain-HTTP registry); default
-    /// $SWH_DEPLOY_REGISTRY.
+    /// $SWH_DEPLOY_REGISTRY, else the site file's [registry].
     #[arg(long, value_name = "[http://]HOST/PATH")]
     registry: Option<String>,
     /// Tags per page when listing the registry's tags.
@@ -207,18 +226,32 @@ enum AppCommand {
     },
 }
 
-fn apps_dir(arg: &Option<PathBuf>) -> PathBuf {
+fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
     arg.clone()
         .or_else(|| std::env::var_os("SWH_DEPLOY_APPS_DIR").map(PathBuf::from))
+        .or_else(|| {
+            site.and_then(|s| s.apps.as_ref())
+                .map(|a| a.checkout.clone())
+        })
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn registry(opts: &RegistryOpts) -> Result<Registry, String> {
+fn registry(opts: &RegistryOpts, site: Option<&Site>) -> Result<Registry, String> {
     let s = opts
         .registry
         .clone()
         .or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok())
-        .ok_or("no registry: pass --registry or set SWH_DEPLOY_REGISTRY")?;
+        .or_else(|| {
+            site.and_then(|s| s.registry.as_ref()).map(|r| {
+                format!(
+                    "{}{}/{}",
+                    if r.insecure { "http://" } else { "" },
+                    r.host,
+                    r.prefix
+                )
+            })
+        })
+        .ok_or("no registry: pass --registry, set SWH_DEPLOY_REGISTRY or add [registry] to the site file")?;
     Registry::parse(&s).map_err(|e| e.to_string())
 }
 
@@ -245,7 +278,12 @@ pub fn run(args: AppArgs) -> ExitCode {
 }
 
 fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
-    let repo = AppsRepo::open(&apps_dir(&args.apps_dir)).map_err(|e| e.to_string())?;
+    let site = load_site(args.site.as_deref())?;
+    let site = site.as_ref();
+    let mut repo = AppsRepo::open(&apps_dir(&args.apps_dir, site)).map_err(|e| e.to_string())?;
+    if let Some(a) = site.and_then(|s| s.apps.as_ref()) {
+        repo = repo.with_remote(&a.remote);
+    }
     match args.command {
         AppCommand::List => {
             for a in repo.list().map_err(|e| e.to_string())? {
@@ -266,7 +304,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             }
         }
         AppCommand::NextVersion { app, registry: r } => {
-            let reg = registry(&r)?;
+            let reg = registry(&r, site)?;
             let v = repo
                 .next_version(&app, today_utc(), Some(&reg), r.page_size)
                 .map_err(|e| e.to_string())?;
@@ -314,7 +352,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
                     BuilderArg::Docker => Builder::Docker,
                     BuilderArg::Podman => Builder::Podman,
                 },
-                registry: registry(&r)?,
+                registry: registry(&r, site)?,
                 push,
                 dry_run,
                 freeze: uv.options(),

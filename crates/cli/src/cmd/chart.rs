@@ -7,15 +7,19 @@ use std::process::ExitCode;
 use swh_deploy_charts::values::Bump;
 use swh_deploy_charts::{BumpRequest, ChartsRepo, Env};
 
-use super::app::Recorder;
+use super::app::{load_site, Recorder};
 
 /// Arguments of `swh-deploy chart`.
 #[derive(Debug, Args)]
 pub struct ChartArgs {
     /// The swh-charts checkout (default: $SWH_DEPLOY_CHARTS_DIR, else the
-    /// current directory).
+    /// site file's [charts] checkout, else the current directory).
     #[arg(long, global = true, value_name = "DIR")]
     charts_dir: Option<PathBuf>,
+    /// The site file (default: $SWH_DEPLOY_SITE, ./swh-deploy.toml,
+    /// /etc/swh-deploy/site.toml, if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    site: Option<PathBuf>,
     #[command(subcommand)]
     command: ChartCommand,
 }
@@ -80,9 +84,13 @@ enum ChartCommand {
     },
 }
 
-fn charts_dir(arg: &Option<PathBuf>) -> PathBuf {
+fn charts_dir(arg: &Option<PathBuf>, site: Option<&swh_deploy_site::Site>) -> PathBuf {
     arg.clone()
         .or_else(|| std::env::var_os("SWH_DEPLOY_CHARTS_DIR").map(PathBuf::from))
+        .or_else(|| {
+            site.and_then(|s| s.charts.as_ref())
+                .map(|c| c.checkout.clone())
+        })
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
@@ -135,8 +143,13 @@ fn parse_bumps(apps: &[String], add: &[String]) -> Result<Vec<Bump>, String> {
 }
 
 fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
-    let dir = charts_dir(&args.charts_dir);
-    let repo = ChartsRepo::open(&dir).map_err(|e| e.to_string())?;
+    let site = load_site(args.site.as_deref())?;
+    let site = site.as_ref();
+    let dir = charts_dir(&args.charts_dir, site);
+    let mut repo = ChartsRepo::open(&dir).map_err(|e| e.to_string())?;
+    if let Some(c) = site.and_then(|s| s.charts.as_ref()) {
+        repo = repo.with_remote(&c.remote).with_values_file(&c.values_file);
+    }
     match args.command {
         ChartCommand::Bump {
             apps,
