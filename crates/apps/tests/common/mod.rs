@@ -27,6 +27,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// Pushes a tiny manifest (empty config, no layers) as `name:tag` to the
 /// registry at `url` through the distribution API.
 pub fn put_tag(url: &str, name: &str, tag: &str) {
+    put_tag_auth(url, name, tag, None)
+}
+
+/// [`put_tag`] with an `Authorization` header value.
+pub fn put_tag_auth(url: &str, name: &str, tag: &str, auth: Option<&str>) {
     use sha2::Digest;
     let config = b"{}";
     let digest = format!("sha256:{:x}", sha2::Sha256::digest(config));
@@ -34,8 +39,11 @@ pub fn put_tag(url: &str, name: &str, tag: &str) {
         .http_status_as_error(false)
         .build()
         .into();
-    let r = agent
-        .post(format!("{url}/v2/{name}/blobs/uploads/"))
+    let with = |r: ureq::RequestBuilder<ureq::typestate::WithBody>| match auth {
+        Some(a) => r.header("Authorization", a),
+        None => r,
+    };
+    let r = with(agent.post(format!("{url}/v2/{name}/blobs/uploads/")))
         .send_empty()
         .unwrap();
     assert_eq!(r.status().as_u16(), 202, "blob upload start");
@@ -52,8 +60,7 @@ pub fn put_tag(url: &str, name: &str, tag: &str) {
         format!("{url}{location}")
     };
     let sep = if location.contains('?') { '&' } else { '?' };
-    let r = agent
-        .put(format!("{location}{sep}digest={digest}"))
+    let r = with(agent.put(format!("{location}{sep}digest={digest}")))
         .header("Content-Type", "application/octet-stream")
         .send(&config[..])
         .unwrap();
@@ -62,8 +69,7 @@ pub fn put_tag(url: &str, name: &str, tag: &str) {
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{}}},"layers":[]}}"#,
         config.len()
     );
-    let mut r = agent
-        .put(format!("{url}/v2/{name}/manifests/{tag}"))
+    let mut r = with(agent.put(format!("{url}/v2/{name}/manifests/{tag}")))
         .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         .send(manifest.as_bytes())
         .unwrap();
