@@ -28,7 +28,7 @@ pub const SUBNET_BASE: [u8; 2] = [10, 213];
 pub const APT_PORT: u16 = 8080;
 
 /// How long `up` waits for every sshd to answer.
-const SSHD_TIMEOUT: Duration = Duration::from_secs(60);
+const SSHD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Name of the nftables table the test bed owns in each namespace.
 const NFT_TABLE: &str = "swh_deploy_testbed";
@@ -563,15 +563,11 @@ impl Testbed {
         let _lock = Lock::acquire(&lock_path(&dir), Duration::from_secs(120))?;
         let mut st = self.lock().clone();
         let mut errors = Vec::new();
-        // Processes, last started first; systemd containers get an orderly
-        // poweroff request (nspawn turns SIGTERM into one), others SIGTERM.
-        for p in st.procs.iter().rev() {
-            let grace = if p.role.starts_with("nspawn:") {
-                Duration::from_secs(5)
-            } else {
-                Duration::from_secs(2)
-            };
-            util::kill_tree(p.pid, p.start, libc::SIGTERM, grace);
+        // Processes, all at once; systemd containers get an orderly
+        // poweroff request (nspawn turns SIGTERM into one), SIGKILL after 3 s.
+        let roots: Vec<(i32, u64)> = st.procs.iter().map(|p| (p.pid, p.start)).collect();
+        util::stop_all(&roots, Duration::from_secs(3));
+        for p in &st.procs {
             if util::alive(p.pid, p.start) {
                 errors.push(format!("process {} (pid {}) did not stop", p.role, p.pid));
             }
@@ -790,6 +786,9 @@ impl Testbed {
             wait_port(None, bridge_addr, APT_PORT, false)?;
         }
         let cg_root = cgroup_roots();
+        if mode == Mode::Systemd {
+            raise_inotify_limits();
+        }
         for (i, hname) in names.iter().enumerate() {
             let addr = Ipv4Addr::new(prefix[0], prefix[1], prefix[2], (i + 2) as u8);
             let ns = format!("swhtb-{name}-{hname}");
@@ -858,11 +857,71 @@ impl Testbed {
                 _ => self.spawn_chroot_sshd(&format!("sshd:{hname}"), &ns, &root, hname)?,
             };
         }
-        let addrs: Vec<Ipv4Addr> = self.lock().hosts.iter().map(|h| h.addr).collect();
-        for a in addrs {
-            wait_port(None, a, 22, true)?;
+        let hosts: Vec<(String, Ipv4Addr)> = self
+            .lock()
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.addr))
+            .collect();
+        for (h, a) in hosts {
+            if let Err(e) = wait_port(None, a, 22, true) {
+                let role = match mode {
+                    Mode::Systemd => format!("nspawn-{h}"),
+                    _ => format!("sshd-{h}"),
+                };
+                let log = dir.join("logs").join(format!("{role}.log"));
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!(
+                    "host {h}: {e:#}; last lines of its log:\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
+        if mode == Mode::Systemd {
+            // Until boot is over (all hosts in parallel), so that tests see
+            // units in their final state.
+            std::thread::scope(|sc| -> Result<()> {
+                let waits: Vec<_> = names
+                    .iter()
+                    .map(|h| sc.spawn(move || self.wait_booted(h)))
+                    .collect();
+                for w in waits {
+                    w.join().map_err(|_| anyhow!("boot wait panicked"))??;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
+    }
+
+    /// Waits (at most 120 s) until systemd in `host` has finished booting;
+    /// warns when it came up degraded.
+    fn wait_booted(&self, host: &str) -> Result<()> {
+        let state = self
+            .in_container_status(
+                host,
+                &["timeout", "120", "systemctl", "is-system-running", "--wait"],
+            )?
+            .trim()
+            .to_string();
+        match state.as_str() {
+            "running" => Ok(()),
+            "degraded" => {
+                let failed = self
+                    .in_container_status(host, &["systemctl", "--failed", "--no-legend"])
+                    .unwrap_or_default();
+                eprintln!(
+                    "testbed: warning: host {host} booted degraded: {}",
+                    failed.trim()
+                );
+                Ok(())
+            }
+            other => {
+                bail!("host {host}: systemd did not finish booting within 120 s (state {other:?})")
+            }
+        }
     }
 
     /// Makes the apt repository hold exactly `versions` of both packages
@@ -1205,7 +1264,7 @@ impl Testbed {
                     .cloned()
                     .collect();
                 for p in &procs {
-                    util::kill_tree(p.pid, p.start, libc::SIGTERM, Duration::from_secs(2));
+                    util::stop_all(&[(p.pid, p.start)], Duration::from_secs(2));
                 }
                 self.record(|s| s.procs.retain(|p| p.role != role))?;
             }
@@ -1246,8 +1305,26 @@ impl Testbed {
         Ok(())
     }
 
+    /// Runs a command inside a systemd host; returns its stdout whatever
+    /// its exit status.
+    fn in_container_status(&self, host: &str, argv: &[&str]) -> Result<String> {
+        let mut c = self.nsenter(host)?;
+        c.args(argv).stdin(Stdio::null()).stderr(Stdio::null());
+        let shown = util::render(&c);
+        let out = c
+            .output()
+            .with_context(|| format!("cannot run `{shown}`"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs a command inside a systemd host (all its namespaces).
     fn in_container(&self, host: &str, argv: &[&str]) -> Result<String> {
+        util::run(self.nsenter(host)?.args(argv))
+    }
+
+    /// `nsenter` into a systemd host's namespaces (mount, UTS, IPC,
+    /// network, PID).
+    fn nsenter(&self, host: &str) -> Result<Command> {
         let role = format!("nspawn:{host}");
         let p = self
             .lock()
@@ -1258,11 +1335,9 @@ impl Testbed {
             .ok_or_else(|| anyhow!("host {host} has no running container"))?;
         let leader = container_leader(p.pid)
             .ok_or_else(|| anyhow!("host {host}: container init not found"))?;
-        util::run(
-            util::cmd("nsenter")
-                .args(["-t", &leader.to_string(), "-m", "-u", "-i", "-n", "-p"])
-                .args(argv),
-        )
+        let mut c = util::cmd("nsenter");
+        c.args(["-t", &leader.to_string(), "-m", "-u", "-i", "-n", "-p"]);
+        Ok(c)
     }
 }
 
@@ -1362,6 +1437,26 @@ fn covers(w: &str, a: u8, b: u8, third: u8) -> bool {
     }
     let mask = u32::MAX << (32 - len);
     (u32::from(net) & mask) == (u32::from(Ipv4Addr::new(a, b, third, 0)) & mask)
+}
+
+/// Each booted container uses a dozen inotify instances (systemd, journald,
+/// udev-less services), all counted against root: the kernel's default of 128
+/// instances per user stops the 10th container's services with "Failed to
+/// create inotify object: Too many open files". Raise the limits (never
+/// lower them).
+fn raise_inotify_limits() {
+    for (knob, want) in [
+        ("/proc/sys/fs/inotify/max_user_instances", 8192u64),
+        ("/proc/sys/fs/inotify/max_user_watches", 524288u64),
+    ] {
+        let now: u64 = fs::read_to_string(knob)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if now < want {
+            let _ = fs::write(knob, want.to_string());
+        }
+    }
 }
 
 /// The cgroup hierarchies to give each container its own cgroup in.

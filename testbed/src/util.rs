@@ -186,67 +186,75 @@ pub(crate) fn process_tree(pid: i32) -> Vec<i32> {
     tree
 }
 
-/// Stops the process `pid` (if it is still the one started at `start`) and
-/// all its descendants: `first` signal to the root, then SIGTERM to the
-/// tree, then SIGKILL after `grace`. Reaps it when it is our child.
-pub(crate) fn kill_tree(pid: i32, start: u64, first: i32, grace: Duration) {
-    if start_time(pid) != Some(start) {
-        reap(pid);
+/// Stops processes and all their descendants, all at once: SIGTERM to each
+/// root (systemd-nspawn turns it into an orderly poweroff), up to `grace`
+/// for the roots to exit, then SIGTERM to every remaining descendant, then
+/// SIGKILL. `roots` are `(pid, start time)`; a pid whose start time differs
+/// is a recycled pid and is left alone. Reaps roots that are our children.
+pub(crate) fn stop_all(roots: &[(i32, u64)], grace: Duration) {
+    // Snapshot the trees first: descendants are reparented when roots exit.
+    let mut members: Vec<(i32, u64)> = Vec::new();
+    let mut live_roots = Vec::new();
+    for &(pid, start) in roots {
+        if !alive(pid, start) {
+            reap(pid);
+            continue;
+        }
+        live_roots.push((pid, start));
+        for p in process_tree(pid) {
+            if let Some(s) = start_time(p) {
+                if !members.iter().any(|&(q, _)| q == p) {
+                    members.push((p, s));
+                }
+            }
+        }
+    }
+    if live_roots.is_empty() {
         return;
     }
-    let tree = process_tree(pid);
-    let starts: Vec<(i32, Option<u64>)> = tree.iter().map(|&p| (p, start_time(p))).collect();
-    // SAFETY: plain kill(2) on pids we just checked.
-    unsafe { libc::kill(pid, first) };
-    if first != libc::SIGTERM {
-        let gone = wait_for(grace, Duration::from_millis(50), || {
-            reap(pid);
-            (!alive(pid, start)).then_some(())
-        });
-        if gone.is_some() {
-            // Stragglers (reparented away) are handled below.
+    let signal = |list: &[(i32, u64)], sig: i32| {
+        for &(p, s) in list {
+            if start_time(p) == Some(s) {
+                // SAFETY: kill(2) on a pid whose start time we just checked.
+                unsafe { libc::kill(p, sig) };
+            }
         }
-    }
-    for &(p, s) in &starts {
-        if s.is_some() && start_time(p) == s {
-            unsafe { libc::kill(p, libc::SIGTERM) };
-        }
-    }
-    let all_gone = || {
-        reap(pid);
-        starts
-            .iter()
-            .all(|&(p, s)| s.is_none_or(|s| !alive(p, s)))
-            .then_some(())
     };
-    if wait_for(grace, Duration::from_millis(20), all_gone).is_none() {
-        // Kill whatever is left, including descendants started meanwhile.
-        let mut again = process_tree(pid);
-        again.extend(starts.iter().map(|&(p, _)| p));
-        for &(p, s) in &starts {
-            if s.is_some() && start_time(p) == s {
+    let all_dead = |list: &[(i32, u64)]| {
+        for &(p, _) in &live_roots {
+            reap(p);
+        }
+        list.iter().all(|&(p, s)| !alive(p, s)).then_some(())
+    };
+    signal(&live_roots, libc::SIGTERM);
+    let _ = wait_for(grace, Duration::from_millis(20), || all_dead(&live_roots));
+    signal(&members, libc::SIGTERM);
+    if wait_for(Duration::from_secs(1), Duration::from_millis(20), || {
+        all_dead(&members)
+    })
+    .is_none()
+    {
+        // Whatever is left, with anything it started meanwhile.
+        let mut rest = members.clone();
+        for &(p, s) in &members {
+            if alive(p, s) {
                 for q in process_tree(p) {
-                    if !again.contains(&q) {
-                        again.push(q);
+                    if let Some(t) = start_time(q) {
+                        if !rest.iter().any(|&(r, _)| r == q) {
+                            rest.push((q, t));
+                        }
                     }
                 }
             }
         }
-        for p in again {
-            let known = starts.iter().find(|&&(q, _)| q == p).and_then(|&(_, s)| s);
-            if known.is_none() || start_time(p) == known {
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-        }
+        signal(&rest, libc::SIGKILL);
         let _ = wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
-            reap(pid);
-            starts
-                .iter()
-                .all(|&(p, s)| s.is_none_or(|s| !alive(p, s)))
-                .then_some(())
+            all_dead(&rest)
         });
     }
-    reap(pid);
+    for &(p, _) in &live_roots {
+        reap(p);
+    }
 }
 
 /// Reaps `pid` if it is a zombie child of this process (no-op otherwise).
