@@ -177,7 +177,8 @@ pub fn summary(report: &RunReport, prog: &str, fold: Fold<'_>) -> Vec<String> {
             .map(|r| r.host.as_str())
             .collect()
     };
-    let unreachable = pick(&|s| matches!(s, Status::Unreachable | Status::LaunchFailed(_)));
+    let unreachable = pick(&|s| *s == Status::Unreachable);
+    let not_started = pick(&|s| matches!(s, Status::LaunchFailed(_)));
     let timed_out = pick(&|s| *s == Status::TimedOut);
     let incomplete = pick(&|s| matches!(s, Status::Cancelled { .. }));
     if !unreachable.is_empty() {
@@ -204,6 +205,9 @@ pub fn summary(report: &RunReport, prog: &str, fold: Fold<'_>) -> Vec<String> {
         let mut s = format!("{prog}: {total} hosts: {ok} ok, {failed} failed");
         if !unreachable.is_empty() {
             s.push_str(&format!(", {} unreachable", unreachable.len()));
+        }
+        if !not_started.is_empty() {
+            s.push_str(&format!(", {} not started", not_started.len()));
         }
         if !timed_out.is_empty() {
             s.push_str(&format!(", {} timed out", timed_out.len()));

@@ -168,9 +168,10 @@ pub fn substitute(
     };
     let mut out = String::with_capacity(pattern.len() + host.len());
     let mut rest = pattern;
-    while let Some(pos) = rest.find('%') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
+    while let Some(found) = rest.find('%') {
+        let pos = pattern.len() - rest.len() + found;
+        out.push_str(&rest[..found]);
+        let after = &rest[found + 1..];
         if let Some(tail) = after.strip_prefix('%') {
             out.push('%');
             rest = tail;
@@ -551,7 +552,8 @@ mod tests {
         );
         assert_eq!(substitute("%h.txt", "a", "a", 0).unwrap(), "a.txt");
         assert!(substitute("%hostname", "a", "a", 0).is_err());
-        assert!(substitute("50% off", "a", "a", 0).is_err());
+        let e = substitute("x $((%n % 3))", "a", "a", 0).unwrap_err();
+        assert!(e.to_string().contains("at byte 8"), "{e}");
         assert!(substitute("%{h", "a", "a", 0).is_err());
         assert!(substitute("trailing %", "a", "a", 0).is_err());
     }

@@ -233,6 +233,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let command = args.command.join(" ");
 
     let transport: Box<dyn Transport> = if args.worker == "exec" {
+        // A bad %-pattern is the same for every host: refuse it up front.
+        swh_deploy_fleet::transport::substitute(&command, "", "", 0)?;
         Box::new(ExecTransport::new())
     } else {
         let mut extra = Vec::new();
