@@ -537,6 +537,44 @@ impl AppsRepo {
         (builds, pushes)
     }
 
+    /// Before anything is built for a push: fetches the remote and refuses
+    /// when the current branch is behind or has diverged from the remote's,
+    /// since the final push could not succeed.
+    pub fn check_up_to_date(&self) -> Result<(), Error> {
+        let branch =
+            run(self.git().args(["symbolic-ref", "--short", "-q", "HEAD"])).map_err(|_| {
+                Error::Input(format!(
+                    "{}: HEAD is detached; check out the branch to push",
+                    self.dir.display()
+                ))
+            })?;
+        run(self.git().args(["fetch", "-q", &self.remote]))?;
+        let remote_ref = format!("refs/remotes/{}/{branch}", self.remote);
+        let exists = self
+            .git()
+            .args(["rev-parse", "-q", "--verify", &remote_ref])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !exists {
+            return Ok(());
+        }
+        let ok = self
+            .git()
+            .args(["merge-base", "--is-ancestor", &remote_ref, "HEAD"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::Input(format!(
+                "{}: branch {branch} is behind or has diverged from {}/{branch}; pull first (nothing was built)",
+                self.dir.display(),
+                self.remote
+            )));
+        }
+        Ok(())
+    }
+
     /// `app build`: freeze, pick the next version, commit `<app>-<version>:
     /// Build image` when the frozen requirements changed, build the image
     /// tagged `<version>` and `latest`; with `push`: push both, create the
@@ -552,6 +590,10 @@ impl AppsRepo {
         progress: &mut dyn FnMut(&str),
     ) -> Result<BuildOutcome, Error> {
         let frozen_rel = format!("apps/{app}/requirements-frozen.txt");
+        self.app_dir(app)?;
+        if opts.push {
+            self.check_up_to_date()?;
+        }
         let freeze = self.freeze(app, &opts.freeze, !opts.dry_run)?;
         let version = self.next_version(app, date, Some(&opts.registry), opts.page_size)?;
         let tag = format!("{app}-{version}");

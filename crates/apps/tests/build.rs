@@ -233,6 +233,37 @@ fn build_push_tag_and_failures() {
     assert!(!remote_tags(&bed).contains("swh-graph-20250117.4"));
     assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_head);
     std::fs::remove_file(&hook).unwrap();
+    // Someone pushed to swh-apps meanwhile: refused before building anything.
+    let other = root.join("other-clone");
+    sh(Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&bed.remote)
+        .arg(&other));
+    std::fs::write(other.join("README"), "hello\n").unwrap();
+    git(&other, &["add", "README"]);
+    git(
+        &other,
+        &[
+            "-c",
+            "user.name=O",
+            "-c",
+            "user.email=o@e.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "readme",
+        ],
+    );
+    git(&other, &["push", "-q", "origin", "main"]);
+    let before_tags = tags(&reg.url(), &format!("{prefix}/graph"));
+    let e = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("pull first"), "{e}");
+    assert_eq!(tags(&reg.url(), &format!("{prefix}/graph")), before_tags);
+    git(&bed.work, &["pull", "-q", "--ff-only", "origin", "main"]);
     // The images of the failed run took .4; the retry takes .5.
     let out = repo
         .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
