@@ -1616,3 +1616,96 @@ const CGROUP_EXEC: &str = r#"n=$1; shift
 while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs"; shift; n=$((n-1)); done
 exec "$@"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["default", "t123-4", "a"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "Upper",
+            "a b",
+            "a/b",
+            "x".repeat(25).as_str(),
+            "a_b",
+        ] {
+            let e = validate_name(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid test bed name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn interface_names_fit_in_15_bytes() {
+        let id = short_id("a-very-long-test-bed-nam");
+        assert_eq!(id.len(), 8);
+        assert!(format!("tb{id}h250").len() <= 15);
+        assert_ne!(short_id("a"), short_id("b"));
+    }
+
+    #[test]
+    fn route_coverage() {
+        assert!(covers("10.0.0.0/8", 10, 213, 5));
+        assert!(covers("10.213.5.0/24", 10, 213, 5));
+        assert!(!covers("10.213.6.0/24", 10, 213, 5));
+        assert!(!covers("0.0.0.0/0", 10, 213, 5), "default route excepted");
+        assert!(
+            !covers("10.213.5.7/32", 10, 213, 5),
+            "longer prefixes are checked by address"
+        );
+        assert!(!covers("dev", 10, 213, 5));
+    }
+
+    #[test]
+    fn bad_options_fail_before_anything_is_made() {
+        let before = fs::read_dir(RUN_DIR).map(|d| d.count()).unwrap_or(0);
+        for (opts, msg) in [
+            (
+                Options {
+                    name: Some("Bad Name".into()),
+                    ..Options::default()
+                },
+                "invalid test bed name",
+            ),
+            (
+                Options {
+                    loopback: Some(2),
+                    systemd: true,
+                    ..Options::default()
+                },
+                "exclude each other",
+            ),
+            (
+                Options {
+                    hosts: 0,
+                    ..Options::default()
+                },
+                "at least one host",
+            ),
+            (
+                Options {
+                    hosts: 251,
+                    ..Options::default()
+                },
+                "at most 250",
+            ),
+            (
+                Options {
+                    host_prefix: "a b".into(),
+                    ..Options::default()
+                },
+                "invalid host prefix",
+            ),
+        ] {
+            let e = Testbed::up(&opts).err().expect("must fail").to_string();
+            assert!(e.contains(msg), "{e}");
+        }
+        let after = fs::read_dir(RUN_DIR).map(|d| d.count()).unwrap_or(0);
+        assert!(after <= before, "a state directory was created");
+    }
+}

@@ -175,6 +175,7 @@ pub fn ensure() -> Result<PathBuf> {
 pub fn ensure_spec(spec: &Spec) -> Result<PathBuf> {
     let path = spec.path()?;
     if path.join("etc/os-release").exists() {
+        mark_used(&path);
         return Ok(path);
     }
     // debootstrap takes about 1-2 minutes on 2 cores; a parallel build waits.
@@ -183,6 +184,7 @@ pub fn ensure_spec(spec: &Spec) -> Result<PathBuf> {
         Duration::from_secs(1200),
     )?;
     if path.join("etc/os-release").exists() {
+        mark_used(&path);
         return Ok(path);
     }
     let name = path
@@ -210,6 +212,7 @@ pub fn ensure_spec(spec: &Spec) -> Result<PathBuf> {
     }
     fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))?;
     let base = Path::new(CACHE_DIR).join(format!("base-{}", spec.base_key()));
+    mark_used(&path);
     remove_unused(&[&path, &base]);
     Ok(path)
 }
@@ -326,8 +329,17 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
     }
 }
 
-/// Removes other golden and base trees that no mount refers to (older
-/// inputs).
+/// Records that `tree` was handed out now (`<tree>.used`, next to it: the
+/// tree itself is an overlay's lower layer and is never written).
+fn mark_used(tree: &Path) {
+    let mut stamp = tree.as_os_str().to_owned();
+    stamp.push(".used");
+    let _ = fs::write(PathBuf::from(stamp), b"");
+}
+
+/// Removes other golden and base trees that no mount refers to and that
+/// were not handed out in the last hour (older inputs; a test bed between
+/// `ensure` and its mount keeps its tree).
 fn remove_unused(keep: &[&Path]) {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let Ok(rd) = fs::read_dir(CACHE_DIR) else {
@@ -343,7 +355,71 @@ fn remove_unused(keep: &[&Path]) {
         if mounts.contains(&p.to_string_lossy().into_owned()) {
             continue;
         }
+        let stamp = Path::new(CACHE_DIR).join(format!("{name}.used"));
+        let recent = fs::metadata(&stamp)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < Duration::from_secs(3600));
+        if recent {
+            continue;
+        }
         let _ = remove_tree(&p);
+        let _ = fs::remove_file(stamp);
         let _ = fs::remove_file(Path::new(CACHE_DIR).join(format!("{name}.log")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(assets: &Path) -> Spec {
+        Spec {
+            suite: "bookworm".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            packages: vec!["openssh-server".into()],
+            assets: assets.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn key_follows_every_input_and_only_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let assets = dir.path().join("rootfs");
+        fs::create_dir_all(assets.join("usr/local/bin")).unwrap();
+        fs::write(assets.join("usr/local/bin/puppet"), "#!/bin/sh\n").unwrap();
+        let s = spec(&assets);
+        let k = s.key().unwrap();
+        assert_eq!(k.len(), 16);
+        assert_eq!(k, spec(&assets).key().unwrap(), "stable");
+        // Asset content, mode, new files, packages, mirror: each changes it.
+        fs::write(assets.join("usr/local/bin/puppet"), "#!/bin/sh\nexit 0\n").unwrap();
+        let k2 = s.key().unwrap();
+        assert_ne!(k, k2);
+        fs::set_permissions(
+            assets.join("usr/local/bin/puppet"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let k3 = s.key().unwrap();
+        assert_ne!(k2, k3);
+        fs::write(assets.join("extra"), "x").unwrap();
+        let k4 = s.key().unwrap();
+        assert_ne!(k3, k4);
+        let mut other = spec(&assets);
+        other.packages.push("cron".into());
+        assert_ne!(other.key().unwrap(), k4);
+        assert_ne!(other.base_key(), s.base_key());
+        let mut other = spec(&assets);
+        other.mirror = "http://mirror.invalid/debian".into();
+        assert_ne!(other.key().unwrap(), k4);
+        // The base (debootstrap) key ignores the assets.
+        assert_eq!(s.base_key(), spec(&dir.path().join("none")).base_key());
+        assert!(s
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("/var/cache/swh-deploy-testbed/golden-"));
     }
 }
