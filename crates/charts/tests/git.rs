@@ -339,6 +339,14 @@ fn promote_fast_forwards_and_reports_changes() {
             Some("20250117.1".into())
         ]
     );
+    let one = repo.show(&["staging".to_string()]).unwrap();
+    assert_eq!(one.envs, vec!["staging"]);
+    assert_eq!(
+        one.apps["swh_loader_git"],
+        vec![Some("20250201.1".to_string())]
+    );
+    assert!(!one.differs("swh_loader_git"));
+    assert!(repo.show(&["nope".to_string()]).is_err());
     let plan = repo.plan_promote(Env::Production).unwrap();
     repo.push_promote(&plan).unwrap();
     assert_eq!(Some(bed.remote_head("production")), out.commit);

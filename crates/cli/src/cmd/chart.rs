@@ -321,3 +321,29 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bumps;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn app_version_pairs_and_add() {
+        let b = parse_bumps(&s(&["swh-lister=20250101.1"]), &s(&["reg/lister"])).unwrap();
+        assert_eq!(b[0].app, "swh-lister");
+        assert_eq!(b[0].version, "20250101.1");
+        assert_eq!(b[0].add_image.as_deref(), Some("reg/lister"));
+        let b = parse_bumps(&s(&["a=1", "b=2"]), &s(&["b=127.0.0.1:5000/swh/b"])).unwrap();
+        assert_eq!(b[0].add_image, None);
+        assert_eq!(b[1].add_image.as_deref(), Some("127.0.0.1:5000/swh/b"));
+        assert!(parse_bumps(&s(&["a=1", "b=2"]), &s(&["reg/x"])).is_err());
+        assert!(parse_bumps(&s(&["a=1"]), &s(&["c=reg/c"])).is_err());
+        assert!(parse_bumps(&s(&["novalue"]), &[])
+            .unwrap_err()
+            .contains("APP=VERSION"));
+        assert!(parse_bumps(&s(&["=1"]), &[]).is_err());
+    }
+}
