@@ -228,3 +228,14 @@ fn app_version_bumps_by_one_keeping_format() {
     let e = bump_app_version(f, "appVersion: 1.2.3\n").unwrap_err();
     assert!(matches!(e, Error::Yaml { .. }) && e.to_string().contains("not an integer"));
 }
+
+#[test]
+fn non_ascii_keys_and_comments() {
+    let f = Path::new("u.yaml");
+    let text = "# café, naïve: ünïcode comment\nbébé_image_version: '20250101.1' # déjà\nb_image_version: '1'\n";
+    let (out, _) = bump_values(f, text, &[bump("bébé", "20250102.3")]).unwrap();
+    assert_eq!(
+        out,
+        "# café, naïve: ünïcode comment\nbébé_image_version: '20250102.3' # déjà\nb_image_version: '1'\n"
+    );
+}
