@@ -31,7 +31,12 @@
 
 pub mod batch;
 pub mod command;
+pub mod execute;
+pub mod health;
 pub mod plan;
+pub mod recover;
+pub mod ssh;
+pub mod versions;
 
 pub use batch::{BatchSize, BatchSpec, FailBudget, SpecError};
 pub use command::{compensation_command, parse_installed_versions, RemoteCommand};

@@ -5,9 +5,12 @@ pub mod app;
 pub mod chart;
 pub mod history;
 pub mod nodeset;
+pub mod recover;
+pub mod resume;
 pub mod run;
 pub mod site;
 pub mod upgrade;
+pub mod versions;
 
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -34,6 +37,13 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Site file commands (`site check`).
     Site(site::SiteArgs),
+    /// Continue an interrupted upgrade run without redoing finished hosts.
+    Resume(resume::ResumeArgs),
+    /// Put hosts back after a crash: run the pending compensations (start
+    /// cron, enable puppet) of interrupted runs.
+    Recover(recover::RecoverArgs),
+    /// Installed package versions per host, as version -> node set.
+    Versions(versions::VersionsArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -46,6 +56,9 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Upgrade(args) => upgrade::run(args),
         Command::History(args) => history::run(args),
         Command::Site(args) => site::run(args),
+        Command::Resume(args) => resume::run(args),
+        Command::Recover(args) => recover::run(args),
+        Command::Versions(args) => versions::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
@@ -61,4 +74,5 @@ pub const EXIT_CODES: &str = "\
 3    failure budget exceeded: no new batch was started (upgrade)
 4    refused: hosts are locked by another run (who, since when, pid shown)
 5    refused: compensations pending (puppet/cron may be off): run `swh-deploy recover`
+130  interrupted (Ctrl-C, SIGTERM): compensations were run; `swh-deploy resume RUN` continues
 ";

@@ -1,8 +1,8 @@
 //! `swh-deploy upgrade`: the runbook's "Deployment with debian packaging"
 //! (nominal, configuration change, long-standing upgrade) as rolling
 //! batches. Selection and planning live in `swh_deploy_upgrade`; this module
-//! parses flags and prints the plan (`--dry-run`). The executor that runs
-//! plans on hosts is not there yet: without `--dry-run` the command refuses.
+//! parses flags and prints the plan (`--dry-run`); without `--dry-run` the
+//! plan is run by `swh_deploy_upgrade::execute` (driven from `resume.rs`).
 
 use clap::Args;
 use std::path::PathBuf;
@@ -73,7 +73,8 @@ pub struct UpgradeArgs {
     /// Print the plan and stop.
     #[arg(long)]
     dry_run: bool,
-    /// With --dry-run: print the plan as JSON.
+    /// With --dry-run: print the plan as JSON; otherwise progress and
+    /// summary as JSON lines.
     #[arg(long)]
     json: bool,
     /// The journal (default: $SWH_DEPLOY_JOURNAL, else
@@ -132,11 +133,30 @@ fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
     let plan = swh_deploy_upgrade::plan(&request).map_err(|e| e.to_string())?;
     super::history::warn_pending_if_any(args.journal.as_deref());
     if !args.dry_run {
-        return Err(
-            "refusing to upgrade: the upgrade executor is not part of this build yet; \
-             only --dry-run (print the plan) is available"
-                .to_owned(),
-        );
+        // The executor (swh_deploy_upgrade::execute, driven by cmd/resume.rs).
+        let site_path = std::fs::canonicalize(&site.path).unwrap_or_else(|_| site.path.clone());
+        let request = swh_deploy_upgrade::execute::UpgradeRequest {
+            site: site_path,
+            env: args.env.clone(),
+            nodes,
+            services: args.services.clone(),
+            mode: args.mode.as_str().to_owned(),
+            packages: args.packages.iter().map(|p| p.to_string()).collect(),
+            migration: args.migration.clone(),
+            reason: args.reason.clone(),
+            batch: args
+                .batch
+                .as_ref()
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            max_fail: args.max_fail.map(|b| b.to_string()).unwrap_or_default(),
+        };
+        return Ok(super::resume::run_upgrade(
+            &site,
+            &request,
+            args.journal.as_deref(),
+            args.json,
+        ));
     }
     if args.json {
         println!("{}", plan.to_json());

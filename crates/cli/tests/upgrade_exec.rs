@@ -1,0 +1,661 @@
+//! `swh-deploy upgrade` (executor), `resume`, `recover` and `versions`
+//! through the real binary, on test beds of real systemd hosts
+//! (systemd-nspawn) with the real local apt repository, real units, real
+//! cron and real puppet lock files. Each test starts its own small test bed
+//! (2 or 3 hosts) and checks the results ON the hosts.
+//!
+//! Needs root (network namespaces, systemd-nspawn); skipped otherwise.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use swh_deploy_journal::{Journal, StepStatus};
+use swh_deploy_testbed::{Options, Testbed};
+
+const V10: &str = "1.0-1~swh1";
+const V11: &str = "1.1-1~swh1";
+const V12: &str = "1.2-1~swh1";
+const PUPPET_LOCK: &str = "/var/cache/puppet/state/agent_disabled.lock";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A test bed of `n` systemd hosts with 1.0 installed everywhere, a site
+/// file for it and a private journal.
+struct Bed {
+    tb: Testbed,
+    dir: tempfile::TempDir,
+    hosts: Vec<String>,
+}
+
+impl Bed {
+    fn up(n: usize) -> Bed {
+        let tb = Testbed::up(&Options {
+            hosts: n,
+            systemd: true,
+            apt_repo: true,
+            apt_versions: vec![V10.into(), V11.into()],
+            ..Options::default()
+        })
+        .expect("test bed up");
+        let hosts: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let bed = Bed { tb, dir, hosts };
+        bed.write_site("30s");
+        // Install 1.0 on every host, in parallel.
+        std::thread::scope(|s| {
+            for h in &bed.hosts {
+                let bed = &bed;
+                s.spawn(move || {
+                    let out = bed.sh(
+                        h,
+                        &format!(
+                            "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                             python3-swh.storage={V10} python3-swh.loader.git={V10} >/dev/null 2>&1 && \
+                             dpkg-query -W -f='${{Version}}' python3-swh.storage"
+                        ),
+                    );
+                    assert_eq!(out, V10, "installing 1.0 on {h}");
+                });
+            }
+        });
+        bed
+    }
+
+    /// The site file: every host runs both services; http gate for
+    /// storage, systemd gate for the loader.
+    fn write_site(&self, deadline: &str) {
+        let n = self.hosts.len();
+        let site = format!(
+            r#"[site]
+name = "upgrade-exec-test"
+default_environment = "staging"
+
+[ssh]
+config = "{cfg}"
+user = "root"
+connect_timeout = "3s"
+fanout = 16
+
+[environments.staging]
+
+[groups.rpc]
+environment = "staging"
+nodes = "host[1-{n}]"
+
+[services.storage]
+kind = "rpc"
+units = ["gunicorn-swh-storage"]
+packages = ["python3-swh.storage"]
+groups = ["rpc"]
+health = {{ check = "http", port = 5002, path = "/", expect = "SWH Storage API server", timeout = "2s", deadline = "{deadline}", interval = "500ms" }}
+
+[services.loader-git]
+kind = "worker"
+units = ["swh-worker@loader_git"]
+packages = ["python3-swh.loader.git"]
+groups = ["rpc"]
+health = {{ check = "systemd", deadline = "{deadline}", interval = "500ms" }}
+"#,
+            cfg = self.tb.ssh_config_path().display()
+        );
+        std::fs::write(self.site(), site).unwrap();
+    }
+
+    fn site(&self) -> PathBuf {
+        self.dir.path().join("site.toml")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal.sqlite")
+    }
+
+    /// A shell command on a host; its trimmed stdout.
+    fn sh(&self, host: &str, cmd: &str) -> String {
+        let out = self
+            .tb
+            .ssh_command(host, cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn version(&self, host: &str) -> String {
+        self.sh(
+            host,
+            "dpkg-query -W -f='${Version}' python3-swh.storage python3-swh.loader.git",
+        )
+    }
+
+    fn main_pids(&self, host: &str) -> String {
+        self.sh(
+            host,
+            "systemctl show -p MainPID --value gunicorn-swh-storage swh-worker@loader_git | tr '\\n' ' '",
+        )
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        c.args(args)
+            .env("SWH_DEPLOY_JOURNAL", self.journal())
+            .env("SWH_DEPLOY_SITE", self.site())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn swh_deploy(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().unwrap();
+        eprintln!(
+            "$ swh-deploy {}\n-> {:?}\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn spawn(&self, args: &[&str]) -> Guard {
+        Guard(
+            self.command(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Waits until step `name` of `run` has started (bounded).
+    fn wait_step(&self, run: i64, name: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(j) = Journal::open(&self.journal()) {
+                if let Ok(d) = j.run_details(run) {
+                    if d.steps.iter().any(|s| s.name == name) {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "step {name} of run {run} never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// cron active and puppet enabled on every host (checked on the hosts).
+    fn assert_cron_and_puppet_back(&self) {
+        for h in &self.hosts {
+            assert_eq!(
+                self.sh(h, "systemctl is-active cron"),
+                "active",
+                "cron on {h}"
+            );
+            assert_eq!(
+                self.sh(
+                    h,
+                    &format!("test -e {PUPPET_LOCK} && echo disabled || echo enabled")
+                ),
+                "enabled",
+                "puppet on {h}"
+            );
+        }
+    }
+}
+
+/// Kills (SIGKILL) the child on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The value after `label` on the summary line that starts with it.
+fn field(summary: &str, label: &str) -> Option<String> {
+    summary.lines().find_map(|l| {
+        l.trim_start()
+            .strip_prefix(label)
+            .map(|rest| rest.trim().to_owned())
+    })
+}
+
+/// `s` with runs of blanks collapsed into one space.
+fn squash(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits (at most 30 s) until no process is running `pattern` (the ssh
+/// clients a killed swh-deploy left behind, and their remote commands).
+fn wait_gone(pattern: &str) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while Command::new("pgrep")
+        .args(["-f", pattern])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < end, "processes `{pattern}` still running");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rolling_upgrade_then_broken_release_stops_at_the_canary_and_locks_refuse_a_second_run() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let bed = Bed::up(3);
+    let before: Vec<String> = bed.hosts.iter().map(|h| bed.main_pids(h)).collect();
+
+    // 1.0 -> 1.1 in batches 1 (canary) then 2.
+    let out = bed.swh_deploy(&[
+        "upgrade",
+        "--service",
+        "storage",
+        "--service",
+        "loader-git",
+        "--batch",
+        "1,100%",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("run 1: succeeded"), "{summary}");
+    assert_eq!(
+        field(&summary, "upgraded:").as_deref(),
+        Some("host[1-3] (3)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("python3-swh.storage {V10} -> {V11}: host[1-3]")),
+        "{summary}"
+    );
+    let progress = text(&out.stderr);
+    assert!(progress.contains("batch 1/2 (canary): host1"), "{progress}");
+    assert!(progress.contains("batch 2/2: host[2-3]"), "{progress}");
+    for (h, pids) in bed.hosts.iter().zip(&before) {
+        assert_eq!(bed.version(h), format!("{V11}{V11}"), "{h}");
+        let now = bed.main_pids(h);
+        let (old, new): (Vec<&str>, Vec<&str>) = (
+            pids.split_whitespace().collect(),
+            now.split_whitespace().collect(),
+        );
+        assert_eq!(new.len(), 2, "{h}: {now}");
+        for (o, n) in old.iter().zip(&new) {
+            assert_ne!(o, n, "{h}: MainPID unchanged ({pids} -> {now})");
+            assert_ne!(*n, "0", "{h}: a unit is not running ({now})");
+        }
+        assert_eq!(
+            bed.sh(
+                h,
+                "systemctl is-active gunicorn-swh-storage swh-worker@loader_git | tr '\\n' ' '"
+            ),
+            "active active"
+        );
+        assert!(bed.sh(h, "curl -fsS http://127.0.0.1:5002/").contains(V11));
+    }
+    // The journal has the health gate passed on every host.
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(1).unwrap();
+    let health: Vec<_> = d.steps.iter().filter(|s| s.name == "health").collect();
+    assert_eq!(health.len(), 2);
+    assert!(health.iter().all(|s| s.status == StepStatus::Succeeded));
+    drop(j);
+
+    // versions: 1.1 on all hosts, nobody behind.
+    let out = bed.swh_deploy(&["versions", "--service", "storage", "--color", "never"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "python3-swh.storage:\n  {V11:<24} host[1-3] (3)\n"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The broken 1.2: the canary fails, the rollout stops (budget 0).
+    bed.tb.publish(&[V10, V11, V12]).unwrap();
+    bed.write_site("8s");
+    let out = bed.swh_deploy(&[
+        "upgrade",
+        "--service",
+        "storage",
+        "--service",
+        "loader-git",
+        "--batch",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "budget exceeded");
+    let summary = text(&out.stdout);
+    assert!(summary.contains("run 2: budget-exceeded"), "{summary}");
+    assert!(
+        field(&summary, "unhealthy:").as_deref() == Some("host1 (1)")
+            || field(&summary, "failed at restart:").as_deref() == Some("host1 (1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        field(&summary, "not done:").as_deref(),
+        Some("host[2-3] (2)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("python3-swh.storage {V11} -> {V12}: host1")),
+        "{summary}"
+    );
+    assert_eq!(bed.version("host1"), format!("{V12}{V12}"));
+    for h in ["host2", "host3"] {
+        assert_eq!(bed.version(h), format!("{V11}{V11}"), "{h} was not touched");
+        assert_eq!(
+            bed.sh(h, "systemctl is-active gunicorn-swh-storage"),
+            "active"
+        );
+    }
+    // versions shows host1 ahead of the others (the others are behind).
+    let out = bed.swh_deploy(&[
+        "versions",
+        "-w",
+        "host[1-3]",
+        "--packages",
+        "python3-swh.storage",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains(&format!("  {V11:<24} host[2-3] (2) behind")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A second run on a host of a running one is refused with the holder.
+    bed.tb.publish(&[V10, V11]).unwrap();
+    let mut first = bed.spawn(&[
+        "upgrade",
+        "-w",
+        "host[2-3]",
+        "--mode",
+        "long-standing",
+        "--migration",
+        "sleep 4",
+    ]);
+    bed.wait_step(3, "migration", Duration::from_secs(60));
+    let out = bed.swh_deploy(&["upgrade", "-w", "host3", "--service", "storage"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("host host3 is locked by run 3 of ")
+            && err.contains(&format!("(pid {} on ", first.0.id())),
+        "{err}"
+    );
+    assert!(err.contains(" since 20"), "{err}");
+    let status = wait_child(&mut first.0, Duration::from_secs(120));
+    assert_eq!(status, Some(0), "the long-standing run succeeds");
+    // Its compensations ran: cron and puppet are back on its hosts.
+    for h in ["host2", "host3"] {
+        assert_eq!(
+            bed.sh(h, "systemctl is-active cron"),
+            "active",
+            "cron on {h}"
+        );
+        assert_eq!(
+            bed.sh(h, &format!("test -e {PUPPET_LOCK} || echo enabled")),
+            "enabled"
+        );
+    }
+    let out = bed.swh_deploy(&["history"]);
+    let h = text(&out.stdout);
+    assert!(h.contains("refused"), "{h}");
+}
+
+fn wait_child(c: &mut Child, timeout: Duration) -> Option<i32> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s.code();
+        }
+        if Instant::now() > end {
+            let _ = c.kill();
+            panic!("swh-deploy did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_host_cut_mid_batch_counts_as_unreachable() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let bed = Bed::up(2);
+    // host2's puppet run takes 60 s: the link is cut while it runs.
+    bed.sh(
+        "host2",
+        "mkdir -p /etc/swh-testbed && echo 60 > /etc/swh-testbed/puppet-run-seconds",
+    );
+    let mut run = bed.spawn(&[
+        "upgrade",
+        "-w",
+        "host[1-2]",
+        "--mode",
+        "config-change",
+        "--max-fail",
+        "1",
+    ]);
+    bed.wait_step(1, "puppet-agent", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    bed.tb.cut("host2").unwrap();
+    let status = wait_child(&mut run.0, Duration::from_secs(120));
+    let mut stdout = String::new();
+    use std::io::Read;
+    run.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status, Some(1), "{stdout}");
+    assert_eq!(
+        field(&stdout, "unreachable:").as_deref(),
+        Some("host2 (1)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        field(&stdout, "upgraded:").as_deref(),
+        Some("host1 (1)"),
+        "{stdout}"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(1).unwrap();
+    let r = d
+        .results
+        .iter()
+        .find(|r| r.host == "host2" && r.outcome != swh_deploy_journal::Outcome::Ok)
+        .expect("a failed result for host2");
+    assert_eq!(r.outcome, swh_deploy_journal::Outcome::Unreachable);
+    // host2 went no further than puppet.
+    let step = d.steps.iter().find(|s| s.index == r.step).unwrap();
+    assert_eq!(step.name, "puppet-agent");
+    assert_eq!(bed.version("host1"), format!("{V11}{V11}"));
+    bed.tb.restore("host2").unwrap();
+    assert_eq!(bed.version("host2"), format!("{V10}{V10}"));
+}
+
+#[test]
+fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let bed = Bed::up(2);
+    // The migration waits for a file on host1 (at most 120 s).
+    let migration =
+        "for i in $(seq 1200); do test -e /run/migrate-go && exit 0; sleep 0.1; done; exit 1";
+    let args = [
+        "upgrade",
+        "-w",
+        "host[1-2]",
+        "--mode",
+        "long-standing",
+        "--migration",
+        migration,
+    ];
+
+    // Phase 1: killed while puppet is being disabled (its compensation is
+    // already in the journal).
+    let mut run = bed.spawn(&args);
+    bed.wait_step(1, "disable-puppet", Duration::from_secs(60));
+    run.0.kill().unwrap();
+    let _ = run.0.wait();
+    // The orphaned `puppet agent --disable` commands finish first.
+    wait_gone("agent --disable");
+    // Any command warns, a new run is refused until recover.
+    let out = bed.swh_deploy(&["upgrade", "-w", "host1", "--service", "storage"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        text(&out.stderr).contains("pending"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = bed.swh_deploy(&["recover"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        squash(&text(&out.stdout)).contains("done start-cron host[1-2]"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        squash(&text(&out.stdout)).contains("done enable-puppet host[1-2]"),
+        "{}",
+        text(&out.stdout)
+    );
+    bed.assert_cron_and_puppet_back();
+
+    // Phase 2: killed during the migration (cron stopped, puppet disabled
+    // on both hosts, checked there first).
+    let mut run = bed.spawn(&args);
+    bed.wait_step(4, "migration", Duration::from_secs(60));
+    for h in &bed.hosts {
+        assert_eq!(bed.sh(h, "systemctl is-active cron"), "inactive", "{h}");
+        assert!(
+            bed.sh(h, &format!("cat {PUPPET_LOCK}"))
+                .contains("swh-deploy 4: long-standing upgrade"),
+            "{h}"
+        );
+    }
+    run.0.kill().unwrap();
+    let _ = run.0.wait();
+    let out = bed.swh_deploy(&["history"]);
+    assert!(
+        text(&out.stderr).contains("compensation(s) pending on host[1-2]"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("interrupted"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = bed.swh_deploy(&["recover", "4"]);
+    assert_eq!(out.status.code(), Some(0));
+    bed.assert_cron_and_puppet_back();
+    assert_eq!(bed.version("host1"), format!("{V10}{V10}"));
+
+    // resume finishes run 4: cron and puppet are stopped again (recover
+    // undid them), the migration passes, both hosts are upgraded, and
+    // cron and puppet are back at the end.
+    bed.sh("host1", "touch /run/migrate-go");
+    let out = bed.swh_deploy(&["resume", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("run 4: succeeded"), "{summary}");
+    assert_eq!(
+        field(&summary, "upgraded:").as_deref(),
+        Some("host[1-2] (2)"),
+        "{summary}"
+    );
+    for h in &bed.hosts {
+        assert_eq!(bed.version(h), format!("{V11}{V11}"), "{h}");
+    }
+    bed.assert_cron_and_puppet_back();
+    let j = Journal::open(&bed.journal()).unwrap();
+    assert!(j.pending_compensations(None).unwrap().is_empty());
+    drop(j);
+
+    // A finished run cannot be resumed.
+    let out = bed.swh_deploy(&["resume", "4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("only interrupted or budget-exceeded runs can be resumed"));
+}
+
+#[test]
+fn resume_skips_hosts_that_finished() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let bed = Bed::up(2);
+    // A health gate that waits on host2 for a file: the run is killed
+    // there, after host1's batch finished.
+    let site = std::fs::read_to_string(bed.site()).unwrap().replace(
+        r#"health = { check = "systemd", deadline = "30s", interval = "500ms" }"#,
+        r#"health = { check = "command", command = "test ! -e /run/hold", timeout = "5s", deadline = "60s", interval = "200ms" }"#,
+    );
+    std::fs::write(bed.site(), site).unwrap();
+    bed.sh("host2", "touch /run/hold");
+    let mut run = bed.spawn(&["upgrade", "-w", "host[1-2]", "--batch", "1"]);
+    // Wait for the second batch's health gate (step indexes: batch 1 has
+    // 6 steps, 0-5; batch 2's health gate is the 5th step of batch 2).
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        let j = Journal::open(&bed.journal()).unwrap();
+        let d = j.run_details(1).unwrap();
+        if d.steps.iter().filter(|s| s.name == "health").count() == 2 {
+            break;
+        }
+        assert!(Instant::now() < end, "second health gate never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let host1_pids = bed.main_pids("host1");
+    run.0.kill().unwrap();
+    let _ = run.0.wait();
+    bed.sh("host2", "rm -f /run/hold");
+    let out = bed.swh_deploy(&["resume", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let progress = squash(&text(&out.stderr));
+    assert!(progress.contains("run 1 (resumed)"), "{progress}");
+    // host1 finished its batch: nothing is redone there.
+    assert!(
+        progress.contains("restart already done on host1"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("restart already done on host2"),
+        "{progress}"
+    );
+    assert!(progress.contains("health ok host2"), "{progress}");
+    assert_eq!(
+        bed.main_pids("host1"),
+        host1_pids,
+        "host1 was not restarted again"
+    );
+    assert_eq!(
+        field(&text(&out.stdout), "upgraded:").as_deref(),
+        Some("host[1-2] (2)")
+    );
+}

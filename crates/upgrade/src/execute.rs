@@ -1,0 +1,1264 @@
+//! The executor: runs an upgrade [`Plan`] on real hosts, step by step,
+//! writing everything to the journal before and after it happens.
+//!
+//! # Model
+//! - A run starts with [`start`]: the request ([`UpgradeRequest`]) and the
+//!   plan are stored with the run, then every target host is locked in the
+//!   journal (a second run touching one of them is refused with who holds
+//!   it, since when and the pid).
+//! - Steps run in order: the `prepare` steps on all targets (long-standing
+//!   mode: stop cron, disable puppet, the migration), then the batches, then
+//!   the `finish` steps (the compensations). A step runs on each host of the
+//!   step that has not failed yet in this run; a host whose change step
+//!   fails (non-zero exit, unreachable, timeout, health gate) is left out
+//!   of every later step. Info steps (versions) never fail a host.
+//! - A step with a compensation (stop cron -> `start-cron`, disable puppet
+//!   -> `enable-puppet`) records the compensation on each host in the
+//!   journal *before* running the command there. The finish steps run the
+//!   pending compensations of the run and mark each one done once it has
+//!   succeeded on its host; they run whatever happened before (success,
+//!   failures, budget exceeded, Ctrl-C). After a crash or `kill -9` they
+//!   stay pending for `swh-deploy recover` ([`crate::recover`]).
+//! - The failure budget (`--max-fail`) is checked after the prepare steps
+//!   and after every batch: once more hosts failed than it allows, no new
+//!   batch starts and the run ends as `budget-exceeded`.
+//! - [`resume`] continues an interrupted run: the plan is rebuilt from the
+//!   stored request (and must be identical to the stored one), and each
+//!   (step, host) pair whose latest journal result is `ok` is skipped, so
+//!   finished hosts are not redone. A compensated step is redone on a host
+//!   whose compensation has already run (e.g. after `recover`).
+//! - Progress goes to an [`Events`] sink (human lines or JSON lines), and
+//!   the end result is a [`Summary`]: folded node sets per outcome and the
+//!   package versions before and after.
+
+use crate::command::{compensation_command, parse_installed_versions, RemoteCommand};
+use crate::health::{run_gate, AddressResolver, GateContext, ProbeResult};
+use crate::plan::{plan, Action, Batch, Mode, Plan, PlanRequest, Step, StepKind};
+use crate::{select, BatchSpec, FailBudget};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use swh_deploy_fleet::{CancelToken, NoObserver, RunOptions, Status, Transport};
+use swh_deploy_journal::{
+    Journal, JournalError, LockError, LockRefused, NewRun, Outcome, RunId, RunStatus, StepStatus,
+};
+use swh_deploy_nodeset::NodeSet;
+use swh_deploy_site::{PackageName, Site};
+
+/// Exit status of `swh-deploy upgrade`/`resume` when hosts failed within
+/// the budget (or a compensation could not run).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status when the failure budget was exceeded and the rollout
+/// stopped.
+pub const EXIT_BUDGET_EXCEEDED: u8 = 3;
+/// Exit status when the run was refused: hosts locked by another run, or
+/// compensations of an interrupted run pending.
+pub const EXIT_REFUSED: u8 = 4;
+/// Exit status after Ctrl-C / SIGTERM (compensations were run).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The exit status for a run that ended with `status`.
+pub fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
+        RunStatus::BudgetExceeded => EXIT_BUDGET_EXCEEDED,
+        RunStatus::Interrupted => EXIT_INTERRUPTED,
+        RunStatus::Refused => EXIT_REFUSED,
+    }
+}
+
+/// What the operator asked for, as stored with the run so that `resume`
+/// can rebuild the very same plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeRequest {
+    /// The site file (absolute).
+    pub site: PathBuf,
+    /// `--env`.
+    pub env: Option<String>,
+    /// `-w NODES` and `@group` arguments.
+    pub nodes: Vec<String>,
+    /// `--service`.
+    pub services: Vec<String>,
+    /// `--mode` (`nominal`, `config-change`, `long-standing`).
+    pub mode: String,
+    /// `--packages`.
+    pub packages: Vec<String>,
+    /// `--migration`.
+    pub migration: Option<String>,
+    /// `--reason`.
+    pub reason: Option<String>,
+    /// `--batch` (empty: one batch).
+    pub batch: String,
+    /// `--max-fail` (empty: 0).
+    pub max_fail: String,
+}
+
+/// Errors of the executor.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Bad input (mode, batch, budget, package names, selection, plan).
+    #[error("{0}")]
+    Input(String),
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The run was refused: locks held or compensations pending.
+    #[error("run {run} refused: {refused}")]
+    Refused {
+        /// The refused run (recorded with status `refused`).
+        run: RunId,
+        /// Why.
+        refused: LockRefused,
+    },
+    /// `resume` of a run that cannot be resumed.
+    #[error("{0}")]
+    NotResumable(String),
+    /// The remote-execution engine could not start.
+    #[error("remote execution: {0}")]
+    Fleet(String),
+}
+
+impl UpgradeRequest {
+    /// Resolves the request against `site` into a [`PlanRequest`].
+    pub fn plan_request(
+        &self,
+        site: &Site,
+        run_id: Option<RunId>,
+    ) -> Result<PlanRequest, ExecError> {
+        let mode: Mode = self.mode.parse().map_err(ExecError::Input)?;
+        let batch: BatchSpec = if self.batch.is_empty() {
+            BatchSpec::default()
+        } else {
+            self.batch
+                .parse()
+                .map_err(|e: crate::SpecError| ExecError::Input(e.to_string()))?
+        };
+        let max_fail: FailBudget = if self.max_fail.is_empty() {
+            FailBudget::default()
+        } else {
+            self.max_fail
+                .parse()
+                .map_err(|e: crate::SpecError| ExecError::Input(e.to_string()))?
+        };
+        let mut packages = Vec::new();
+        for p in &self.packages {
+            packages.push(
+                p.parse::<PackageName>()
+                    .map_err(|e| ExecError::Input(format!("--packages {p:?}: {e}")))?,
+            );
+        }
+        let selection = select(site, self.env.as_deref(), &self.nodes, &self.services)
+            .map_err(|e| ExecError::Input(e.to_string()))?;
+        Ok(PlanRequest {
+            mode,
+            targets: selection.targets,
+            services: selection.services,
+            packages,
+            migration: self.migration.clone(),
+            reason: self.reason.clone(),
+            batch,
+            max_fail,
+            run_id,
+        })
+    }
+
+    /// The plan of the request for `run_id` (`None`: as for a dry run).
+    pub fn plan(&self, site: &Site, run_id: Option<RunId>) -> Result<Plan, ExecError> {
+        plan(&self.plan_request(site, run_id)?).map_err(|e| ExecError::Input(e.to_string()))
+    }
+}
+
+/// Settings of the executor.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// At most this many hosts at once within a step.
+    pub fanout: usize,
+    /// Kill a command on a host after this long (it then fails the host).
+    pub command_timeout: Option<Duration>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            fanout: 64,
+            // A restart may legitimately take TimeoutStopSec=15m.
+            command_timeout: Some(Duration::from_secs(30 * 60)),
+        }
+    }
+}
+
+/// A host that did not pass a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFailure {
+    /// The host.
+    pub host: String,
+    /// `failed`, `unreachable`, `unhealthy`, `timed-out`.
+    pub outcome: String,
+    /// Exit code, if the command completed.
+    pub rc: Option<i32>,
+    /// The last lines of its output, or the probe's message.
+    pub detail: String,
+}
+
+/// Progress of a run, as it happens.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The run started (or was resumed).
+    Run {
+        /// Its id.
+        run: RunId,
+        /// The mode.
+        mode: String,
+        /// All targets, folded.
+        hosts: String,
+        /// Number of batches.
+        batches: usize,
+        /// True for `resume`.
+        resumed: bool,
+    },
+    /// A batch starts.
+    Batch {
+        /// 0-based.
+        index: usize,
+        /// Number of batches.
+        of: usize,
+        /// First batch.
+        canary: bool,
+        /// Its hosts still in the run, folded.
+        hosts: String,
+    },
+    /// A step starts.
+    Step {
+        /// Plan index.
+        index: usize,
+        /// Name.
+        name: String,
+        /// Batch, if any.
+        batch: Option<usize>,
+        /// The hosts it runs on, folded.
+        hosts: String,
+        /// Hosts skipped because they finished it before (resume), folded.
+        already_done: String,
+    },
+    /// A step ended.
+    StepDone {
+        /// Plan index.
+        index: usize,
+        /// Name.
+        name: String,
+        /// Hosts that passed, folded.
+        ok: String,
+        /// Hosts that did not.
+        failed: Vec<HostFailure>,
+        /// Wall-clock seconds.
+        seconds: f64,
+    },
+    /// The rollout stops before the next batch.
+    Stop {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Receives [`Event`]s.
+pub trait Events {
+    /// One event.
+    fn event(&mut self, event: &Event);
+}
+
+/// Ignores events.
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+impl Events for NoEvents {
+    fn event(&mut self, _: &Event) {}
+}
+
+/// Everything the executor needs to reach hosts.
+pub struct Context<'a> {
+    /// How commands reach hosts.
+    pub transport: &'a dyn Transport,
+    /// Address resolution for HTTP health probes.
+    pub resolver: &'a dyn AddressResolver,
+    /// Settings.
+    pub options: ExecOptions,
+    /// Ctrl-C: no new step starts, running commands are killed, the
+    /// compensations still run.
+    pub cancel: CancelToken,
+    /// Progress.
+    pub events: &'a mut dyn Events,
+}
+
+/// Hosts with the same versions change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionChange {
+    /// The package.
+    pub package: String,
+    /// Version before (`None`: not installed or unknown).
+    pub before: Option<String>,
+    /// Version after (`None`: not installed or unknown).
+    pub after: Option<String>,
+    /// The hosts, folded.
+    pub hosts: String,
+}
+
+/// Hosts that failed at one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedAt {
+    /// The step name.
+    pub step: String,
+    /// The hosts, folded.
+    pub hosts: String,
+}
+
+/// Pending compensations of one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingAction {
+    /// `start-cron`, `enable-puppet`.
+    pub action: String,
+    /// The hosts, folded.
+    pub hosts: String,
+}
+
+/// The end result of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// The run.
+    pub run: RunId,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Why it stopped early, if it did.
+    pub stopped: Option<String>,
+    /// Hosts that went through every step.
+    pub upgraded: String,
+    /// Hosts that failed, by the step at which they did (non-zero exit or
+    /// timeout).
+    pub failed: Vec<FailedAt>,
+    /// Hosts that could not be reached.
+    pub unreachable: String,
+    /// Hosts that failed their health gate.
+    pub unhealthy: String,
+    /// Hosts not (fully) done because the rollout stopped (budget, Ctrl-C).
+    pub not_done: String,
+    /// Version changes.
+    pub versions: Vec<VersionChange>,
+    /// Compensations still pending (run `swh-deploy recover`).
+    pub pending: Vec<PendingAction>,
+}
+
+fn fold<S: AsRef<str>>(hosts: impl IntoIterator<Item = S>) -> String {
+    let v: Vec<String> = hosts.into_iter().map(|h| h.as_ref().to_owned()).collect();
+    match NodeSet::from_names(&v) {
+        Ok(ns) => ns.to_string(),
+        Err(_) => v.join(","),
+    }
+}
+
+impl Summary {
+    /// The summary for humans.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "run {}: {}", self.run, self.status);
+        if let Some(s) = &self.stopped {
+            let _ = writeln!(out, "  stopped: {s}");
+        }
+        let line = |out: &mut String, label: &str, hosts: &str| {
+            if !hosts.is_empty() {
+                let n = NodeSet::parse(hosts).map(|n| n.len()).unwrap_or(0);
+                let _ = writeln!(out, "  {label:<22} {hosts} ({n})");
+            }
+        };
+        line(&mut out, "upgraded:", &self.upgraded);
+        for f in &self.failed {
+            line(&mut out, &format!("failed at {}:", f.step), &f.hosts);
+        }
+        line(&mut out, "unreachable:", &self.unreachable);
+        line(&mut out, "unhealthy:", &self.unhealthy);
+        line(&mut out, "not done:", &self.not_done);
+        if !self.versions.is_empty() {
+            let _ = writeln!(out, "  versions:");
+            for v in &self.versions {
+                let b = v.before.as_deref().unwrap_or("(none)");
+                let a = v.after.as_deref().unwrap_or("(none)");
+                let change = if v.before == v.after {
+                    format!("{b} (unchanged)")
+                } else {
+                    format!("{b} -> {a}")
+                };
+                let _ = writeln!(out, "    {} {change}: {}", v.package, v.hosts);
+            }
+        }
+        for p in &self.pending {
+            let _ = writeln!(
+                out,
+                "  WARNING: compensation {} still pending on {}: run `swh-deploy recover`",
+                p.action, p.hosts
+            );
+        }
+        out
+    }
+}
+
+/// How a host left the run.
+#[derive(Debug, Clone)]
+struct Failure {
+    step: String,
+    outcome: Outcome,
+}
+
+/// Per-host, per-step result of one action.
+pub(crate) struct HostOutcome {
+    pub(crate) host: String,
+    pub(crate) rc: Option<i32>,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    pub(crate) duration: Duration,
+    /// `None`: cancelled (not recorded, redone by resume).
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) detail: String,
+}
+
+/// Starts a new run of `request`: records it, locks its hosts, executes
+/// the plan. `argv` is the command line recorded in the journal.
+pub fn start(
+    journal: &mut Journal,
+    site: &Site,
+    request: &UpgradeRequest,
+    argv: Vec<String>,
+    ctx: &mut Context<'_>,
+) -> Result<Summary, ExecError> {
+    // Validate everything before recording anything.
+    let dry = request.plan(site, None)?;
+    journal.reap_dead_runs()?;
+    let parameters = serde_json::json!({
+        "request": request,
+        "plan": serde_json::to_value(&dry).map_err(|e| ExecError::Input(e.to_string()))?,
+    });
+    let run = journal.start_run(&NewRun {
+        command_line: argv,
+        mode: request.mode.clone(),
+        parameters,
+    })?;
+    let plan = request.plan(site, Some(run))?;
+    match journal.acquire_locks(run, &plan.hosts) {
+        Ok(()) => {}
+        Err(LockError::Refused(refused)) => {
+            journal.end_run(run, RunStatus::Refused)?;
+            return Err(ExecError::Refused { run, refused });
+        }
+        Err(LockError::Journal(e)) => {
+            let _ = journal.end_run(run, RunStatus::Refused);
+            return Err(e.into());
+        }
+    }
+    execute(journal, run, &plan, ctx, false)
+}
+
+/// The request stored with run `run`.
+pub fn stored_request(journal: &Journal, run: RunId) -> Result<UpgradeRequest, ExecError> {
+    let r = journal.run(run)?;
+    serde_json::from_value(r.parameters["request"].clone()).map_err(|e| {
+        ExecError::NotResumable(format!(
+            "run {run} is not an upgrade run that can be resumed (no stored request: {e})"
+        ))
+    })
+}
+
+/// Continues interrupted run `run` (status `interrupted` or
+/// `budget-exceeded`; a `running` run whose process died is first marked
+/// interrupted). `site` overrides the stored site file path.
+pub fn resume(
+    journal: &mut Journal,
+    run: RunId,
+    site: Option<&Site>,
+    ctx: &mut Context<'_>,
+) -> Result<Summary, ExecError> {
+    journal.reap_dead_runs()?;
+    let record = journal.run(run)?;
+    if !record.status.is_resumable() {
+        return Err(ExecError::NotResumable(format!(
+            "run {run} is {} (pid {} on {}): only interrupted or budget-exceeded runs can be resumed",
+            record.status, record.pid, record.hostname
+        )));
+    }
+    let request = stored_request(journal, run)?;
+    let loaded;
+    let site = match site {
+        Some(s) => s,
+        None => {
+            loaded = Site::load(&request.site).map_err(|e| ExecError::Input(e.to_string()))?;
+            &loaded
+        }
+    };
+    let dry = request.plan(site, None)?;
+    let stored = &record.parameters["plan"];
+    let now = serde_json::to_value(&dry).map_err(|e| ExecError::Input(e.to_string()))?;
+    if *stored != now {
+        return Err(ExecError::NotResumable(format!(
+            "run {run}: the plan built from {} today differs from the run's (site file changed?); start a new run instead",
+            request.site.display()
+        )));
+    }
+    let plan = request.plan(site, Some(run))?;
+    journal.resume_run(run)?;
+    match journal.acquire_locks(run, &plan.hosts) {
+        Ok(()) => {}
+        Err(LockError::Refused(refused)) => {
+            journal.end_run(run, RunStatus::Interrupted)?;
+            return Err(ExecError::Refused { run, refused });
+        }
+        Err(LockError::Journal(e)) => return Err(e.into()),
+    }
+    execute(journal, run, &plan, ctx, true)
+}
+
+/// Executes `plan` as run `run` (whose hosts are locked), then ends the run
+/// and releases its locks (kept when compensations could not run).
+pub fn execute(
+    journal: &mut Journal,
+    run: RunId,
+    plan: &Plan,
+    ctx: &mut Context<'_>,
+    resumed: bool,
+) -> Result<Summary, ExecError> {
+    let mut ex = Exec {
+        journal,
+        run,
+        plan,
+        ctx,
+        resumed,
+        failed: BTreeMap::new(),
+    };
+    ex.ctx.events.event(&Event::Run {
+        run,
+        mode: plan.mode.to_string(),
+        hosts: plan.nodes.clone(),
+        batches: plan.batches.len(),
+        resumed,
+    });
+    let body = ex.body();
+    // The compensations run whatever happened (journal errors included).
+    let finish = ex.finish();
+    let stopped = body?;
+    finish?;
+    let pending = ex.journal.pending_compensations(Some(run))?;
+    let status = if ex.ctx.cancel.is_cancelled() {
+        RunStatus::Interrupted
+    } else if matches!(stopped, Some(Stop::Budget(_))) {
+        RunStatus::BudgetExceeded
+    } else if !ex.failed.is_empty() || stopped.is_some() || !pending.is_empty() {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    ex.journal.end_run(run, status)?;
+    if pending.is_empty() {
+        ex.journal.release_locks(run, None)?;
+    }
+    let stopped_msg = if ex.ctx.cancel.is_cancelled() {
+        Some("interrupted (Ctrl-C or SIGTERM); `swh-deploy resume` continues".to_owned())
+    } else {
+        stopped.map(|s| s.message())
+    };
+    ex.summary(status, stopped_msg, &pending)
+}
+
+enum Stop {
+    Budget(String),
+    Migration(String),
+}
+
+impl Stop {
+    fn message(self) -> String {
+        match self {
+            Stop::Budget(m) | Stop::Migration(m) => m,
+        }
+    }
+}
+
+struct Exec<'a, 'c> {
+    journal: &'a mut Journal,
+    run: RunId,
+    plan: &'a Plan,
+    ctx: &'a mut Context<'c>,
+    resumed: bool,
+    failed: BTreeMap<String, Failure>,
+}
+
+impl Exec<'_, '_> {
+    fn body(&mut self) -> Result<Option<Stop>, ExecError> {
+        let plan = self.plan;
+        let total = plan.hosts.len();
+        for step in &plan.prepare {
+            if self.ctx.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let ok = self.step(step, None)?;
+            if step.name == "migration" && !ok {
+                return Ok(Some(Stop::Migration(
+                    "the migration failed: no batch started".to_owned(),
+                )));
+            }
+        }
+        if plan.max_fail.exceeded(self.failed.len(), total) {
+            return Ok(Some(self.budget_stop()));
+        }
+        let n = plan.batches.len();
+        for batch in &plan.batches {
+            if self.ctx.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            self.batch(batch, n)?;
+            if self.ctx.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            // Past the last batch there is nothing left to stop: the run
+            // simply failed.
+            if plan.max_fail.exceeded(self.failed.len(), total) && batch.index + 1 < n {
+                return Ok(Some(self.budget_stop()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn budget_stop(&mut self) -> Stop {
+        let msg = format!(
+            "failure budget exceeded: {} host(s) failed, --max-fail {} allows {}; no new batch started",
+            self.failed.len(),
+            self.plan.max_fail,
+            self.plan.allowed_failures
+        );
+        self.ctx.events.event(&Event::Stop {
+            reason: msg.clone(),
+        });
+        Stop::Budget(msg)
+    }
+
+    fn batch(&mut self, batch: &Batch, of: usize) -> Result<(), ExecError> {
+        let hosts: Vec<&String> = batch
+            .hosts
+            .iter()
+            .filter(|h| !self.failed.contains_key(*h))
+            .collect();
+        self.ctx.events.event(&Event::Batch {
+            index: batch.index,
+            of,
+            canary: batch.canary,
+            hosts: fold(&hosts),
+        });
+        for step in &batch.steps {
+            if self.ctx.cancel.is_cancelled() {
+                break;
+            }
+            self.step(step, Some(batch.index))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one step; returns true when every host of the step passed.
+    fn step(&mut self, step: &Step, batch: Option<usize>) -> Result<bool, ExecError> {
+        let started = Instant::now();
+        let all: Vec<String> = step
+            .actions
+            .iter()
+            .flat_map(|a| a.hosts().iter().cloned())
+            .filter(|h| match self.failed.get(h) {
+                None => true,
+                // Versions are still read on hosts that failed a step
+                // (the summary shows what they run now), unless they are
+                // unreachable.
+                Some(f) => step.kind == StepKind::Info && f.outcome != Outcome::Unreachable,
+            })
+            .collect();
+        // Resume: hosts that finished this step before.
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        if self.resumed {
+            let finished: BTreeSet<String> = self
+                .journal
+                .hosts_finished_step(self.run, step.index as i64)?
+                .into_iter()
+                .collect();
+            if let Some(c) = &step.compensation {
+                // A compensated step counts as done only while its
+                // compensation is still pending (not undone by recover).
+                let pending: BTreeSet<String> = self
+                    .journal
+                    .pending_compensations(Some(self.run))?
+                    .into_iter()
+                    .filter(|p| p.action == c.action)
+                    .map(|p| p.host)
+                    .collect();
+                done = finished.intersection(&pending).cloned().collect();
+            } else {
+                done = finished;
+            }
+        }
+        let todo: Vec<String> = all.iter().filter(|h| !done.contains(*h)).cloned().collect();
+        let folded = fold(&all);
+        self.ctx.events.event(&Event::Step {
+            index: step.index,
+            name: step.name.clone(),
+            batch,
+            hosts: fold(&todo),
+            already_done: fold(done.iter().filter(|h| all.contains(h))),
+        });
+        if todo.is_empty() {
+            // On resume, a step every host finished keeps its journal row.
+            if !self.resumed || all.is_empty() {
+                self.journal.start_step(
+                    self.run,
+                    step.index as i64,
+                    &step.name,
+                    step.kind.as_str(),
+                    batch.map(|b| b as i64),
+                    &folded,
+                )?;
+                self.journal
+                    .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
+            }
+            self.ctx.events.event(&Event::StepDone {
+                index: step.index,
+                name: step.name.clone(),
+                ok: fold(&all),
+                failed: Vec::new(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            return Ok(true);
+        }
+        self.journal.start_step(
+            self.run,
+            step.index as i64,
+            &step.name,
+            step.kind.as_str(),
+            batch.map(|b| b as i64),
+            &folded,
+        )?;
+        // Compensations are recorded before the side effect.
+        if let Some(c) = &step.compensation {
+            let pending: BTreeSet<String> = self
+                .journal
+                .pending_compensations(Some(self.run))?
+                .into_iter()
+                .filter(|p| p.action == c.action)
+                .map(|p| p.host)
+                .collect();
+            for h in &todo {
+                if !pending.contains(h) {
+                    self.journal.add_compensation(self.run, h, &c.action)?;
+                }
+            }
+        }
+        let outcomes = if step.kind == StepKind::Health {
+            self.health(step, &todo)
+        } else {
+            let mut v = Vec::new();
+            for action in &step.actions {
+                if let Action::Remote {
+                    hosts,
+                    command,
+                    success_codes,
+                    ..
+                } = action
+                {
+                    let hs: Vec<String> =
+                        hosts.iter().filter(|h| todo.contains(h)).cloned().collect();
+                    if hs.is_empty() {
+                        continue;
+                    }
+                    v.extend(self.remote(command, success_codes, &hs, &self.ctx.cancel.clone())?);
+                }
+            }
+            v
+        };
+        let (ok, failures) = self.record(step, outcomes)?;
+        let all_ok = failures.is_empty() && ok.len() == todo.len();
+        self.journal.end_step(
+            self.run,
+            step.index as i64,
+            if all_ok {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            },
+        )?;
+        let mut ok_all: Vec<String> = ok;
+        ok_all.extend(done.iter().filter(|h| all.contains(h)).cloned());
+        self.ctx.events.event(&Event::StepDone {
+            index: step.index,
+            name: step.name.clone(),
+            ok: fold(&ok_all),
+            failed: failures,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(all_ok)
+    }
+
+    /// Records results; returns the hosts that passed and the failures.
+    fn record(
+        &mut self,
+        step: &Step,
+        outcomes: Vec<HostOutcome>,
+    ) -> Result<(Vec<String>, Vec<HostFailure>), ExecError> {
+        let mut ok = Vec::new();
+        let mut failures = Vec::new();
+        for o in outcomes {
+            let Some(outcome) = o.outcome else {
+                continue;
+            };
+            self.journal.record_host_result(
+                self.run,
+                step.index as i64,
+                &o.host,
+                o.rc,
+                &o.stdout,
+                &o.stderr,
+                o.duration,
+                outcome,
+            )?;
+            if outcome == Outcome::Ok {
+                ok.push(o.host);
+                continue;
+            }
+            failures.push(HostFailure {
+                host: o.host.clone(),
+                outcome: outcome.as_str().to_owned(),
+                rc: o.rc,
+                detail: o.detail.clone(),
+            });
+            // Info steps never fail a host; compensation steps leave the
+            // compensation pending instead.
+            if matches!(step.kind, StepKind::Change | StepKind::Health) {
+                self.failed.entry(o.host).or_insert(Failure {
+                    step: step.name.clone(),
+                    outcome,
+                });
+            }
+        }
+        Ok((ok, failures))
+    }
+
+    fn remote(
+        &mut self,
+        command: &RemoteCommand,
+        success_codes: &[i32],
+        hosts: &[String],
+        cancel: &CancelToken,
+    ) -> Result<Vec<HostOutcome>, ExecError> {
+        remote_outcomes(
+            self.ctx.transport,
+            &self.ctx.options,
+            command,
+            success_codes,
+            hosts,
+            cancel,
+        )
+    }
+
+    fn health(&mut self, step: &Step, todo: &[String]) -> Vec<HostOutcome> {
+        let start = Instant::now();
+        // host -> (healthy so far, details)
+        let mut state: BTreeMap<String, (Option<Outcome>, Vec<String>)> = todo
+            .iter()
+            .map(|h| (h.clone(), (Some(Outcome::Ok), Vec::new())))
+            .collect();
+        let gctx = GateContext {
+            transport: self.ctx.transport,
+            fanout: self.ctx.options.fanout,
+            resolver: self.ctx.resolver,
+            cancel: &self.ctx.cancel,
+        };
+        for action in &step.actions {
+            let Action::Health {
+                hosts,
+                service,
+                probe,
+                deadline_ms,
+                interval_ms,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            let hs: Vec<String> = hosts.iter().filter(|h| todo.contains(h)).cloned().collect();
+            if hs.is_empty() {
+                continue;
+            }
+            let results = run_gate(
+                probe,
+                &hs,
+                Duration::from_millis(*deadline_ms),
+                Duration::from_millis((*interval_ms).max(1)),
+                &gctx,
+            );
+            for r in results {
+                let entry = state.entry(r.host.clone()).or_default();
+                let (outcome, msg) = match r.result {
+                    ProbeResult::Healthy => (Outcome::Ok, format!("{service}: healthy")),
+                    ProbeResult::Unhealthy(m) => (
+                        Outcome::Unhealthy,
+                        format!("{service}: unhealthy after {} attempt(s): {m}", r.attempts),
+                    ),
+                    ProbeResult::Unreachable(m) => (
+                        Outcome::Unreachable,
+                        format!(
+                            "{service}: unreachable after {} attempt(s): {m}",
+                            r.attempts
+                        ),
+                    ),
+                };
+                entry.1.push(msg);
+                if self.ctx.cancel.is_cancelled() && outcome != Outcome::Ok {
+                    entry.0 = None;
+                } else if outcome != Outcome::Ok && entry.0 == Some(Outcome::Ok) {
+                    entry.0 = Some(outcome);
+                }
+            }
+        }
+        state
+            .into_iter()
+            .map(|(host, (outcome, details))| {
+                let detail = details.join("; ");
+                HostOutcome {
+                    host,
+                    rc: None,
+                    stdout: detail.clone().into_bytes(),
+                    stderr: Vec::new(),
+                    duration: start.elapsed(),
+                    outcome,
+                    detail,
+                }
+            })
+            .collect()
+    }
+
+    /// The finish steps: run this run's pending compensations, with a
+    /// cancel token of their own (Ctrl-C does not stop them).
+    fn finish(&mut self) -> Result<(), ExecError> {
+        let own = CancelToken::new();
+        for step in &self.plan.finish {
+            let action = step.name.as_str();
+            let pending: Vec<(i64, String)> = self
+                .journal
+                .pending_compensations(Some(self.run))?
+                .into_iter()
+                .filter(|p| p.action == action)
+                .map(|p| (p.id, p.host))
+                .collect();
+            let started = Instant::now();
+            let hosts: Vec<String> = pending.iter().map(|(_, h)| h.clone()).collect();
+            self.ctx.events.event(&Event::Step {
+                index: step.index,
+                name: step.name.clone(),
+                batch: None,
+                hosts: fold(&hosts),
+                already_done: String::new(),
+            });
+            self.journal.start_step(
+                self.run,
+                step.index as i64,
+                &step.name,
+                step.kind.as_str(),
+                None,
+                &fold(&hosts),
+            )?;
+            if hosts.is_empty() {
+                self.journal
+                    .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
+                self.ctx.events.event(&Event::StepDone {
+                    index: step.index,
+                    name: step.name.clone(),
+                    ok: String::new(),
+                    failed: Vec::new(),
+                    seconds: 0.0,
+                });
+                continue;
+            }
+            let command = step
+                .actions
+                .iter()
+                .find_map(|a| match a {
+                    Action::Remote { command, .. } => Some(command.clone()),
+                    Action::Health { .. } => None,
+                })
+                .or_else(|| compensation_command(action))
+                .ok_or_else(|| ExecError::Input(format!("unknown compensation {action}")))?;
+            let codes = command.success_codes().to_vec();
+            let outcomes = self.remote(&command, &codes, &hosts, &own)?;
+            let (ok, failures) = self.record(step, outcomes)?;
+            for (id, h) in &pending {
+                if ok.contains(h) {
+                    self.journal.complete_compensation(*id)?;
+                }
+            }
+            self.journal.end_step(
+                self.run,
+                step.index as i64,
+                if failures.is_empty() {
+                    StepStatus::Succeeded
+                } else {
+                    StepStatus::Failed
+                },
+            )?;
+            self.ctx.events.event(&Event::StepDone {
+                index: step.index,
+                name: step.name.clone(),
+                ok: fold(&ok),
+                failed: failures,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(())
+    }
+
+    fn summary(
+        &mut self,
+        status: RunStatus,
+        stopped: Option<String>,
+        pending: &[swh_deploy_journal::Compensation],
+    ) -> Result<Summary, ExecError> {
+        let plan = self.plan;
+        let details = self.journal.run_details(self.run)?;
+        // Hosts that passed every batch step (latest result ok).
+        let mut latest: BTreeMap<(i64, &str), Outcome> = BTreeMap::new();
+        for r in &details.results {
+            latest.insert((r.step, r.host.as_str()), r.outcome);
+        }
+        let mut upgraded = Vec::new();
+        let mut not_done = Vec::new();
+        for b in &plan.batches {
+            for h in &b.hosts {
+                if self.failed.contains_key(h) {
+                    continue;
+                }
+                let complete = b.steps.iter().all(|s| {
+                    s.kind == StepKind::Info
+                        || !s.actions.iter().any(|a| a.hosts().contains(h))
+                        || latest.get(&(s.index as i64, h.as_str())) == Some(&Outcome::Ok)
+                });
+                if complete {
+                    upgraded.push(h.clone());
+                } else {
+                    not_done.push(h.clone());
+                }
+            }
+        }
+        let mut failed_at: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut unreachable = Vec::new();
+        let mut unhealthy = Vec::new();
+        for (h, f) in &self.failed {
+            match f.outcome {
+                Outcome::Unreachable => unreachable.push(h.clone()),
+                Outcome::Unhealthy => unhealthy.push(h.clone()),
+                _ => failed_at.entry(f.step.clone()).or_default().push(h.clone()),
+            }
+        }
+        // Versions: latest ok versions-before / versions-after per host.
+        let step_name: BTreeMap<i64, &str> = details
+            .steps
+            .iter()
+            .map(|s| (s.index, s.name.as_str()))
+            .collect();
+        let mut before: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+        let mut after: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+        for r in &details.results {
+            if r.outcome != Outcome::Ok {
+                continue;
+            }
+            let target = match step_name.get(&r.step) {
+                Some(&"versions-before") => &mut before,
+                Some(&"versions-after") => &mut after,
+                _ => continue,
+            };
+            let v = parse_installed_versions(&r.stdout);
+            let m = target.entry(r.host.clone()).or_default();
+            for (p, ver) in v {
+                m.insert(p.to_string(), ver.map(|x| x.to_string()));
+            }
+        }
+        let mut changes: BTreeMap<(String, Option<String>, Option<String>), Vec<String>> =
+            BTreeMap::new();
+        for h in &plan.hosts {
+            for p in &plan.packages {
+                let b = before.get(h).and_then(|m| m.get(p.as_str()).cloned());
+                let a = after.get(h).and_then(|m| m.get(p.as_str()).cloned());
+                if b.is_none() && a.is_none() {
+                    continue;
+                }
+                changes
+                    .entry((p.to_string(), b.flatten(), a.flatten()))
+                    .or_default()
+                    .push(h.clone());
+            }
+        }
+        let versions = changes
+            .into_iter()
+            .map(|((package, before, after), hosts)| VersionChange {
+                package,
+                before,
+                after,
+                hosts: fold(&hosts),
+            })
+            .collect();
+        let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in pending {
+            by_action
+                .entry(p.action.clone())
+                .or_default()
+                .push(p.host.clone());
+        }
+        Ok(Summary {
+            run: self.run,
+            status,
+            stopped,
+            upgraded: fold(&upgraded),
+            failed: failed_at
+                .into_iter()
+                .map(|(step, hosts)| FailedAt {
+                    step,
+                    hosts: fold(&hosts),
+                })
+                .collect(),
+            unreachable: fold(&unreachable),
+            unhealthy: fold(&unhealthy),
+            not_done: fold(&not_done),
+            versions,
+            pending: by_action
+                .into_iter()
+                .map(|(action, hosts)| PendingAction {
+                    action,
+                    hosts: fold(&hosts),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Runs `command` on `hosts` and classifies each host's result.
+fn remote_outcomes(
+    transport: &dyn Transport,
+    options: &ExecOptions,
+    command: &RemoteCommand,
+    success_codes: &[i32],
+    hosts: &[String],
+    cancel: &CancelToken,
+) -> Result<Vec<HostOutcome>, ExecError> {
+    let run_options = RunOptions {
+        fanout: options.fanout,
+        command_timeout: options.command_timeout,
+        merge_stderr: false,
+        hosts_label: None,
+    };
+    let report = swh_deploy_fleet::run(
+        transport,
+        hosts,
+        &command.to_shell(),
+        &run_options,
+        &mut NoObserver,
+        cancel,
+    )
+    .map_err(|e| ExecError::Fleet(e.to_string()))?;
+    Ok(report
+        .results
+        .into_iter()
+        .map(|r| {
+            let outcome = match &r.status {
+                Status::Exited(c) if success_codes.contains(c) => Some(Outcome::Ok),
+                Status::Exited(_) => Some(Outcome::Failed),
+                Status::Unreachable | Status::LaunchFailed(_) => Some(Outcome::Unreachable),
+                Status::TimedOut => Some(Outcome::TimedOut),
+                Status::Cancelled { .. } => None,
+            };
+            let detail = tail(&r.stderr, &r.stdout);
+            HostOutcome {
+                host: r.host.clone(),
+                rc: r.rc(),
+                stdout: r.stdout,
+                stderr: r.stderr,
+                duration: r.duration,
+                outcome,
+                detail,
+            }
+        })
+        .collect())
+}
+
+/// The last lines of stderr (or stdout when stderr is empty).
+fn tail(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(if stderr.iter().all(u8::is_ascii_whitespace) {
+        stdout
+    } else {
+        stderr
+    })
+    .into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(3);
+    lines[start..].join(" | ")
+}
+
+/// Runs a compensation command on hosts (used by [`crate::recover`]); a
+/// host whose result is unknown counts as failed.
+pub(crate) fn run_compensation(
+    transport: &dyn Transport,
+    options: &ExecOptions,
+    command: &RemoteCommand,
+    hosts: &[String],
+) -> Result<Vec<HostOutcome>, ExecError> {
+    let codes = command.success_codes().to_vec();
+    let mut outs = remote_outcomes(
+        transport,
+        options,
+        command,
+        &codes,
+        hosts,
+        &CancelToken::new(),
+    )?;
+    for o in &mut outs {
+        o.outcome.get_or_insert(Outcome::Failed);
+    }
+    Ok(outs)
+}
+
+/// Cancels `token` on SIGINT and SIGTERM (every time: unlike
+/// [`CancelToken::cancel_on_signals`], a second signal does not end the
+/// process, so the compensations still run) until the guard is dropped.
+pub fn cancel_on_signals(token: &CancelToken) -> std::io::Result<SignalGuard> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let t = token.clone();
+    let thread = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if !t.is_cancelled() {
+                eprintln!(
+                    "swh-deploy: {} received: stopping after the running commands; compensations will run",
+                    if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
+                );
+            }
+            t.cancel();
+        }
+    });
+    Ok(SignalGuard {
+        handle,
+        thread: Some(thread),
+    })
+}
+
+/// Keeps the handler of [`cancel_on_signals`] installed.
+#[derive(Debug)]
+pub struct SignalGuard {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

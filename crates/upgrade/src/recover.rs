@@ -1,0 +1,262 @@
+//! `swh-deploy recover`: puts hosts back after a run died (crash, `kill
+//! -9`, lost admin host) by running the compensations it left pending in
+//! the journal (`start-cron`: `systemctl start cron.service`;
+//! `enable-puppet`: `puppet agent --enable`).
+//!
+//! Compensations of a run whose process is still alive are left alone (that
+//! run runs them itself). Each recovery is a run of its own in the journal
+//! (mode `recover`), one step per action, with the host results; a
+//! compensation is marked done only once it succeeded on its host, so
+//! `recover` can simply be run again for hosts that were unreachable. When
+//! a dead run has nothing pending any more, its host locks are released.
+
+use crate::command::{compensation_command, COMPENSATIONS};
+use crate::execute::{run_compensation, ExecError, ExecOptions, PendingAction};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use swh_deploy_fleet::Transport;
+use swh_deploy_journal::{Journal, NewRun, Outcome, RunId, RunStatus, StepStatus};
+use swh_deploy_nodeset::NodeSet;
+
+/// A compensation that could not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StillPending {
+    /// The action.
+    pub action: String,
+    /// The host.
+    pub host: String,
+    /// The run that recorded it.
+    pub run: RunId,
+    /// Why (outcome and last output).
+    pub detail: String,
+}
+
+/// What `recover` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct RecoverReport {
+    /// The journal run of this recovery (`None` when there was nothing to
+    /// do).
+    pub run: Option<RunId>,
+    /// The interrupted runs whose compensations were run.
+    pub recovered_runs: Vec<RunId>,
+    /// Compensations done, by action.
+    pub done: Vec<PendingAction>,
+    /// Compensations that failed and are still pending.
+    pub failed: Vec<StillPending>,
+    /// Live runs whose compensations were left to them: (run, pid).
+    pub live: Vec<(RunId, u32)>,
+}
+
+impl RecoverReport {
+    /// True when nothing is pending any more (live runs aside).
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// The report for humans.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if self.run.is_none() && self.live.is_empty() {
+            out.push_str("nothing to recover: no pending compensation\n");
+        }
+        if let Some(r) = self.run {
+            let runs: Vec<String> = self.recovered_runs.iter().map(|r| r.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "recover run {r}: compensations of run(s) {}",
+                runs.join(", ")
+            );
+        }
+        for d in &self.done {
+            let _ = writeln!(out, "  done     {:<14} {}", d.action, d.hosts);
+        }
+        for f in &self.failed {
+            let _ = writeln!(
+                out,
+                "  FAILED   {:<14} {} (run {}): {}; still pending, run `swh-deploy recover` again",
+                f.action, f.host, f.run, f.detail
+            );
+        }
+        for (run, pid) in &self.live {
+            let _ = writeln!(
+                out,
+                "  run {run} is still running (pid {pid}): its compensations are left to it"
+            );
+        }
+        out
+    }
+}
+
+fn fold(hosts: &[String]) -> String {
+    NodeSet::from_names(hosts)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| hosts.join(","))
+}
+
+/// Runs the pending compensations of dead runs (all of them, or those of
+/// `only`), recording a `recover` run with `argv`.
+pub fn recover(
+    journal: &mut Journal,
+    transport: &dyn Transport,
+    options: &ExecOptions,
+    only: Option<RunId>,
+    argv: Vec<String>,
+) -> Result<RecoverReport, ExecError> {
+    journal.reap_dead_runs()?;
+    if let Some(r) = only {
+        journal.run(r)?;
+    }
+    let mut report = RecoverReport::default();
+    let mut todo = Vec::new();
+    let mut live = BTreeSet::new();
+    for c in journal.pending_compensations(only)? {
+        let run = journal.run(c.run)?;
+        if run.status == RunStatus::Running {
+            live.insert((run.id, run.pid));
+        } else {
+            todo.push(c);
+        }
+    }
+    report.live = live.into_iter().collect();
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let runs: BTreeSet<RunId> = todo.iter().map(|c| c.run).collect();
+    report.recovered_runs = runs.iter().copied().collect();
+    let me = journal.start_run(&NewRun {
+        command_line: argv,
+        mode: "recover".into(),
+        parameters: serde_json::json!({ "runs": report.recovered_runs }),
+    })?;
+    report.run = Some(me);
+    // Known actions in their canonical order, then unknown ones.
+    let mut actions: Vec<String> = COMPENSATIONS.iter().map(|(a, _)| (*a).to_owned()).collect();
+    for c in &todo {
+        if !actions.contains(&c.action) {
+            actions.push(c.action.clone());
+        }
+    }
+    let mut index = 0i64;
+    for action in actions {
+        let items: Vec<&swh_deploy_journal::Compensation> =
+            todo.iter().filter(|c| c.action == action).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let mut hosts: Vec<String> = Vec::new();
+        for c in &items {
+            if !hosts.contains(&c.host) {
+                hosts.push(c.host.clone());
+            }
+        }
+        journal.start_step(me, index, &action, "compensation", None, &fold(&hosts))?;
+        let Some(command) = compensation_command(&action) else {
+            for c in &items {
+                report.failed.push(StillPending {
+                    action: action.clone(),
+                    host: c.host.clone(),
+                    run: c.run,
+                    detail: "unknown compensation action (recorded by a newer swh-deploy?)".into(),
+                });
+            }
+            journal.end_step(me, index, StepStatus::Failed)?;
+            index += 1;
+            continue;
+        };
+        let results = run_compensation(transport, options, &command, &hosts)?;
+        let mut ok_hosts = Vec::new();
+        let mut bad: BTreeMap<String, String> = BTreeMap::new();
+        for r in results {
+            let outcome = r.outcome.unwrap_or(Outcome::Failed);
+            journal.record_host_result(
+                me, index, &r.host, r.rc, &r.stdout, &r.stderr, r.duration, outcome,
+            )?;
+            if outcome == Outcome::Ok {
+                ok_hosts.push(r.host);
+            } else {
+                bad.insert(r.host, format!("{}: {}", outcome.as_str(), r.detail));
+            }
+        }
+        for c in &items {
+            if ok_hosts.contains(&c.host) {
+                journal.complete_compensation(c.id)?;
+            } else {
+                report.failed.push(StillPending {
+                    action: action.clone(),
+                    host: c.host.clone(),
+                    run: c.run,
+                    detail: bad.get(&c.host).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        journal.end_step(
+            me,
+            index,
+            if bad.is_empty() {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            },
+        )?;
+        if !ok_hosts.is_empty() {
+            report.done.push(PendingAction {
+                action: action.clone(),
+                hosts: fold(&ok_hosts),
+            });
+        }
+        index += 1;
+    }
+    for r in &runs {
+        if journal.pending_compensations(Some(*r))?.is_empty() {
+            journal.release_locks(*r, None)?;
+        }
+    }
+    journal.end_run(
+        me,
+        if report.failed.is_empty() {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        },
+    )?;
+    Ok(report)
+}
+
+/// The warning every command prints while compensations are pending, or
+/// `None`. Runs whose process died are marked interrupted first.
+pub fn pending_warning(journal: &mut Journal) -> Result<Option<String>, ExecError> {
+    journal.reap_dead_runs()?;
+    let pending = journal.pending_compensations(None)?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let mut by: BTreeMap<(RunId, String), Vec<String>> = BTreeMap::new();
+    for c in &pending {
+        by.entry((c.run, c.action.clone()))
+            .or_default()
+            .push(c.host.clone());
+    }
+    let mut out = String::new();
+    let mut dead = false;
+    for ((run, action), hosts) in by {
+        let r = journal.run(run)?;
+        let state = if r.status == RunStatus::Running {
+            format!("running, pid {} on {}", r.pid, r.hostname)
+        } else {
+            dead = true;
+            r.status.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "warning: compensation {action} pending on {} (run {run}, {state})",
+            fold(&hosts)
+        );
+    }
+    if dead {
+        out.push_str(
+            "warning: cron may be stopped and puppet disabled there: run `swh-deploy recover`\n",
+        );
+    }
+    Ok(Some(out))
+}

@@ -1,0 +1,53 @@
+//! How the executor reaches the hosts of a site: the system `ssh` with the
+//! site's `[ssh]` settings (ssh_config, user, connect timeout, extra
+//! options), strict host-key checking, and keepalives so that a host lost
+//! mid-command is reported unreachable within seconds.
+
+use crate::health::SshResolver;
+use std::ffi::OsString;
+use std::time::Duration;
+use swh_deploy_fleet::{HostKeyPolicy, SshOptions, SshTransport, TransportError};
+use swh_deploy_site::Site;
+
+/// Keepalive used by upgrades: `ServerAliveInterval=5`,
+/// `ServerAliveCountMax=3` (a vanished host is declared unreachable after
+/// about 15 s, even in the middle of a long `dist-upgrade`).
+pub const KEEPALIVE: (u32, u32) = (5, 3);
+
+/// The arguments shared by ssh and `ssh -G` for `site`.
+pub fn ssh_args(site: &Site) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(c) = &site.ssh.config {
+        args.push("-F".to_owned());
+        args.push(c.display().to_string());
+    }
+    for o in &site.ssh.options {
+        args.push(format!("-o{o}"));
+    }
+    if let Some(u) = &site.ssh.user {
+        args.push(format!("-oUser={u}"));
+    }
+    args
+}
+
+/// The fleet transport for the hosts of `site`.
+pub fn transport(site: &Site) -> Result<SshTransport, TransportError> {
+    let mut extra: Vec<OsString> = Vec::new();
+    for o in &site.ssh.options {
+        extra.push(format!("-o{o}").into());
+    }
+    SshTransport::new(SshOptions {
+        config_file: site.ssh.config.clone(),
+        user: site.ssh.user.clone(),
+        extra_args: extra,
+        connect_timeout: Some(site.ssh.connect_timeout.max(Duration::from_secs(1))),
+        host_keys: HostKeyPolicy::Strict,
+        keepalive: Some(KEEPALIVE),
+        ..SshOptions::default()
+    })
+}
+
+/// The address resolver for HTTP probes of `site` (`ssh -G`).
+pub fn resolver(site: &Site) -> SshResolver {
+    SshResolver::new("ssh", ssh_args(site))
+}
