@@ -250,6 +250,49 @@ fn chroot_faults_time_out_or_refuse_and_restore() {
     })
     .expect("up");
     check_faults(&tb);
+    // A link cut in the middle of a command: with keepalives, ssh gives up
+    // with 255 after about ServerAliveInterval * ServerAliveCountMax.
+    let cfg = tb.ssh_config_path();
+    let mut child = tb
+        .exec_command(&[
+            "ssh".as_ref(),
+            "-F".as_ref(),
+            cfg.as_os_str(),
+            "-o".as_ref(),
+            "ServerAliveInterval=1".as_ref(),
+            "-o".as_ref(),
+            "ServerAliveCountMax=3".as_ref(),
+            "host2".as_ref(),
+            "echo started; sleep 60".as_ref(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"started\n");
+    tb.cut("host2").unwrap();
+    let cut_at = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if cut_at.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("ssh did not notice the cut within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = cut_at.elapsed();
+    assert_eq!(status.code(), Some(255));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        "took {took:?}"
+    );
+    tb.restore("host2").unwrap();
+    assert_works(&tb, "host2");
 }
 
 #[test]
