@@ -174,6 +174,13 @@ fn systemd_hosts_restart_the_unit_on_dist_upgrade() {
         assert_ne!(new, "0");
         assert_eq!(active(&h.name), "active\nactive\nactive\n");
         // The health check, from the host itself and from outside over the bridge.
+        // journald is real: the unit's start-ups are in its journal.
+        let journal = ssh_ok(
+            &tb,
+            &h.name,
+            "journalctl --no-pager -o cat -u gunicorn-swh-storage.service",
+        );
+        assert!(journal.matches("Started").count() >= 2, "{journal}");
         let body = ssh_ok(&tb, &h.name, "curl -sf http://localhost:5002/");
         assert!(body.contains("SWH Storage API server"), "{body}");
         let out = Command::new("curl")
