@@ -786,6 +786,19 @@ impl Testbed {
             wait_port(None, bridge_addr, APT_PORT, false)?;
         }
         let cg_root = cgroup_roots();
+        let planned: Vec<HostState> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| HostState {
+                name: n.clone(),
+                addr: Ipv4Addr::new(prefix[0], prefix[1], prefix[2], (i + 2) as u8),
+                netns: None,
+                veth: None,
+                root: None,
+                fault: None,
+            })
+            .collect();
+        self.record(|s| s.hosts = planned)?;
         if mode == Mode::Systemd {
             raise_inotify_limits();
         }
@@ -836,15 +849,12 @@ impl Testbed {
                     route.trim()
                 );
             }
-            let hs = HostState {
-                name: hname.clone(),
-                addr,
-                netns: Some(ns.clone()),
-                veth: Some(veth.clone()),
-                root: None,
-                fault: None,
-            };
-            self.record(|s| s.hosts.push(hs))?;
+            self.record(|s| {
+                if let Some(h) = s.hosts.iter_mut().find(|h| &h.name == hname) {
+                    h.netns = Some(ns.clone());
+                    h.veth = Some(veth.clone());
+                }
+            })?;
             let root = self.mount_overlay(golden, &dir.join("hosts").join(hname))?;
             self.record(|s| {
                 if let Some(h) = s.hosts.iter_mut().find(|h| &h.name == hname) {
@@ -1001,9 +1011,15 @@ impl Testbed {
             format!("{hostname}\n").as_bytes(),
             0o644,
         )?;
-        let mut hosts = format!("127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n");
-        if let Some(a) = addr {
-            hosts = format!("127.0.0.1\tlocalhost\n{a}\t{hostname}\n");
+        let mut hosts = String::from("127.0.0.1\tlocalhost\n");
+        if addr.is_none() {
+            let _ = writeln!(hosts, "127.0.1.1\t{hostname}");
+        }
+        // Every host of the bridge resolves every other by name.
+        for (n, a) in self.lock().hosts.iter().map(|h| (h.name.clone(), h.addr)) {
+            if addr.is_some() {
+                let _ = writeln!(hosts, "{a}\t{n}");
+            }
         }
         util::write_file(&root.join("etc/hosts"), hosts.as_bytes(), 0o644)?;
         let machine_id = format!(

@@ -110,6 +110,18 @@ fn chroot_hosts_install_and_dist_upgrade_over_ssh() {
             )
         );
     }
+    // Hosts resolve each other by name and reach each other over the bridge.
+    let seen = ssh_ok(&tb, "host1", "getent hosts host2");
+    assert!(
+        seen.starts_with(&format!("{} ", tb.host("host2").unwrap().addr)),
+        "{seen}"
+    );
+    let banner = ssh_ok(
+        &tb,
+        "host1",
+        "curl -s --max-time 5 telnet://host2:22 </dev/null | head -c 4",
+    );
+    assert_eq!(banner, "SSH-");
     each_host(&tb, |h| {
         ssh_ok(&tb, h, INSTALL_10);
     });
