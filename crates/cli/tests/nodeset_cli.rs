@@ -1,0 +1,229 @@
+//! `swh-deploy nodeset` against ClusterShell's `nodeset`, process against
+//! process: same arguments, same standard input, same group configuration
+//! (YAML sources, an upcall source); standard output and exit status must
+//! be identical, and so must the first line of standard error (program name
+//! aside).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn venv() -> PathBuf {
+    match std::env::var_os("SWH_DEPLOY_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+    }
+}
+
+/// ClusterShell's `nodeset`, or `None` (skip) when it is not installed
+/// outside CI; under CI (`CI=true`) a missing ClusterShell is a failure.
+fn clustershell_nodeset() -> Option<PathBuf> {
+    let bin = venv().join("bin/nodeset");
+    if bin.exists() {
+        return Some(bin);
+    }
+    let msg = format!("ClusterShell's nodeset not found at {}", bin.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (run scripts/install-deps)");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+fn write_config(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("groups.d")).unwrap();
+    std::fs::write(
+        dir.join("groups.conf"),
+        "[Main]\n\
+         default: site\n\
+         autodir: $CFGDIR/groups.d\n\
+         \n\
+         [up]\n\
+         map: sed -n 's/^$GROUP:\\(.*\\)/\\1/p' up.txt\n\
+         all: sed -n 's/^all:\\(.*\\)/\\1/p' up.txt\n\
+         list: sed -n 's/^\\([0-9A-Za-z_-]*\\):.*/\\1/p' up.txt\n\
+         reverse: echo $NODE | sed -n 's/^node[1-4]$/ga/p'\n\
+         \n\
+         [nolist]\n\
+         map: echo x1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("up.txt"),
+        "ga: node[1-4]\ngb: node[3-6],@site:gpu\nall: node[1-8]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("groups.d/site.yaml"),
+        "site:\n\
+         \x20 compute: 'node[1-16]'\n\
+         \x20 gpu: 'node[9-12],gpu[1-4]'\n\
+         \x20 login: [login1, login2]\n\
+         \x20 all: 'node[1-16],gpu[1-4],login[1-2],saam'\n\
+         \x20 empty:\n\
+         \x20 rack1: 'node[1-8]'\n\
+         \x20 rack2: 'node[9-16]'\n\
+         other:\n\
+         \x20 db: 'db[01-04]'\n\
+         \x20 web: 'web[1-3]'\n",
+    )
+    .unwrap();
+    dir.join("groups.conf")
+}
+
+struct Outcome {
+    status: i32,
+    stdout: String,
+    first_err: String,
+}
+
+fn run(program: &Path, pre: &[&str], args: &[&str], stdin: &str, home: &Path) -> Outcome {
+    let mut child = Command::new(program)
+        .args(pre)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("CLUSTERSHELL_CFGDIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    let out = child.wait_with_output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err.lines().next().unwrap_or("").to_string();
+    // Drop the program name ("nodeset: " / "swh-deploy nodeset: ").
+    let first = match first.split_once("nodeset: ") {
+        Some((_, rest)) => rest.to_string(),
+        None => first,
+    };
+    Outcome {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        first_err: first,
+    }
+}
+
+#[test]
+fn cli_matches_clustershell_nodeset() {
+    let Some(cs) = clustershell_nodeset() else {
+        return;
+    };
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_config(dir.path());
+    let conf_s = conf.to_string_lossy().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-f", "node[1-5],saam"], ""),
+        (&["-e", "n[1-3],x[1-2]y[1-2]"], ""),
+        (&["-c", "n[1-3],x"], ""),
+        (&["-e", "-S", "\\n", "n[1-3]"], ""),
+        (&["-e", "-S", ",", "n[01-03]"], ""),
+        (&["-f"], "n1 n2\nn3 # n4 is a comment\nn5 n[7-8]\n"),
+        (&["-f"], "n1\nn2"),
+        (&["-c"], "a b c\n\n"),
+        (&["-e"], ""),
+        (&["-f"], "n[1-"),
+        (
+            &[
+                "-f", "n[1-10]", "-x", "n[2-3]", "-i", "n[1-8]", "-X", "n[8-12]",
+            ],
+            "",
+        ),
+        (&["-f", "-x", "n2", "n[1-3]"], ""),
+        (&["-f", "-i", "-", "n[1-5]"], "n2 n9\n"),
+        (&["-f", "n[1-5]", "-x", "-"], "n3\n"),
+        (&["-f", "n[1-3]", "-"], "m1 m2\n"),
+        (&["-f", "-x", "n1"], ""),
+        (&["-f", "a\nb[1-2]"], ""),
+        (&["-l"], ""),
+        (&["-ll"], ""),
+        (&["-lll"], ""),
+        (&["-l", "-s", "other"], ""),
+        (&["-ll", "-s", "up"], ""),
+        (&["-lll", "-G", "-s", "other"], ""),
+        (&["-l", "node[1-4]"], ""),
+        (&["-ll", "node[1-10]"], ""),
+        (&["-lll", "-s", "other", "db[01-02]"], ""),
+        (&["-L"], ""),
+        (&["-LL"], ""),
+        (&["-l", "-s", "nolist"], ""),
+        (&["-r", "node[1-16],gpu[1-4]"], ""),
+        (&["-r", "node[1-12],saam,login[1-2]"], ""),
+        (&["-r", "-s", "other", "db[01-04],web[1-3]"], ""),
+        (&["-r", "-G", "-s", "other", "db[01-04],web1"], ""),
+        (&["-r", "-s", "up", "node[1-4]"], ""),
+        (&["-r", "nothing[1-3]"], ""),
+        (&["-a", "-f"], ""),
+        (&["-a", "-c", "-s", "other"], ""),
+        (&["-a", "-f", "-s", "up"], ""),
+        (&["-f", "@compute!@rack2"], ""),
+        (&["-e", "@@site"], ""),
+        (&["-f", "node1*,@other:*"], ""),
+        (&["-f", "@up:gb&@gpu"], ""),
+        (&["-I", "0-2", "-f", "n[1-10]"], ""),
+        (&["-I", "3,5-6", "-e", "n[1-10],m1"], ""),
+        (&["-I", "0", "-f", "x[1-2]y[1-3]"], ""),
+        (&["--axis", "1", "-f", "x[1-2]y[1-3]"], ""),
+        (&["--axis", "2", "-f", "x[1-2]y[1-3],n[1-3]"], ""),
+        (&["--axis", "-1", "-f", "x[1-2]y[1-3]"], ""),
+        (&["--groupsources"], ""),
+        (&["--groupsources", "-q"], ""),
+        (&["-f", "n[5-3]"], ""),
+        (&["-f", "n[1-2]]"], ""),
+        (&["-f", "@nosuch:x"], ""),
+        (&["-s", "nosuch", "-f", "a"], ""),
+        (&["-f", "-c", "a"], ""),
+        (&[], ""),
+        (&["-e", "--axis", "1", "a"], ""),
+    ];
+    let mut failures = Vec::new();
+    for (args, stdin) in cases {
+        let theirs = run(&cs, &["--groupsconf", &conf_s], args, stdin, dir.path());
+        let mine = run(
+            &ours,
+            &["nodeset", "--groupsconf", &conf_s],
+            args,
+            stdin,
+            dir.path(),
+        );
+        let usage_error = theirs.status == 2;
+        let same = theirs.status == mine.status
+            && (usage_error
+                || (theirs.stdout == mine.stdout && theirs.first_err == mine.first_err));
+        if !same {
+            failures.push(format!(
+                "args {args:?} stdin {stdin:?}\n  clustershell: {} {:?} {:?}\n  ours:         {} {:?} {:?}",
+                theirs.status, theirs.stdout, theirs.first_err, mine.status, mine.stdout, mine.first_err
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn parse_errors_point_at_the_position() {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&ours)
+        .args(["nodeset", "-f", "ok[1-2],n[5-3]"])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(
+            "swh-deploy nodeset: Parse error: bad range: \"invalid values in range : \"5-3\"\"\n"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("  ok[1-2],n[5-3]\n"), "{err}");
+    assert!(err.contains("            ^ (column 11)"), "{err}");
+}
