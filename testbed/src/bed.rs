@@ -1637,6 +1637,12 @@ exec "$@"
 mod tests {
     use super::*;
 
+    /// Compile-time check: a `Testbed` may be shared between threads.
+    const _: fn() = || {
+        fn shared<T: Send + Sync>(_: Option<T>) {}
+        shared::<Testbed>(None);
+    };
+
     #[test]
     fn names_are_checked() {
         for ok in ["default", "t123-4", "a"] {
