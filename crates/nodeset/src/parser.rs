@@ -63,137 +63,152 @@ fn missing_operand(part: Option<&str>, op: u8) -> ParseError {
 type Item = (Op, String, Vec<RangeSet>);
 
 /// Cuts an escaped expression into items, lazily (errors surface when the
-/// scan reaches them, as in ClusterShell).
+/// scan reaches them, as in ClusterShell). Works on offsets into the text,
+/// so long comma lists are scanned in linear time.
 struct Scanner {
-    rest: Option<String>,
+    text: String,
+    pos: Option<usize>,
     next_op: u8,
+}
+
+/// First `[` of `s` that comes before the first operator `op` (the only
+/// brackets that matter to the scanner).
+fn bracket_before(s: &str, op: Option<(usize, u8)>) -> Option<usize> {
+    match op {
+        Some((o, _)) => s[..o].find('['),
+        None => s.find('['),
+    }
 }
 
 impl Scanner {
     fn new(escaped: String) -> Scanner {
         Scanner {
-            rest: if escaped.is_empty() {
-                None
-            } else {
-                Some(escaped)
-            },
+            pos: if escaped.is_empty() { None } else { Some(0) },
+            text: escaped,
             next_op: b',',
         }
     }
 
     fn next_item(&mut self) -> Option<Result<Item, ParseError>> {
-        let rest = self.rest.take()?;
-        Some(self.scan(rest))
-    }
-
-    fn scan(&mut self, rest: String) -> Result<Item, ParseError> {
-        let nsstr = rest.trim_start().to_string();
+        let start = self.pos.take()?;
         let op = op_of(self.next_op);
-        let mut rsets: Vec<RangeSet> = Vec::new();
-        let mut op_found = find_op(&nsstr);
-        let mut bracket_idx = nsstr.find('[');
-        let before = |op: Option<(usize, u8)>, br: Option<usize>| match (br, op) {
-            (Some(_), None) => true,
-            (Some(b), Some((o, _))) => o > b,
-            _ => false,
-        };
-        let newpat: String;
-        if before(op_found, bracket_idx) {
-            let mut pat = String::new();
-            let mut sfx = nsstr.clone();
-            while before(op_found, bracket_idx) {
-                let (pfx0, after) = sfx.split_once('[').expect("bracket present");
-                let Some((rng0, sfx0)) = after.split_once(']') else {
-                    return Err(ParseError::parse(Some(&nsstr), "missing bracket"));
-                };
-                if pfx0.contains(']') {
-                    return Err(ParseError::parse(Some(pfx0), "illegal closing bracket"));
-                }
-                if !sfx0.is_empty() {
-                    let bra_end = sfx0.find(']').map_or(-1, |v| v as i64);
-                    let bra_start = sfx0.find('[').map_or(bra_end + 1, |v| v as i64);
-                    if bra_end >= 0 && bra_end < bra_start {
-                        return Err(ParseError::parse(Some(sfx0), "illegal closing bracket"));
-                    }
-                }
-                let (mut pfx, mut rng, mut new_sfx) =
-                    (pfx0.to_string(), rng0.to_string(), sfx0.to_string());
-                if !new_sfx.is_empty() {
-                    (new_sfx, rng) = amend_trailing_digits(&new_sfx, &rng)?;
-                }
-                if !pfx.is_empty() {
-                    (pfx, rng) = amend_leading_digits(&pfx, &rng)?;
-                    if !pfx.is_empty() {
-                        let (p, idx) = scan_single(&pfx)?;
-                        pfx = p;
-                        rsets.extend(idx.into_iter().map(RangeSet::one));
-                    }
-                }
-                sfx = new_sfx;
-                bracket_idx = sfx.find('[');
-                op_found = find_op(&sfx);
-                if sfx.starts_with('[') {
-                    return Err(ParseError::parse(Some(&sfx), "illegal reopening bracket"));
-                }
-                pat.push_str(&pfx);
-                pat.push_str("%s");
-                rsets.push(RangeSet::parse(&rng).map_err(bad_range)?);
+        Some(scan_item(&self.text, start).map(|(pat, rsets, next)| {
+            if let Some((pos, c)) = next {
+                self.pos = Some(pos);
+                self.next_op = c;
             }
-            let op_found = find_op(&sfx);
-            let mut tail = sfx.as_str();
-            match op_found {
-                None => self.rest = None,
-                Some((i, c)) => {
-                    let after = &sfx[i + 1..];
-                    if after.is_empty() {
-                        return Err(missing_operand(None, c));
-                    }
-                    self.rest = Some(after.to_string());
-                    self.next_op = c;
-                    tail = &sfx[..i];
-                }
-            }
-            let tail = tail.trim_end();
-            if !tail.is_empty() {
-                let (p, idx) = scan_single(tail)?;
-                pat.push_str(&p);
-                rsets.extend(idx.into_iter().map(RangeSet::one));
-            }
-            newpat = pat;
-        } else {
-            let node: &str = match op_found {
-                None => {
-                    self.rest = None;
-                    &nsstr
-                }
-                Some((i, c)) => {
-                    let (node, after) = (&nsstr[..i], &nsstr[i + 1..]);
-                    if node.is_empty() || after.is_empty() {
-                        let part = if node.is_empty() { after } else { node };
-                        return Err(missing_operand(Some(part), c));
-                    }
-                    self.rest = Some(after.to_string());
-                    self.next_op = c;
-                    node
-                }
+            (op, pat, rsets)
+        }))
+    }
+}
+
+/// Scans one item of `text` from `start`: (pattern, range sets, offset and
+/// operator of the next item).
+#[allow(clippy::type_complexity)]
+fn scan_item(
+    text: &str,
+    start: usize,
+) -> Result<(String, Vec<RangeSet>, Option<(usize, u8)>), ParseError> {
+    let nsstr = text[start..].trim_start();
+    let mut rsets: Vec<RangeSet> = Vec::new();
+    let mut op_found = find_op(nsstr);
+    let mut bracket_idx = bracket_before(nsstr, op_found);
+    let mut next = None;
+    let newpat: String;
+    if bracket_idx.is_some() {
+        let mut pat = String::new();
+        let mut cur: &str = nsstr;
+        while bracket_idx.is_some() {
+            let (pfx0, after) = cur.split_once('[').expect("bracket present");
+            let Some((rng0, sfx0)) = after.split_once(']') else {
+                return Err(ParseError::parse(Some(nsstr), "missing bracket"));
             };
-            if node.contains(']') {
-                return Err(ParseError::parse(Some(node), "illegal closing bracket"));
+            if pfx0.contains(']') {
+                return Err(ParseError::parse(Some(pfx0), "illegal closing bracket"));
             }
-            let (p, idx) = scan_single(node.trim_end())?;
-            newpat = p;
+            if !sfx0.is_empty() {
+                let bra_end = sfx0.find(']').map_or(-1, |v| v as i64);
+                let bra_start = match sfx0.find('[') {
+                    Some(v) if bra_end < 0 || (v as i64) < bra_end => v as i64,
+                    Some(_) => bra_end + 1,
+                    None => bra_end + 1,
+                };
+                if bra_end >= 0 && bra_end < bra_start {
+                    return Err(ParseError::parse(Some(sfx0), "illegal closing bracket"));
+                }
+            }
+            let mut pfx = pfx0.to_string();
+            let mut rng = rng0.to_string();
+            let mut new_sfx: &str = sfx0;
+            if !new_sfx.is_empty() {
+                let (cut, r) = amend_trailing_digits(new_sfx, &rng)?;
+                new_sfx = &new_sfx[cut..];
+                rng = r;
+            }
+            if !pfx.is_empty() {
+                (pfx, rng) = amend_leading_digits(&pfx, &rng)?;
+                if !pfx.is_empty() {
+                    let (p, idx) = scan_single(&pfx)?;
+                    pfx = p;
+                    rsets.extend(idx.into_iter().map(RangeSet::one));
+                }
+            }
+            cur = new_sfx;
+            op_found = find_op(cur);
+            bracket_idx = bracket_before(cur, op_found);
+            if cur.starts_with('[') {
+                return Err(ParseError::parse(Some(cur), "illegal reopening bracket"));
+            }
+            pat.push_str(&pfx);
+            pat.push_str("%s");
+            rsets.push(RangeSet::parse(&rng).map_err(bad_range)?);
+        }
+        let sfx = cur;
+        let mut tail = sfx;
+        if let Some((i, c)) = find_op(sfx) {
+            let after = &sfx[i + 1..];
+            if after.is_empty() {
+                return Err(missing_operand(None, c));
+            }
+            next = Some((text.len() - after.len(), c));
+            tail = &sfx[..i];
+        }
+        let tail = tail.trim_end();
+        if !tail.is_empty() {
+            let (p, idx) = scan_single(tail)?;
+            pat.push_str(&p);
             rsets.extend(idx.into_iter().map(RangeSet::one));
         }
-        Ok((op, newpat, rsets))
+        newpat = pat;
+    } else {
+        let node: &str = match op_found {
+            None => nsstr,
+            Some((i, c)) => {
+                let (node, after) = (&nsstr[..i], &nsstr[i + 1..]);
+                if node.is_empty() || after.is_empty() {
+                    let part = if node.is_empty() { after } else { node };
+                    return Err(missing_operand(Some(part), c));
+                }
+                next = Some((text.len() - after.len(), c));
+                node
+            }
+        };
+        if node.contains(']') {
+            return Err(ParseError::parse(Some(node), "illegal closing bracket"));
+        }
+        let (p, idx) = scan_single(node.trim_end())?;
+        newpat = p;
+        rsets.extend(idx.into_iter().map(RangeSet::one));
     }
+    Ok((newpat, rsets, next))
 }
 
 /// Digits right after a bracket are folded into the range: `n[1-2]0` is
 /// `n[10-20/10]`.
-fn amend_trailing_digits(outer: &str, inner: &str) -> Result<(String, String), ParseError> {
+fn amend_trailing_digits(outer: &str, inner: &str) -> Result<(usize, String), ParseError> {
     let ndig = outer.bytes().take_while(u8::is_ascii_digit).count();
     if ndig == 0 {
-        return Ok((outer.to_string(), inner.to_string()));
+        return Ok((0, inner.to_string()));
     }
     if inner.contains('/') {
         return Err(ParseError::parse(
@@ -218,7 +233,7 @@ fn amend_trailing_digits(outer: &str, inner: &str) -> Result<(String, String), P
             }
         })
         .collect();
-    Ok((outer[ndig..].to_string(), amended.join(",")))
+    Ok((ndig, amended.join(",")))
 }
 
 /// Digits right before a bracket are folded into the range: `n1[0-5]` is
