@@ -1357,9 +1357,24 @@ impl Testbed {
     }
 }
 
+/// Set to keep the test bed of a failing (panicking) test for inspection.
+pub const KEEP_ENV: &str = "SWH_DEPLOY_TESTBED_KEEP";
+
 impl Drop for Testbed {
     fn drop(&mut self) {
         if self.owned && !self.done {
+            if std::thread::panicking() && std::env::var_os(KEEP_ENV).is_some() {
+                let dir = self.state_dir();
+                if self.keep().is_ok() {
+                    eprintln!(
+                        "testbed: {KEEP_ENV} is set: keeping test bed {} of the failed test; \
+                         remove it with `testbed --state-dir {} down`",
+                        self.name(),
+                        dir.display()
+                    );
+                    return;
+                }
+            }
             if let Err(e) = self.down() {
                 eprintln!("testbed: down failed: {e:#}");
             }

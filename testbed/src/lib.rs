@@ -36,6 +36,6 @@ pub mod golden;
 mod util;
 
 pub use bed::{
-    default_state_dir, reap_stale, Fault, Host, Mode, Options, Site, Testbed, APT_PORT, RUN_DIR,
-    SUBNET_BASE,
+    default_state_dir, reap_stale, Fault, Host, Mode, Options, Site, Testbed, APT_PORT, KEEP_ENV,
+    RUN_DIR, SUBNET_BASE,
 };

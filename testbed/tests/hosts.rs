@@ -606,3 +606,30 @@ fn client_files_pin_keys_and_describe_the_hosts() {
     assert!(sshd.contains("passwordauthentication no"), "{sshd}");
     assert!(sshd.contains("permitrootlogin without-password"), "{sshd}");
 }
+
+#[test]
+fn keep_variable_keeps_a_failed_tests_test_bed_for_inspection() {
+    // One test per process under nextest: the variable affects only this test.
+    std::env::set_var(swh_deploy_testbed::KEEP_ENV, "1");
+    let name = format!("keep{}", std::process::id());
+    let dir = swh_deploy_testbed::default_state_dir(&name);
+    let n = name.clone();
+    let result = std::thread::spawn(move || {
+        let _tb = Testbed::up(&Options {
+            name: Some(n),
+            loopback: Some(1),
+            ..Options::default()
+        })
+        .expect("up");
+        panic!("the test fails");
+    })
+    .join();
+    std::env::remove_var(swh_deploy_testbed::KEEP_ENV);
+    assert!(result.is_err());
+    let mut kept = Testbed::attach(&dir).expect("kept test bed");
+    let (out, _) = ssh(&kept, "host1", &[], "echo still-up");
+    let alive = String::from_utf8_lossy(&out.stdout).trim() == "still-up";
+    kept.down().expect("down");
+    assert!(alive, "{out:?}");
+    assert!(!dir.exists());
+}
