@@ -432,6 +432,7 @@ pub fn start(
     ctx: &mut Context<'_>,
 ) -> Result<Summary, ExecError> {
     // Validate everything before recording anything.
+    crate::ssh::check(site).map_err(ExecError::Input)?;
     let dry = request.plan(site, None)?;
     journal.reap_dead_runs()?;
     let parameters = serde_json::json!({
@@ -494,6 +495,7 @@ pub fn resume(
             &loaded
         }
     };
+    crate::ssh::check(site).map_err(ExecError::Input)?;
     let dry = request.plan(site, None)?;
     let stored = &record.parameters["plan"];
     let now = serde_json::to_value(&dry).map_err(|e| ExecError::Input(e.to_string()))?;

@@ -14,6 +14,21 @@ use swh_deploy_site::Site;
 /// about 15 s, even in the middle of a long `dist-upgrade`).
 pub const KEEPALIVE: (u32, u32) = (5, 3);
 
+/// Checks what ssh needs from the site before anything runs: the
+/// ssh_config file, when one is given, must exist.
+pub fn check(site: &Site) -> Result<(), String> {
+    if let Some(c) = &site.ssh.config {
+        if !c.is_file() {
+            return Err(format!(
+                "{}: [ssh] config {} does not exist (is the test bed up?)",
+                site.path.display(),
+                c.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The arguments shared by ssh and `ssh -G` for `site`.
 pub fn ssh_args(site: &Site) -> Vec<String> {
     let mut args = Vec::new();

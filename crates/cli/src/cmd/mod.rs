@@ -48,6 +48,20 @@ pub enum Command {
 
 /// Runs one subcommand and turns its outcome into the process exit code.
 pub fn dispatch(command: Command) -> ExitCode {
+    // Every command warns while compensations are pending (puppet or cron
+    // may still be off somewhere); those that open the journal themselves
+    // (with their own --journal) warn there.
+    if !matches!(
+        command,
+        Command::ExitCodes
+            | Command::Upgrade(_)
+            | Command::History(_)
+            | Command::Resume(_)
+            | Command::Recover(_)
+            | Command::Versions(_)
+    ) {
+        history::warn_pending_if_any(None);
+    }
     match command {
         Command::Run(args) => run::main(args),
         Command::Nodeset(args) => nodeset::run(args),

@@ -96,6 +96,7 @@ fn recover_all(args: &RecoverArgs) -> Result<ExitCode, String> {
                 &loaded
             }
         };
+        swh_deploy_upgrade::ssh::check(site)?;
         let transport = swh_deploy_upgrade::ssh::transport(site).map_err(|e| e.to_string())?;
         let options = ExecOptions {
             fanout: site.ssh.fanout.max(1),

@@ -53,6 +53,7 @@ pub fn run(args: ResumeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    super::history::warn_pending_if_any(args.journal.as_deref());
     let site = match &args.site {
         Some(p) => match Site::load(p) {
             Ok(s) => Some(s),
@@ -93,6 +94,11 @@ pub fn run_upgrade(
     journal: Option<&Path>,
     json: bool,
 ) -> ExitCode {
+    // Bad input changes nothing, not even the journal file.
+    if let Err(e) = swh_deploy_upgrade::ssh::check(site) {
+        eprintln!("swh-deploy: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut journal = match Journal::open_default(journal) {
         Ok(j) => j,
         Err(e) => {

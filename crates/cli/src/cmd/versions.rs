@@ -108,6 +108,7 @@ fn versions(args: &VersionsArgs) -> Result<ExitCode, String> {
         }
         sections.push((env, sel.targets, packages));
     }
+    swh_deploy_upgrade::ssh::check(&site)?;
     let transport = swh_deploy_upgrade::ssh::transport(&site).map_err(|e| e.to_string())?;
     let mut all_hosts: Vec<String> = Vec::new();
     let mut all_packages: Vec<PackageName> = Vec::new();
