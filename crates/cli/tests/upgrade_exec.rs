@@ -437,7 +437,7 @@ fn wait_child(c: &mut Child, timeout: Duration) -> Option<i32> {
 }
 
 #[test]
-fn a_host_cut_mid_batch_counts_as_unreachable() {
+fn a_host_cut_mid_batch_is_unreachable_and_a_failing_gate_stops_the_rollout() {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -494,6 +494,57 @@ fn a_host_cut_mid_batch_counts_as_unreachable() {
     assert_eq!(bed.version("host1"), format!("{V11}{V11}"));
     bed.tb.restore("host2").unwrap();
     assert_eq!(bed.version("host2"), format!("{V10}{V10}"));
+
+    // A canary that restarts fine but never passes its health gate stops
+    // the rollout: the gate retries until its deadline, the host is
+    // unhealthy, the next batch does not start.
+    let site = std::fs::read_to_string(bed.site()).unwrap().replace(
+        r#"health = { check = "systemd", deadline = "30s", interval = "500ms" }"#,
+        r#"health = { check = "command", command = "test -e /run/worker-ready", timeout = "5s", deadline = "3s", interval = "500ms" }"#,
+    );
+    std::fs::write(bed.site(), site).unwrap();
+    let out = bed.swh_deploy(&[
+        "upgrade",
+        "-w",
+        "host[1-2]",
+        "--service",
+        "loader-git",
+        "--batch",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let summary = text(&out.stdout);
+    assert_eq!(
+        field(&summary, "unhealthy:").as_deref(),
+        Some("host1 (1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        field(&summary, "not done:").as_deref(),
+        Some("host2 (1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        bed.version("host2"),
+        format!("{V10}{V10}"),
+        "host2 untouched"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(2).unwrap();
+    let gate = d.steps.iter().find(|s| s.name == "health").unwrap();
+    assert_eq!(gate.status, StepStatus::Failed);
+    let r = d.results.iter().find(|r| r.step == gate.index).unwrap();
+    assert_eq!(r.outcome, swh_deploy_journal::Outcome::Unhealthy);
+    // Retried until the deadline (3 s, every 500 ms): several attempts.
+    let attempts: u32 = r
+        .stdout
+        .split("after ")
+        .nth(1)
+        .and_then(|x| x.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(attempts >= 3, "{}", r.stdout);
+    assert!(r.duration_ms >= 2500, "{}", r.duration_ms);
 }
 
 #[test]
