@@ -391,7 +391,7 @@ fn rolling_upgrade_then_broken_release_stops_at_the_canary_and_locks_refuse_a_se
         "--mode",
         "long-standing",
         "--migration",
-        "sleep 4",
+        "sleep 30",
     ]);
     bed.wait_step(3, "migration", Duration::from_secs(60));
     let out = bed.swh_deploy(&["upgrade", "-w", "host3", "--service", "storage"]);
@@ -403,8 +403,25 @@ fn rolling_upgrade_then_broken_release_stops_at_the_canary_and_locks_refuse_a_se
         "{err}"
     );
     assert!(err.contains(" since 20"), "{err}");
+    // Ctrl-C during the migration (cron stopped, puppet disabled there):
+    // the run stops, its compensations run, exit 130.
+    for h in ["host2", "host3"] {
+        assert_eq!(bed.sh(h, "systemctl is-active cron"), "inactive", "{h}");
+        assert!(bed
+            .sh(h, &format!("cat {PUPPET_LOCK}"))
+            .contains("swh-deploy 3: "));
+    }
+    // SAFETY: kill(2) on the pid of a child we own.
+    unsafe { libc::kill(first.0.id() as libc::pid_t, libc::SIGINT) };
     let status = wait_child(&mut first.0, Duration::from_secs(120));
-    assert_eq!(status, Some(0), "the long-standing run succeeds");
+    assert_eq!(status, Some(130), "interrupted");
+    let j = Journal::open(&bed.journal()).unwrap();
+    assert!(j.pending_compensations(None).unwrap().is_empty());
+    assert_eq!(
+        j.run(3).unwrap().status,
+        swh_deploy_journal::RunStatus::Interrupted
+    );
+    drop(j);
     // Its compensations ran: cron and puppet are back on its hosts.
     for h in ["host2", "host3"] {
         assert_eq!(
@@ -511,19 +528,27 @@ fn a_host_cut_mid_batch_is_unreachable_and_a_failing_gate_stops_the_rollout() {
         "loader-git",
         "--batch",
         "1",
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(3));
-    let summary = text(&out.stdout);
-    assert_eq!(
-        field(&summary, "unhealthy:").as_deref(),
-        Some("host1 (1)"),
-        "{summary}"
-    );
-    assert_eq!(
-        field(&summary, "not done:").as_deref(),
-        Some("host2 (1)"),
-        "{summary}"
-    );
+    // --json: one event per line, the summary last.
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "run");
+    let failed_gate = events
+        .iter()
+        .find(|e| e["event"] == "step-done" && e["name"] == "health")
+        .unwrap();
+    assert_eq!(failed_gate["failed"][0]["host"], "host1");
+    assert_eq!(failed_gate["failed"][0]["outcome"], "unhealthy");
+    assert!(events.iter().any(|e| e["event"] == "stop"));
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["status"], "budget-exceeded");
+    assert_eq!(summary["unhealthy"], "host1");
+    assert_eq!(summary["not_done"], "host2");
     assert_eq!(
         bed.version("host2"),
         format!("{V10}{V10}"),
