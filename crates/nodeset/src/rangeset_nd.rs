@@ -236,31 +236,29 @@ fn greedy_merge(mut vecs: Vec<Vec<RangeSet>>, ranks: &[HashMap<Index, u32>]) -> 
         vecs.sort_by_cached_key(|v| sort_key(v, ranks));
         let n = vecs.len();
         let mut dead = vec![false; n];
-        let mut i1 = 0;
-        while let Some(first_i2) = (i1 + 1..n).find(|&k| !dead[k]) {
-            let mut i2 = first_i2;
-            while i2 < n {
-                if dead[i2] {
-                    i2 += 1;
-                    continue;
-                }
-                match try_merge(&vecs[i1], &vecs[i2]) {
-                    Some(merged) => {
-                        changed = true;
-                        vecs[i1] = merged;
-                        dead[i2] = true;
-                    }
-                    None => {
-                        if !full {
-                            break;
+        if full {
+            changed = full_pass(&mut vecs, &mut dead);
+        } else {
+            let mut i1 = 0;
+            while let Some(first_i2) = (i1 + 1..n).find(|&k| !dead[k]) {
+                // Cheap pass: merge item1 with the items that directly
+                // follow it, stop at the first that does not merge.
+                let mut i2 = first_i2;
+                while i2 < n {
+                    match try_merge(&vecs[i1], &vecs[i2]) {
+                        Some(merged) => {
+                            changed = true;
+                            vecs[i1] = merged;
+                            dead[i2] = true;
                         }
+                        None => break,
                     }
+                    i2 += 1;
                 }
-                i2 += 1;
-            }
-            match (i1 + 1..n).find(|&k| !dead[k]) {
-                Some(k) => i1 = k,
-                None => break,
+                match (i1 + 1..n).find(|&k| !dead[k]) {
+                    Some(k) => i1 = k,
+                    None => break,
+                }
             }
         }
         if changed {
@@ -279,6 +277,74 @@ fn greedy_merge(mut vecs: Vec<Vec<RangeSet>>, ranks: &[HashMap<Index, u32>]) -> 
         }
     }
     vecs
+}
+
+/// Hash of a vector without dimension `skip`: vectors that can merge
+/// along `skip` share it.
+fn key_without(v: &[RangeSet], skip: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    skip.hash(&mut h);
+    for (d, r) in v.iter().enumerate() {
+        if d != skip {
+            r.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// One full pass: each item, in order, merges with every later item it
+/// can merge with, in order (ClusterShell's O(n^2) pass), found through
+/// per-dimension buckets of vectors equal on the other dimensions instead
+/// of comparing all pairs. Items after the current one are never modified
+/// during the pass, so buckets built at the start stay valid.
+fn full_pass(vecs: &mut [Vec<RangeSet>], dead: &mut [bool]) -> bool {
+    let n = vecs.len();
+    let dims = vecs.first().map_or(0, Vec::len);
+    let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (pos, v) in vecs.iter().enumerate() {
+        for d in 0..dims {
+            buckets.entry(key_without(v, d)).or_default().push(pos);
+        }
+    }
+    let mut changed = false;
+    for i1 in 0..n {
+        if dead[i1] {
+            continue;
+        }
+        let mut last = i1;
+        loop {
+            let mut best: Option<(usize, Vec<RangeSet>)> = None;
+            for d in 0..dims {
+                let Some(list) = buckets.get(&key_without(&vecs[i1], d)) else {
+                    continue;
+                };
+                let from = list.partition_point(|&q| q <= last);
+                for &q in &list[from..] {
+                    if best.as_ref().is_some_and(|(b, _)| q >= *b) {
+                        break;
+                    }
+                    if dead[q] {
+                        continue;
+                    }
+                    if let Some(m) = try_merge(&vecs[i1], &vecs[q]) {
+                        best = Some((q, m));
+                        break;
+                    }
+                }
+            }
+            match best {
+                Some((q, merged)) => {
+                    vecs[i1] = merged;
+                    dead[q] = true;
+                    changed = true;
+                    last = q;
+                }
+                None => break,
+            }
+        }
+    }
+    changed
 }
 
 fn sort_key(v: &[RangeSet], ranks: &[HashMap<Index, u32>]) -> Vec<i64> {

@@ -230,6 +230,38 @@ fn gen_name_list(rng: &mut Rng) -> String {
     names.join(",")
 }
 
+/// A bigger scattered list (a random part of a 3-D or 4-D box): long
+/// multivariate merges with full passes.
+fn gen_big_name_list(rng: &mut Rng) -> String {
+    let dims = 3 + rng.below(2) as usize;
+    let keep = 40 + rng.below(55);
+    let mut names = Vec::new();
+    let sizes: Vec<u64> = (0..dims).map(|_| 2 + rng.below(5)).collect();
+    let total: u64 = sizes.iter().product();
+    for k in 0..total {
+        if rng.below(100) >= keep {
+            continue;
+        }
+        let mut rest = k;
+        let mut name = String::new();
+        for (d, size) in sizes.iter().enumerate() {
+            name.push_str(["x", "c", "s", "b"][d]);
+            name.push_str(&(rest % size).to_string());
+            rest /= size;
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        names.push("x0c0s0".into());
+    }
+    // Shuffle: the input order must not matter.
+    for i in (1..names.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        names.swap(i, j);
+    }
+    names.join(",")
+}
+
 fn ours(case: &Case, resolver: &ClusterShellGroups) -> String {
     let parsed = if case.groups {
         NodeSet::parse_with(&case.expr, resolver)
@@ -345,6 +377,13 @@ fn generated_expressions_match_clustershell() {
             mode: 'n',
             groups: false,
             expr: gen_name_list(&mut rng),
+        });
+    }
+    for _ in 0..150 {
+        cases.push(Case {
+            mode: 'n',
+            groups: false,
+            expr: gen_big_name_list(&mut rng),
         });
     }
     run_cases(&cases, &conf);
