@@ -608,15 +608,36 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
         "{}",
         text(&out.stderr)
     );
+    // host2 cannot be reached: its compensations stay pending (exit 1),
+    // host1's are done.
+    bed.tb.cut("host2").unwrap();
+    let out = bed.swh_deploy(&["recover"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = squash(&text(&out.stdout));
+    assert!(report.contains("done start-cron host1"), "{report}");
+    assert!(
+        report.contains("FAILED start-cron host2 (run 1): unreachable"),
+        "{report}"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    let pending: Vec<String> = j
+        .pending_compensations(None)
+        .unwrap()
+        .into_iter()
+        .map(|c| format!("{} {}", c.host, c.action))
+        .collect();
+    assert_eq!(pending, ["host2 start-cron", "host2 enable-puppet"]);
+    drop(j);
+    bed.tb.restore("host2").unwrap();
     let out = bed.swh_deploy(&["recover"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        squash(&text(&out.stdout)).contains("done start-cron host[1-2]"),
+        squash(&text(&out.stdout)).contains("done start-cron host2"),
         "{}",
         text(&out.stdout)
     );
     assert!(
-        squash(&text(&out.stdout)).contains("done enable-puppet host[1-2]"),
+        squash(&text(&out.stdout)).contains("done enable-puppet host2"),
         "{}",
         text(&out.stdout)
     );
@@ -625,12 +646,12 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
     // Phase 2: killed during the migration (cron stopped, puppet disabled
     // on both hosts, checked there first).
     let mut run = bed.spawn(&args);
-    bed.wait_step(4, "migration", Duration::from_secs(60));
+    bed.wait_step(5, "migration", Duration::from_secs(60));
     for h in &bed.hosts {
         assert_eq!(bed.sh(h, "systemctl is-active cron"), "inactive", "{h}");
         assert!(
             bed.sh(h, &format!("cat {PUPPET_LOCK}"))
-                .contains("swh-deploy 4: long-standing upgrade"),
+                .contains("swh-deploy 5: long-standing upgrade"),
             "{h}"
         );
     }
@@ -647,19 +668,19 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
         "{}",
         text(&out.stdout)
     );
-    let out = bed.swh_deploy(&["recover", "4"]);
+    let out = bed.swh_deploy(&["recover", "5"]);
     assert_eq!(out.status.code(), Some(0));
     bed.assert_cron_and_puppet_back();
     assert_eq!(bed.version("host1"), format!("{V10}{V10}"));
 
-    // resume finishes run 4: cron and puppet are stopped again (recover
+    // resume finishes run 5: cron and puppet are stopped again (recover
     // undid them), the migration passes, both hosts are upgraded, and
     // cron and puppet are back at the end.
     bed.sh("host1", "touch /run/migrate-go");
-    let out = bed.swh_deploy(&["resume", "4"]);
+    let out = bed.swh_deploy(&["resume", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let summary = text(&out.stdout);
-    assert!(summary.contains("run 4: succeeded"), "{summary}");
+    assert!(summary.contains("run 5: succeeded"), "{summary}");
     assert_eq!(
         field(&summary, "upgraded:").as_deref(),
         Some("host[1-2] (2)"),
@@ -674,7 +695,7 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
     drop(j);
 
     // A finished run cannot be resumed.
-    let out = bed.swh_deploy(&["resume", "4"]);
+    let out = bed.swh_deploy(&["resume", "5"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("only interrupted or budget-exceeded runs can be resumed"));
 }

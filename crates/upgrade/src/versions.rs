@@ -256,4 +256,51 @@ mod tests {
         assert!(text.contains("1.9-1~swh1"), "{text}");
         assert!(text.contains("w2 (1) behind"), "{text}");
     }
+
+    #[test]
+    fn environments_are_compared() {
+        let pkg: PackageName = "python3-swh.storage".parse().unwrap();
+        let mut answers = BTreeMap::new();
+        for (h, ver) in [
+            ("s1", "1.1-1~swh1"),
+            ("p1", "1.0-1~swh1"),
+            ("p2", "1.0-1~swh1"),
+        ] {
+            let mut m = BTreeMap::new();
+            m.insert(pkg.to_string(), Some(ver.parse::<DebianVersion>().unwrap()));
+            answers.insert(h.to_owned(), Ok(m));
+        }
+        let mut reports = group(
+            Some("staging"),
+            &["s1".into()],
+            std::slice::from_ref(&pkg),
+            &answers,
+        );
+        reports.extend(group(
+            Some("production"),
+            &["p1".into(), "p2".into()],
+            &[pkg],
+            &answers,
+        ));
+        // Within production every host runs its newest: nobody behind there.
+        assert_eq!(reports[1].behind, "");
+        let text = render(&reports, false);
+        assert!(
+            text.contains(
+                "python3-swh.storage (production):\n  1.0-1~swh1               p[1-2] (2)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "python3-swh.storage: staging 1.1-1~swh1, production 1.0-1~swh1 (behind)\n"
+            ),
+            "{text}"
+        );
+        let colored = render(&reports, true);
+        assert!(
+            colored.contains("\x1b[1;33mproduction 1.0-1~swh1 (behind)\x1b[0m"),
+            "{colored}"
+        );
+    }
 }
