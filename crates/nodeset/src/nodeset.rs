@@ -256,7 +256,10 @@ impl NodeSet {
 
     /// Number of nodes.
     pub fn len(&self) -> usize {
-        self.patterns.values().map(Entry::len).sum()
+        self.patterns
+            .values()
+            .map(Entry::len)
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Whether the set has no node.

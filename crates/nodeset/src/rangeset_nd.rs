@@ -57,8 +57,8 @@ impl RangeSetNd {
         debug_assert!(self.folded);
         self.vecs
             .iter()
-            .map(|v| v.iter().map(RangeSet::len).product::<usize>())
-            .sum()
+            .map(|v| v.iter().fold(1usize, |acc, r| acc.saturating_mul(r.len())))
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Whether the set is empty.
