@@ -6,7 +6,7 @@
 use crate::health::SshResolver;
 use std::ffi::OsString;
 use std::time::Duration;
-use swh_deploy_fleet::{HostKeyPolicy, SshOptions, SshTransport, TransportError};
+use swh_deploy_fleet::{ConnectionReuse, HostKeyPolicy, SshOptions, SshTransport, TransportError};
 use swh_deploy_site::Site;
 
 /// Keepalive used by upgrades: `ServerAliveInterval=5`,
@@ -58,6 +58,13 @@ pub fn transport(site: &Site) -> Result<SshTransport, TransportError> {
         connect_timeout: Some(site.ssh.connect_timeout.max(Duration::from_secs(1))),
         host_keys: HostKeyPolicy::Strict,
         keepalive: Some(KEEPALIVE),
+        // One master connection per host for the whole run (in a private
+        // directory, closed when the transport is dropped): the steps of a
+        // batch and the health probes do not pay a handshake each.
+        reuse: Some(ConnectionReuse {
+            dir: None,
+            persist: Duration::from_secs(60),
+        }),
         ..SshOptions::default()
     })
 }
