@@ -570,6 +570,60 @@ fn a_host_cut_mid_batch_is_unreachable_and_a_failing_gate_stops_the_rollout() {
         .unwrap_or(0);
     assert!(attempts >= 3, "{}", r.stdout);
     assert!(r.duration_ms >= 2500, "{}", r.duration_ms);
+    drop(j);
+
+    // config-change and puppet's detailed exit codes: 2 (changes applied)
+    // is a success, 6 (changes and failures) stops the host there.
+    bed.write_site("30s");
+    bed.sh(
+        "host1",
+        "systemctl reset-failed; mkdir -p /etc/swh-testbed && echo 2 > /etc/swh-testbed/puppet-exit-code",
+    );
+    // (the puppet run slowed down for the cut is still sleeping on host2)
+    bed.sh(
+        "host2",
+        "pkill -f 'puppet agent [-]t'; sleep 0.2; rm -f /var/cache/puppet/state/agent_catalog_run.lock; \
+         echo 0 > /etc/swh-testbed/puppet-run-seconds; echo 6 > /etc/swh-testbed/puppet-exit-code",
+    );
+    let out = bed.swh_deploy(&[
+        "upgrade",
+        "-w",
+        "host[1-2]",
+        "--mode",
+        "config-change",
+        "--max-fail",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary = text(&out.stdout);
+    assert_eq!(
+        field(&summary, "upgraded:").as_deref(),
+        Some("host1 (1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        field(&summary, "failed at puppet-agent:").as_deref(),
+        Some("host2 (1)"),
+        "{summary}"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(3).unwrap();
+    let puppet = d.steps.iter().find(|s| s.name == "puppet-agent").unwrap();
+    let rcs: Vec<(String, Option<i32>)> = d
+        .results
+        .iter()
+        .filter(|r| r.step == puppet.index)
+        .map(|r| (r.host.clone(), r.rc))
+        .collect();
+    assert_eq!(
+        rcs,
+        [("host1".to_owned(), Some(2)), ("host2".to_owned(), Some(6))]
+    );
+    assert_eq!(
+        bed.version("host2"),
+        format!("{V10}{V10}"),
+        "host2 stopped at puppet"
+    );
 }
 
 #[test]
