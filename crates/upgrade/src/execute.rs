@@ -366,10 +366,18 @@ impl Summary {
         if let Some(s) = &self.stopped {
             let _ = writeln!(out, "  stopped: {s}");
         }
+        // Labels aligned, at least as wide as `failed at restart:`.
+        let width = self
+            .failed
+            .iter()
+            .map(|f| f.step.len() + "failed at :".len())
+            .max()
+            .unwrap_or(0)
+            .max(22);
         let line = |out: &mut String, label: &str, hosts: &str| {
             if !hosts.is_empty() {
                 let n = NodeSet::parse(hosts).map(|n| n.len()).unwrap_or(0);
-                let _ = writeln!(out, "  {label:<22} {hosts} ({n})");
+                let _ = writeln!(out, "  {label:<width$} {hosts} ({n})");
             }
         };
         line(&mut out, "upgraded:", &self.upgraded);
@@ -1267,5 +1275,95 @@ impl Drop for SignalGuard {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_renders_folded_outcomes_and_versions() {
+        let s = Summary {
+            run: 7,
+            status: RunStatus::BudgetExceeded,
+            stopped: Some("failure budget exceeded".into()),
+            upgraded: "host[1-3]".into(),
+            failed: vec![FailedAt {
+                step: "puppet-agent".into(),
+                hosts: "host4".into(),
+            }],
+            unreachable: "host5".into(),
+            unhealthy: String::new(),
+            not_done: "host[6-9]".into(),
+            versions: vec![VersionChange {
+                package: "python3-swh.storage".into(),
+                before: Some("1.0-1~swh1".into()),
+                after: Some("1.1-1~swh1".into()),
+                hosts: "host[1-3]".into(),
+            }],
+            pending: vec![PendingAction {
+                action: "start-cron".into(),
+                hosts: "host5".into(),
+            }],
+        };
+        let text = s.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "run 7: budget-exceeded");
+        assert_eq!(lines[2], "  upgraded:               host[1-3] (3)");
+        assert_eq!(lines[3], "  failed at puppet-agent: host4 (1)");
+        assert_eq!(lines[4], "  unreachable:            host5 (1)");
+        assert_eq!(lines[5], "  not done:               host[6-9] (4)");
+        assert_eq!(
+            lines[7],
+            "    python3-swh.storage 1.0-1~swh1 -> 1.1-1~swh1: host[1-3]"
+        );
+        assert!(lines[8].contains("compensation start-cron still pending on host5"));
+        assert_eq!(exit_code(s.status), EXIT_BUDGET_EXCEEDED);
+        assert_eq!(exit_code(RunStatus::Succeeded), 0);
+        assert_eq!(exit_code(RunStatus::Interrupted), 130);
+    }
+
+    #[test]
+    fn requests_are_validated_against_the_site() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sandbox.toml");
+        let site = Site::load(&path).unwrap();
+        let mut r = UpgradeRequest {
+            site: path.clone(),
+            env: None,
+            nodes: vec![],
+            services: vec!["storage".into()],
+            mode: "long-standing".into(),
+            packages: vec![],
+            migration: Some("swh db upgrade storage".into()),
+            reason: None,
+            batch: "1".into(),
+            max_fail: "1".into(),
+        };
+        let p = r.plan(&site, Some(42)).unwrap();
+        assert_eq!(p.hosts, ["host1", "host2"]);
+        assert_eq!(p.batches.len(), 2);
+        assert!(p.prepare[1].actions[0].hosts().len() == 2);
+        // The stored request survives a JSON round trip.
+        let back: UpgradeRequest =
+            serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        r.mode = "yolo".into();
+        assert!(r
+            .plan(&site, None)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid mode `yolo`"));
+        r.mode = "nominal".into();
+        r.batch = "0".into();
+        assert!(r.plan(&site, None).is_err());
+        r.batch = String::new();
+        r.packages = vec!["Bad_Name".into()];
+        assert!(r
+            .plan(&site, None)
+            .unwrap_err()
+            .to_string()
+            .contains("--packages"));
     }
 }
