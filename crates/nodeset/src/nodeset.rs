@@ -282,18 +282,26 @@ impl NodeSet {
             |(pat, e)| -> Box<dyn Iterator<Item = String> + '_> {
                 match e {
                     Entry::Plain => Box::new(std::iter::once(plain_name(pat))),
-                    Entry::One { set, .. } => Box::new(set.indexes().iter().map(move |i| {
-                        let s = i.to_string();
-                        let mut out = String::with_capacity(pat.len() + s.len());
-                        format_pattern(&mut out, pat, &mut std::iter::once(s.as_str()));
-                        out
-                    })),
-                    Entry::Nd(nd) => Box::new(nd.points().map(move |p| {
-                        let strs: Vec<String> = p.iter().map(Index::to_string).collect();
-                        let mut out = String::new();
-                        format_pattern(&mut out, pat, &mut strs.iter().map(String::as_str));
-                        out
-                    })),
+                    Entry::One { set, .. } => {
+                        let pieces = pattern_pieces(pat);
+                        Box::new(set.indexes().iter().map(move |i| {
+                            let mut out = String::with_capacity(pat.len() + i.width());
+                            out.push_str(&pieces[0]);
+                            i.write_to(&mut out);
+                            if let Some(tail) = pieces.get(1) {
+                                out.push_str(tail);
+                            }
+                            out
+                        }))
+                    }
+                    Entry::Nd(nd) => {
+                        let pieces = pattern_pieces(pat);
+                        Box::new(
+                            nd.vectors()
+                                .iter()
+                                .flat_map(move |v| NdNames::new(&pieces, v)),
+                        )
+                    }
                 }
             },
         )
@@ -560,6 +568,86 @@ impl NodeSet {
                 }
             }
         }
+    }
+}
+
+/// The literal pieces of a pattern around its `%s` slots (`%%` undone):
+/// one more piece than slots.
+fn pattern_pieces(pat: &str) -> Vec<String> {
+    let mut pieces = vec![String::new()];
+    let mut rest = pat;
+    while let Some(p) = rest.find('%') {
+        pieces.last_mut().expect("non-empty").push_str(&rest[..p]);
+        match rest.as_bytes().get(p + 1) {
+            Some(b's') => {
+                pieces.push(String::new());
+                rest = &rest[p + 2..];
+            }
+            Some(b'%') => {
+                pieces.last_mut().expect("non-empty").push('%');
+                rest = &rest[p + 2..];
+            }
+            _ => {
+                pieces.last_mut().expect("non-empty").push('%');
+                rest = &rest[p + 1..];
+            }
+        }
+    }
+    pieces.last_mut().expect("non-empty").push_str(rest);
+    pieces
+}
+
+/// Names of one n-dimensional vector, last axis fastest.
+struct NdNames {
+    pieces: Vec<String>,
+    axes: Vec<Vec<String>>,
+    pos: Vec<usize>,
+    done: bool,
+}
+
+impl NdNames {
+    fn new(pieces: &[String], v: &[RangeSet]) -> NdNames {
+        let axes: Vec<Vec<String>> = v
+            .iter()
+            .map(|r| r.indexes().iter().map(Index::to_string).collect())
+            .collect();
+        NdNames {
+            pieces: pieces.to_vec(),
+            done: axes.iter().any(Vec::is_empty) || axes.is_empty(),
+            pos: vec![0; axes.len()],
+            axes,
+        }
+    }
+}
+
+impl Iterator for NdNames {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        let mut out = String::new();
+        for (k, piece) in self.pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let (Some(axis), Some(&p)) = (self.axes.get(k), self.pos.get(k)) {
+                out.push_str(&axis[p]);
+            }
+        }
+        let mut d = self.axes.len();
+        loop {
+            if d == 0 {
+                self.done = true;
+                break;
+            }
+            d -= 1;
+            self.pos[d] += 1;
+            if self.pos[d] < self.axes[d].len() {
+                break;
+            }
+            self.pos[d] = 0;
+        }
+        Some(out)
     }
 }
 

@@ -82,22 +82,33 @@ impl Index {
 
     /// Appends the written form to `out`.
     pub fn write_to(&self, out: &mut String) {
-        use std::fmt::Write;
-        if self.value < 0 {
-            let _ = write!(out, "{}", self.value);
-        } else {
-            let _ = write!(out, "{:0w$}", self.value, w = self.width as usize);
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut v = self.value.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
         }
+        if self.value < 0 {
+            out.push('-');
+        } else {
+            for _ in (buf.len() - i)..self.width as usize {
+                out.push('0');
+            }
+        }
+        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
     }
 }
 
 impl fmt::Display for Index {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.value < 0 {
-            write!(f, "{}", self.value)
-        } else {
-            write!(f, "{:0w$}", self.value, w = self.width as usize)
-        }
+        let mut s = String::with_capacity(self.width as usize);
+        self.write_to(&mut s);
+        f.write_str(&s)
     }
 }
 
