@@ -78,7 +78,8 @@ bench "(1) \`true\` on $N1 hosts, fresh connections, -f $FANOUT" \
 
 # (2) five successive commands on N2 hosts, without and with connection reuse.
 five() { printf 'for i in 1 2 3 4 5; do %s; done' "$1"; }
-mux="-oControlMaster=auto -oControlPath=$work/mux/%C -oControlPersist=2"
+# clush reads -o through ConfigParser: % is written %%.
+mux="-oControlMaster=auto -oControlPath=$work/mux/%%C -oControlPersist=2"
 bench "(2) five successive commands on $N2 hosts" \
   "swh-deploy, fresh" "$(five "$sd run -F $cfg -w host[1-$N2] true")" \
   "clush, fresh" "$(five "$clush -o '-F $cfg' -w host[1-$N2] true")" \
