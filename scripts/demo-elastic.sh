@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The elastic half of the main job (runbook "Deployment with Kubernetes"),
+# on real local components: a package index, an OCI registry, bare git remotes
+# for swh-apps and swh-charts (testbed-elastic). A module release
+# (swh.loader.git 1.2.0) has reached the index; swh-deploy finds the apps that
+# depend on it, freezes, builds and pushes a YYYYMMDD.N image with buildah,
+# bumps the chart and promotes it staging -> production.
+# Usage: scripts/demo-elastic.sh [BIN_DIR]   (BIN_DIR holds swh-deploy and testbed-elastic)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$repo/target/release}
+work=$(mktemp -d /tmp/swh-deploy-elastic.XXXXXX)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+step "elastic: starting the index, the registry and the git remotes"
+"$bin/testbed-elastic" "$work/bed" --publish swh.loader.git==1.2.0 >"$work/elastic.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  grep -q '^ready' "$work/elastic.log" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/elastic.log"; exit 1; }
+  sleep 0.1
+done
+grep -q '^ready' "$work/elastic.log" || { echo "testbed-elastic did not get ready in 30 s" >&2; cat "$work/elastic.log"; exit 1; }
+cat "$work/elastic.log"
+# shellcheck disable=SC1091
+. "$work/bed/env.sh"
+sd() { run "$bin/swh-deploy" "$@"; }
+
+step "which apps does the release swh.loader.git v1.2.0 touch?"
+sd app dependents --module swh.loader.git --version v1.2.0
+step "freeze, build with buildah, push the image and tag swh-apps"
+sd app build swh-loader-git --push --builder buildah --index-url "$SWH_DEPLOY_INDEX_URL"
+version=$(git -C "$work/bed/swh-apps" describe --tags --abbrev=0 | sed 's/^swh-loader-git-//')
+step "bump the chart on swh-next-version ($version)"
+sd chart bump "swh-loader-git=$version" --module swh.loader.git --module-version v1.2.0
+sd chart show --diff
+step "promote to staging, then production"
+sd chart promote staging
+sd chart promote production
+sd chart show
+step "what was done (journal)"
+sd history

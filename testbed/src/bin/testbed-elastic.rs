@@ -1,0 +1,177 @@
+//! `testbed-elastic`: the elastic path's real components for the demo, in
+//! the foreground until SIGINT or SIGTERM.
+//!
+//! Starts, under DIR: a PyPI-style index (`PackageIndex`), an OCI registry
+//! (Debian's docker-registry on 127.0.0.1) and bare git remotes for a module,
+//! swh-apps and swh-charts (`GitRemotes`); clones swh-apps and swh-charts as a
+//! sysadmin's checkouts; writes `DIR/site.toml` (the `[apps]`, `[charts]` and
+//! `[registry]` sections pointing at them) and `DIR/env.sh` (the environment
+//! `swh-deploy app`/`chart` need here: site file, journal, buildah storage in
+//! DIR, uv and its cache, the index URL as `SWH_DEPLOY_INDEX_URL`). Prints
+//! `ready` when everything answers, then waits; on a signal it stops every
+//! process it started (the guards' `Drop`) and exits 0.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
+
+/// The elastic path's components (index, registry, git remotes) for the
+/// demo, until SIGINT/SIGTERM.
+#[derive(Parser)]
+#[command(name = "testbed-elastic", version)]
+struct Args {
+    /// Directory that holds everything (created; must be empty or absent).
+    dir: PathBuf,
+    /// Releases to publish on the index at start, as DIST==VERSION (as
+    /// the module's CI would after a release tag), e.g. swh.loader.git==1.2.0.
+    #[arg(long, value_name = "DIST==VERSION")]
+    publish: Vec<String>,
+    /// uv binary written into env.sh (default: <repo>/.venv/bin/uv, else uv).
+    #[arg(long)]
+    uv: Option<PathBuf>,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("testbed-elastic: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let releases = args
+        .publish
+        .iter()
+        .map(|p| match p.split_once("==") {
+            Some((d, v)) if !d.is_empty() && !v.is_empty() => Ok((d.to_string(), v.to_string())),
+            _ => bail!("--publish {p:?}: expected DIST==VERSION, e.g. swh.loader.git==1.2.0"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let dir = &args.dir;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} is not empty", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+
+    let index = PackageIndex::start(&dir.join("index"))?;
+    let registry = Registry::start(&dir.join("registry"))?;
+    let remotes = GitRemotes::create(&dir.join("remotes"))?;
+    for (url, name) in [
+        (&remotes.apps.url, "swh-apps"),
+        (&remotes.charts.url, "swh-charts"),
+    ] {
+        git(&dir, &["clone", "-q", url, name])?;
+        git(&dir.join(name), &["config", "user.name", "swh-deploy demo"])?;
+        git(
+            &dir.join(name),
+            &["config", "user.email", "sysadmin@example.invalid"],
+        )?;
+    }
+    for (dist, version) in &releases {
+        index.publish(
+            dist,
+            version,
+            &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"],
+        )?;
+    }
+    write_config(&dir, &registry, &index, args.uv)?;
+    println!("ready");
+    println!("  index     {}", index.url());
+    println!("  registry  {}", registry.host());
+    println!("  remotes   {}", remotes.dir.display());
+    println!("  env       . {}", dir.join("env.sh").display());
+    wait_for_signal();
+    eprintln!("testbed-elastic: stopping");
+    drop(registry);
+    drop(index);
+    Ok(())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<()> {
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .status()
+        .context("running git")?;
+    if !st.success() {
+        bail!("git {} in {}: {st}", args.join(" "), dir.display());
+    }
+    Ok(())
+}
+
+/// Writes site.toml, env.sh and the buildah/containers configuration.
+fn write_config(
+    dir: &Path,
+    registry: &Registry,
+    index: &PackageIndex,
+    uv: Option<PathBuf>,
+) -> Result<()> {
+    let uv = uv.unwrap_or_else(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/uv");
+        if venv.exists() {
+            venv
+        } else {
+            PathBuf::from("uv")
+        }
+    });
+    let d = dir.display();
+    std::fs::write(
+        dir.join("site.toml"),
+        format!(
+            "# Written by testbed-elastic: the elastic path's checkouts and registry.\n\
+             [site]\nname = \"elastic-demo\"\n\n\
+             [apps]\ncheckout = \"{d}/swh-apps\"\n\n\
+             [charts]\ncheckout = \"{d}/swh-charts\"\n\n\
+             [registry]\nhost = \"{}\"\nprefix = \"swh/infra/swh-apps\"\ninsecure = true\n",
+            registry.host()
+        ),
+    )?;
+    std::fs::write(
+        dir.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{d}/containers/storage\"\nrunroot = \"{d}/containers/run\"\n"
+        ),
+    )?;
+    std::fs::write(
+        dir.join("registries.conf"),
+        "unqualified-search-registries = []\n",
+    )?;
+    std::fs::write(dir.join("auth.json"), "{\"auths\": {}}\n")?;
+    std::fs::write(
+        dir.join("env.sh"),
+        format!(
+            "# Source me: the environment of the elastic demo (testbed-elastic).\n\
+             export SWH_DEPLOY_SITE={d}/site.toml\n\
+             export SWH_DEPLOY_JOURNAL={d}/journal.sqlite\n\
+             export SWH_DEPLOY_UV={}\n\
+             export SWH_DEPLOY_INDEX_URL={}\n\
+             export UV_CACHE_DIR={d}/uv-cache\n\
+             export CONTAINERS_STORAGE_CONF={d}/storage.conf\n\
+             export CONTAINERS_REGISTRIES_CONF={d}/registries.conf\n\
+             export REGISTRY_AUTH_FILE={d}/auth.json\n\
+             export BUILDAH_ISOLATION=chroot\n",
+            uv.display(),
+            index.url()
+        ),
+    )?;
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM arrives (both blocked, then `sigwait`).
+fn wait_for_signal() {
+    // SAFETY: plain libc calls on a local, initialised signal set; no
+    // handler is installed, the signals are only blocked and then waited for.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+    }
+}
