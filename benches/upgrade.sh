@@ -88,6 +88,15 @@ fi
 testbed=${TESTBED:-$target_dir/release/testbed}
 swh_deploy=${SWH_DEPLOY:-$target_dir/release/swh-deploy}
 
+# What is measured: the repository's commit (at the start) and the binary.
+rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$repo" status --porcelain -- crates testbed 2>/dev/null | grep -q . && echo " + uncommitted changes in crates/ or testbed/" || true)
+swh_id=
+if [ $want_swh -eq 1 ]; then
+  [ -x "$swh_deploy" ] || die "swh-deploy binary not found: $swh_deploy"
+  swh_id="; swh-deploy binary built $(date -u -r "$swh_deploy" +'%H:%M UTC'), sha256 $(sha256sum "$swh_deploy" | cut -c1-12)"
+fi
+
 # --- work directory and cleanup ---------------------------------------------
 work=$(mktemp -d /tmp/swh-bench-upgrade.XXXXXX)
 state=/run/swh-deploy-testbed/$name
@@ -275,12 +284,10 @@ median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END{if 
 base=clush
 for t in "${tool_list[@]}"; do [ "$t" = swh-deploy ] && base=swh-deploy; done
 base_median=$(median "${times[$base]}")
-rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$repo" status --porcelain -- crates 2>/dev/null | grep -q . && echo " + uncommitted changes" || true)
 {
   echo "Rolling upgrade of $nhosts systemd test-bed hosts, python3-swh.storage and"
   echo "python3-swh.loader.git 1.0 -> 1.1, batches 1, $q, $((nhosts - 1 - q)), health gate per batch;"
-  echo "$runs timed runs per tool, interleaved. $(date -u +'%Y-%m-%d %H:%M UTC'), commit $rev$dirty;"
+  echo "$runs timed runs per tool, interleaved. $(date -u +'%Y-%m-%d %H:%M UTC'), repository at $rev$dirty$swh_id;"
   echo "$machine; ansible-core $("$venv/bin/python" -c 'import ansible.release as r; print(r.__version__)'), ClusterShell $("$venv/bin/python" -c 'import ClusterShell; print(ClusterShell.__version__)')."
   echo
   printf '| tool | runs (s) | median (s) | median / %s median |\n|---|---|---|---|\n' "$base"
