@@ -6,7 +6,8 @@
 # Usage: benches/nodeset.sh [RUNS]     (default 3 runs per command; the
 #        slow ClusterShell runs of the scattered 4-D fold use 1 run)
 # Env:   SWH_DEPLOY_VENV (default <repo>/.venv), CARGO_TARGET_DIR,
-#        NODESET_BENCH_DIR (inputs and raw results, default a temp dir).
+#        NODESET_BENCH_DIR (inputs and raw results, default a temp dir),
+#        NODESET_BENCH_ONLY (run only the workloads whose name contains it).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
@@ -64,6 +65,7 @@ i=0
 for w in "${workloads[@]}"; do
   IFS='|' read -r name args input csruns <<<"$w"
   i=$((i + 1))
+  case "$name" in *"${NODESET_BENCH_ONLY:-}"*) ;; *) continue ;; esac
   if [ -n "$input" ]; then
     redirect="< $work/$input"
   else
