@@ -119,33 +119,19 @@ pub fn pin_changes(before: &str, after: &str) -> Vec<PinChange> {
         .collect()
 }
 
-/// Writes `data` to `path` atomically (temporary file in the same
-/// directory, fsync, rename, fsync of the directory).
+/// Writes `data` to `path` atomically: readers see the old or the new
+/// content, never a mix, and a crash leaves one of the two.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.swh-deploy.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    // atomic-write-file: a temporary file in the same directory (keeping the
+    // old file's permissions), fsync, rename over `path`, fsync of the
+    // directory; dropped uncommitted, it leaves `path` untouched.
+    let mut file = atomic_write_file::AtomicWriteFile::open(path).map_err(io)?;
+    file.write_all(data).map_err(io)?;
+    file.commit().map_err(io)
 }
 
 /// Runs a command, returning its stdout or an error naming it with stderr.
