@@ -448,7 +448,22 @@ pub fn this_user() -> String {
         }
     }
     // SAFETY: getuid has no preconditions.
-    format!("uid {}", unsafe { libc::getuid() })
+    let uid = unsafe { libc::getuid() };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| user_of_uid(&passwd, uid))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The login name of `uid` in the text of an `/etc/passwd` file
+/// (`name:password:uid:...` lines), if it has one.
+fn user_of_uid(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let uid_field = fields.nth(1)?;
+        (uid_field.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// True when process `pid` exists on this machine.
@@ -1143,4 +1158,19 @@ fn compensation_row(r: &rusqlite::Row) -> rusqlite::Result<Compensation> {
         recorded_at: r.get(4)?,
         done_at: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::user_of_uid;
+
+    #[test]
+    fn uid_is_named_from_passwd() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # comment\n\
+                      sysadm:x:1000:1000:Sys Admin:/home/sysadm:/bin/sh\n";
+        assert_eq!(user_of_uid(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_of_uid(passwd, 1000).as_deref(), Some("sysadm"));
+        assert_eq!(user_of_uid(passwd, 42), None);
+    }
 }
