@@ -243,7 +243,10 @@ pub fn probe_once(
                     .map(|o| match o {
                         HttpOutcome::Healthy => ProbeResult::Healthy,
                         HttpOutcome::Unhealthy(m) => ProbeResult::Unhealthy(m),
-                        HttpOutcome::Unreachable(m) => ProbeResult::Unreachable(m),
+                        // The service's port refusing or not answering is
+                        // an unhealthy service, not an unreachable host:
+                        // only ssh decides that a host is unreachable.
+                        HttpOutcome::Unreachable(m) => ProbeResult::Unhealthy(m),
                         HttpOutcome::NoRoute(m) => ProbeResult::Unreachable(m),
                     })
                     .collect()
@@ -495,6 +498,35 @@ mod tests {
             http_probe("127.0.0.1", port, "/", None, t),
             HttpOutcome::Unreachable(_)
         ));
+    }
+
+    #[test]
+    fn a_refused_service_port_is_unhealthy_not_an_unreachable_host() {
+        // Nobody listens on the port: the service is down, but the host (which
+        // ssh decides about) is not unreachable, so it keeps its later steps
+        // (versions-after) and is reported unhealthy.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let probe = PlannedProbe::Http {
+            port,
+            path: "/".into(),
+            expect: Some("SWH Storage API server".into()),
+            timeout_ms: 500,
+        };
+        let transport = swh_deploy_fleet::ExecTransport::new();
+        let cancel = CancelToken::new();
+        let ctx = GateContext {
+            transport: &transport,
+            fanout: 4,
+            resolver: &SameName,
+            cancel: &cancel,
+        };
+        let results = probe_once(&probe, &["127.0.0.1".to_string()], &ctx);
+        assert!(
+            matches!(&results[..], [ProbeResult::Unhealthy(m)] if m.contains("refused")),
+            "{results:?}"
+        );
     }
 
     #[test]
