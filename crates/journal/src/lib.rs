@@ -455,6 +455,21 @@ pub fn this_user() -> String {
         .unwrap_or_else(|| format!("uid {uid}"))
 }
 
+/// The holder of one host's lock (read by [`lock_holder_row`]).
+const LOCK_HOLDER_SQL: &str =
+    "SELECT run_id, user, pid, hostname, since FROM locks WHERE host = ?1";
+
+/// A row of [`LOCK_HOLDER_SQL`] as a [`LockHolder`].
+fn lock_holder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LockHolder> {
+    Ok(LockHolder {
+        run: r.get(0)?,
+        user: r.get(1)?,
+        pid: r.get(2)?,
+        hostname: r.get(3)?,
+        since: r.get(4)?,
+    })
+}
+
 /// The login name of `uid` in the text of an `/etc/passwd` file
 /// (`name:password:uid:...` lines), if it has one.
 fn user_of_uid(passwd: &str, uid: u32) -> Option<String> {
@@ -820,19 +835,7 @@ impl Journal {
             .map_err(sql)?;
         for host in hosts {
             let holder: Option<LockHolder> = tx
-                .query_row(
-                    "SELECT run_id, user, pid, hostname, since FROM locks WHERE host = ?1",
-                    [host],
-                    |r| {
-                        Ok(LockHolder {
-                            run: r.get(0)?,
-                            user: r.get(1)?,
-                            pid: r.get(2)?,
-                            hostname: r.get(3)?,
-                            since: r.get(4)?,
-                        })
-                    },
-                )
+                .query_row(LOCK_HOLDER_SQL, [host], lock_holder_row)
                 .optional()
                 .map_err(sql)?;
             if let Some(holder) = holder {
@@ -930,19 +933,7 @@ impl Journal {
     /// Who holds the lock on `host`, if anyone.
     pub fn lock_holder(&self, host: &str) -> Result<Option<LockHolder>, JournalError> {
         self.conn
-            .query_row(
-                "SELECT run_id, user, pid, hostname, since FROM locks WHERE host = ?1",
-                [host],
-                |r| {
-                    Ok(LockHolder {
-                        run: r.get(0)?,
-                        user: r.get(1)?,
-                        pid: r.get(2)?,
-                        hostname: r.get(3)?,
-                        since: r.get(4)?,
-                    })
-                },
-            )
+            .query_row(LOCK_HOLDER_SQL, [host], lock_holder_row)
             .optional()
             .map_err(|e| self.err(e))
     }

@@ -600,6 +600,17 @@ struct Exec<'a, 'c> {
 }
 
 impl Exec<'_, '_> {
+    /// Hosts of this run whose compensation `action` is still pending.
+    fn hosts_pending(&self, action: &str) -> Result<BTreeSet<String>, ExecError> {
+        Ok(self
+            .journal
+            .pending_compensations(Some(self.run))?
+            .into_iter()
+            .filter(|p| p.action == action)
+            .map(|p| p.host)
+            .collect())
+    }
+
     fn body(&mut self) -> Result<Option<Stop>, ExecError> {
         let plan = self.plan;
         let total = plan.hosts.len();
@@ -698,13 +709,7 @@ impl Exec<'_, '_> {
             if let Some(c) = &step.compensation {
                 // A compensated step counts as done only while its
                 // compensation is still pending (not undone by recover).
-                let pending: BTreeSet<String> = self
-                    .journal
-                    .pending_compensations(Some(self.run))?
-                    .into_iter()
-                    .filter(|p| p.action == c.action)
-                    .map(|p| p.host)
-                    .collect();
+                let pending = self.hosts_pending(&c.action)?;
                 done = finished.intersection(&pending).cloned().collect();
             } else {
                 done = finished;
@@ -754,13 +759,7 @@ impl Exec<'_, '_> {
         )?;
         // Compensations are recorded before the side effect.
         if let Some(c) = &step.compensation {
-            let pending: BTreeSet<String> = self
-                .journal
-                .pending_compensations(Some(self.run))?
-                .into_iter()
-                .filter(|p| p.action == c.action)
-                .map(|p| p.host)
-                .collect();
+            let pending = self.hosts_pending(&c.action)?;
             for h in &todo {
                 if !pending.contains(h) {
                     self.journal.add_compensation(self.run, h, &c.action)?;
