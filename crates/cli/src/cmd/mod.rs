@@ -88,5 +88,6 @@ pub const EXIT_CODES: &str = "\
 3    failure budget exceeded: no new batch was started (upgrade)
 4    refused: hosts are locked by another run (who, since when, pid shown)
 5    refused: compensations pending (puppet/cron may be off): run `swh-deploy recover`
+6    gate not reached before --timeout: release not published, rollout not live or not healthy
 130  interrupted (Ctrl-C, SIGTERM): compensations were run; `swh-deploy resume RUN` continues
 ";
