@@ -24,6 +24,7 @@ pub mod names;
 mod raw;
 
 pub use groups::{SiteGroups, SITE_SOURCE};
+pub use raw::parse_duration;
 
 pub use names::{DebianVersion, NameError, PackageName, UnitName};
 

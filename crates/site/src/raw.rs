@@ -166,8 +166,9 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// Parses `500ms`, `30s`, `15m`, `1h` or a bare number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `500ms`, `30s`, `15m`, `1h` or a bare number of seconds (the
+/// durations of the site file, also used by command-line flags).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!("invalid duration `{text}`: expected a number followed by `ms`, `s`, `m` or `h`")
     };

@@ -6,6 +6,7 @@ pub mod chart;
 pub mod history;
 pub mod nodeset;
 pub mod recover;
+pub mod release;
 pub mod resume;
 pub mod run;
 pub mod site;
@@ -44,6 +45,10 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     /// Installed package versions per host, as version -> node set.
     Versions(versions::VersionsArgs),
+    /// Module releases: tag and push a release (`release tag`), wait until
+    /// it is published on the package index / Debian repository (`release
+    /// wait`).
+    Release(release::ReleaseArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -73,6 +78,7 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Resume(args) => resume::run(args),
         Command::Recover(args) => recover::run(args),
         Command::Versions(args) => versions::run(args),
+        Command::Release(args) => release::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
