@@ -33,6 +33,7 @@ pub mod aptrepo;
 mod bed;
 pub mod components;
 pub mod golden;
+pub mod kube;
 mod util;
 
 pub use bed::{
