@@ -79,7 +79,11 @@ fn pypi_release_published_during_the_wait() {
                 .publish("swh.loader.git", "1.2.0", &["swh.core>=1.0.0"])
                 .unwrap();
         });
-        run_wait(&[channel.clone()], "1.2.0", Duration::from_secs(20))
+        run_wait(
+            std::slice::from_ref(&channel),
+            "1.2.0",
+            Duration::from_secs(20),
+        )
     });
     assert!(outcome.published, "{outcome:?}");
     assert!(outcome.elapsed >= Duration::from_millis(700), "{outcome:?}");
@@ -101,7 +105,11 @@ fn pypi_times_out_and_unknown_projects_are_not_yet_published() {
     let index = PackageIndex::start(&tmp.path().join("index")).unwrap();
     let channel = Channel::pypi(&index.url()).unwrap();
     let t0 = Instant::now();
-    let (outcome, reports) = run_wait(&[channel.clone()], "1.3.0", Duration::from_secs(1));
+    let (outcome, reports) = run_wait(
+        std::slice::from_ref(&channel),
+        "1.3.0",
+        Duration::from_secs(1),
+    );
     assert!(!outcome.published);
     assert!(t0.elapsed() >= Duration::from_secs(1));
     assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod debian;
 pub mod history;
 pub mod nodeset;
 pub mod recover;
@@ -45,6 +46,9 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     /// Installed package versions per host, as version -> node set.
     Versions(versions::VersionsArgs),
+    /// Debian packaging fixes: a new debian/changelog entry (`debian
+    /// changelog`), the DEP-14 tag pushed with --follow-tags (`debian tag`).
+    Debian(debian::DebianArgs),
     /// Module releases: tag and push a release (`release tag`), wait until
     /// it is published on the package index / Debian repository (`release
     /// wait`).
@@ -78,6 +82,7 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Resume(args) => resume::run(args),
         Command::Recover(args) => recover::run(args),
         Command::Versions(args) => versions::run(args),
+        Command::Debian(args) => debian::run(args),
         Command::Release(args) => release::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
