@@ -84,7 +84,7 @@ pub struct WaitArgs {
     /// The repository's suite, e.g. bookworm-swh (reprepro layout
     /// dists/SUITE/main/binary-ARCH/); none: a flat repository (default:
     /// $SWH_DEPLOY_APT_SUITE).
-    #[arg(long, value_name = "SUITE", requires = "apt")]
+    #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// The architecture of the binary index read.
     #[arg(long, value_name = "ARCH", default_value = "amd64")]
