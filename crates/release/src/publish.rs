@@ -572,23 +572,47 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
-/// Polls every channel not yet published, every `interval`, until all are
-/// published (`published: true`) or `timeout` has passed (`published:
-/// false`). A channel once published is not looked at again. `report` is
-/// called with the elapsed time and a channel's status on the first look
-/// and whenever it changes.
+/// How long and how often [`wait`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Time between two looks at a channel still missing.
+    pub interval: Duration,
+    /// Report an unchanged status again after this long (so a long wait
+    /// shows it is alive).
+    pub reminder: Duration,
+}
+
+impl WaitPolicy {
+    /// `timeout` and `interval`, with a reminder every minute.
+    pub fn new(timeout: Duration, interval: Duration) -> WaitPolicy {
+        WaitPolicy {
+            timeout,
+            interval,
+            reminder: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Polls every channel not yet published, every `policy.interval`, until
+/// all are published (`published: true`) or `policy.timeout` has passed
+/// (`published: false`). A channel once published is not looked at again.
+/// `report` is called with the elapsed time and a channel's status on the
+/// first look, whenever it changes, and again every `policy.reminder` while
+/// it stays the same.
 pub fn wait(
     checker: &Checker,
     channels: &[Channel],
     module: &Module,
     version: &ReleaseVersion,
-    timeout: Duration,
-    interval: Duration,
+    policy: &WaitPolicy,
     report: &mut dyn FnMut(Duration, &ChannelStatus),
 ) -> WaitOutcome {
     let start = Instant::now();
-    let deadline = start + timeout;
+    let deadline = start + policy.timeout;
     let mut last: Vec<Option<Status>> = vec![None; channels.len()];
+    let mut reported_at: Vec<Instant> = vec![start; channels.len()];
     let mut rounds = 0;
     loop {
         rounds += 1;
@@ -598,7 +622,10 @@ pub fn wait(
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let status = checker.check_within(channel, module, version, remaining);
-            if last[i].as_ref() != Some(&status) {
+            let now = Instant::now();
+            if last[i].as_ref() != Some(&status)
+                || now.duration_since(reported_at[i]) >= policy.reminder
+            {
                 report(
                     start.elapsed(),
                     &ChannelStatus {
@@ -606,6 +633,7 @@ pub fn wait(
                         status: status.clone(),
                     },
                 );
+                reported_at[i] = now;
             }
             last[i] = Some(status);
         }
@@ -630,7 +658,7 @@ pub fn wait(
                 rounds,
             };
         }
-        std::thread::sleep(interval.min(deadline - now));
+        std::thread::sleep(policy.interval.min(deadline - now));
     }
 }
 

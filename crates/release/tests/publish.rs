@@ -9,7 +9,7 @@ use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use swh_deploy_release::publish::{wait, Channel, ChannelStatus, Checker, Status};
+use swh_deploy_release::publish::{wait, Channel, ChannelStatus, Checker, Status, WaitPolicy};
 use swh_deploy_release::{Module, ReleaseVersion};
 use swh_deploy_testbed::aptrepo;
 use swh_deploy_testbed::components::{PackageIndex, StaticHttp};
@@ -38,14 +38,25 @@ fn run_wait(
     version: &str,
     timeout: Duration,
 ) -> (swh_deploy_release::publish::WaitOutcome, Reports) {
+    run_wait_with(
+        channels,
+        version,
+        WaitPolicy::new(timeout, Duration::from_millis(100)),
+    )
+}
+
+fn run_wait_with(
+    channels: &[Channel],
+    version: &str,
+    policy: WaitPolicy,
+) -> (swh_deploy_release::publish::WaitOutcome, Reports) {
     let mut reports = Vec::new();
     let outcome = wait(
         &Checker::new(Duration::from_secs(5)),
         channels,
         &module(),
         &v(version),
-        timeout,
-        Duration::from_millis(100),
+        &policy,
         &mut |t, s| reports.push((t, s.clone())),
     );
     (outcome, reports)
@@ -119,6 +130,15 @@ fn pypi_times_out_and_unknown_projects_are_not_yet_published() {
         1,
         "unchanged status is reported once: {reports:?}"
     );
+    // ... unless the reminder is due: again every 400 ms (0, 0.4, 0.8 s).
+    let policy = WaitPolicy {
+        reminder: Duration::from_millis(400),
+        ..WaitPolicy::new(Duration::from_millis(1000), Duration::from_millis(100))
+    };
+    let (_, reports) = run_wait_with(std::slice::from_ref(&channel), "1.3.0", policy);
+    // (2 on a loaded machine where rounds slip; 1 without reminders).
+    assert!((2..=3).contains(&reports.len()), "{reports:?}");
+    assert!(reports.windows(2).all(|w| w[0].1 == w[1].1));
     // A project the index does not know: its page is a 404, "not yet".
     let unknown = Module::parse("swh.not.there").unwrap();
     assert_eq!(

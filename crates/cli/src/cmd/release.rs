@@ -351,8 +351,7 @@ pub(crate) fn wait_published(
         channels,
         module,
         version,
-        timeout,
-        interval,
+        &publish::WaitPolicy::new(timeout, interval),
         &mut |elapsed, cs| {
             eprintln!(
                 "[{:>6.1}s] {module} {version} on {}: {}",
