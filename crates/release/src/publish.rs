@@ -14,7 +14,8 @@
 //! [`Status::Missing`] (a 404 project page is "not yet") or
 //! [`Status::Unreachable`] (connection error, HTTP 5xx: keep waiting but say
 //! so). [`wait`] polls every channel still missing until all are published
-//! or the timeout passes, reporting each change of status.
+//! or the timeout passes ([`WaitPolicy`]), reporting each change of status
+//! (and an unchanged one again every minute).
 
 use crate::{Error, Module, ReleaseVersion};
 use serde::Serialize;
