@@ -1386,3 +1386,66 @@ pub fn wait_for_signal() {
         libc::sigwait(&set, &mut sig);
     }
 }
+
+/// Pushes one commit to `branch` of a swh-charts remote (`url`) setting
+/// `<key>_image_version: '<version>'` in `values-swh-application-versions.yaml`
+/// (e.g. key `swh_loader_git`), as a release would; returns the new commit.
+/// Works in a fresh clone under `scratch`. For tests that make the stand-in's
+/// Argo CD applications sync.
+pub fn push_chart_version(
+    url: &str,
+    scratch: &Path,
+    branch: &str,
+    key: &str,
+    version: &str,
+) -> Result<String> {
+    std::fs::create_dir_all(scratch)?;
+    let clone = scratch.join(format!("push-{branch}-{}", random_token()));
+    let git = |dir: &Path, args: &[&str]| -> Result<String> {
+        let o = Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args([
+                "-c",
+                "user.name=swh-deploy test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args(args)
+            .output()
+            .context("running git")?;
+        if !o.status.success() {
+            bail!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let c = clone.to_string_lossy().into_owned();
+    git(scratch, &["clone", "-q", "-b", branch, url, &c])?;
+    let f = clone.join("values-swh-application-versions.yaml");
+    let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+    let prefix = format!("{key}_image_version:");
+    if !text.lines().any(|l| l.starts_with(&prefix)) {
+        bail!("{}: no {prefix} line", f.display());
+    }
+    let new: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{prefix} '{version}'\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&f, new)?;
+    git(&clone, &["commit", "-qam", &format!("{key} {version}")])?;
+    git(&clone, &["push", "-q", "origin", branch])?;
+    let head = git(&clone, &["rev-parse", "HEAD"])?;
+    let _ = std::fs::remove_dir_all(&clone);
+    Ok(head)
+}

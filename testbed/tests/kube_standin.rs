@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use swh_deploy_testbed::components::GitRemotes;
-use swh_deploy_testbed::kube::{Faults, KubeStandin, StandinOptions};
+use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
 
 fn kubectl_path() -> Option<&'static str> {
     ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
@@ -26,54 +26,8 @@ fn kubectl(home: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
         .expect("running kubectl")
 }
 
-/// Pushes one commit to `branch` of the charts remote that changes the
-/// loader_git image version to `version`; returns the new commit.
-pub fn push_version(remotes: &GitRemotes, work: &Path, branch: &str, version: &str) -> String {
-    let clone = work.join(format!("clone-{branch}-{version}"));
-    let git = |dir: &Path, args: &[&str]| {
-        let o = Command::new("git")
-            .current_dir(dir)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    git(
-        work,
-        &[
-            "clone",
-            "-q",
-            "-b",
-            branch,
-            &remotes.charts.url,
-            clone.to_str().unwrap(),
-        ],
-    );
-    let f = clone.join("values-swh-application-versions.yaml");
-    let text = std::fs::read_to_string(&f).unwrap();
-    let mut out = String::new();
-    for line in text.lines() {
-        if line.starts_with("swh_loader_git_image_version:") {
-            out.push_str(&format!("swh_loader_git_image_version: '{version}'\n"));
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    std::fs::write(&f, out).unwrap();
-    git(
-        &clone,
-        &["commit", "-qam", &format!("loader_git {version}")],
-    );
-    git(&clone, &["push", "-q", "origin", branch]);
-    git(&clone, &["rev-parse", "HEAD"])
+fn push_version(remotes: &GitRemotes, work: &Path, branch: &str, version: &str) -> String {
+    push_chart_version(&remotes.charts.url, work, branch, "swh_loader_git", version).unwrap()
 }
 
 fn app(url: &str, token: &str, name: &str) -> Value {

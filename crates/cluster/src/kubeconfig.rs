@@ -309,8 +309,7 @@ mod tests {
         let b = dir.path().join("b");
         std::fs::write(&a, "clusters:\n- name: c\n  cluster:\n    server: https://first\ncontexts:\n- name: x\n  context:\n    cluster: c\n").unwrap();
         std::fs::write(&b, "clusters:\n- name: c\n  cluster:\n    server: https://second\ncontexts:\n- name: y\n  context:\n    cluster: c\n").unwrap();
-        let kc =
-            KubeConfig::load_paths(&[dir.path().join("missing"), a, b]).unwrap();
+        let kc = KubeConfig::load_paths(&[dir.path().join("missing"), a, b]).unwrap();
         assert_eq!(kc.context(Some("y")).unwrap().server, "https://first");
         assert!(KubeConfig::load_paths(&[dir.path().join("missing")]).is_err());
     }

@@ -72,6 +72,10 @@ enum ChartCommand {
         /// Print what would be promoted; push nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Promote even if the source environment's Argo CD application
+        /// is not live and healthy at its head (recorded in the journal).
+        #[arg(long)]
+        no_gate: bool,
     },
     /// Apps and their image versions per environment, marking differences.
     Show {
@@ -225,7 +229,11 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 );
             }
         }
-        ChartCommand::Promote { target, dry_run } => {
+        ChartCommand::Promote {
+            target,
+            dry_run,
+            no_gate,
+        } => {
             let env = match target {
                 Target::Staging => Env::Staging,
                 Target::Production => Env::Production,
@@ -262,6 +270,14 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             if dry_run {
                 println!("dry run: nothing pushed");
             } else {
+                // The source environment must be live at the commit being
+                // promoted (Argo CD), unless --no-gate.
+                let gate = super::cluster::promote_gate(
+                    site,
+                    plan.from.branch(),
+                    plan.new_head.as_deref().unwrap_or_default(),
+                    no_gate,
+                )?;
                 let mut rec = Recorder::start(
                     "chart promote",
                     serde_json::json!({
@@ -269,6 +285,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                         "to": plan.to.branch(),
                         "commit": plan.new_head,
                         "changes": plan.changes,
+                        "gate": gate,
                     }),
                 )?;
                 rec.step(

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod cluster;
 pub mod debian;
 pub mod history;
 pub mod nodeset;
@@ -32,6 +33,10 @@ pub enum Command {
     App(app::AppArgs),
     /// swh-charts: bump image versions, promote between environments, show.
     Chart(chart::ChartArgs),
+    /// Kubernetes and Argo CD: check and set node labels against the
+    /// chart's nodeAffinity; wait until an environment is live at a chart
+    /// revision.
+    Cluster(cluster::ClusterArgs),
     /// Upgrade packages on hosts and restart services in rolling batches
     /// (nominal, config-change, long-standing); `--dry-run` prints the plan.
     Upgrade(upgrade::UpgradeArgs),
@@ -76,6 +81,7 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Nodeset(args) => nodeset::run(args),
         Command::App(args) => app::run(args),
         Command::Chart(args) => chart::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Upgrade(args) => upgrade::run(args),
         Command::History(args) => history::run(args),
         Command::Site(args) => site::run(args),
