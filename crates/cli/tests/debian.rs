@@ -288,7 +288,23 @@ fn refusals_leave_the_repository_byte_identical() {
     );
     let e = c.refused(&["tag"], &[]);
     assert!(e.contains("not on the packaging branch"), "{e}");
+    let e = c.refused(
+        &["changelog", "-m", "x", "--commit", "--dry-run"],
+        &PACKAGER,
+    );
+    assert!(e.contains("not on the packaging branch"), "{e}");
     c.f.git(&["checkout", "-q", "debian/unstable-swh"]);
+
+    // A commit that fails (a pre-commit hook says no): the changelog is put
+    // back as it was.
+    let hook = c.f.work.join(".git/hooks/pre-commit");
+    std::fs::write(&hook, "#!/bin/sh\necho no commits today >&2\nexit 1\n").unwrap();
+    let mut perm = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&hook, perm).unwrap();
+    let e = c.refused(&["changelog", "-m", "x", "--commit"], &PACKAGER);
+    assert!(e.contains("no commits today"), "{e}");
+    std::fs::remove_file(&hook).unwrap();
 
     // Dirty tree: a changed file, an untracked file, an uncommitted entry.
     std::fs::write(c.f.work.join("debian/control"), "Source: x\n").unwrap();
@@ -306,6 +322,11 @@ fn refusals_leave_the_repository_byte_identical() {
     let e = c.refused(&["tag"], &[]);
     assert!(
         e.contains("not clean") && e.contains("debian/changelog"),
+        "{e}"
+    );
+    let e = c.refused(&["changelog", "-m", "Again", "--commit"], &PACKAGER);
+    assert!(
+        e.contains("debian/changelog has uncommitted changes"),
         "{e}"
     );
     c.f.git(&["commit", "-q", "-am", "Update changelog"]);

@@ -312,6 +312,22 @@ impl PackagingRepo {
         Ok(self.git.run(&["rev-parse", "HEAD"])?)
     }
 
+    /// Checks that `--commit` can commit the entry: HEAD on the entry's
+    /// packaging branch, `debian/changelog` without uncommitted changes (so
+    /// a failed commit can put everything back exactly).
+    pub fn check_commit(&self, plan: &ChangelogPlan) -> Result<(), Error> {
+        self.check_branch(&plan.entry.distribution)?;
+        if !self
+            .git
+            .succeeds(&["diff", "--quiet", "HEAD", "--", CHANGELOG])?
+        {
+            return Err(Error::Refused(format!(
+                "{CHANGELOG} has uncommitted changes: commit or discard them, or run without --commit"
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes the entry and, with `commit`, commits it (HEAD must be on the
     /// entry's packaging branch, checked before writing). If the commit
     /// fails the file is put back as it was.
@@ -321,7 +337,7 @@ impl PackagingRepo {
         commit: bool,
     ) -> Result<Option<String>, Error> {
         if commit {
-            self.check_branch(&plan.entry.distribution)?;
+            self.check_commit(plan)?;
         }
         self.write_changelog(plan)?;
         if !commit {

@@ -101,6 +101,9 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
             };
             let plan = repo.plan_changelog(&req).map_err(|e| e.to_string())?;
             if dry_run {
+                if commit {
+                    repo.check_commit(&plan).map_err(|e| e.to_string())?;
+                }
                 print!("{}", plan.diff());
                 println!(
                     "dry run: would add {} {} ({}){}",
