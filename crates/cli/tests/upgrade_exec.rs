@@ -731,7 +731,18 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
     // undid them), the migration passes, both hosts are upgraded, and
     // cron and puppet are back at the end.
     bed.sh("host1", "touch /run/migrate-go");
+    // The migration was started and did not finish: resume refuses until
+    // the operator says whether to re-run it, and changes nothing.
     let out = bed.swh_deploy(&["resume", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the migration was started on host1")
+            && text(&out.stderr).contains("--rerun-migration"),
+        "{}",
+        text(&out.stderr)
+    );
+    bed.assert_cron_and_puppet_back();
+    let out = bed.swh_deploy(&["resume", "5", "--rerun-migration"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let summary = text(&out.stdout);
     assert!(summary.contains("run 5: succeeded"), "{summary}");
