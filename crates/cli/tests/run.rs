@@ -258,3 +258,59 @@ fn ctrl_c_kills_running_commands_and_names_the_incomplete_hosts() {
         }
     }
 }
+
+/// Processes of ours whose command line contains `needle`.
+fn running_with(needle: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) {
+            let s = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if s.contains(needle) {
+                found.push((pid, s));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn kill_9_of_swh_deploy_does_not_leave_its_commands_running() {
+    // A plain command is executed directly: the `sleep` processes are the
+    // children that would be orphaned by a kill -9.
+    let marker = format!("sleep 32.{}", std::process::id());
+    let mut child = Command::new(bin())
+        .args(["run", "-R", "exec", "-w", "n[1-4]", &marker])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while running_with(&marker).len() < 4 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the four sleeps did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up itself
+    child.wait().unwrap();
+    let t = Instant::now();
+    let left = loop {
+        let left = running_with(&marker);
+        if left.is_empty() || t.elapsed() > Duration::from_secs(5) {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (pid, _) in &left {
+        // SAFETY: kill(2) on a leftover of this test.
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    assert!(left.is_empty(), "left running after kill -9: {left:?}");
+}

@@ -634,8 +634,9 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
     }
     let bed = Bed::up(2);
     // The migration waits for a file on host1 (at most 120 s).
-    let migration =
-        "for i in $(seq 1200); do test -e /run/migrate-go && exit 0; sleep 0.1; done; exit 1";
+    // Each start of the migration is logged in /run/migrate-log.
+    let migration = "echo started >> /run/migrate-log; \
+        for i in $(seq 1200); do test -e /run/migrate-go && exit 0; sleep 0.1; done; exit 1";
     let args = [
         "upgrade",
         "-w",
@@ -728,11 +729,25 @@ fn kill_9_during_a_long_standing_upgrade_then_recover_and_resume() {
     assert_eq!(bed.version("host1"), format!("{V10}{V10}"));
 
     // resume finishes run 5: cron and puppet are stopped again (recover
-    // undid them), the migration passes, both hosts are upgraded, and
-    // cron and puppet are back at the end.
+    // undid them), the migration is skipped on the operator's word, both
+    // hosts are upgraded, and cron and puppet are back at the end.
     bed.sh("host1", "touch /run/migrate-go");
+    // The migration was started and did not finish: resume refuses until
+    // the operator says whether to re-run it, and changes nothing.
     let out = bed.swh_deploy(&["resume", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the migration was started on host1")
+            && text(&out.stderr).contains("--rerun-migration"),
+        "{}",
+        text(&out.stderr)
+    );
+    bed.assert_cron_and_puppet_back();
+    // The operator checked: the migration completed (the killed run's
+    // remote loop saw /run/migrate-go). It is not started again.
+    let out = bed.swh_deploy(&["resume", "5", "--skip-migration"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(bed.sh("host1", "cat /run/migrate-log"), "started");
     let summary = text(&out.stdout);
     assert!(summary.contains("run 5: succeeded"), "{summary}");
     assert_eq!(

@@ -7,7 +7,7 @@
 //! - A [`Transport`] says how the local process that runs the command for
 //!   one host is built ([`SshTransport`]: the system `ssh`, the command as
 //!   one argument after `--`, strict host keys, batch mode, keepalives,
-//!   optional connection reuse; [`ExecTransport`]: a local `/bin/sh -c` with
+//!   optional connection reuse; [`ExecTransport`]: a local `/bin/sh -c` (or a direct exec for plain commands) with
 //!   `%h`/`%n`/`%hosts` substitution like `clush -R exec`) and how its exit
 //!   is read (ssh's 255 with a message of its own is [`Status::Unreachable`],
 //!   never an exit code of the command).

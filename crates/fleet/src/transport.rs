@@ -113,15 +113,23 @@ pub trait Transport: Send + Sync {
 /// substituting `%h`/`%host`, `%hosts`, `%n`/`%rank` and `%%` like
 /// `clush -R exec`. Useful for tests, benchmarks and for commands such as
 /// `ssh %h ...` or `rsync ... %h:...` that address the host themselves.
+///
+/// A *simple* command (see [`direct_argv`]: plain words, no shell syntax,
+/// a program found in `PATH` that is not a shell built-in) is executed
+/// directly, without the shell in between: the same result, one process
+/// less per host.
 #[derive(Debug, Clone)]
 pub struct ExecTransport {
     shell: PathBuf,
+    /// `PATH` look-ups of program names, shared by the hosts of a run.
+    resolved: std::sync::Arc<Mutex<std::collections::HashMap<String, Option<PathBuf>>>>,
 }
 
 impl Default for ExecTransport {
     fn default() -> Self {
         ExecTransport {
             shell: PathBuf::from("/bin/sh"),
+            resolved: Default::default(),
         }
     }
 }
@@ -130,6 +138,15 @@ impl ExecTransport {
     /// An exec transport using `/bin/sh`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Where `program` is found in `PATH` (cached), or `None`.
+    fn resolve(&self, program: &str) -> Option<PathBuf> {
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(program.to_string())
+            .or_insert_with(|| find_in_path(program))
+            .clone()
     }
 }
 
@@ -140,6 +157,17 @@ impl Transport for ExecTransport {
 
     fn prepare(&self, job: &Job<'_>) -> Result<Launch, TransportError> {
         let command = substitute(job.command, job.host, job.hosts, job.rank)?;
+        if let Some(mut argv) = direct_argv(&command) {
+            if let Some(program) = self.resolve(&argv[0]) {
+                argv.remove(0);
+                return Ok(Launch {
+                    program: program.into_os_string(),
+                    args: argv.into_iter().map(OsString::from).collect(),
+                    env: Vec::new(),
+                    diagnostics: None,
+                });
+            }
+        }
         Ok(Launch {
             program: self.shell.clone().into_os_string(),
             args: vec!["-c".into(), command.into()],
@@ -151,6 +179,60 @@ impl Transport for ExecTransport {
     fn shared_job(&self, command: &str) -> bool {
         command.contains("%hosts") || command.contains("%{hosts}")
     }
+}
+
+/// Words the shell handles itself (reserved words and built-ins of dash and
+/// bash): a command starting with one of them always goes through `sh -c`,
+/// since a program of the same name (`/bin/echo`, `/bin/kill`) may behave
+/// differently.
+const SHELL_WORDS: &[&str] = &[
+    ".", ":", "[", "alias", "bg", "break", "case", "cd", "chdir", "command", "continue", "do",
+    "done", "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fc", "fg",
+    "fi", "for", "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read",
+    "readonly", "return", "set", "shift", "test", "then", "time", "times", "trap", "true", "type",
+    "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+];
+
+/// The argv of `command` when the shell would do nothing but split it on
+/// blanks and run its first word: only ASCII letters, digits, blanks and
+/// `-_./=:,+@%`, no `=` in the first word (an assignment), and a first word
+/// that is not a shell word ([`SHELL_WORDS`]). `None` means "let `sh -c`
+/// handle it" (quotes, `$`, globs, `;`, `|`, redirections, `~`, `#`...).
+pub fn direct_argv(command: &str) -> Option<Vec<String>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !command.chars().all(|c| plain(c) || c == ' ' || c == '\t') {
+        return None;
+    }
+    let argv: Vec<String> = command
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect();
+    let first = argv.first()?;
+    if first.contains('=') || SHELL_WORDS.contains(&first.as_str()) {
+        return None;
+    }
+    Some(argv)
+}
+
+/// The executable file `program` names: itself when it has a slash,
+/// otherwise the first match in `PATH` (as `execvp` and `sh` look it up).
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }
 
 /// Expands `%h`, `%host`, `%hosts`, `%n`, `%rank` (also as `%{name}`) and
@@ -616,5 +698,50 @@ mod tests {
             Status::Unreachable
         );
         assert_eq!(t.classify(1, b"whatever\r\n"), Status::Exited(1));
+    }
+}
+
+#[cfg(test)]
+mod direct_tests {
+    use super::direct_argv;
+
+    #[test]
+    fn plain_words_are_split_without_a_shell() {
+        assert_eq!(
+            direct_argv("seq  100"),
+            Some(vec!["seq".to_string(), "100".to_string()])
+        );
+        assert_eq!(
+            direct_argv("dpkg-query -W -f=x python3-swh.storage"),
+            Some(
+                ["dpkg-query", "-W", "-f=x", "python3-swh.storage"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn anything_the_shell_would_interpret_goes_through_it() {
+        for cmd in [
+            "echo hi",
+            "true",
+            "cd /tmp",
+            "A=1 env",
+            "ls *",
+            "cat ~/x",
+            "seq 3 | wc -l",
+            "seq 3; seq 4",
+            "echo $HOME",
+            "ls 'a b'",
+            "ls a\\ b",
+            "ls > x",
+            "ls # comment",
+            "ls\nls",
+            "",
+            "   ",
+        ] {
+            assert_eq!(direct_argv(cmd), None, "{cmd:?}");
+        }
     }
 }

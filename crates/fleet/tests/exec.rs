@@ -216,3 +216,48 @@ fn json_line_has_the_documented_fields() {
     assert_eq!(v["timed_out"], false);
     assert!(v["duration"].as_f64().unwrap() >= 0.0);
 }
+
+/// A simple command runs without `sh` in between (its parent is the engine's
+/// process); anything with shell syntax or a shell built-in still goes
+/// through `sh -c`, with the same results.
+#[test]
+fn simple_commands_run_without_a_shell() {
+    let h = hosts(3);
+    // `cat /proc/self/stat`: field 4 is the parent pid of `cat`.
+    let parent_of_cat = |out: &[u8]| -> i32 {
+        let text = String::from_utf8_lossy(out);
+        let after = &text[text.rfind(')').unwrap() + 2..];
+        after.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let me = std::process::id() as i32;
+    let direct = exec(&h, "cat /proc/self/stat", &RunOptions::default());
+    for r in &direct.results {
+        assert_eq!(r.status, Status::Exited(0));
+        assert_eq!(parent_of_cat(&r.stdout), me, "cat should be our child");
+    }
+    // The same with shell syntax: the parent is the shell.
+    let via_sh = exec(&h, "cat /proc/self/stat | cat", &RunOptions::default());
+    for r in &via_sh.results {
+        assert_ne!(parent_of_cat(&r.stdout), me, "a pipeline goes through sh");
+    }
+    // Built-ins keep the shell's behaviour (dash's echo prints "-e").
+    let echo = exec(&h, "echo -e x", &RunOptions::default());
+    let sh = std::process::Command::new("/bin/sh")
+        .args(["-c", "echo -e x"])
+        .output()
+        .unwrap();
+    for r in &echo.results {
+        assert_eq!(r.stdout, sh.stdout);
+    }
+    // A program that is not in PATH: the shell's own message and 127.
+    let missing = exec(&h, "no-such-program-here x", &RunOptions::default());
+    for r in &missing.results {
+        assert_eq!(r.status, Status::Exited(127));
+        assert!(String::from_utf8_lossy(&r.stderr).contains("not found"));
+    }
+    // %h substitution still applies on the direct path.
+    let subst = exec(&h, "basename /x/%h", &RunOptions::default());
+    for (i, r) in subst.results.iter().enumerate() {
+        assert_eq!(r.stdout, format!("{}\n", h[i]).into_bytes());
+    }
+}

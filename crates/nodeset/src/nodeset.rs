@@ -307,6 +307,38 @@ impl NodeSet {
         )
     }
 
+    /// Calls `f` with each node name, in the order of [`NodeSet::iter`],
+    /// reusing one buffer: the fast path for printing large expansions.
+    pub fn for_each_name(&self, mut f: impl FnMut(&str)) {
+        let mut buf = String::new();
+        for (pat, e) in self.sorted_patterns() {
+            match e {
+                Entry::Plain => f(&plain_name(pat)),
+                Entry::One { set, .. } => {
+                    let pieces = pattern_pieces(pat);
+                    for i in set.indexes() {
+                        buf.clear();
+                        buf.push_str(&pieces[0]);
+                        i.write_to(&mut buf);
+                        if let Some(tail) = pieces.get(1) {
+                            buf.push_str(tail);
+                        }
+                        f(&buf);
+                    }
+                }
+                Entry::Nd(nd) => {
+                    let pieces = pattern_pieces(pat);
+                    for v in nd.vectors() {
+                        let mut names = NdNames::new(&pieces, v);
+                        while let Some(name) = names.next_name() {
+                            f(name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether `name` (one node name, taken literally) is in the set.
     pub fn contains(&self, name: &str) -> bool {
         let esc = escape(name.trim());
@@ -597,11 +629,19 @@ fn pattern_pieces(pat: &str) -> Vec<String> {
     pieces
 }
 
-/// Names of one n-dimensional vector, last axis fastest.
+/// Names of one n-dimensional vector, last axis fastest. The current name
+/// lives in `buf`; stepping rewrites only the part after the axis that
+/// changed (usually just the last index and the tail).
 struct NdNames {
     pieces: Vec<String>,
     axes: Vec<Vec<String>>,
     pos: Vec<usize>,
+    /// `marks[k]`: length of `buf` before axis `k`'s index.
+    marks: Vec<usize>,
+    buf: String,
+    /// The first axis whose index changed since `buf` was last written
+    /// (`axes.len()` when `buf` is current; 0 before the first name).
+    dirty: usize,
     done: bool,
 }
 
@@ -611,29 +651,43 @@ impl NdNames {
             .iter()
             .map(|r| r.indexes().iter().map(Index::to_string).collect())
             .collect();
+        let len = pieces.iter().map(String::len).sum::<usize>()
+            + axes
+                .iter()
+                .map(|a| a.iter().map(String::len).max().unwrap_or(0))
+                .sum::<usize>();
         NdNames {
             pieces: pieces.to_vec(),
             done: axes.iter().any(Vec::is_empty) || axes.is_empty(),
             pos: vec![0; axes.len()],
+            marks: vec![0; axes.len()],
+            buf: String::with_capacity(len),
+            dirty: 0,
             axes,
         }
     }
-}
 
-impl Iterator for NdNames {
-    type Item = String;
-
-    fn next(&mut self) -> Option<String> {
+    /// The next name, or `None` when done.
+    fn next_name(&mut self) -> Option<&str> {
         if self.done {
             return None;
         }
-        let mut out = String::new();
-        for (k, piece) in self.pieces.iter().enumerate() {
-            out.push_str(piece);
-            if let (Some(axis), Some(&p)) = (self.axes.get(k), self.pos.get(k)) {
-                out.push_str(&axis[p]);
+        // Rewrite from the first changed axis on.
+        let from = self.dirty;
+        if from == 0 {
+            self.buf.clear();
+            self.buf.push_str(&self.pieces[0]);
+        } else {
+            self.buf.truncate(self.marks[from]);
+        }
+        for k in from..self.axes.len() {
+            self.marks[k] = self.buf.len();
+            self.buf.push_str(&self.axes[k][self.pos[k]]);
+            if let Some(piece) = self.pieces.get(k + 1) {
+                self.buf.push_str(piece);
             }
         }
+        // Step the odometer, last axis fastest.
         let mut d = self.axes.len();
         loop {
             if d == 0 {
@@ -647,7 +701,16 @@ impl Iterator for NdNames {
             }
             self.pos[d] = 0;
         }
-        Some(out)
+        self.dirty = d;
+        Some(&self.buf)
+    }
+}
+
+impl Iterator for NdNames {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        self.next_name().map(str::to_owned)
     }
 }
 

@@ -64,6 +64,10 @@ proptest! {
         for n in &set {
             prop_assert!(ns.contains(n));
         }
+        // The buffered fast path names the same nodes in the same order.
+        let mut fast = Vec::new();
+        ns.for_each_name(|n| fast.push(n.to_owned()));
+        prop_assert_eq!(fast, expanded);
     }
 
     #[test]

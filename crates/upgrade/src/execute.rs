@@ -477,6 +477,20 @@ pub fn stored_request(journal: &Journal, run: RunId) -> Result<UpgradeRequest, E
     })
 }
 
+/// What `resume` does with a migration that the interrupted run started
+/// but did not finish: it may have run, completely or in part, and running a
+/// database migration twice is not always safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationOnResume {
+    /// Refuse to resume, explaining the two choices below (default).
+    #[default]
+    Refuse,
+    /// Run the migration again (the operator checked it can be re-run).
+    Rerun,
+    /// Count it as done (the operator checked it completed).
+    Skip,
+}
+
 /// Continues interrupted run `run` (status `interrupted` or
 /// `budget-exceeded`; a `running` run whose process died is first marked
 /// interrupted). `site` overrides the stored site file path.
@@ -484,6 +498,7 @@ pub fn resume(
     journal: &mut Journal,
     run: RunId,
     site: Option<&Site>,
+    migration: MigrationOnResume,
     ctx: &mut Context<'_>,
 ) -> Result<Summary, ExecError> {
     journal.reap_dead_runs()?;
@@ -514,6 +529,20 @@ pub fn resume(
         )));
     }
     let plan = request.plan(site, Some(run))?;
+    // A migration launched by the interrupted run and not recorded as
+    // finished may have run: the operator decides, not swh-deploy.
+    let details = journal.run_details(run)?;
+    let started_migration = details.steps.iter().find(|s| {
+        s.name == "migration" && matches!(s.status, StepStatus::Running | StepStatus::Failed)
+    });
+    if let (Some(step), MigrationOnResume::Refuse) = (started_migration, migration) {
+        return Err(ExecError::NotResumable(format!(
+            "run {run}: the migration was started on {} at {} and did not finish; it may have \
+             run, completely or in part. Check the database, then resume with \
+             --rerun-migration (run it again) or --skip-migration (it completed)",
+            step.hosts, step.started_at
+        )));
+    }
     journal.resume_run(run)?;
     match journal.acquire_locks(run, &plan.hosts) {
         Ok(()) => {}
@@ -523,7 +552,8 @@ pub fn resume(
         }
         Err(LockError::Journal(e)) => return Err(e.into()),
     }
-    execute(journal, run, &plan, ctx, true)
+    let skip_migration = started_migration.is_some() && migration == MigrationOnResume::Skip;
+    execute_with(journal, run, &plan, ctx, true, skip_migration)
 }
 
 /// Executes `plan` as run `run` (whose hosts are locked), then ends the run
@@ -535,12 +565,25 @@ pub fn execute(
     ctx: &mut Context<'_>,
     resumed: bool,
 ) -> Result<Summary, ExecError> {
+    execute_with(journal, run, plan, ctx, resumed, false)
+}
+
+/// [`execute`], counting the migration step as done when `skip_migration`.
+fn execute_with(
+    journal: &mut Journal,
+    run: RunId,
+    plan: &Plan,
+    ctx: &mut Context<'_>,
+    resumed: bool,
+    skip_migration: bool,
+) -> Result<Summary, ExecError> {
     let mut ex = Exec {
         journal,
         run,
         plan,
         ctx,
         resumed,
+        skip_migration,
         failed: BTreeMap::new(),
     };
     ex.ctx.events.event(&Event::Run {
@@ -596,6 +639,8 @@ struct Exec<'a, 'c> {
     plan: &'a Plan,
     ctx: &'a mut Context<'c>,
     resumed: bool,
+    /// Resume with `--skip-migration`: the migration counts as done.
+    skip_migration: bool,
     failed: BTreeMap<String, Failure>,
 }
 
@@ -713,6 +758,9 @@ impl Exec<'_, '_> {
                 done = finished.intersection(&pending).cloned().collect();
             } else {
                 done = finished;
+            }
+            if self.skip_migration && step.name == "migration" {
+                done = all.iter().cloned().collect();
             }
         }
         let todo: Vec<String> = all.iter().filter(|h| !done.contains(*h)).cloned().collect();

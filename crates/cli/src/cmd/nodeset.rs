@@ -489,15 +489,32 @@ fn execute(o: &NodesetArgs, out: &mut dyn Write) -> Result<(), Failure> {
         xset.set_fold_axis(Some(parse_axis(axis)?));
     }
     if o.expand {
+        // Names go into one buffer written in large chunks; a failed
+        // write (closed pipe) is reported once, at the end.
         let mut first = true;
-        for name in xset.iter() {
+        let mut chunk: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut failed: Option<std::io::Error> = None;
+        xset.for_each_name(|name| {
+            if failed.is_some() {
+                return;
+            }
             if !first {
-                out.write_all(separator.as_bytes()).map_err(io_err)?;
+                chunk.extend_from_slice(separator.as_bytes());
             }
             first = false;
-            out.write_all(name.as_bytes()).map_err(io_err)?;
+            chunk.extend_from_slice(name.as_bytes());
+            if chunk.len() >= 1 << 16 {
+                if let Err(e) = out.write_all(&chunk) {
+                    failed = Some(e);
+                }
+                chunk.clear();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(io_err(e));
         }
-        out.write_all(b"\n").map_err(io_err)?;
+        chunk.push(b'\n');
+        out.write_all(&chunk).map_err(io_err)?;
     } else if o.fold {
         writeln!(out, "{xset}").map_err(io_err)?;
     } else if o.regroup {

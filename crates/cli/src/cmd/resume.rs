@@ -26,6 +26,9 @@ site, same hosts, same commands). Each step is skipped on the hosts whose
 latest result for it is ok; everything else runs, failed hosts included.
 After a crash in long-standing mode, `swh-deploy recover` may have restarted
 cron and re-enabled puppet: resume then stops them again first.
+A migration (`--migration`) that the interrupted run started but did not
+finish is never re-run silently: resume refuses until you say, after checking
+the database, --rerun-migration or --skip-migration.
 
 Exit status: as `swh-deploy upgrade` (0, 1, 3, 4, 5, 130).")]
 pub struct ResumeArgs {
@@ -42,6 +45,14 @@ pub struct ResumeArgs {
     /// Progress and summary as JSON lines on stdout.
     #[arg(long)]
     json: bool,
+    /// The interrupted run started the migration without finishing it: run
+    /// it again (only once you checked it can be re-run).
+    #[arg(long, conflicts_with = "skip_migration")]
+    rerun_migration: bool,
+    /// The interrupted run started the migration without finishing it:
+    /// count it as done (only once you checked it completed).
+    #[arg(long)]
+    skip_migration: bool,
 }
 
 /// Runs `swh-deploy resume`.
@@ -82,7 +93,14 @@ pub fn run(args: ResumeArgs) -> ExitCode {
         },
     };
     drive(&site, args.json, |ctx| {
-        execute::resume(&mut journal, args.run, Some(&site), ctx)
+        let migration = if args.rerun_migration {
+            execute::MigrationOnResume::Rerun
+        } else if args.skip_migration {
+            execute::MigrationOnResume::Skip
+        } else {
+            execute::MigrationOnResume::Refuse
+        };
+        execute::resume(&mut journal, args.run, Some(&site), migration, ctx)
     })
 }
 
