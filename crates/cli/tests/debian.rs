@@ -519,13 +519,9 @@ fn tag_signed_pushed_idempotent_and_journaled() {
         ]
     );
     let steps = |i: usize| -> Vec<String> {
-        journal
-            .run_details(runs[i].id)
-            .unwrap()
-            .steps
-            .into_iter()
-            .map(|s| s.name)
-            .collect()
+        let steps = journal.run_details(runs[i].id).unwrap().steps;
+        assert!(steps.iter().all(|s| s.kind == "git"), "{steps:?}");
+        steps.into_iter().map(|s| s.name).collect()
     };
     assert_eq!(
         steps(0),
@@ -599,4 +595,44 @@ fn tag_is_the_one_gbp_makes() {
             parsechangelog(&c.changelog(), 0, "Version")
         );
     }
+}
+
+/// Without --sign/--no-sign the tag is signed as git's `tag.gpgSign` says;
+/// `--no-sign` wins over it.
+#[test]
+fn tag_signing_follows_git_config_unless_told() {
+    let c = Case::new();
+    ssh_signing(&c);
+    c.f.git(&["config", "tag.gpgSign", "true"]);
+    let verify = |tag: &str| {
+        c.f.command("git")
+            .args(["-C", c.f.work.to_str().unwrap(), "tag", "-v", tag])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    c.ok(&["changelog", "-m", "Fix", "--commit"], &PACKAGER);
+    let out = c.ok(&["tag", "--no-push"], &[]);
+    assert!(
+        out.contains("created signed tag debian/1.1.0-1_swh2"),
+        "{out}"
+    );
+    assert!(verify("debian/1.1.0-1_swh2"));
+    c.ok(&["changelog", "-m", "Fix again", "--commit"], &PACKAGER);
+    let out = c.ok(&["tag", "--no-sign", "--no-push"], &[]);
+    assert!(
+        out.contains("created unsigned tag debian/1.1.0-1_swh3"),
+        "{out}"
+    );
+    assert!(!verify("debian/1.1.0-1_swh3"));
+    assert_eq!(
+        c.f.git(&["cat-file", "-t", "refs/tags/debian/1.1.0-1_swh3"]),
+        "tag"
+    );
+    // Not pushed: the remote has neither.
+    assert_eq!(
+        c.f.git_in(&c.f.remote, &["tag", "-l", "debian/1.1.0-1_swh*"]),
+        "debian/1.1.0-1_swh1"
+    );
 }

@@ -34,6 +34,7 @@ pub(crate) struct Recorder {
     run: RunId,
     step: i64,
     open: bool,
+    kind: &'static str,
 }
 
 impl Recorder {
@@ -53,7 +54,15 @@ impl Recorder {
             run,
             step: 0,
             open: false,
+            kind: "elastic",
         })
+    }
+
+    /// The kind recorded for the steps (default `elastic`; e.g. `git` for
+    /// the Debian packaging steps).
+    pub(crate) fn with_kind(mut self, kind: &'static str) -> Recorder {
+        self.kind = kind;
+        self
     }
 
     /// Ends the current step (succeeded) and records the start of `name`.
@@ -62,7 +71,7 @@ impl Recorder {
         self.step += 1;
         if let Err(e) = self
             .journal
-            .start_step(self.run, self.step, name, "elastic", None, target)
+            .start_step(self.run, self.step, name, self.kind, None, target)
         {
             eprintln!("swh-deploy: warning: journal: {e}");
         }

@@ -193,7 +193,8 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
                     "remote": plan.remote,
                     "push": !no_push,
                 }),
-            )?;
+            )?
+            .with_kind("git");
             if plan.state == TagState::Create {
                 rec.step(&format!("tag {} {}", plan.tag, plan.head), &plan.tag);
                 match repo.create_tag(&plan, sign) {
