@@ -162,7 +162,10 @@ fn tag_signed_pushed_verified_and_journaled() {
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
     let stdout = text(&out.stdout);
     let work = env.work.display();
-    assert!(stdout.contains("tag: v1.2.0\n"), "{stdout}");
+    assert!(
+        stdout.contains("tag: v1.2.0\nmodule: swh.loader.git\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("newest release: v1.1.0\n"), "{stdout}");
     assert!(
         stdout.contains("signed: yes\n"),
@@ -233,6 +236,7 @@ fn tag_signed_pushed_verified_and_journaled() {
             ("push", StepStatus::Succeeded)
         ]
     );
+    assert!(runs[0].steps.iter().all(|s| s.kind == "release"));
 
     // Again: already released, refused, nothing changed.
     let before = env.snapshot();

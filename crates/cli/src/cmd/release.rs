@@ -142,7 +142,9 @@ fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
             "pushed {} to {} ({})",
             plan.tag, plan.remote, plan.remote_url
         );
-        let module = module_of_remote(&plan.remote_url)
+        let module = plan
+            .module
+            .as_ref()
             .map(|m| m.to_string())
             .unwrap_or_else(|| "MODULE".to_string());
         println!("next: swh-deploy release wait {module} {}", plan.version);
@@ -157,15 +159,11 @@ fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The module a remote URL names (`.../swh-loader-git.git` ->
-/// `swh.loader.git`), if it looks like one.
-fn module_of_remote(url: &str) -> Option<Module> {
-    let last = url.trim_end_matches('/').rsplit(['/', ':']).next()?;
-    Module::parse(last.strip_suffix(".git").unwrap_or(last)).ok()
-}
-
 fn print_plan(plan: &TagPlan) {
     println!("tag: {}", plan.tag);
+    if let Some(m) = &plan.module {
+        println!("module: {m}");
+    }
     println!(
         "repository: {} (branch {} at {}, on {})",
         plan.repo.display(),
@@ -206,7 +204,8 @@ pub(crate) fn execute_tag(plan: &TagPlan) -> Result<(), String> {
             "push_only": plan.state == TagState::PushOnly,
             "commands": plan.steps.iter().map(|s| plan.command_line(s)).collect::<Vec<_>>(),
         }),
-    )?;
+    )?
+    .with_kind("release");
     for step in &plan.steps {
         let target = match step.kind {
             tag::StepKind::Tag => plan.tag.clone(),
@@ -342,7 +341,8 @@ pub(crate) fn wait_published(
             "channels": channels,
             "timeout_s": timeout.as_secs_f64(),
         }),
-    )?;
+    )?
+    .with_kind("release");
     let kinds: Vec<&str> = channels.iter().map(Channel::kind).collect();
     rec.step("wait published", &kinds.join(","));
     let checker = Checker::new(Duration::from_secs(20));
