@@ -594,3 +594,43 @@ fn wait_for_the_debian_repository_as_json() {
     assert_eq!(v["published"], false);
     assert_eq!(v["channels"][0]["status"], "missing");
 }
+
+#[test]
+fn tag_gpgsign_config_asks_for_signing_and_a_failed_signature_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(tmp.path());
+    // tag.gpgSign without any usable key (no user.signingkey, no ssh agent).
+    fs::write(
+        env.root.join("gitconfig"),
+        "[user]\n\tname = Release Test\n\temail = release@test.invalid\n\
+         [gpg]\n\tformat = ssh\n[tag]\n\tgpgSign = true\n",
+    )
+    .unwrap();
+    let before = env.snapshot();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+    c.args(["release", "tag", "1.2.0", "--repo"]).arg(&env.work);
+    env.isolate(&mut c);
+    let out = c.env_remove("SSH_AUTH_SOCK").output().unwrap();
+    assert_eq!(code(&out), 1, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("signed: yes"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains(" tag -a -s -m "),
+        "{}",
+        text(&out.stdout)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("creating tag v1.2.0 failed (nothing was created; signing needs your gpg/ssh signing key"),
+        "{stderr}"
+    );
+    assert_eq!(env.snapshot(), before);
+    let runs = env.journal_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run.status, RunStatus::Failed);
+    assert_eq!(runs[0].steps.len(), 1);
+    assert_eq!(runs[0].steps[0].status, StepStatus::Failed);
+}
