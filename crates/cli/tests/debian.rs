@@ -237,9 +237,17 @@ fn maintainer_from_git_config_explicit_version_and_backports() {
         ],
         &PACKAGER,
     );
+    let accented = [
+        ("DEBFULLNAME", "Stéphane Müller"),
+        ("DEBEMAIL", "sm@example.org"),
+    ];
     c.ok(
         &["changelog", "-m", "Fix dependency", "--bump", "--commit"],
-        &PACKAGER,
+        &accented,
+    );
+    assert_eq!(
+        parsechangelog(&cl, 0, "Maintainer"),
+        "Stéphane Müller <sm@example.org>"
     );
     let v = parsechangelog(&cl, 0, "Version");
     assert_eq!(v, "1:1.2.0-1~swh2~bpo12+1");

@@ -145,6 +145,11 @@ pub struct Changelog {
     pub top: Entry,
 }
 
+/// The 1-based column (in characters) of byte offset `byte` of `line`.
+fn char_col(line: &str, byte: usize) -> usize {
+    line[..byte].chars().count() + 1
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c)
 }
@@ -268,7 +273,7 @@ impl Changelog {
         let Some(semi) = header[after..].find(';') else {
             return Err(err(
                 hline,
-                header.len() + 1,
+                header.chars().count() + 1,
                 "expected `; urgency=...` after the distribution".into(),
             ));
         };
@@ -361,7 +366,11 @@ impl Changelog {
             return Err(err(tline, 5, "expected `Name <email>` after ` -- `".into()));
         };
         if gt < lt {
-            return Err(err(tline, gt + 1, "expected `Name <email>`".into()));
+            return Err(err(
+                tline,
+                char_col(trailer, gt),
+                "expected `Name <email>`".into(),
+            ));
         }
         let name = &trailer[4..lt];
         let email = &trailer[lt + 2..gt];
@@ -370,12 +379,12 @@ impl Changelog {
         if !rest.starts_with("  ") || rest[2..].starts_with(' ') {
             return Err(err(
                 tline,
-                gt + 2,
+                char_col(trailer, gt + 1),
                 "expected exactly two spaces between `<email>` and the date".into(),
             ));
         }
         let date = rest[2..].trim_end();
-        check_date(date).map_err(|m| err(tline, gt + 4, m))?;
+        check_date(date).map_err(|m| err(tline, char_col(trailer, gt + 3), m))?;
         Ok(Changelog {
             path: path.to_path_buf(),
             text: text.to_string(),
@@ -642,6 +651,13 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
         assert_eq!(pos(&t), (1, 39));
         let t = TWO.replacen(">  Mon, 02", "> Mon, 02", 1);
         assert_eq!(pos(&t), (6, 56));
+        // Columns count characters, not bytes.
+        let t = TWO.replacen(
+            "Software Heritage autobuilder <jenkins@example.org>  Mon, 02 Nov",
+            "Stéphane Müller <sm@example.org>  Mon, 02 Nvb",
+            1,
+        );
+        assert_eq!(pos(&t), (6, 39));
         let t = TWO.replacen("Mon, 02 Nov", "Mon, 02 Nvb", 1);
         let (l, c, m) = error_at(&t);
         assert_eq!((l, c), (6, 58));

@@ -427,7 +427,7 @@ impl PackagingRepo {
                 let target = self.git.run(&["rev-parse", &format!("{l}^{{commit}}")])?;
                 if kind != "tag" || target != head {
                     return Err(Error::Tag(format!(
-                        "tag {tag} already exists and {} (git show {tag}); release a new version instead",
+                        "tag {tag} already exists and {} (git show {tag}); release a new version instead, or, if that tag was never pushed, delete it (git tag -d {tag})",
                         if kind != "tag" {
                             "is not annotated".to_string()
                         } else {
