@@ -178,8 +178,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
         _ => return Err(bad()),
     })
 }
@@ -711,6 +711,7 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("7d").unwrap_err().contains("`7d`"));
         assert!(parse_duration("s").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
     }
 
     #[test]
