@@ -189,10 +189,10 @@ fn changelog_dry_run_then_commit_is_what_dpkg_reads() {
         .unwrap()
         .ends_with(swh_deploy_debian::testing::CHANGELOG));
 
-    // One commit with both files, gbp dch's title, a clean tree.
+    // One commit with both files, swh's title, a clean tree.
     assert_eq!(
         c.f.git(&["log", "-1", "--format=%s"]),
-        "Update changelog for 1.1.0-1~swh2 release"
+        "Updated debian changelog for version 1.1.0-1~swh2"
     );
     let files = c.f.git(&["show", "--name-only", "--format=", "HEAD"]);
     assert_eq!(files, "debian/changelog\ndebian/control");
