@@ -224,20 +224,24 @@ impl Changelog {
             message,
         };
         let lines: Vec<&str> = text.lines().collect();
-        let mut i = 0;
-        while i < lines.len() && lines[i].trim().is_empty() {
-            i += 1;
-        }
-        if i == lines.len() {
+        if lines.is_empty() {
             return Err(err(
-                i.max(1),
+                1,
                 1,
                 "no changelog entry: expected `source (version) distribution; urgency=medium`"
                     .into(),
             ));
         }
-        let header = lines[i];
-        let hline = i + 1;
+        if lines[0].trim().is_empty() {
+            return Err(err(
+                1,
+                1,
+                "found a blank line where the first entry header `source (version) distribution; urgency=medium` was expected"
+                    .into(),
+            ));
+        }
+        let header = lines[0];
+        let hline = 1;
         // source
         let name_end = header.find(' ').unwrap_or(header.len());
         let source = &header[..name_end];
@@ -319,7 +323,7 @@ impl Changelog {
             ));
         };
         // Body up to the trailer.
-        let mut j = i + 1;
+        let mut j = 1;
         let mut body = Vec::new();
         loop {
             if j == lines.len() {
@@ -335,20 +339,22 @@ impl Changelog {
             if l.starts_with(" -- ") {
                 break;
             }
-            if !l.is_empty() && !l.starts_with([' ', '\t']) {
-                return Err(err(
-                    j + 1,
-                    1,
-                    format!(
-                        "expected an indented change line or the trailer ` -- Name <email>  date` of the entry started at line {hline}"
-                    ),
-                ));
-            }
             if l.starts_with(" --") || l.starts_with("--") {
                 return Err(err(
                     j + 1,
                     1,
                     "malformed trailer: expected ` -- Name <email>  date`".into(),
+                ));
+            }
+            // dpkg: a change line starts with two blanks (`  * item`).
+            let indented = l.chars().take(2).filter(|c| c.is_whitespace()).count() == 2;
+            if !l.trim().is_empty() && !indented {
+                return Err(err(
+                    j + 1,
+                    1,
+                    format!(
+                        "expected a change line indented by two spaces (`  * item`) or the trailer ` -- Name <email>  date` of the entry started at line {hline}"
+                    ),
                 ));
             }
             body.push(l.to_string());
@@ -359,6 +365,15 @@ impl Changelog {
         }
         while body.last().is_some_and(|l| l.trim().is_empty()) {
             body.pop();
+        }
+        if body.is_empty() {
+            return Err(err(
+                j + 1,
+                1,
+                format!(
+                    "found the trailer where change lines (`  * ...`) of the entry started at line {hline} were expected"
+                ),
+            ));
         }
         let trailer = lines[j];
         let tline = j + 1;
@@ -617,8 +632,7 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
         assert_eq!(e.maintainer.name, "Software Heritage autobuilder");
         assert_eq!(e.maintainer.email, "jenkins@example.org");
         assert_eq!(e.date, "Mon, 02 Nov 2026 10:00:00 +0000");
-        let c = parse(&format!("\n\n{TWO}")).unwrap();
-        assert_eq!(c.top.line, 3);
+        assert_eq!(c.top.line, 1);
     }
 
     fn error_at(t: &str) -> (usize, usize, String) {
@@ -668,7 +682,13 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
         let (l, c, m) = error_at(t);
         assert_eq!((l, c), (4, 1));
         assert!(m.contains("no trailer"));
-        assert_eq!(pos("\n\n"), (2, 1));
+        assert_eq!(pos("\n\n"), (1, 1));
+        assert_eq!(pos(""), (1, 1));
+        assert_eq!(pos(&format!("\n{TWO}")), (1, 1));
+        let t = TWO.replacen("  * New upstream release 1.1.0\n  * Second line\n", "", 1);
+        let (l, c, m) = error_at(&t);
+        assert_eq!((l, c), (4, 1));
+        assert!(m.contains("change lines"), "{m}");
     }
 
     #[test]
