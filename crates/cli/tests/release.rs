@@ -554,15 +554,23 @@ fn wait_for_the_debian_repository_as_json() {
         remote: PathBuf::new(),
         work: PathBuf::new(),
     };
+    // Repository and suite from the site file's [release] section.
+    let site = tmp.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            "[release]\napt_url = \"{}\"\napt_suite = \"bookworm-swh\"\n",
+            http.url()
+        ),
+    )
+    .unwrap();
     let out = env.swh_deploy(&[
         "release",
         "wait",
         "swh.loader.git",
         "1.2.0",
-        "--apt",
-        &http.url(),
-        "--suite",
-        "bookworm-swh",
+        "--site",
+        site.to_str().unwrap(),
         "--json",
         "--timeout",
         "5s",

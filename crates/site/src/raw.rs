@@ -3,8 +3,8 @@
 
 use crate::{
     AppsOptions, ArgoCdOptions, ChartsOptions, ClusterShellOptions, Environment, GroupMembers,
-    HealthCheck, HostGroup, Location, PackageName, Probe, RegistryOptions, Service, ServiceKind,
-    Site, SiteError, SshOptions, UnitName,
+    HealthCheck, HostGroup, Location, PackageName, Probe, RegistryOptions, ReleaseOptions, Service,
+    ServiceKind, Site, SiteError, SshOptions, UnitName,
 };
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -29,6 +29,7 @@ struct RawSite {
     charts: Option<RawCharts>,
     registry: Option<RawRegistry>,
     argocd: Option<RawArgoCd>,
+    release: Option<RawRelease>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +129,14 @@ struct RawRegistry {
     prefix: String,
     #[serde(default)]
     insecure: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelease {
+    index_url: Option<Spanned<String>>,
+    apt_url: Option<Spanned<String>>,
+    apt_suite: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -506,6 +515,32 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
         );
     }
 
+    let release = match raw.release {
+        None => None,
+        Some(r) => {
+            let url = |u: Option<Spanned<String>>| -> Result<Option<String>, SiteError> {
+                match u {
+                    None => Ok(None),
+                    Some(u) => {
+                        let v = u.get_ref();
+                        if !(v.starts_with("http://") || v.starts_with("https://")) {
+                            return Err(ctx.at(
+                                u.span(),
+                                format!("`{v}` is not a URL: expected http://... or https://..."),
+                            ));
+                        }
+                        Ok(Some(v.clone()))
+                    }
+                }
+            };
+            Some(ReleaseOptions {
+                index_url: url(r.index_url)?,
+                apt_url: url(r.apt_url)?,
+                apt_suite: r.apt_suite,
+            })
+        }
+    };
+
     Ok(Site {
         path: path.to_owned(),
         name,
@@ -531,6 +566,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
             prefix: r.prefix,
             insecure: r.insecure,
         }),
+        release,
         argocd: raw.argocd.map(|a| ArgoCdOptions {
             url: a.url,
             token_env: a.token_env.unwrap_or_else(|| "ARGOCD_AUTH_TOKEN".into()),

@@ -12,7 +12,7 @@ use swh_deploy_release::publish::{self, Channel, Checker, WaitOutcome};
 use swh_deploy_release::tag::{self, TagOptions, TagPlan, TagState};
 use swh_deploy_release::{Module, ReleaseVersion};
 
-use super::app::Recorder;
+use super::app::{load_site, Recorder};
 
 /// Exit code of a gate not reached before `--timeout` (see `exit-codes`).
 const EXIT_TIMEOUT: u8 = 6;
@@ -75,15 +75,17 @@ pub struct WaitArgs {
     /// The release version: 1.2.0 or v1.2.0.
     #[arg(value_name = "VERSION")]
     pub version: String,
-    /// PyPI-style simple index to wait on (default: $SWH_DEPLOY_INDEX_URL).
+    /// PyPI-style simple index to wait on (default: $SWH_DEPLOY_INDEX_URL,
+    /// else the site file's [release] index_url).
     #[arg(long, value_name = "URL")]
     pub pypi: Option<String>,
-    /// Debian repository to wait on (default: $SWH_DEPLOY_APT_URL).
+    /// Debian repository to wait on (default: $SWH_DEPLOY_APT_URL, else the
+    /// site file's [release] apt_url).
     #[arg(long, value_name = "URL")]
     pub apt: Option<String>,
     /// The repository's suite, e.g. bookworm-swh (reprepro layout
     /// dists/SUITE/main/binary-ARCH/); none: a flat repository (default:
-    /// $SWH_DEPLOY_APT_SUITE).
+    /// $SWH_DEPLOY_APT_SUITE, else the site file's [release] apt_suite).
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// The architecture of the binary index read.
@@ -98,6 +100,10 @@ pub struct WaitArgs {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The site file (default: $SWH_DEPLOY_SITE, ./swh-deploy.toml,
+    /// /etc/swh-deploy/site.toml, if present).
+    #[arg(long, value_name = "FILE")]
+    pub site: Option<PathBuf>,
 }
 
 /// Runs `swh-deploy release ...`.
@@ -237,13 +243,18 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
     swh_deploy_site::parse_duration(text).map_err(|e| format!("--{flag}: {e}"))
 }
 
-/// The channels of `release wait`: flags first, then the environment.
+/// The channels of `release wait`: flags first, then the environment, then
+/// the site file's `[release]` section.
 fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
+    let site = load_site(args.site.as_deref())?.and_then(|s| s.release);
+    let from_site =
+        |f: fn(&swh_deploy_site::ReleaseOptions) -> Option<String>| site.as_ref().and_then(f);
     let mut out = Vec::new();
     if let Some(url) = args
         .pypi
         .clone()
         .or_else(|| env_nonempty("SWH_DEPLOY_INDEX_URL"))
+        .or_else(|| from_site(|r| r.index_url.clone()))
     {
         out.push(Channel::pypi(&url).map_err(|e| format!("--pypi: {e}"))?);
     }
@@ -251,11 +262,13 @@ fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
         .apt
         .clone()
         .or_else(|| env_nonempty("SWH_DEPLOY_APT_URL"))
+        .or_else(|| from_site(|r| r.apt_url.clone()))
     {
         let suite = args
             .suite
             .clone()
-            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"));
+            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"))
+            .or_else(|| from_site(|r| r.apt_suite.clone()));
         out.push(
             Channel::apt(&url, suite.as_deref(), Some(&args.arch))
                 .map_err(|e| format!("--apt: {e}"))?,
@@ -263,7 +276,7 @@ fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
     }
     if out.is_empty() {
         return Err(
-            "nothing to wait on: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL)"
+            "nothing to wait on: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL, or [release] index_url / apt_url in the site file)"
                 .to_string(),
         );
     }
