@@ -421,7 +421,7 @@ pub fn project_files_html(text: &str) -> Vec<String> {
             pos = start + 2;
             continue;
         }
-        let Some(tag_end) = lower[start..].find('>').map(|i| start + i) else {
+        let Some(tag_end) = tag_end(&lower, start) else {
             break;
         };
         let Some(close) = lower[tag_end..].find("</a>").map(|i| tag_end + i) else {
@@ -446,6 +446,21 @@ pub fn project_files_html(text: &str) -> Vec<String> {
         }
     }
     files
+}
+
+/// The `>` closing the tag opened at `start`, skipping quoted attribute
+/// values (some indexes write `data-requires-python=">=3.9"` unescaped).
+fn tag_end(text: &str, start: usize) -> Option<usize> {
+    let mut quote: Option<u8> = None;
+    for (i, b) in text.bytes().enumerate().skip(start) {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), _) if b == q => quote = None,
+            (None, b'>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn attr(tag: &str, name: &str) -> Option<String> {
@@ -720,12 +735,14 @@ mod tests {
             <a href=\"../../files/swh_loader_git-1.0.0-py3-none-any.whl#sha256=ab\" data-requires-python=\"&gt;=3.9\">swh_loader_git-1.0.0-py3-none-any.whl</a><br/>\n\
             <A HREF='https://files.example/p/swh.loader.git-1.2.0.tar.gz#sha256=cd'>download</A>\n\
             <a href=\"x/swh_loader_git-1.3.0-py3-none-any.whl\" data-yanked=\"\">swh_loader_git-1.3.0-py3-none-any.whl</a>\n\
+            <a href=\"/f/swh_loader_git-1.4.0-py3-none-any.whl\" data-requires-python=\">=3.9\">swh_loader_git-1.4.0-py3-none-any.whl</a>\n\
             <abbr>not a link</abbr></body></html>";
         assert_eq!(
             project_files_html(page),
             [
                 "swh_loader_git-1.0.0-py3-none-any.whl",
-                "swh.loader.git-1.2.0.tar.gz"
+                "swh.loader.git-1.2.0.tar.gz",
+                "swh_loader_git-1.4.0-py3-none-any.whl"
             ]
         );
     }
