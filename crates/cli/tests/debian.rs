@@ -178,6 +178,16 @@ fn changelog_dry_run_then_commit_is_what_dpkg_reads() {
         date.ends_with(" +0100") || date.ends_with(" +0200"),
         "{date}"
     );
+    // Byte for byte: header, blank, item, blank, trailer (two spaces before
+    // the date), blank, then the old file.
+    let text = std::fs::read_to_string(&cl).unwrap();
+    let entry = format!(
+        "swh-loader-git (1.1.0-1~swh2) unstable-swh; urgency=medium\n\n  * {msg}\n\n -- Jane Packager <jane.packager@example.org>  {date}\n\n"
+    );
+    assert_eq!(
+        text,
+        format!("{entry}{}", swh_deploy_debian::testing::CHANGELOG)
+    );
     let ts: i64 = parsechangelog(&cl, 0, "Timestamp").parse().unwrap();
     assert!((start - 2..=start + 120).contains(&ts), "{ts} vs {start}");
     // The older entries are untouched and dpkg agrees with the bump.
@@ -185,9 +195,6 @@ fn changelog_dry_run_then_commit_is_what_dpkg_reads() {
     assert_eq!(previous, "1.1.0-1~swh1");
     assert_eq!(parsechangelog(&cl, 2, "Version"), "1.0.0-1~swh1");
     assert!(dpkg_gt(&version, &previous));
-    assert!(std::fs::read_to_string(&cl)
-        .unwrap()
-        .ends_with(swh_deploy_debian::testing::CHANGELOG));
 
     // One commit with both files, swh's title, a clean tree.
     assert_eq!(

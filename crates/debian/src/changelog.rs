@@ -461,6 +461,7 @@ impl NewEntry {
                 }
             }
         }
+        s.push('\n');
         s.push_str(&format!(" -- {}  {}\n\n", self.maintainer, self.date));
         s
     }
@@ -744,6 +745,15 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
             date: "Thu, 26 Nov 2026 15:04:05 +0100".into(),
         };
         let text = c.with_entry(&e);
+        // Exactly Debian's layout: header, blank, items, blank, trailer, blank.
+        let two = NewEntry {
+            messages: vec!["One".into(), "Two".into()],
+            ..e.clone()
+        };
+        assert_eq!(
+            two.render(),
+            "swh-loader-git (1.1.0-1~swh2) unstable-swh; urgency=medium\n\n  * One\n  * Two\n\n -- Jane Doe <jane@example.org>  Thu, 26 Nov 2026 15:04:05 +0100\n\n"
+        );
         assert!(text.starts_with(
             "swh-loader-git (1.1.0-1~swh2) unstable-swh; urgency=medium\n\n  * Add missing dependency on python3-swh.core\n  * A long message"
         ));
