@@ -246,32 +246,47 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
 /// The channels of `release wait`: flags first, then the environment, then
 /// the site file's `[release]` section.
 fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
-    let site = load_site(args.site.as_deref())?.and_then(|s| s.release);
+    resolve_channels(
+        args.pypi.clone(),
+        args.apt.clone(),
+        args.suite.clone(),
+        &args.arch,
+        args.site.as_deref(),
+    )
+}
+
+/// Where to wait for a release: each of the package index, Debian
+/// repository and suite from the given value (a flag), else its
+/// environment variable (`SWH_DEPLOY_INDEX_URL`, `SWH_DEPLOY_APT_URL`,
+/// `SWH_DEPLOY_APT_SUITE`), else the site file's `[release]` section (`site`
+/// or the one found). At least one channel, else an error saying how to
+/// give one. Shared with commands chaining a release (ship).
+pub(crate) fn resolve_channels(
+    pypi: Option<String>,
+    apt: Option<String>,
+    suite: Option<String>,
+    arch: &str,
+    site: Option<&std::path::Path>,
+) -> Result<Vec<Channel>, String> {
+    let site = load_site(site)?.and_then(|s| s.release);
     let from_site =
         |f: fn(&swh_deploy_site::ReleaseOptions) -> Option<String>| site.as_ref().and_then(f);
     let mut out = Vec::new();
-    if let Some(url) = args
-        .pypi
-        .clone()
+    if let Some(url) = pypi
         .or_else(|| env_nonempty("SWH_DEPLOY_INDEX_URL"))
         .or_else(|| from_site(|r| r.index_url.clone()))
     {
         out.push(Channel::pypi(&url).map_err(|e| format!("--pypi: {e}"))?);
     }
-    if let Some(url) = args
-        .apt
-        .clone()
+    if let Some(url) = apt
         .or_else(|| env_nonempty("SWH_DEPLOY_APT_URL"))
         .or_else(|| from_site(|r| r.apt_url.clone()))
     {
-        let suite = args
-            .suite
-            .clone()
+        let suite = suite
             .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"))
             .or_else(|| from_site(|r| r.apt_suite.clone()));
         out.push(
-            Channel::apt(&url, suite.as_deref(), Some(&args.arch))
-                .map_err(|e| format!("--apt: {e}"))?,
+            Channel::apt(&url, suite.as_deref(), Some(arch)).map_err(|e| format!("--apt: {e}"))?,
         );
     }
     if out.is_empty() {
