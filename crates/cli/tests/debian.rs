@@ -651,6 +651,11 @@ fn tag_signing_follows_git_config_unless_told() {
         "{out}"
     );
     assert!(!verify("debian/1.1.0-1_swh3"));
+    // Again with --no-push: nothing to do, nothing journaled.
+    let out = c.ok(&["tag", "--no-push"], &[]);
+    assert!(out.contains("--no-push: nothing to do"), "{out}");
+    let journal = Journal::open(&c.journal).unwrap();
+    assert_eq!(journal.runs(10).unwrap().len(), 2);
     assert_eq!(
         c.f.git(&["cat-file", "-t", "refs/tags/debian/1.1.0-1_swh3"]),
         "tag"

@@ -167,6 +167,10 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
             if plan.state == TagState::Done {
                 return Ok(ExitCode::SUCCESS);
             }
+            if plan.state == TagState::Push && no_push {
+                println!("--no-push: nothing to do");
+                return Ok(ExitCode::SUCCESS);
+            }
             if dry_run {
                 println!(
                     "dry run: would {}{}",
