@@ -441,7 +441,7 @@ fn wait_for_the_index_with_progress_and_timeout() {
     // Published during the wait; the index comes from SWH_DEPLOY_INDEX_URL.
     let out = std::thread::scope(|s| {
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(800));
+            std::thread::sleep(Duration::from_millis(2000));
             index.publish("swh.loader.git", "1.2.0", &[]).unwrap();
         });
         let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));

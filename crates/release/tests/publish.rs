@@ -85,7 +85,7 @@ fn pypi_release_published_during_the_wait() {
     );
     let (outcome, reports) = std::thread::scope(|s| {
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(700));
+            std::thread::sleep(Duration::from_millis(1000));
             index
                 .publish("swh.loader.git", "1.2.0", &["swh.core>=1.0.0"])
                 .unwrap();
@@ -97,7 +97,10 @@ fn pypi_release_published_during_the_wait() {
         )
     });
     assert!(outcome.published, "{outcome:?}");
-    assert!(outcome.elapsed >= Duration::from_millis(700), "{outcome:?}");
+    assert!(
+        outcome.elapsed >= Duration::from_millis(1000),
+        "{outcome:?}"
+    );
     assert!(outcome.rounds >= 2, "{outcome:?}");
     // Reported: missing at first, then published, once each.
     assert_eq!(reports.len(), 2, "{reports:?}");
