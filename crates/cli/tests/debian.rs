@@ -356,6 +356,43 @@ fn refusals_leave_the_repository_byte_identical() {
     let e = c.refused(&["tag"], &[]);
     assert!(e.contains("already exists on remote origin"), "{e}");
 
+    // Someone else pushed to the packaging branch meanwhile.
+    c.f.git(&["push", "-q", "origin", ":refs/tags/debian/1.1.0-1_swh2"]);
+    let other = c.f.work.join("../other");
+    c.f.git_in(
+        c.f.work.parent().unwrap(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "debian/unstable-swh",
+            c.f.remote.to_str().unwrap(),
+            "other",
+        ],
+    );
+    std::fs::write(other.join("README"), "x\n").unwrap();
+    c.f.git_in(&other, &["add", "README"]);
+    c.f.git_in(
+        &other,
+        &[
+            "-c",
+            "user.name=O",
+            "-c",
+            "user.email=o@example.org",
+            "commit",
+            "-q",
+            "-m",
+            "other",
+        ],
+    );
+    c.f.git_in(&other, &["push", "-q", "origin", "debian/unstable-swh"]);
+    let e = c.refused(&["tag"], &[]);
+    assert!(
+        e.contains("debian/unstable-swh on remote origin is at")
+            && e.contains("git pull --rebase origin debian/unstable-swh"),
+        "{e}"
+    );
+
     // A malformed changelog, committed: file:line:column, for both commands.
     let bad = swh_deploy_debian::testing::CHANGELOG.replacen(
         "swh-loader-git (1.1.0-1~swh1)",

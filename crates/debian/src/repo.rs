@@ -390,8 +390,9 @@ impl PackagingRepo {
     }
 
     /// Checks the repository for tagging the top entry (packaging branch,
-    /// clean tree, committed changelog, distribution) and finds where its
-    /// tag stands locally and on `remote`.
+    /// clean tree, committed changelog, distribution, the remote branch not
+    /// ahead of HEAD) and finds where its tag stands locally and on
+    /// `remote`.
     pub fn plan_tag(&self, remote: &str) -> Result<TagPlan, Error> {
         check_remote(remote)?;
         let cl = self.changelog()?;
@@ -453,6 +454,9 @@ impl PackagingRepo {
                 }
             }
         };
+        if state != TagState::Done {
+            self.check_remote_branch(remote, &branch, &head)?;
+        }
         Ok(TagPlan {
             source: top.source.clone(),
             version: top.version.clone(),
@@ -464,6 +468,36 @@ impl PackagingRepo {
             remote: remote.to_string(),
             state,
         })
+    }
+
+    /// Refuses when `remote`'s `branch` has commits HEAD does not contain
+    /// (someone pushed meanwhile): the push would be rejected and the tag
+    /// would be on a commit that a rebase leaves behind.
+    fn check_remote_branch(&self, remote: &str, branch: &str, head: &str) -> Result<(), Error> {
+        let r = format!("refs/heads/{branch}");
+        let out = self
+            .git
+            .run(&["ls-remote", "--heads", remote, &r])
+            .map_err(|e| Error::Git(format!("cannot list the branches of remote {remote}: {e}")))?;
+        let Some(oid) = out
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .find(|(_, name)| *name == r)
+            .map(|(oid, _)| oid.to_string())
+        else {
+            return Ok(());
+        };
+        if oid == head
+            || self
+                .git
+                .succeeds(&["merge-base", "--is-ancestor", &oid, head])?
+        {
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "{branch} on remote {remote} is at {}, which HEAD does not contain: get it first (git pull --rebase {remote} {branch}), then run again",
+            short(&oid)
+        )))
     }
 
     /// Creates the annotated tag of `plan` on HEAD: signed with
