@@ -642,3 +642,89 @@ fn tag_gpgsign_config_asks_for_signing_and_a_failed_signature_creates_nothing() 
     assert_eq!(runs[0].steps.len(), 1);
     assert_eq!(runs[0].steps[0].status, StepStatus::Failed);
 }
+
+/// A throwaway GnuPG home with one passphrase-less signing key; its
+/// gpg-agent is stopped on drop.
+struct GnupgHome {
+    dir: PathBuf,
+}
+
+impl GnupgHome {
+    fn new(dir: &Path) -> (GnupgHome, String) {
+        fs::create_dir_all(dir).unwrap();
+        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let home = GnupgHome {
+            dir: dir.to_path_buf(),
+        };
+        run_ok(home.gpg().args([
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Release Test <release@test.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ]));
+        let listing = run_ok(home.gpg().args(["--list-secret-keys", "--with-colons"]));
+        let fpr = listing
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .map(|l| l.trim_matches(':').to_string())
+            .unwrap();
+        (home, fpr)
+    }
+
+    fn gpg(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.arg("--batch").env("GNUPGHOME", &self.dir);
+        c
+    }
+}
+
+impl Drop for GnupgHome {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", &self.dir)
+            .status();
+    }
+}
+
+#[test]
+fn tag_signed_with_gpg_as_swh_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(tmp.path());
+    let (gnupg, fpr) = GnupgHome::new(&tmp.path().join("gnupg"));
+    // gpg (git's default format), the key named by user.signingkey.
+    fs::write(
+        env.root.join("gitconfig"),
+        format!(
+            "[user]\n\tname = Release Test\n\temail = release@test.invalid\n\tsigningkey = {fpr}\n"
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+    c.args(["release", "tag", "v1.2.0", "--sign", "--repo"])
+        .arg(&env.work);
+    env.isolate(&mut c);
+    let out = c.env("GNUPGHOME", &gnupg.dir).output().unwrap();
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(env.remote_git(&["cat-file", "-t", "v1.2.0"]), "tag");
+    assert!(env
+        .remote_git(&["cat-file", "tag", "v1.2.0"])
+        .contains("-----BEGIN PGP SIGNATURE-----"));
+    let verify = env
+        .git_in(&env.remote, &["tag", "-v", "v1.2.0"])
+        .env("GNUPGHOME", &gnupg.dir)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stderr)
+            .contains("Good signature from \"Release Test <release@test.invalid>\""),
+        "{}",
+        text(&verify.stderr)
+    );
+}
