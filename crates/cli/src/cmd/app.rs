@@ -235,7 +235,7 @@ enum AppCommand {
     },
 }
 
-fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
+pub(crate) fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
     arg.clone()
         .or_else(|| std::env::var_os("SWH_DEPLOY_APPS_DIR").map(PathBuf::from))
         .or_else(|| {

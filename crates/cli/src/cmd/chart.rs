@@ -88,7 +88,7 @@ enum ChartCommand {
     },
 }
 
-fn charts_dir(arg: &Option<PathBuf>, site: Option<&swh_deploy_site::Site>) -> PathBuf {
+pub(crate) fn charts_dir(arg: &Option<PathBuf>, site: Option<&swh_deploy_site::Site>) -> PathBuf {
     arg.clone()
         .or_else(|| std::env::var_os("SWH_DEPLOY_CHARTS_DIR").map(PathBuf::from))
         .or_else(|| {
@@ -238,73 +238,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 Target::Staging => Env::Staging,
                 Target::Production => Env::Production,
             };
-            let plan = repo.plan_promote(env).map_err(|e| e.to_string())?;
-            if plan.new_head.is_none() {
-                println!(
-                    "nothing to promote: {} and {} are at the same commit",
-                    plan.from, plan.to
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "promoting {} -> {} ({} commit(s)):",
-                plan.from,
-                plan.to,
-                plan.commits.len()
-            );
-            for c in &plan.commits {
-                println!("  {c}");
-            }
-            if plan.changes.is_empty() {
-                println!("no image version changes");
-            } else {
-                println!("image version changes:");
-                for (k, from, to) in &plan.changes {
-                    println!(
-                        "  {k}: {} -> {}",
-                        from.as_deref().unwrap_or("(absent)"),
-                        to.as_deref().unwrap_or("(absent)")
-                    );
-                }
-            }
-            if dry_run {
-                println!("dry run: nothing pushed");
-            } else {
-                // The source environment must be live at the commit being
-                // promoted (Argo CD), unless --no-gate.
-                let gate = super::cluster::promote_gate(
-                    site,
-                    plan.from.branch(),
-                    plan.new_head.as_deref().unwrap_or_default(),
-                    no_gate,
-                )?;
-                let mut rec = Recorder::start(
-                    "chart promote",
-                    serde_json::json!({
-                        "from": plan.from.branch(),
-                        "to": plan.to.branch(),
-                        "commit": plan.new_head,
-                        "changes": plan.changes,
-                        "gate": gate,
-                    }),
-                )?;
-                rec.step(
-                    &format!(
-                        "fast-forward {} to {}",
-                        plan.to,
-                        plan.new_head.as_deref().unwrap_or("")
-                    ),
-                    plan.to.branch(),
-                );
-                let result = repo.push_promote(&plan);
-                rec.finish(result.is_ok());
-                result.map_err(|e| e.to_string())?;
-                println!(
-                    "{} is now at {}",
-                    plan.to,
-                    plan.new_head.as_deref().unwrap_or("")
-                );
-            }
+            promote(&repo, site, env, dry_run, no_gate)?;
         }
         ChartCommand::Show { branch, diff } => {
             let envs: Vec<String> = match branch {
@@ -337,6 +271,87 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `chart promote`: plans the promotion into `env`, prints the commits and
+/// image version changes, and (unless `dry_run`) checks the Argo CD gate
+/// of the source environment (unless `no_gate`) and pushes, journaled as a
+/// `chart promote` run. Used by `chart promote` and by `ship`.
+pub(crate) fn promote(
+    repo: &ChartsRepo,
+    site: Option<&swh_deploy_site::Site>,
+    env: Env,
+    dry_run: bool,
+    no_gate: bool,
+) -> Result<(), String> {
+    let plan = repo.plan_promote(env).map_err(|e| e.to_string())?;
+    if plan.new_head.is_none() {
+        println!(
+            "nothing to promote: {} and {} are at the same commit",
+            plan.from, plan.to
+        );
+        return Ok(());
+    }
+    println!(
+        "promoting {} -> {} ({} commit(s)):",
+        plan.from,
+        plan.to,
+        plan.commits.len()
+    );
+    for c in &plan.commits {
+        println!("  {c}");
+    }
+    if plan.changes.is_empty() {
+        println!("no image version changes");
+    } else {
+        println!("image version changes:");
+        for (k, from, to) in &plan.changes {
+            println!(
+                "  {k}: {} -> {}",
+                from.as_deref().unwrap_or("(absent)"),
+                to.as_deref().unwrap_or("(absent)")
+            );
+        }
+    }
+    if dry_run {
+        println!("dry run: nothing pushed");
+    } else {
+        // The source environment must be live at the commit being
+        // promoted (Argo CD), unless --no-gate.
+        let gate = super::cluster::promote_gate(
+            site,
+            plan.from.branch(),
+            plan.new_head.as_deref().unwrap_or_default(),
+            no_gate,
+        )?;
+        let mut rec = Recorder::start(
+            "chart promote",
+            serde_json::json!({
+                "from": plan.from.branch(),
+                "to": plan.to.branch(),
+                "commit": plan.new_head,
+                "changes": plan.changes,
+                "gate": gate,
+            }),
+        )?;
+        rec.step(
+            &format!(
+                "fast-forward {} to {}",
+                plan.to,
+                plan.new_head.as_deref().unwrap_or("")
+            ),
+            plan.to.branch(),
+        );
+        let result = repo.push_promote(&plan);
+        rec.finish(result.is_ok());
+        result.map_err(|e| e.to_string())?;
+        println!(
+            "{} is now at {}",
+            plan.to,
+            plan.new_head.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -396,7 +396,7 @@ fn labels_set(
 }
 
 /// The head of `branch` on the charts checkout's remote (`git ls-remote`).
-fn remote_branch_head(
+pub(crate) fn remote_branch_head(
     site: &Site,
     charts_dir: Option<PathBuf>,
     branch: &str,
@@ -435,7 +435,7 @@ fn remote_branch_head(
         })
 }
 
-fn wait(
+pub(crate) fn wait(
     site: &Site,
     env_name: &str,
     revision: Option<String>,

@@ -11,6 +11,7 @@ pub mod recover;
 pub mod release;
 pub mod resume;
 pub mod run;
+pub mod ship;
 pub mod site;
 pub mod upgrade;
 pub mod versions;
@@ -58,6 +59,11 @@ pub enum Command {
     /// it is published on the package index / Debian repository (`release
     /// wait`).
     Release(release::ReleaseArgs),
+    /// The whole chain for a module release: tag, wait until published,
+    /// upgrade the hosts (--static) and/or build the apps' images, bump the
+    /// chart and promote staging then production (--elastic). Idempotent:
+    /// re-run it to continue after a failure.
+    Ship(ship::ShipArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -90,6 +96,7 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Versions(args) => versions::run(args),
         Command::Debian(args) => debian::run(args),
         Command::Release(args) => release::run(args),
+        Command::Ship(args) => ship::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS

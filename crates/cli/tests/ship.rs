@@ -1,0 +1,570 @@
+//! `swh-deploy ship MODULE VERSION` through the binary, on the test bed's
+//! real components: the module, swh-apps and swh-charts bare git remotes,
+//! the PyPI-style package index, the OCI registry (docker-registry),
+//! buildah, uv, and the Kubernetes/Argo CD STAND-IN (the only stand-in)
+//! following the swh-charts remote. The static side runs on 2 systemd hosts
+//! with the test bed's apt repository (one test, root only).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use swh_deploy_journal::{Journal, RunStatus, StepStatus};
+use swh_deploy_testbed::components::{http_get, GitRemotes, PackageIndex, Registry};
+use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
+
+const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
+const DEPS: &[&str] = &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"];
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn uv() -> PathBuf {
+    let venv = std::env::var_os("SWH_DEPLOY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let p = venv.join("bin/uv");
+    if p.exists() {
+        p
+    } else {
+        PathBuf::from("uv")
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// The elastic path's components, checkouts and site file in a temporary
+/// directory; every process is stopped on drop.
+struct Bed {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    remotes: GitRemotes,
+    index: PackageIndex,
+    registry: Registry,
+    standin: KubeStandin,
+}
+
+impl Bed {
+    fn new(extra_site: &str) -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let registry = Registry::start(&root.join("registry")).unwrap();
+        let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
+        let index = PackageIndex::start(&root.join("index")).unwrap();
+        let standin = KubeStandin::start(StandinOptions::swh(&remotes.charts.path)).unwrap();
+        standin
+            .write_kubeconfig(
+                &root.join("kubeconfig"),
+                &["archive-staging-rke2", "archive-production-rke2"],
+            )
+            .unwrap();
+        for (url, dir) in [
+            (&remotes.apps.url, "swh-apps"),
+            (&remotes.charts.url, "swh-charts"),
+            (&remotes.module.url, "swh-loader-git"),
+        ] {
+            git(&root, &["clone", "-q", url, dir]);
+            git(&root.join(dir), &["config", "user.name", "Sysadmin"]);
+            git(
+                &root.join(dir),
+                &["config", "user.email", "sysadmin@example.invalid"],
+            );
+        }
+        std::fs::write(
+            root.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                root.join("containers/storage").display(),
+                root.join("containers/run").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("registries.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("auth.json"), "{\"auths\": {}}\n").unwrap();
+        std::fs::write(
+            root.join("site.toml"),
+            format!(
+                "[site]\nname = \"ship-test\"\n\n\
+                 [apps]\ncheckout = \"{}\"\n\n[charts]\ncheckout = \"{}\"\n\n\
+                 [registry]\nhost = \"{}\"\nprefix = \"swh/infra/swh-apps\"\ninsecure = true\n\n\
+                 [environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
+                 argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
+                 [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
+                 argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n\n\
+                 [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n{extra_site}",
+                root.join("swh-apps").display(),
+                root.join("swh-charts").display(),
+                registry.host(),
+                standin.url()
+            ),
+        )
+        .unwrap();
+        Bed {
+            _tmp: tmp,
+            root,
+            remotes,
+            index,
+            registry,
+            standin,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let r = &self.root;
+        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        c.args(args)
+            .env("SWH_DEPLOY_JOURNAL", r.join("journal.sqlite"))
+            .env("SWH_DEPLOY_SITE", r.join("site.toml"))
+            .env("SWH_DEPLOY_UV", uv())
+            .env("CONTAINERS_STORAGE_CONF", r.join("storage.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", r.join("registries.conf"))
+            .env("REGISTRY_AUTH_FILE", r.join("auth.json"))
+            .env("BUILDAH_ISOLATION", "chroot")
+            .env("UV_CACHE_DIR", r.join("uv-cache"))
+            .env("KUBECONFIG", r.join("kubeconfig"))
+            .env(TOKEN_VAR, self.standin.argocd_token())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env_remove("SWH_DEPLOY_INDEX_URL")
+            .env_remove("SWH_DEPLOY_APT_URL")
+            .env_remove("SWH_DEPLOY_APPS_DIR")
+            .env_remove("SWH_DEPLOY_CHARTS_DIR")
+            .env_remove("SWH_DEPLOY_REGISTRY");
+        c
+    }
+
+    /// `swh-deploy ship swh.loader.git 1.2.0 --elastic --pypi INDEX ...`.
+    fn ship(&self, extra: &[&str]) -> Output {
+        let url = self.index.url();
+        let mut args = vec![
+            "ship",
+            "swh.loader.git",
+            "1.2.0",
+            "--elastic",
+            "--pypi",
+            &url,
+            "--interval",
+            "100ms",
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args).output().unwrap()
+    }
+
+    fn repo(&self) -> String {
+        self.root.join("swh-loader-git").display().to_string()
+    }
+
+    fn publish(&self) {
+        self.index.publish("swh.loader.git", "1.2.0", DEPS).unwrap();
+    }
+
+    /// Every ref of the three remotes, and the registry's image tags.
+    fn snapshot(&self) -> String {
+        let mut s = String::new();
+        for r in [
+            &self.remotes.module,
+            &self.remotes.apps,
+            &self.remotes.charts,
+        ] {
+            s.push_str(&git(&r.path, &["for-each-ref"]));
+            s.push('\n');
+        }
+        let tags = http_get(
+            self.registry.addr(),
+            "/v2/swh/infra/swh-apps/loader_git/tags/list",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        s.push_str(&tags.text());
+        s
+    }
+
+    fn head(&self, branch: &str) -> String {
+        git(&self.remotes.charts.path, &["rev-parse", branch])
+    }
+
+    fn values(&self, branch: &str) -> String {
+        git(
+            &self.remotes.charts.path,
+            &[
+                "show",
+                &format!("{branch}:values-swh-application-versions.yaml"),
+            ],
+        )
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::open(&self.root.join("journal.sqlite")).unwrap()
+    }
+}
+
+fn today_version(n: u32) -> String {
+    format!("{}.{n}", swh_deploy_apps::version::today_utc())
+}
+
+#[test]
+fn dry_run_prints_the_whole_plan_and_changes_nothing() {
+    let bed = Bed::new(
+        "\n[groups.rpc-staging]\nenvironment = \"staging\"\nnodes = \"storage-stg[1-2]\"\n\n\
+         [groups.rpc-production]\nenvironment = \"production\"\nnodes = \"storage[1-4]\"\n\n\
+         [groups.workers]\nenvironment = \"production\"\nnodes = \"worker[01-16]\"\n\n\
+         [services.storage]\nkind = \"rpc\"\nunits = [\"gunicorn-swh-storage\"]\npackages = [\"python3-swh.storage\"]\n\
+         groups = [\"rpc-staging\", \"rpc-production\"]\nhealth = { check = \"systemd\" }\n\n\
+         [services.loader-git]\nkind = \"worker\"\nunits = [\"swh-worker@loader_git\"]\n\
+         packages = [\"python3-swh.loader.git\", \"python3-swh.storage\"]\ngroups = [\"workers\", \"rpc-staging\"]\n\
+         health = { check = \"systemd\" }\n",
+    );
+    let before = bed.snapshot();
+    let repo = bed.repo();
+    let o = bed.ship(&[
+        "--static",
+        "--repo",
+        &repo,
+        "--no-sign",
+        "--apt",
+        "http://127.0.0.1:9/debian",
+        "--batch",
+        "1,50%",
+        "--dry-run",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    let today = today_version(1);
+    let expect = [
+        "ship swh.loader.git 1.2.0: 10 step(s)".to_string(),
+        format!("  1. release tag: swh-deploy release tag 1.2.0 --repo {repo} --remote origin"),
+        format!("git -C {repo} tag -a --no-sign -m 'Release v1.2.0' v1.2.0 "),
+        format!("git -C {repo} push origin refs/tags/v1.2.0:refs/tags/v1.2.0"),
+        "  2. release wait: swh-deploy release wait swh.loader.git 1.2.0 (--timeout 30m)".into(),
+        "  3. upgrade staging: swh-deploy upgrade --env staging --mode nominal --service loader-git --batch 1,50%".into(),
+        "hosts: storage-stg[1-2] (until python3-swh.loader.git is at 1.2.0)".into(),
+        "  4. upgrade production: swh-deploy upgrade --env production --mode nominal --service loader-git --batch 1,50%".into(),
+        "hosts: worker[01-16]".into(),
+        "  5. app build: swh-deploy app build swh-loader-git --push --builder buildah".into(),
+        "apps/swh-loader-git/requirements-frozen.txt: swh.loader.git 1.0.0 -> 1.2.0".into(),
+        format!("image {}/swh/infra/swh-apps/loader_git:{today} (and latest), tag swh-loader-git-{today}", bed.registry.host()),
+        format!("  6. chart bump: swh-deploy chart bump swh-loader-git={today} --module swh.loader.git --module-version v1.2.0"),
+        "  7. chart promote: swh-deploy chart promote staging".into(),
+        "  8. cluster wait: swh-deploy cluster wait staging".into(),
+        "Argo CD application archive-staging-rke2-swh live at staging's head".into(),
+        "  9. chart promote: swh-deploy chart promote production".into(),
+        " 10. cluster wait: swh-deploy cluster wait production".into(),
+        "dry run: nothing done".into(),
+    ];
+    let mut at = 0;
+    for e in &expect {
+        let Some(i) = out[at..].find(e.as_str()) else {
+            panic!("{e:?} missing (in order) from:\n{out}");
+        };
+        at += i + e.len();
+    }
+    // The upgrade's own plan is shown under its step (batches, commands).
+    assert!(
+        out.contains("apt-get") && out.contains("swh-worker@loader_git"),
+        "{out}"
+    );
+    // Only loader-git ships python3-swh.loader.git: storage is not upgraded.
+    assert!(!out.contains("--service storage"), "{out}");
+    assert_eq!(bed.snapshot(), before);
+    assert!(!bed.root.join("journal.sqlite").exists());
+
+    // Nothing chosen, no channel, a bad version: exit 1, nothing done.
+    for (args, msg) in [
+        (vec!["ship", "swh.loader.git", "1.2.0"], "--static"),
+        (
+            vec!["ship", "swh.loader.git", "1.2.0", "--elastic"],
+            "--pypi",
+        ),
+        (
+            vec![
+                "ship",
+                "swh.loader.git",
+                "1.2.0-rc1",
+                "--elastic",
+                "--pypi",
+                "http://127.0.0.1:9/simple/",
+            ],
+            "invalid release version",
+        ),
+    ] {
+        let o = bed.cmd(&args).output().unwrap();
+        assert_eq!(code(&o), 1, "{args:?}: {:?}", text(&o));
+        assert!(text(&o).1.contains(msg), "{args:?}: {:?}", text(&o));
+    }
+    assert!(!bed.root.join("journal.sqlite").exists());
+}
+
+#[test]
+fn elastic_ship_waits_for_the_release_then_goes_to_production_and_reruns_as_done() {
+    let bed = Bed::new("");
+    let repo = bed.repo();
+    let prod_before = bed.head("production");
+
+    // 1. The release is not on the index yet: the tag is made and pushed,
+    // the wait times out (exit 6) and nothing is built or promoted.
+    let o = bed.ship(&["--repo", &repo, "--no-sign", "--timeout", "1s"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 6, "{out}\n{err}");
+    assert!(
+        err.contains("step 2/8 (release wait) failed (exit 6)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("continue with the same command")
+            && err.contains("swh-deploy ship swh.loader.git 1.2.0 --elastic"),
+        "{err}"
+    );
+    let head = git(&bed.root.join("swh-loader-git"), &["rev-parse", "HEAD"]);
+    assert_eq!(
+        git(&bed.remotes.module.path, &["rev-parse", "v1.2.0^{commit}"]),
+        head
+    );
+    let today = swh_deploy_apps::version::today_utc().to_string();
+    assert_eq!(
+        git(
+            &bed.remotes.apps.path,
+            &["tag", "-l", &format!("swh-loader-git-{today}*")]
+        ),
+        "",
+        "no app was built"
+    );
+    assert_eq!(bed.head("production"), prod_before);
+    assert!(!bed.values("swh-next-version").contains(&today_version(1)));
+
+    // 2. CI publishes it; the same command continues: the tag is already
+    // done, everything else runs, production is live at the new image.
+    // (published while the re-run waits for it)
+    let child = bed
+        .cmd(&[
+            "ship",
+            "swh.loader.git",
+            "1.2.0",
+            "--elastic",
+            "--pypi",
+            &bed.index.url(),
+            "--interval",
+            "100ms",
+            "--repo",
+            &repo,
+            "--no-sign",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    bed.publish();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(err.contains("not yet published"), "{err}");
+    let version = today_version(1);
+    assert!(
+        out.contains("[1/8] release tag: already done: v1.2.0 is on origin at HEAD"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[2/8] release wait: done: published after"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "built and pushed {}/swh/infra/swh-apps/loader_git:{version}",
+            bed.registry.host()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("production is live at"), "{out}");
+    assert!(out.contains("7 step(s) done now, 1 already done"), "{out}");
+    for branch in ["swh-next-version", "staging", "production"] {
+        assert!(
+            bed.values(branch)
+                .contains(&format!("swh_loader_git_image_version: '{version}'")),
+            "{branch}"
+        );
+    }
+    assert_eq!(bed.head("production"), bed.head("swh-next-version"));
+    assert_eq!(
+        git(
+            &bed.remotes.charts.path,
+            &["log", "-1", "--format=%s", "production"]
+        ),
+        "v424: Release swh.loader.git v1.2.0"
+    );
+    let frozen = git(
+        &bed.remotes.apps.path,
+        &[
+            "show",
+            &format!("swh-loader-git-{version}:apps/swh-loader-git/requirements-frozen.txt"),
+        ],
+    );
+    assert!(frozen.contains("swh-loader-git==1.2.0"), "{frozen}");
+
+    // The journal: the ship runs, each step with its sub-runs.
+    let j = bed.journal();
+    let runs = j.runs(50).unwrap();
+    let ships: Vec<_> = runs.iter().filter(|r| r.mode == "ship").collect();
+    assert_eq!(ships.len(), 2);
+    assert_eq!(ships[0].status, RunStatus::Succeeded);
+    assert_eq!(ships[1].status, RunStatus::Failed);
+    let d = j.run_details(ships[0].id).unwrap();
+    let statuses: Vec<StepStatus> = d.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses[0], StepStatus::Skipped);
+    assert!(
+        statuses[1..].iter().all(|s| *s == StepStatus::Succeeded),
+        "{statuses:?}"
+    );
+    let build = d
+        .steps
+        .iter()
+        .find(|s| s.name.starts_with("app build"))
+        .unwrap();
+    let result = d.results.iter().find(|r| r.step == build.index).unwrap();
+    let build_run = runs.iter().find(|r| r.mode == "app build").unwrap();
+    assert!(
+        result
+            .stdout
+            .contains(&format!("runs {} (app build, succeeded)", build_run.id)),
+        "{}",
+        result.stdout
+    );
+    let sub_modes: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.id > ships[1].id && r.id < ships[0].id + 100 && r.mode != "ship")
+        .map(|r| r.mode.as_str())
+        .collect();
+    for m in ["release wait", "app build", "chart bump", "chart promote"] {
+        assert!(sub_modes.contains(&m), "{m}: {sub_modes:?}");
+    }
+    drop(j);
+
+    // 3. Once more: everything is already done, nothing changes.
+    let before = bed.snapshot();
+    let o = bed.ship(&["--repo", &repo, "--no-sign", "--timeout", "30s"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert_eq!(out.matches(": already done: ").count(), 8, "{out}");
+    assert!(out.contains("0 step(s) done now, 8 already done"), "{out}");
+    // The plan names the image already built, not a new version.
+    assert!(
+        out.contains(&format!(
+            "already built: tag swh-loader-git-{version} on origin"
+        )) && out.contains(&format!("chart bump swh-loader-git={version} ")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("swh-next-version has swh_loader_git: {version}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("production (archive-production-rke2-swh-cassandra) is live at"),
+        "{out}"
+    );
+    assert_eq!(bed.snapshot(), before);
+    let j = bed.journal();
+    let runs = j.runs(50).unwrap();
+    assert_eq!(runs[0].mode, "ship");
+    assert_eq!(runs[1].mode, "chart promote", "no new sub-run");
+    let d = j.run_details(runs[0].id).unwrap();
+    assert!(d.steps.iter().all(|s| s.status == StepStatus::Skipped));
+}
+
+#[test]
+fn degraded_staging_stops_before_production_and_a_rerun_continues() {
+    let bed = Bed::new("");
+    bed.publish();
+    let version = today_version(1);
+    // The new image's rollout fails in the cluster.
+    bed.standin.set_faults(Faults {
+        degraded_versions: vec![version.clone()],
+        ..Faults::default()
+    });
+    let prod_before = bed.head("production");
+    let o = bed.ship(&["--timeout", "60s"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 1, "{out}\n{err}");
+    assert!(
+        out.contains("note: no --repo: v1.2.0 is not tagged by ship"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[1/7] release wait: already done: published on pypi"),
+        "{out}"
+    );
+    assert!(
+        err.contains("step 5/7 (cluster wait) failed (exit 1)")
+            && err.contains("ProgressDeadlineExceeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("swh-deploy ship swh.loader.git 1.2.0 --elastic"),
+        "{err}"
+    );
+    assert!(bed.values("staging").contains(&format!("'{version}'")));
+    assert_eq!(
+        bed.head("production"),
+        prod_before,
+        "production was not touched"
+    );
+
+    // The fix: a hotfix commit on staging rolls out fine.
+    bed.standin.set_faults(Faults::default());
+    push_chart_version(
+        &bed.remotes.charts.url,
+        &bed.root.join("scratch"),
+        "staging",
+        "swh_counters",
+        "20250113.2",
+    )
+    .unwrap();
+    let o = bed.ship(&["--timeout", "60s"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    for done in [
+        "[2/7] app build: already done: tag swh-loader-git-",
+        "[3/7] chart bump: already done",
+        "[4/7] chart promote: already done: staging has swh_loader_git",
+    ] {
+        assert!(out.contains(done), "{done}: {out}");
+    }
+    // (staging may already be live at the hotfix when the step starts)
+    assert!(out.contains("[5/7] cluster wait: "), "{out}");
+    assert!(out.contains("[6/7] chart promote: done"), "{out}");
+    assert!(out.contains("[7/7] cluster wait: done"), "{out}");
+    assert_eq!(bed.head("production"), bed.head("staging"));
+    assert!(bed
+        .values("production")
+        .contains(&format!("swh_loader_git_image_version: '{version}'")));
+}
