@@ -4,7 +4,11 @@
 # for swh-apps and swh-charts (testbed-elastic). A module release
 # (swh.loader.git 1.2.0) has reached the index; swh-deploy finds the apps that
 # depend on it, freezes, builds and pushes a YYYYMMDD.N image with buildah,
-# bumps the chart and promotes it staging -> production.
+# bumps the chart and promotes it staging -> production. Kubernetes and Argo CD
+# are the test bed's STAND-IN (kube-standin: real JSON shapes, simulated
+# automated sync and rolling update; not a real cluster): node labels are
+# checked against the chart, and each promotion waits until Argo CD has the
+# environment live and healthy (the promotion to production is gated on it).
 # Usage: scripts/demo-elastic.sh [BIN_DIR]   (BIN_DIR holds swh-deploy and testbed-elastic)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +23,7 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-step "elastic: starting the index, the registry and the git remotes"
+step "elastic: starting the index, the registry, the git remotes and the Kubernetes/Argo CD stand-in"
 "$bin/testbed-elastic" "$work/bed" --publish swh.loader.git==1.2.0 >"$work/elastic.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do
@@ -41,9 +45,13 @@ version=$(git -C "$work/bed/swh-apps" describe --tags --abbrev=0 | sed 's/^swh-l
 step "bump the chart on swh-next-version ($version)"
 sd chart bump "swh-loader-git=$version" --module swh.loader.git --module-version v1.2.0
 sd chart show --diff
-step "promote to staging, then production"
+step "are the nodes labelled for the loaders? (chart nodeAffinity vs node labels)"
+sd cluster labels check --context archive-staging-rke2 --app loaders --app listers
+step "promote to staging, wait for Argo CD, then production"
 sd chart promote staging
+sd cluster wait staging --interval 200ms --timeout 2m
 sd chart promote production
+sd cluster wait production --interval 200ms --timeout 2m
 sd chart show
 step "what was done (journal)"
 sd history

@@ -58,6 +58,9 @@ const TICK: Duration = Duration::from_millis(40);
 /// A node of the stand-in cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
+    /// The cluster holding it (served under `/k8s/clusters/<cluster>`,
+    /// like Rancher; the kubeconfig names contexts after clusters).
+    pub cluster: String,
     /// Node name, e.g. `rancher-node-staging-rke2-worker1`.
     pub name: String,
     /// Its labels at start (`kubernetes.io/hostname` is added).
@@ -67,6 +70,8 @@ pub struct NodeSpec {
 /// A deployment of the stand-in cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentSpec {
+    /// The cluster holding it.
+    pub cluster: String,
     /// Namespace, e.g. `swh`.
     pub namespace: String,
     /// Name, e.g. `loader-git`.
@@ -116,9 +121,10 @@ pub struct StandinOptions {
 }
 
 impl StandinOptions {
-    /// The swh-deploy test bed's usual cluster: staging nodes
-    /// `rancher-node-staging-rke2-worker[1-3]` and production nodes
-    /// `rancher-node-metal0[1-2]`, all labelled `swh/loader=true`,
+    /// The swh-deploy test bed's usual clusters: `archive-staging-rke2`
+    /// with nodes `rancher-node-staging-rke2-worker[1-3]` and namespace
+    /// `swh`, `archive-production-rke2` with nodes `rancher-node-metal0[1-2]`
+    /// and namespace `swh-cassandra`; nodes all labelled `swh/loader=true`,
     /// `swh/lister=true`, `swh/rpc=true` except that worker3 has no label;
     /// deployments `loader-git`, `lister`, `storage` (2 replicas) in `swh`
     /// and `swh-cassandra`; applications `archive-staging-rke2-swh`
@@ -126,7 +132,10 @@ impl StandinOptions {
     /// `archive-production-rke2-swh-cassandra` (branch `production`,
     /// namespace `swh-cassandra`). Tokens are random.
     pub fn swh(charts_repo: &Path) -> StandinOptions {
-        let labelled = |name: &str| NodeSpec {
+        const STAGING: &str = "archive-staging-rke2";
+        const PRODUCTION: &str = "archive-production-rke2";
+        let labelled = |cluster: &str, name: &str| NodeSpec {
+            cluster: cluster.to_string(),
             name: name.to_string(),
             labels: ["swh/loader", "swh/lister", "swh/rpc"]
                 .iter()
@@ -134,19 +143,21 @@ impl StandinOptions {
                 .collect(),
         };
         let mut nodes = vec![
-            labelled("rancher-node-staging-rke2-worker1"),
-            labelled("rancher-node-staging-rke2-worker2"),
+            labelled(STAGING, "rancher-node-staging-rke2-worker1"),
+            labelled(STAGING, "rancher-node-staging-rke2-worker2"),
             NodeSpec {
+                cluster: STAGING.into(),
                 name: "rancher-node-staging-rke2-worker3".into(),
                 labels: BTreeMap::new(),
             },
         ];
-        nodes.push(labelled("rancher-node-metal01"));
-        nodes.push(labelled("rancher-node-metal02"));
+        nodes.push(labelled(PRODUCTION, "rancher-node-metal01"));
+        nodes.push(labelled(PRODUCTION, "rancher-node-metal02"));
         let mut deployments = Vec::new();
-        for ns in ["swh", "swh-cassandra"] {
+        for (cluster, ns) in [(STAGING, "swh"), (PRODUCTION, "swh-cassandra")] {
             for name in ["loader-git", "lister", "storage"] {
                 deployments.push(DeploymentSpec {
+                    cluster: cluster.into(),
                     namespace: ns.into(),
                     name: name.into(),
                     replicas: 2,
@@ -187,6 +198,7 @@ pub fn random_token() -> String {
 
 #[derive(Debug)]
 struct Node {
+    cluster: String,
     labels: BTreeMap<String, String>,
     rv: u64,
     uid: String,
@@ -194,6 +206,7 @@ struct Node {
 
 #[derive(Debug)]
 struct Deployment {
+    cluster: String,
     replicas: u32,
     generation: u64,
     observed: u64,
@@ -299,6 +312,7 @@ impl KubeStandin {
             state.nodes.insert(
                 n.name.clone(),
                 Node {
+                    cluster: n.cluster.clone(),
                     labels,
                     rv,
                     uid: uid(&n.name),
@@ -338,6 +352,7 @@ impl KubeStandin {
             state.deployments.insert(
                 (d.namespace.clone(), d.name.clone()),
                 Deployment {
+                    cluster: d.cluster.clone(),
                     replicas: d.replicas,
                     generation: 1,
                     observed: 1,
@@ -456,8 +471,10 @@ impl KubeStandin {
         self.shared.state.lock().unwrap().requests.clone()
     }
 
-    /// Writes a kubeconfig with one context per name in `contexts`, all
-    /// pointing at this server with the Kubernetes token (file mode 0600).
+    /// Writes a kubeconfig with one context per name in `contexts`, each
+    /// pointing at the cluster of that name on this server
+    /// (`https://127.0.0.1:PORT/k8s/clusters/<name>`, as Rancher serves
+    /// its clusters), with the CA and the Kubernetes token (file mode 0600).
     pub fn write_kubeconfig(&self, path: &Path, contexts: &[&str]) -> Result<()> {
         let mut y = String::from(
             "# Written by the swh-deploy test bed: a STAND-IN Kubernetes API server.\n\
@@ -465,7 +482,7 @@ impl KubeStandin {
         );
         for c in contexts {
             y.push_str(&format!(
-                "- name: {c}\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n",
+                "- name: {c}\n  cluster:\n    server: {}/k8s/clusters/{c}\n    certificate-authority-data: {}\n",
                 self.https_url(),
                 base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
             ));
@@ -1101,8 +1118,18 @@ fn authorized(_s: &Shared, req: &Request, token: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Splits a Rancher-style `/k8s/clusters/<cluster>` prefix off a path.
+fn split_cluster(path: &str) -> (Option<&str>, Vec<&str>) {
+    let all: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match all.as_slice() {
+        ["k8s", "clusters", c, rest @ ..] => (Some(*c), rest.to_vec()),
+        _ => (None, all),
+    }
+}
+
 fn handle(s: &Shared, req: &Request) -> (u16, Value) {
-    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let (cluster, segs) = split_cluster(&req.path);
+    let in_cluster = |c: &str| cluster.is_none_or(|want| want == c);
     // Argo CD.
     if segs.len() >= 3 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "applications" {
         if !authorized(s, req, &s.argocd_token) {
@@ -1175,7 +1202,12 @@ fn handle(s: &Shared, req: &Request) -> (u16, Value) {
         ),
         ("GET", ["api", "v1", "nodes"]) => {
             let st = s.state.lock().unwrap();
-            let items: Vec<Value> = st.nodes.iter().map(|(n, x)| node_json(n, x)).collect();
+            let items: Vec<Value> = st
+                .nodes
+                .iter()
+                .filter(|(_, x)| in_cluster(&x.cluster))
+                .map(|(n, x)| node_json(n, x))
+                .collect();
             (
                 200,
                 json!({"kind": "NodeList", "apiVersion": "v1",
@@ -1184,19 +1216,21 @@ fn handle(s: &Shared, req: &Request) -> (u16, Value) {
         }
         ("GET", ["api", "v1", "nodes", name]) => {
             let st = s.state.lock().unwrap();
-            match st.nodes.get(*name) {
+            match st.nodes.get(*name).filter(|n| in_cluster(&n.cluster)) {
                 Some(n) => (200, node_json(name, n)),
                 None => not_found("nodes", "", name),
             }
         }
-        ("PATCH", ["api", "v1", "nodes", name]) => patch_node(s, req, name),
+        ("PATCH", ["api", "v1", "nodes", name]) => patch_node(s, req, cluster, name),
         ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments"]) => {
             let st = s.state.lock().unwrap();
             let only = field_selector_name(req);
             let items: Vec<Value> = st
                 .deployments
                 .iter()
-                .filter(|((n, d), _)| n == ns && only.as_deref().is_none_or(|o| o == d))
+                .filter(|((n, d), x)| {
+                    n == ns && in_cluster(&x.cluster) && only.as_deref().is_none_or(|o| o == d)
+                })
                 .map(|((n, d), x)| deployment_json(n, d, x))
                 .collect();
             (
@@ -1207,7 +1241,11 @@ fn handle(s: &Shared, req: &Request) -> (u16, Value) {
         }
         ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments", name]) => {
             let st = s.state.lock().unwrap();
-            match st.deployments.get(&(ns.to_string(), name.to_string())) {
+            match st
+                .deployments
+                .get(&(ns.to_string(), name.to_string()))
+                .filter(|d| in_cluster(&d.cluster))
+            {
                 Some(d) => (200, deployment_json(ns, name, d)),
                 None => not_found("deployments", "apps", name),
             }
@@ -1241,7 +1279,7 @@ fn field_selector_name(req: &Request) -> Option<String> {
         .map(String::from)
 }
 
-fn patch_node(s: &Shared, req: &Request, name: &str) -> (u16, Value) {
+fn patch_node(s: &Shared, req: &Request, cluster: Option<&str>, name: &str) -> (u16, Value) {
     let ct = req
         .headers
         .get("content-type")
@@ -1267,7 +1305,11 @@ fn patch_node(s: &Shared, req: &Request, name: &str) -> (u16, Value) {
         }
     };
     let mut st = s.state.lock().unwrap();
-    if !st.nodes.contains_key(name) {
+    if st
+        .nodes
+        .get(name)
+        .is_none_or(|n| cluster.is_some_and(|c| c != n.cluster))
+    {
         return not_found("nodes", "", name);
     }
     let rv = st.next_rv();
@@ -1304,7 +1346,8 @@ fn patch_node(s: &Shared, req: &Request, name: &str) -> (u16, Value) {
 /// A watch on deployments: `ADDED`/`MODIFIED` events, one JSON object per
 /// line, until the object's state settles or `timeoutSeconds` (at most 60 s).
 fn serve_watch(s: &Shared, w: &mut impl Write, req: &Request) {
-    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let (cluster, segs) = split_cluster(&req.path);
+    let cluster = cluster.map(String::from);
     let ns = match segs.as_slice() {
         ["apis", "apps", "v1", "namespaces", ns, "deployments"] => ns.to_string(),
         _ => {
@@ -1343,7 +1386,11 @@ fn serve_watch(s: &Shared, w: &mut impl Write, req: &Request) {
             let st = s.state.lock().unwrap();
             st.deployments
                 .iter()
-                .filter(|((n, d), _)| *n == ns && only.as_deref().is_none_or(|o| o == d))
+                .filter(|((n, d), x)| {
+                    *n == ns
+                        && cluster.as_deref().is_none_or(|c| c == x.cluster)
+                        && only.as_deref().is_none_or(|o| o == d)
+                })
                 .filter(|((_, d), x)| x.rv > since && sent.get(d.as_str()) != Some(&x.rv))
                 .map(|((n, d), x)| {
                     (

@@ -87,6 +87,8 @@ fn kubectl_reads_nodes_labels_them_and_follows_a_rollout() {
         names.contains(&"rancher-node-staging-rke2-worker3"),
         "{names:?}"
     );
+    // One cluster per context, Rancher-style (/k8s/clusters/<name>).
+    assert!(!names.contains(&"rancher-node-metal01"), "{names:?}");
 
     // label --overwrite
     let o = kubectl(
@@ -118,10 +120,9 @@ fn kubectl_reads_nodes_labels_them_and_follows_a_rollout() {
             .map(String::as_str),
         Some("true")
     );
-    assert!(standin
-        .requests()
-        .iter()
-        .any(|r| r.starts_with("PATCH /api/v1/nodes/rancher-node-staging-rke2-worker3")));
+    assert!(standin.requests().iter().any(|r| r.starts_with(
+        "PATCH /k8s/clusters/archive-staging-rke2/api/v1/nodes/rancher-node-staging-rke2-worker3"
+    )));
 
     // A wrong token is refused, by kubectl's own report.
     let bad = tmp.path().join("bad");

@@ -138,6 +138,22 @@ fn labels_check_and_set() {
         out.contains("swh/loader=true") && out.contains("rancher-node-staging-rke2-worker[1-2]"),
         "{out}"
     );
+    // Each kube context is its own cluster: no production node here.
+    assert!(out.contains("3 node(s)") && !out.contains("metal"), "{out}");
+    let o = bed.run(&[
+        "cluster",
+        "labels",
+        "check",
+        "--context",
+        "archive-production-rke2",
+        "--app",
+        "loaders",
+    ]);
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("rancher-node-metal[01-02]") && !out.contains("staging"),
+        "{out}"
+    );
 
     // The whole chart (swh/values*.yaml of the checkout, for staging)
     // requires labels no node has.

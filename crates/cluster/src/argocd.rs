@@ -30,6 +30,10 @@ pub struct AppStatus {
     pub phase: String,
     /// `status.operationState.message`.
     pub message: String,
+    /// The revision of the last operation
+    /// (`status.operationState.syncResult.revision`, else
+    /// `operation.sync.revision`).
+    pub operation_revision: String,
 }
 
 impl AppStatus {
@@ -48,6 +52,14 @@ impl AppStatus {
             health: s("/status/health/status"),
             phase: s("/status/operationState/phase"),
             message: s("/status/operationState/message"),
+            operation_revision: {
+                let r = s("/status/operationState/syncResult/revision");
+                if r.is_empty() {
+                    s("/status/operationState/operation/sync/revision")
+                } else {
+                    r
+                }
+            },
         }
     }
 
@@ -63,16 +75,17 @@ impl AppStatus {
     /// A failure at `revision`: the sync operation failed, or the synced
     /// application is `Degraded`.
     pub fn failure_at(&self, revision: &str) -> Option<String> {
-        if self.revision != revision && !matches!(self.phase.as_str(), "Failed" | "Error") {
-            return None;
-        }
-        if matches!(self.phase.as_str(), "Failed" | "Error") {
+        let op_failed = matches!(self.phase.as_str(), "Failed" | "Error");
+        // A failed operation counts when it was for this revision (or does
+        // not say which).
+        if op_failed && (self.operation_revision.is_empty() || self.operation_revision == revision)
+        {
             return Some(format!(
                 "Argo CD application {}: sync operation {}: {}",
                 self.name, self.phase, self.message
             ));
         }
-        if self.sync == "Synced" && self.health == "Degraded" {
+        if self.revision == revision && self.sync == "Synced" && self.health == "Degraded" {
             return Some(format!(
                 "Argo CD application {} is Degraded at {}",
                 self.name,
@@ -194,6 +207,12 @@ mod tests {
             .failure_at("abc")
             .unwrap()
             .contains("Failed"));
+        // A failed operation for another revision is not this one's failure.
+        let mut old_failure = app("OutOfSync", "old", "Failed", "Healthy");
+        old_failure.operation_revision = "old".into();
+        assert!(old_failure.failure_at("abc").is_none());
+        old_failure.operation_revision = "abc".into();
+        assert!(old_failure.failure_at("abc").is_some());
         assert!(app("Synced", "abc", "Succeeded", "Progressing")
             .failure_at("abc")
             .is_none());

@@ -7,15 +7,21 @@
 //! sysadmin's checkouts; writes `DIR/site.toml` (the `[apps]`, `[charts]` and
 //! `[registry]` sections pointing at them) and `DIR/env.sh` (the environment
 //! `swh-deploy app`/`chart` need here: site file, journal, buildah storage in
-//! DIR, uv and its cache, the index URL as `SWH_DEPLOY_INDEX_URL`). Prints
-//! `ready` when everything answers, then waits; on a signal it stops every
-//! process it started (the guards' `Drop`) and exits 0.
+//! DIR, uv and its cache, the index URL as `SWH_DEPLOY_INDEX_URL`). Also
+//! starts the Kubernetes/Argo CD **STAND-IN** (`swh_deploy_testbed::kube`,
+//! not a real Kubernetes) following the `staging` and `production` branches
+//! of the swh-charts remote, and writes its kubeconfig (`DIR/kubeconfig`,
+//! `KUBECONFIG` in env.sh), the `[environments.*]` and `[argocd]` sections of
+//! site.toml and the Argo CD token (`ARGOCD_AUTH_TOKEN` in env.sh, mode
+//! 0600). Prints `ready` when everything answers, then waits; on a signal it
+//! stops every process it started (the guards' `Drop`) and exits 0.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
+use swh_deploy_testbed::kube::{KubeStandin, StandinOptions};
 
 /// The elastic path's components (index, registry, git remotes) for the
 /// demo, until SIGINT/SIGTERM.
@@ -77,14 +83,24 @@ fn run(args: Args) -> Result<()> {
             &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"],
         )?;
     }
-    write_config(&dir, &registry, &index, args.uv)?;
+    let kube = KubeStandin::start(StandinOptions::swh(&remotes.charts.path))?;
+    kube.write_kubeconfig(
+        &dir.join("kubeconfig"),
+        &["archive-staging-rke2", "archive-production-rke2"],
+    )?;
+    write_config(&dir, &registry, &index, &kube, args.uv)?;
     println!("ready");
     println!("  index     {}", index.url());
     println!("  registry  {}", registry.host());
     println!("  remotes   {}", remotes.dir.display());
+    println!(
+        "  kube      {} (STAND-IN, not a real Kubernetes)",
+        kube.https_url()
+    );
     println!("  env       . {}", dir.join("env.sh").display());
     wait_for_signal();
     eprintln!("testbed-elastic: stopping");
+    drop(kube);
     drop(registry);
     drop(index);
     Ok(())
@@ -108,6 +124,7 @@ fn write_config(
     dir: &Path,
     registry: &Registry,
     index: &PackageIndex,
+    kube: &KubeStandin,
     uv: Option<PathBuf>,
 ) -> Result<()> {
     let uv = uv.unwrap_or_else(|| {
@@ -126,8 +143,15 @@ fn write_config(
              [site]\nname = \"elastic-demo\"\n\n\
              [apps]\ncheckout = \"{d}/swh-apps\"\n\n\
              [charts]\ncheckout = \"{d}/swh-charts\"\n\n\
-             [registry]\nhost = \"{}\"\nprefix = \"swh/infra/swh-apps\"\ninsecure = true\n",
-            registry.host()
+             [registry]\nhost = \"{}\"\nprefix = \"swh/infra/swh-apps\"\ninsecure = true\n\n\
+             # Kubernetes and Argo CD: the test bed's STAND-IN (not a real cluster).\n\
+             [environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
+             argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
+             [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
+             argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n\n\
+             [argocd]\nurl = \"{}\"\ntoken_env = \"ARGOCD_AUTH_TOKEN\"\n",
+            registry.host(),
+            kube.url()
         ),
     )?;
     std::fs::write(
@@ -141,10 +165,18 @@ fn write_config(
         "unqualified-search-registries = []\n",
     )?;
     std::fs::write(dir.join("auth.json"), "{\"auths\": {}}\n")?;
-    std::fs::write(
-        dir.join("env.sh"),
-        format!(
-            "# Source me: the environment of the elastic demo (testbed-elastic).\n\
+    // env.sh holds the stand-in's Argo CD token: readable by its owner only.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join("env.sh"))?
+        .write_all(
+            format!(
+                "# Source me: the environment of the elastic demo (testbed-elastic).\n\
              export SWH_DEPLOY_SITE={d}/site.toml\n\
              export SWH_DEPLOY_JOURNAL={d}/journal.sqlite\n\
              export SWH_DEPLOY_UV={}\n\
@@ -153,11 +185,15 @@ fn write_config(
              export CONTAINERS_STORAGE_CONF={d}/storage.conf\n\
              export CONTAINERS_REGISTRIES_CONF={d}/registries.conf\n\
              export REGISTRY_AUTH_FILE={d}/auth.json\n\
-             export BUILDAH_ISOLATION=chroot\n",
-            uv.display(),
-            index.url()
-        ),
-    )?;
+             export BUILDAH_ISOLATION=chroot\n\
+             export KUBECONFIG={d}/kubeconfig\n\
+             export ARGOCD_AUTH_TOKEN={}\n",
+                uv.display(),
+                index.url(),
+                kube.argocd_token()
+            )
+            .as_bytes(),
+        )?;
     Ok(())
 }
 
