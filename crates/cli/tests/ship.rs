@@ -568,3 +568,151 @@ fn degraded_staging_stops_before_production_and_a_rerun_continues() {
         .values("production")
         .contains(&format!("swh_loader_git_image_version: '{version}'")));
 }
+
+/// The static and the elastic path in one ship: 2 systemd hosts (host1 in
+/// staging, host2 in production) with the test bed's apt repository, then
+/// the apps, the chart and Argo CD; a re-run finds everything done.
+#[test]
+fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    const V10: &str = "1.0-1~swh1";
+    const V11: &str = "1.1-1~swh1";
+    let tb = swh_deploy_testbed::Testbed::up(&swh_deploy_testbed::Options {
+        hosts: 2,
+        systemd: true,
+        apt_repo: true,
+        apt_versions: vec![V10.into(), V11.into()],
+        ..swh_deploy_testbed::Options::default()
+    })
+    .expect("test bed up");
+    let hosts: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
+    let sh = |host: &str, cmd: &str| -> String {
+        let o = tb
+            .ssh_command(host, cmd)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    std::thread::scope(|s| {
+        for h in &hosts {
+            let sh = &sh;
+            s.spawn(move || {
+                let v = sh(
+                    h,
+                    &format!(
+                        "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                         python3-swh.storage={V10} python3-swh.loader.git={V10} >/dev/null 2>&1 && \
+                         dpkg-query -W -f='${{Version}}' python3-swh.loader.git"
+                    ),
+                );
+                assert_eq!(v, V10, "installing 1.0 on {h}");
+            });
+        }
+    });
+    let bed = Bed::new(&format!(
+        "\n[ssh]\nconfig = \"{}\"\nuser = \"root\"\nconnect_timeout = \"3s\"\nfanout = 16\n\n\
+         [groups.stg]\nenvironment = \"staging\"\nnodes = \"{}\"\n\n\
+         [groups.prd]\nenvironment = \"production\"\nnodes = \"{}\"\n\n\
+         [services.loader-git]\nkind = \"worker\"\nunits = [\"swh-worker@loader_git\"]\n\
+         packages = [\"python3-swh.loader.git\"]\ngroups = [\"stg\", \"prd\"]\n\
+         health = {{ check = \"systemd\", deadline = \"30s\", interval = \"500ms\" }}\n",
+        tb.ssh_config_path().display(),
+        hosts[0],
+        hosts[1]
+    ));
+    let apt = tb.apt_url().unwrap();
+    let ship = |bed: &Bed| {
+        bed.cmd(&[
+            "ship",
+            "swh.loader.git",
+            "1.1",
+            "--static",
+            "--elastic",
+            "--apt",
+            &apt,
+            "--pypi",
+            &bed.index.url(),
+            "--interval",
+            "100ms",
+            "--timeout",
+            "60s",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+    };
+    let o = ship(&bed);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    let order: Vec<usize> = [
+        "[2/9] upgrade staging: done",
+        "[3/9] upgrade production: done",
+        "[4/9] app build: done",
+        "[9/9] cluster wait: done",
+    ]
+    .iter()
+    .map(|l| out.find(l).unwrap_or_else(|| panic!("{l}: {out}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    for h in &hosts {
+        assert_eq!(
+            sh(h, "dpkg-query -W -f='${Version}' python3-swh.loader.git"),
+            V11,
+            "{h}"
+        );
+        assert_eq!(sh(h, "systemctl is-active swh-worker@loader_git"), "active");
+    }
+    assert!(bed
+        .values("production")
+        .contains("swh_loader_git_image_version: '"));
+    assert_eq!(
+        git(
+            &bed.remotes.charts.path,
+            &["log", "-1", "--format=%s", "production"]
+        ),
+        "v424: Release swh.loader.git v1.1"
+    );
+    // The upgrades are their own journal runs, named in the ship's steps.
+    let j = bed.journal();
+    let ship_run = j
+        .runs(50)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.mode == "ship")
+        .unwrap();
+    let d = j.run_details(ship_run.id).unwrap();
+    let up = d
+        .steps
+        .iter()
+        .find(|s| s.name.starts_with("upgrade staging"))
+        .unwrap();
+    assert_eq!(up.hosts, hosts[0]);
+    let r = d.results.iter().find(|r| r.step == up.index).unwrap();
+    assert!(
+        r.stdout.contains("runs ") && r.stdout.contains("succeeded"),
+        "{}",
+        r.stdout
+    );
+    drop(j);
+
+    // Again: every step is already done (hosts at 1.1 per `versions`).
+    let before = bed.snapshot();
+    let o = ship(&bed);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(out.contains("0 step(s) done now, 9 already done"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "[3/9] upgrade production: already done: python3-swh.loader.git at 1.1 on {}",
+            hosts[1]
+        )),
+        "{out}"
+    );
+    assert_eq!(bed.snapshot(), before);
+    drop(bed);
+    drop(tb);
+}

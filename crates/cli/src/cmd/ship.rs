@@ -455,6 +455,12 @@ fn pin_version(v: &ReleaseVersion) -> String {
     v.to_string().trim_start_matches('v').to_string()
 }
 
+/// Whether a pinned version (`1.2.0`, `1.2`) is the release.
+fn pin_matches(pin: Option<&String>, v: &ReleaseVersion) -> bool {
+    pin.and_then(|p| ReleaseVersion::parse(p).ok())
+        .is_some_and(|p| p == *v)
+}
+
 /// Builds the plan; returns the steps and notes (paths not taken and why).
 fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
     let mut steps = Vec::new();
@@ -1048,9 +1054,7 @@ fn check(ctx: &mut Ctx, action: &Action) -> Result<Option<String>, Failure> {
                 return Ok(None);
             };
             let key = swh_deploy_apps::normalize_name(ctx.module.dotted());
-            if parse_pins(&text).get(&key).map(String::as_str)
-                == Some(pin_version(&ctx.version).as_str())
-            {
+            if pin_matches(parse_pins(&text).get(&key), &ctx.version) {
                 ctx.images.insert(app.clone(), newest.to_string());
                 Ok(Some(format!(
                     "tag {tag} on {remote} has apps/{app}/requirements-frozen.txt at {} {}",
@@ -1150,10 +1154,7 @@ fn hosts_behind(ctx: &Ctx, hosts: &[String]) -> Result<Vec<String>, Failure> {
                 .get(package.as_str())
                 .and_then(|v| v.as_ref())
                 .is_some_and(|v| {
-                    swh_deploy_release::publish::debian_version_matches(
-                        v.as_ref(),
-                        &ctx.version,
-                    )
+                    swh_deploy_release::publish::debian_version_matches(v.as_ref(), &ctx.version)
                 }),
             _ => false,
         };
@@ -1342,7 +1343,7 @@ fn build(ctx: &mut Ctx, app: &str) -> Result<String, Failure> {
         .freeze(app, &freeze, false)
         .map_err(|e| e.to_string())?;
     let got = parse_pins(&dry.text).get(&key).cloned();
-    if got.as_deref() != Some(want.as_str()) {
+    if !pin_matches(got.as_ref(), &ctx.version) {
         return Err(Failure::new(
             1,
             format!(
