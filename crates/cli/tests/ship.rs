@@ -625,7 +625,7 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
         hosts[1]
     ));
     let apt = tb.apt_url().unwrap();
-    let ship = |bed: &Bed| {
+    let ship = |bed: &Bed, interval: &str| {
         bed.cmd(&[
             "ship",
             "swh.loader.git",
@@ -637,22 +637,66 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
             "--pypi",
             &bed.index.url(),
             "--interval",
-            "100ms",
+            interval,
             "--timeout",
             "60s",
         ])
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap()
     };
-    let o = ship(&bed);
-    let (out, err) = text(&o);
-    assert_eq!(code(&o), 0, "{out}\n{err}");
+    // 1. Ctrl-C while waiting for Argo CD (after the upgrade steps, whose
+    // executor handled signals itself): the ship ends at once.
+    let mut child = ship(&bed, "20s");
+    let pid = child.id() as libc::pid_t;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap_or_default();
+            all.push_str(&line);
+            all.push('\n');
+            if line.starts_with("[7/9] cluster wait") {
+                let _ = tx.send(());
+            }
+        }
+        all
+    });
+    let waiting = rx.recv_timeout(Duration::from_secs(240));
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = reader.join().unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(waiting.is_ok(), "never reached step 7:\n{out}\n{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.and_then(|s| s.signal()),
+        Some(libc::SIGINT),
+        "the ship did not end on SIGINT:\n{out}\n{err}"
+    );
     let order: Vec<usize> = [
         "[2/9] upgrade staging: done",
         "[3/9] upgrade production: done",
         "[4/9] app build: done",
-        "[9/9] cluster wait: done",
+        "[6/9] chart promote: done",
     ]
     .iter()
     .map(|l| out.find(l).unwrap_or_else(|| panic!("{l}: {out}")))
@@ -666,6 +710,22 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
         );
         assert_eq!(sh(h, "systemctl is-active swh-worker@loader_git"), "active");
     }
+
+    // 2. The same command continues to production.
+    let o = ship(&bed, "100ms").wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(
+        out.contains("(interrupted): steps already done are skipped"),
+        "{out}"
+    );
+    for l in [
+        "[2/9] upgrade staging: already done",
+        "[6/9] chart promote: already done",
+        "[9/9] cluster wait: done",
+    ] {
+        assert!(out.contains(l), "{l}: {out}");
+    }
     assert!(bed
         .values("production")
         .contains("swh_loader_git_image_version: '"));
@@ -678,13 +738,15 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     );
     // The upgrades are their own journal runs, named in the ship's steps.
     let j = bed.journal();
-    let ship_run = j
+    let ships: Vec<_> = j
         .runs(50)
         .unwrap()
         .into_iter()
-        .find(|r| r.mode == "ship")
-        .unwrap();
-    let d = j.run_details(ship_run.id).unwrap();
+        .filter(|r| r.mode == "ship")
+        .collect();
+    assert_eq!(ships[1].status, RunStatus::Interrupted);
+    assert_eq!(ships[0].status, RunStatus::Succeeded);
+    let d = j.run_details(ships[1].id).unwrap();
     let up = d
         .steps
         .iter()
@@ -701,7 +763,7 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
 
     // Again: every step is already done (hosts at 1.1 per `versions`).
     let before = bed.snapshot();
-    let o = ship(&bed);
+    let o = ship(&bed, "100ms").wait_with_output().unwrap();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "{out}\n{err}");
     assert!(out.contains("0 step(s) done now, 9 already done"), "{out}");
