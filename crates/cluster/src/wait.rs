@@ -98,19 +98,26 @@ fn poll(t: &WaitTarget<'_>, refresh: bool) -> Result<Poll, Error> {
     let mut count = 0;
     if let Some((kube, ns)) = t.kube {
         let deployments = kube.deployments(ns)?;
+        let mut failed = Vec::new();
+        let mut waiting = None;
         for d in &deployments {
             match d.rollout() {
                 RolloutState::Complete => count += 1,
-                RolloutState::Failed(m) => {
-                    return Ok(Poll::Done(WaitOutcome::Failed(format!(
-                        "{m} (namespace {ns}, context {})",
-                        kube.context()
-                    ))))
-                }
+                RolloutState::Failed(m) => failed.push(m),
                 RolloutState::Waiting(m) => {
-                    return Ok(Poll::Pending(format!("{head}; {m}")));
+                    waiting.get_or_insert(m);
                 }
             }
+        }
+        if !failed.is_empty() {
+            return Ok(Poll::Done(WaitOutcome::Failed(format!(
+                "{} (namespace {ns}, context {})",
+                failed.join("; "),
+                kube.context()
+            ))));
+        }
+        if let Some(m) = waiting {
+            return Ok(Poll::Pending(format!("{head}; {m}")));
         }
     }
     if app.health != "Healthy" {
