@@ -708,13 +708,13 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
                     action: Action::Promote(env),
                 });
                 match wait_target(&ctx.site, env.branch()) {
-                    Ok(app) => steps.push(Step {
+                    Ok((name, app)) => steps.push(Step {
                         title: format!(
-                            "cluster wait: swh-deploy cluster wait {env} (--timeout {})",
+                            "cluster wait: swh-deploy cluster wait {name} (--timeout {})",
                             ctx.args.timeout
                         ),
                         details: vec![format!("Argo CD application {app} live at {env}'s head")],
-                        action: Action::Wait(env.branch().to_string()),
+                        action: Action::Wait(name),
                     }),
                     Err(why) => notes.push(format!("{env} is not waited for: {why}")),
                 }
@@ -724,17 +724,19 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
     Ok((steps, notes))
 }
 
-/// The Argo CD application of the environment deployed from `branch`, or
+/// The environment deployed from `branch` and its Argo CD application, or
 /// why it cannot be waited for.
-fn wait_target(site: &Site, branch: &str) -> Result<String, String> {
+fn wait_target(site: &Site, branch: &str) -> Result<(String, String), String> {
     if site.argocd.is_none() {
         return Err(format!("no [argocd] in {}", site.path.display()));
     }
     let env = swh_deploy_cluster::gate::environment_of_branch(site, branch)
         .ok_or_else(|| format!("no environment of {} deploys {branch}", site.path.display()))?;
-    env.argocd_application
+    let app = env
+        .argocd_application
         .clone()
-        .ok_or_else(|| format!("environment {} has no argocd_application", env.name))
+        .ok_or_else(|| format!("environment {} has no argocd_application", env.name))?;
+    Ok((env.name.clone(), app))
 }
 
 fn tag_options(ctx: &Ctx, repo: &Path) -> TagOptions {
