@@ -722,7 +722,8 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     for l in [
         "[2/9] upgrade staging: already done",
         "[6/9] chart promote: already done",
-        "[9/9] cluster wait: done",
+        "[9/9] cluster wait: ",
+        "shipped swh.loader.git 1.1: ",
     ] {
         assert!(out.contains(l), "{l}: {out}");
     }
@@ -777,4 +778,59 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     assert_eq!(bed.snapshot(), before);
     drop(bed);
     drop(tb);
+}
+
+/// An upgrade step refused because its hosts are locked by another live run:
+/// the ship stops with the upgrade's exit code 4.
+#[test]
+fn a_static_step_refused_by_a_lock_exits_4() {
+    let tmp = tempfile::tempdir().unwrap();
+    // ssh reaches nothing (connection refused at once): the hosts' versions
+    // are unknown, so the upgrade step is not already done.
+    let ssh_config = tmp.path().join("ssh_config");
+    std::fs::write(&ssh_config, "Host *\n  HostName 127.0.0.1\n  Port 9\n").unwrap();
+    let bed = Bed::new(&format!(
+        "\n[ssh]\nconfig = \"{}\"\nconnect_timeout = \"2s\"\n\n\
+         [groups.stg]\nenvironment = \"staging\"\nnodes = \"nohost[1-2]\"\n\n\
+         [services.loader-git]\nkind = \"worker\"\nunits = [\"swh-worker@loader_git\"]\n\
+         packages = [\"python3-swh.loader.git\"]\ngroups = [\"stg\"]\n",
+        ssh_config.display()
+    ));
+    bed.publish();
+    // Another run (this live test process) holds nohost2.
+    let mut j = Journal::open(&bed.root.join("journal.sqlite")).unwrap();
+    let other = j
+        .start_run(&swh_deploy_journal::NewRun {
+            command_line: vec!["swh-deploy".into(), "upgrade".into()],
+            mode: "nominal".into(),
+            parameters: serde_json::json!({}),
+        })
+        .unwrap();
+    j.acquire_locks(other, &["nohost2".to_string()]).unwrap();
+    let o = bed
+        .cmd(&[
+            "ship",
+            "swh.loader.git",
+            "1.2.0",
+            "--static",
+            "--pypi",
+            &bed.index.url(),
+            "--timeout",
+            "10s",
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 4, "{out}\n{err}");
+    assert!(out.contains("[1/2] release wait: already done"), "{out}");
+    assert!(
+        err.contains("step 2/2 (upgrade staging) failed (exit 4)") && err.contains("nohost2"),
+        "{err}"
+    );
+    let runs = j.runs(10).unwrap();
+    let ship = runs.iter().find(|r| r.mode == "ship").unwrap();
+    assert_eq!(ship.status, RunStatus::Failed);
+    let d = j.run_details(ship.id).unwrap();
+    assert_eq!(d.steps[1].status, StepStatus::Failed);
+    assert_eq!(d.steps[1].hosts, "nohost[1-2]");
 }
