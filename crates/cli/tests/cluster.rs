@@ -356,7 +356,10 @@ fn wait_live_degraded_timeout_and_refused_tokens() {
         err.contains("ProgressDeadlineExceeded") && err.contains("deployment loader-git"),
         "{err}"
     );
-    assert!(err.contains("Degraded"), "{err}");
+    assert!(
+        err.contains("deployment storage") && err.contains("archive-staging-rke2-swh"),
+        "{err}"
+    );
 
     // A revision that never comes: exit 6 after the timeout.
     let never = "0123456789abcdef0123456789abcdef01234567";

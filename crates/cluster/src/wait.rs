@@ -111,7 +111,7 @@ fn poll(t: &WaitTarget<'_>, refresh: bool) -> Result<Poll, Error> {
         }
         if !failed.is_empty() {
             return Ok(Poll::Done(WaitOutcome::Failed(format!(
-                "{} (namespace {ns}, context {})",
+                "{} (namespace {ns}, context {}); {head}",
                 failed.join("; "),
                 kube.context()
             ))));
