@@ -189,10 +189,10 @@ fn changelog_dry_run_then_commit_is_what_dpkg_reads() {
         .unwrap()
         .ends_with(swh_deploy_debian::testing::CHANGELOG));
 
-    // One commit with both files, gbp dch's title, a clean tree.
+    // One commit with both files, swh's title, a clean tree.
     assert_eq!(
         c.f.git(&["log", "-1", "--format=%s"]),
-        "Update changelog for 1.1.0-1~swh2 release"
+        "Updated debian changelog for version 1.1.0-1~swh2"
     );
     let files = c.f.git(&["show", "--name-only", "--format=", "HEAD"]);
     assert_eq!(files, "debian/changelog\ndebian/control");
@@ -237,9 +237,17 @@ fn maintainer_from_git_config_explicit_version_and_backports() {
         ],
         &PACKAGER,
     );
+    let accented = [
+        ("DEBFULLNAME", "Stéphane Müller"),
+        ("DEBEMAIL", "sm@example.org"),
+    ];
     c.ok(
         &["changelog", "-m", "Fix dependency", "--bump", "--commit"],
-        &PACKAGER,
+        &accented,
+    );
+    assert_eq!(
+        parsechangelog(&cl, 0, "Maintainer"),
+        "Stéphane Müller <sm@example.org>"
     );
     let v = parsechangelog(&cl, 0, "Version");
     assert_eq!(v, "1:1.2.0-1~swh2~bpo12+1");
@@ -537,12 +545,23 @@ fn tag_signed_pushed_idempotent_and_journaled() {
     assert_eq!(runs[1].parameters["tag"], "debian/1.1.0-1_swh2");
 }
 
-/// The tag name and message are those of git-buildpackage's own
-/// `gbp buildpackage --git-tag-only` (the runbook's command) on the same
-/// commit, for a plain swh version and one with an epoch.
+/// `git tag -v TAG` succeeds.
+fn verify_tag(c: &Case, tag: &str) -> bool {
+    c.f.command("git")
+        .args(["-C", c.f.work.to_str().unwrap(), "tag", "-v", tag])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The tag name, type and message are those of git-buildpackage's own
+/// `gbp buildpackage --git-tag-only --git-sign-tag` (the runbook's command)
+/// on the same commit, for a plain swh version and one with an epoch.
 #[test]
 fn tag_is_the_one_gbp_makes() {
     let c = Case::new();
+    ssh_signing(&c);
     for (args, tag) in [
         (
             vec!["changelog", "-m", "Fix", "--commit"],
@@ -564,7 +583,12 @@ fn tag_is_the_one_gbp_makes() {
         let gbp =
             c.f.command("gbp")
                 .current_dir(&c.f.work)
-                .args(["buildpackage", "--git-tag-only", "--git-ignore-new"])
+                .args([
+                    "buildpackage",
+                    "--git-tag-only",
+                    "--git-sign-tag",
+                    "--git-ignore-new",
+                ])
                 .output()
                 .expect("gbp (git-buildpackage, in .ci/apt-packages.txt) runs");
         assert!(
@@ -575,20 +599,21 @@ fn tag_is_the_one_gbp_makes() {
         );
         let gbp_tags = c.f.git(&["tag", "-l", "--points-at", "HEAD"]);
         assert_eq!(gbp_tags, tag);
-        let fmt = "--format=%(objecttype) %(contents)";
+        // Same type, message and tagged commit; both signed (the signatures
+        // differ: they carry the time) and verified by git.
+        let fmt = "--format=%(objecttype) %(*objectname) %(contents:subject)|%(contents:body)";
         let gbp_tag = c.f.git(&["for-each-ref", fmt, &format!("refs/tags/{tag}")]);
+        assert!(verify_tag(&c, tag), "gbp's tag {tag} does not verify");
         c.f.git(&["tag", "-d", tag]);
 
-        let out = c.ok(&["tag", "--no-push"], &[]);
-        assert!(
-            out.contains(&format!("created unsigned tag {tag}")),
-            "{out}"
-        );
+        let out = c.ok(&["tag", "--sign", "--no-push"], &[]);
+        assert!(out.contains(&format!("created signed tag {tag}")), "{out}");
         assert_eq!(c.f.git(&["tag", "-l", "--points-at", "HEAD"]), tag);
         assert_eq!(
             c.f.git(&["for-each-ref", fmt, &format!("refs/tags/{tag}")]),
             gbp_tag
         );
+        assert!(verify_tag(&c, tag), "our tag {tag} does not verify");
         // The library's inverse gives the changelog's version back.
         assert_eq!(
             swh_deploy_debian::dep14_version(tag).unwrap().as_str(),
@@ -604,14 +629,7 @@ fn tag_signing_follows_git_config_unless_told() {
     let c = Case::new();
     ssh_signing(&c);
     c.f.git(&["config", "tag.gpgSign", "true"]);
-    let verify = |tag: &str| {
-        c.f.command("git")
-            .args(["-C", c.f.work.to_str().unwrap(), "tag", "-v", tag])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
+    let verify = |tag: &str| verify_tag(&c, tag);
     c.ok(&["changelog", "-m", "Fix", "--commit"], &PACKAGER);
     let out = c.ok(&["tag", "--no-push"], &[]);
     assert!(

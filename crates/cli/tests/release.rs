@@ -162,7 +162,10 @@ fn tag_signed_pushed_verified_and_journaled() {
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
     let stdout = text(&out.stdout);
     let work = env.work.display();
-    assert!(stdout.contains("tag: v1.2.0\n"), "{stdout}");
+    assert!(
+        stdout.contains("tag: v1.2.0\nmodule: swh.loader.git\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("newest release: v1.1.0\n"), "{stdout}");
     assert!(
         stdout.contains("signed: yes\n"),
@@ -233,6 +236,7 @@ fn tag_signed_pushed_verified_and_journaled() {
             ("push", StepStatus::Succeeded)
         ]
     );
+    assert!(runs[0].steps.iter().all(|s| s.kind == "release"));
 
     // Again: already released, refused, nothing changed.
     let before = env.snapshot();
@@ -550,15 +554,23 @@ fn wait_for_the_debian_repository_as_json() {
         remote: PathBuf::new(),
         work: PathBuf::new(),
     };
+    // Repository and suite from the site file's [release] section.
+    let site = tmp.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            "[release]\napt_url = \"{}\"\napt_suite = \"bookworm-swh\"\n",
+            http.url()
+        ),
+    )
+    .unwrap();
     let out = env.swh_deploy(&[
         "release",
         "wait",
         "swh.loader.git",
         "1.2.0",
-        "--apt",
-        &http.url(),
-        "--suite",
-        "bookworm-swh",
+        "--site",
+        site.to_str().unwrap(),
         "--json",
         "--timeout",
         "5s",
@@ -589,4 +601,44 @@ fn wait_for_the_debian_repository_as_json() {
     let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(v["published"], false);
     assert_eq!(v["channels"][0]["status"], "missing");
+}
+
+#[test]
+fn tag_gpgsign_config_asks_for_signing_and_a_failed_signature_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(tmp.path());
+    // tag.gpgSign without any usable key (no user.signingkey, no ssh agent).
+    fs::write(
+        env.root.join("gitconfig"),
+        "[user]\n\tname = Release Test\n\temail = release@test.invalid\n\
+         [gpg]\n\tformat = ssh\n[tag]\n\tgpgSign = true\n",
+    )
+    .unwrap();
+    let before = env.snapshot();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+    c.args(["release", "tag", "1.2.0", "--repo"]).arg(&env.work);
+    env.isolate(&mut c);
+    let out = c.env_remove("SSH_AUTH_SOCK").output().unwrap();
+    assert_eq!(code(&out), 1, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("signed: yes"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains(" tag -a -s -m "),
+        "{}",
+        text(&out.stdout)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("creating tag v1.2.0 failed (nothing was created; signing needs your gpg/ssh signing key"),
+        "{stderr}"
+    );
+    assert_eq!(env.snapshot(), before);
+    let runs = env.journal_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run.status, RunStatus::Failed);
+    assert_eq!(runs[0].steps.len(), 1);
+    assert_eq!(runs[0].steps[0].status, StepStatus::Failed);
 }

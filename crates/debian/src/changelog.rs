@@ -145,6 +145,11 @@ pub struct Changelog {
     pub top: Entry,
 }
 
+/// The 1-based column (in characters) of byte offset `byte` of `line`.
+fn char_col(line: &str, byte: usize) -> usize {
+    line[..byte].chars().count() + 1
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c)
 }
@@ -219,20 +224,24 @@ impl Changelog {
             message,
         };
         let lines: Vec<&str> = text.lines().collect();
-        let mut i = 0;
-        while i < lines.len() && lines[i].trim().is_empty() {
-            i += 1;
-        }
-        if i == lines.len() {
+        if lines.is_empty() {
             return Err(err(
-                i.max(1),
+                1,
                 1,
                 "no changelog entry: expected `source (version) distribution; urgency=medium`"
                     .into(),
             ));
         }
-        let header = lines[i];
-        let hline = i + 1;
+        if lines[0].trim().is_empty() {
+            return Err(err(
+                1,
+                1,
+                "found a blank line where the first entry header `source (version) distribution; urgency=medium` was expected"
+                    .into(),
+            ));
+        }
+        let header = lines[0];
+        let hline = 1;
         // source
         let name_end = header.find(' ').unwrap_or(header.len());
         let source = &header[..name_end];
@@ -268,7 +277,7 @@ impl Changelog {
         let Some(semi) = header[after..].find(';') else {
             return Err(err(
                 hline,
-                header.len() + 1,
+                header.chars().count() + 1,
                 "expected `; urgency=...` after the distribution".into(),
             ));
         };
@@ -314,7 +323,7 @@ impl Changelog {
             ));
         };
         // Body up to the trailer.
-        let mut j = i + 1;
+        let mut j = 1;
         let mut body = Vec::new();
         loop {
             if j == lines.len() {
@@ -330,20 +339,22 @@ impl Changelog {
             if l.starts_with(" -- ") {
                 break;
             }
-            if !l.is_empty() && !l.starts_with([' ', '\t']) {
-                return Err(err(
-                    j + 1,
-                    1,
-                    format!(
-                        "expected an indented change line or the trailer ` -- Name <email>  date` of the entry started at line {hline}"
-                    ),
-                ));
-            }
             if l.starts_with(" --") || l.starts_with("--") {
                 return Err(err(
                     j + 1,
                     1,
                     "malformed trailer: expected ` -- Name <email>  date`".into(),
+                ));
+            }
+            // dpkg: a change line starts with two blanks (`  * item`).
+            let indented = l.chars().take(2).filter(|c| c.is_whitespace()).count() == 2;
+            if !l.trim().is_empty() && !indented {
+                return Err(err(
+                    j + 1,
+                    1,
+                    format!(
+                        "expected a change line indented by two spaces (`  * item`) or the trailer ` -- Name <email>  date` of the entry started at line {hline}"
+                    ),
                 ));
             }
             body.push(l.to_string());
@@ -355,13 +366,26 @@ impl Changelog {
         while body.last().is_some_and(|l| l.trim().is_empty()) {
             body.pop();
         }
+        if body.is_empty() {
+            return Err(err(
+                j + 1,
+                1,
+                format!(
+                    "found the trailer where change lines (`  * ...`) of the entry started at line {hline} were expected"
+                ),
+            ));
+        }
         let trailer = lines[j];
         let tline = j + 1;
         let (Some(lt), Some(gt)) = (trailer.find(" <"), trailer.find(">")) else {
             return Err(err(tline, 5, "expected `Name <email>` after ` -- `".into()));
         };
         if gt < lt {
-            return Err(err(tline, gt + 1, "expected `Name <email>`".into()));
+            return Err(err(
+                tline,
+                char_col(trailer, gt),
+                "expected `Name <email>`".into(),
+            ));
         }
         let name = &trailer[4..lt];
         let email = &trailer[lt + 2..gt];
@@ -370,12 +394,12 @@ impl Changelog {
         if !rest.starts_with("  ") || rest[2..].starts_with(' ') {
             return Err(err(
                 tline,
-                gt + 2,
+                char_col(trailer, gt + 1),
                 "expected exactly two spaces between `<email>` and the date".into(),
             ));
         }
         let date = rest[2..].trim_end();
-        check_date(date).map_err(|m| err(tline, gt + 4, m))?;
+        check_date(date).map_err(|m| err(tline, char_col(trailer, gt + 3), m))?;
         Ok(Changelog {
             path: path.to_path_buf(),
             text: text.to_string(),
@@ -608,8 +632,7 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
         assert_eq!(e.maintainer.name, "Software Heritage autobuilder");
         assert_eq!(e.maintainer.email, "jenkins@example.org");
         assert_eq!(e.date, "Mon, 02 Nov 2026 10:00:00 +0000");
-        let c = parse(&format!("\n\n{TWO}")).unwrap();
-        assert_eq!(c.top.line, 3);
+        assert_eq!(c.top.line, 1);
     }
 
     fn error_at(t: &str) -> (usize, usize, String) {
@@ -642,6 +665,13 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
         assert_eq!(pos(&t), (1, 39));
         let t = TWO.replacen(">  Mon, 02", "> Mon, 02", 1);
         assert_eq!(pos(&t), (6, 56));
+        // Columns count characters, not bytes.
+        let t = TWO.replacen(
+            "Software Heritage autobuilder <jenkins@example.org>  Mon, 02 Nov",
+            "Stéphane Müller <sm@example.org>  Mon, 02 Nvb",
+            1,
+        );
+        assert_eq!(pos(&t), (6, 39));
         let t = TWO.replacen("Mon, 02 Nov", "Mon, 02 Nvb", 1);
         let (l, c, m) = error_at(&t);
         assert_eq!((l, c), (6, 58));
@@ -652,7 +682,13 @@ swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
         let (l, c, m) = error_at(t);
         assert_eq!((l, c), (4, 1));
         assert!(m.contains("no trailer"));
-        assert_eq!(pos("\n\n"), (2, 1));
+        assert_eq!(pos("\n\n"), (1, 1));
+        assert_eq!(pos(""), (1, 1));
+        assert_eq!(pos(&format!("\n{TWO}")), (1, 1));
+        let t = TWO.replacen("  * New upstream release 1.1.0\n  * Second line\n", "", 1);
+        let (l, c, m) = error_at(&t);
+        assert_eq!((l, c), (4, 1));
+        assert!(m.contains("change lines"), "{m}");
     }
 
     #[test]

@@ -77,10 +77,15 @@ impl ChangelogPlan {
         s
     }
 
-    /// The commit message of `--commit`: gbp dch's default title
-    /// (`Update changelog for <version> release`), then the change items.
+    /// The commit message of `--commit`: the title swh's Jenkins jobs give
+    /// their changelog commits (`Updated debian changelog for version
+    /// <version>`, swh-jenkins-jobs `update-for-release`), then the change
+    /// items.
     pub fn commit_message(&self) -> String {
-        let mut m = format!("Update changelog for {} release\n\n", self.entry.version);
+        let mut m = format!(
+            "Updated debian changelog for version {}\n\n",
+            self.entry.version
+        );
         for item in &self.entry.messages {
             m.push_str(&format!("* {}\n", item.trim()));
         }
@@ -427,7 +432,7 @@ impl PackagingRepo {
                 let target = self.git.run(&["rev-parse", &format!("{l}^{{commit}}")])?;
                 if kind != "tag" || target != head {
                     return Err(Error::Tag(format!(
-                        "tag {tag} already exists and {} (git show {tag}); release a new version instead",
+                        "tag {tag} already exists and {} (git show {tag}); release a new version instead, or, if that tag was never pushed, delete it (git tag -d {tag})",
                         if kind != "tag" {
                             "is not annotated".to_string()
                         } else {

@@ -11,17 +11,19 @@ use std::process::Command;
 pub const CHANGELOG: &str = "\
 swh-loader-git (1.1.0-1~swh1) unstable-swh; urgency=medium
 
-  * New upstream release 1.1.0     - (tagged by Jane Doe
-    <jane@example.org> on 2026-11-02 09:58:41 +0100)
-  * Upstream changes:     - v1.1.0
+  * New upstream release 1.1.0
+    - (tagged by Jane Doe <jane@example.org> on 2026-11-02 09:58:41 +0100)
+  * Upstream changes:
+    - v1.1.0
 
  -- Software Heritage autobuilder (on jenkins-debian1) <jenkins@jenkins-debian1.internal.softwareheritage.org>  Mon, 02 Nov 2026 09:05:27 +0000
 
 swh-loader-git (1.0.0-1~swh1) unstable-swh; urgency=medium
 
-  * New upstream release 1.0.0     - (tagged by Jane Doe
-    <jane@example.org> on 2026-10-01 10:12:03 +0200)
-  * Upstream changes:     - v1.0.0
+  * New upstream release 1.0.0
+    - (tagged by Jane Doe <jane@example.org> on 2026-10-01 10:12:03 +0200)
+  * Upstream changes:
+    - v1.0.0
 
  -- Software Heritage autobuilder (on jenkins-debian1) <jenkins@jenkins-debian1.internal.softwareheritage.org>  Thu, 01 Oct 2026 08:15:44 +0000
 ";
@@ -162,7 +164,7 @@ impl PackagingFixture {
             "commit",
             "-q",
             "-m",
-            "Updated version 1.1.0 from 'debian/upstream/1.1.0'",
+            "Updated debian changelog for version 1.1.0",
         ]);
         f.git(&[
             "tag",

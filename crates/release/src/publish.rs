@@ -611,7 +611,10 @@ pub fn wait(
     report: &mut dyn FnMut(Duration, &ChannelStatus),
 ) -> WaitOutcome {
     let start = Instant::now();
-    let deadline = start + policy.timeout;
+    // A timeout too large for the clock is "a century".
+    let deadline = start
+        .checked_add(policy.timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400));
     let mut last: Vec<Option<Status>> = vec![None; channels.len()];
     let mut reported_at: Vec<Instant> = vec![start; channels.len()];
     let mut rounds = 0;

@@ -12,7 +12,7 @@
 //! by a run whose push failed (annotated, at HEAD, not on the remote) is
 //! taken up again: the plan is then only the push.
 
-use crate::{Error, ReleaseVersion};
+use crate::{Error, Module, ReleaseVersion};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use swh_deploy_charts::git::Git;
@@ -89,6 +89,8 @@ pub enum TagState {
 /// A checked plan for tagging and pushing one release.
 #[derive(Debug, Clone)]
 pub struct TagPlan {
+    /// The module released, when known (see [`module_of`]).
+    pub module: Option<Module>,
     /// The release version.
     pub version: ReleaseVersion,
     /// The tag name (`v1.2.0`).
@@ -210,11 +212,43 @@ fn next_patch(v: &ReleaseVersion) -> String {
     format!("v{}", s.join("."))
 }
 
+/// The module a work tree releases: the `name` of `[project]` in its
+/// `pyproject.toml`, else the last component of the remote URL when it
+/// looks like a swh module (`.../swh-loader-git.git` -> `swh.loader.git`).
+pub fn module_of(repo: &Path, remote_url: &str) -> Option<Module> {
+    if let Ok(text) = std::fs::read_to_string(repo.join("pyproject.toml")) {
+        let mut in_project = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_project = line == "[project]";
+            } else if in_project {
+                if let Some((key, value)) = line.split_once('=') {
+                    if key.trim() == "name" {
+                        let name = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                        if let Ok(m) = Module::parse(name) {
+                            return Some(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let last = remote_url.trim_end_matches('/').rsplit(['/', ':']).next()?;
+    let last = last.strip_suffix(".git").unwrap_or(last);
+    Module::parse(last)
+        .ok()
+        .filter(|m| m.dotted().starts_with("swh."))
+}
+
 /// Checks the repository and builds the plan (see the module doc). Runs
 /// `git fetch REMOTE` (remote-tracking branches only, no tags) and `git
 /// ls-remote --tags REMOTE`; changes nothing else.
 pub fn plan(version: &ReleaseVersion, opts: &TagOptions) -> Result<TagPlan, Error> {
-    let repo = opts.repo.clone();
+    let repo = opts
+        .repo
+        .canonicalize()
+        .unwrap_or_else(|_| opts.repo.clone());
     let dir = repo.display().to_string();
     let git = Git::new(&repo);
     let tag = version.tag_name();
@@ -355,7 +389,9 @@ pub fn plan(version: &ReleaseVersion, opts: &TagOptions) -> Result<TagPlan, Erro
             ],
         });
     }
+    let module = module_of(&repo, &remote_url);
     Ok(TagPlan {
+        module,
         version: version.clone(),
         tag,
         repo,
@@ -415,5 +451,44 @@ pub fn run_step(plan: &TagPlan, step: &GitStep) -> Result<(), Error> {
                 ))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_from_pyproject_then_remote() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "git@gitlab.softwareheritage.org:swh/devel/swh-loader-git.git";
+        assert_eq!(
+            module_of(dir.path(), url).unwrap().dotted(),
+            "swh.loader.git"
+        );
+        assert!(module_of(dir.path(), "/srv/git/other.git").is_none());
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[build-system]\nname = \"x\"\n[project]\nname = \"swh.storage\"\n",
+        )
+        .unwrap();
+        assert_eq!(module_of(dir.path(), url).unwrap().dotted(), "swh.storage");
+    }
+
+    #[test]
+    fn newest_release_ignores_other_tags() {
+        let tags = [
+            "v1.1.0",
+            "v1.10.0rc1",
+            "debian/1.2-1",
+            "v1.9.0",
+            "swh-lister-20250113.1",
+        ];
+        let (tag, _) = newest_release(tags).unwrap();
+        assert_eq!(tag, "v1.10.0rc1");
+        assert_eq!(
+            next_patch(&ReleaseVersion::parse("1.1.0").unwrap()),
+            "v1.1.1"
+        );
     }
 }

@@ -12,6 +12,8 @@
 //! - **ssh** options (ssh_config, user, connect timeout, fan-out);
 //! - optional sections for the elastic path: `apps` and `charts` checkouts,
 //!   `registry`, `argocd`.
+//! - optional `release`: where CI publishes module releases (package index,
+//!   Debian repository and suite), for `release wait`.
 //!
 //! [`find_site_file`] locates the file (`--site`, `SWH_DEPLOY_SITE`,
 //! `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`), [`Site::load`] parses and
@@ -195,6 +197,8 @@ pub struct Site {
     pub registry: Option<RegistryOptions>,
     /// The Argo CD server (elastic path), if configured.
     pub argocd: Option<ArgoCdOptions>,
+    /// Where module releases are published (`release wait`), if configured.
+    pub release: Option<ReleaseOptions>,
 }
 
 /// `[ssh]`: how swh-deploy reaches hosts with the system `ssh`.
@@ -407,6 +411,18 @@ pub struct RegistryOptions {
     pub prefix: String,
     /// Use plain HTTP (only for a loopback test registry).
     pub insecure: bool,
+}
+
+/// `[release]`: where CI publishes module releases, for `release wait`
+/// (flags and environment variables win).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseOptions {
+    /// PyPI-style simple index, e.g. `https://pypi.org/simple/`.
+    pub index_url: Option<String>,
+    /// Debian repository root, e.g. `https://debian.softwareheritage.org/`.
+    pub apt_url: Option<String>,
+    /// Its suite (`bookworm-swh`); none: a flat repository.
+    pub apt_suite: Option<String>,
 }
 
 /// `[argocd]`: the Argo CD API server (elastic path).

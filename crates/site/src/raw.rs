@@ -3,8 +3,8 @@
 
 use crate::{
     AppsOptions, ArgoCdOptions, ChartsOptions, ClusterShellOptions, Environment, GroupMembers,
-    HealthCheck, HostGroup, Location, PackageName, Probe, RegistryOptions, Service, ServiceKind,
-    Site, SiteError, SshOptions, UnitName,
+    HealthCheck, HostGroup, Location, PackageName, Probe, RegistryOptions, ReleaseOptions, Service,
+    ServiceKind, Site, SiteError, SshOptions, UnitName,
 };
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -29,6 +29,7 @@ struct RawSite {
     charts: Option<RawCharts>,
     registry: Option<RawRegistry>,
     argocd: Option<RawArgoCd>,
+    release: Option<RawRelease>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +133,14 @@ struct RawRegistry {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRelease {
+    index_url: Option<Spanned<String>>,
+    apt_url: Option<Spanned<String>>,
+    apt_suite: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawArgoCd {
     url: String,
     token_env: Option<String>,
@@ -178,8 +187,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
         _ => return Err(bad()),
     })
 }
@@ -506,6 +515,32 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
         );
     }
 
+    let release = match raw.release {
+        None => None,
+        Some(r) => {
+            let url = |u: Option<Spanned<String>>| -> Result<Option<String>, SiteError> {
+                match u {
+                    None => Ok(None),
+                    Some(u) => {
+                        let v = u.get_ref();
+                        if !(v.starts_with("http://") || v.starts_with("https://")) {
+                            return Err(ctx.at(
+                                u.span(),
+                                format!("`{v}` is not a URL: expected http://... or https://..."),
+                            ));
+                        }
+                        Ok(Some(v.clone()))
+                    }
+                }
+            };
+            Some(ReleaseOptions {
+                index_url: url(r.index_url)?,
+                apt_url: url(r.apt_url)?,
+                apt_suite: r.apt_suite,
+            })
+        }
+    };
+
     Ok(Site {
         path: path.to_owned(),
         name,
@@ -531,6 +566,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
             prefix: r.prefix,
             insecure: r.insecure,
         }),
+        release,
         argocd: raw.argocd.map(|a| ArgoCdOptions {
             url: a.url,
             token_env: a.token_env.unwrap_or_else(|| "ARGOCD_AUTH_TOKEN".into()),
@@ -711,6 +747,7 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("7d").unwrap_err().contains("`7d`"));
         assert!(parse_duration("s").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
     }
 
     #[test]

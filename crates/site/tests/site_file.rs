@@ -587,3 +587,27 @@ fn debian_version_order_matches_dpkg() {
         }
     }
 }
+
+#[test]
+fn release_section_is_read_and_its_urls_checked() {
+    let text = format!(
+        "{BASE}\n[release]\nindex_url = \"https://pypi.org/simple/\"\n\
+         apt_url = \"https://debian.softwareheritage.org/\"\napt_suite = \"bookworm-swh\"\n"
+    );
+    let site = Site::parse(&text, Path::new("ok.toml")).unwrap();
+    let r = site.release.unwrap();
+    assert_eq!(r.index_url.as_deref(), Some("https://pypi.org/simple/"));
+    assert_eq!(
+        r.apt_url.as_deref(),
+        Some("https://debian.softwareheritage.org/")
+    );
+    assert_eq!(r.apt_suite.as_deref(), Some("bookworm-swh"));
+    assert!(Site::parse(BASE, Path::new("ok.toml"))
+        .unwrap()
+        .release
+        .is_none());
+    assert_eq!(
+        error_of("\n[release]\nindex_url = \"pypi.org/simple\"\n"),
+        "bad.toml:8:13: `pypi.org/simple` is not a URL: expected http://... or https://..."
+    );
+}

@@ -40,7 +40,7 @@ enum DebianCommand {
         #[arg(long, value_name = "D")]
         distribution: Option<String>,
         /// Commit debian/changelog (and whatever is staged, e.g. the
-        /// debian/control fix) as "Update changelog for V release".
+        /// debian/control fix) as "Updated debian changelog for version V".
         #[arg(long)]
         commit: bool,
         /// Print the entry as a diff; change nothing.

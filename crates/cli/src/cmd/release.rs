@@ -12,7 +12,7 @@ use swh_deploy_release::publish::{self, Channel, Checker, WaitOutcome};
 use swh_deploy_release::tag::{self, TagOptions, TagPlan, TagState};
 use swh_deploy_release::{Module, ReleaseVersion};
 
-use super::app::Recorder;
+use super::app::{load_site, Recorder};
 
 /// Exit code of a gate not reached before `--timeout` (see `exit-codes`).
 const EXIT_TIMEOUT: u8 = 6;
@@ -75,15 +75,17 @@ pub struct WaitArgs {
     /// The release version: 1.2.0 or v1.2.0.
     #[arg(value_name = "VERSION")]
     pub version: String,
-    /// PyPI-style simple index to wait on (default: $SWH_DEPLOY_INDEX_URL).
+    /// PyPI-style simple index to wait on (default: $SWH_DEPLOY_INDEX_URL,
+    /// else the site file's [release] index_url).
     #[arg(long, value_name = "URL")]
     pub pypi: Option<String>,
-    /// Debian repository to wait on (default: $SWH_DEPLOY_APT_URL).
+    /// Debian repository to wait on (default: $SWH_DEPLOY_APT_URL, else the
+    /// site file's [release] apt_url).
     #[arg(long, value_name = "URL")]
     pub apt: Option<String>,
     /// The repository's suite, e.g. bookworm-swh (reprepro layout
     /// dists/SUITE/main/binary-ARCH/); none: a flat repository (default:
-    /// $SWH_DEPLOY_APT_SUITE).
+    /// $SWH_DEPLOY_APT_SUITE, else the site file's [release] apt_suite).
     #[arg(long, value_name = "SUITE")]
     pub suite: Option<String>,
     /// The architecture of the binary index read.
@@ -98,6 +100,10 @@ pub struct WaitArgs {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The site file (default: $SWH_DEPLOY_SITE, ./swh-deploy.toml,
+    /// /etc/swh-deploy/site.toml, if present).
+    #[arg(long, value_name = "FILE")]
+    pub site: Option<PathBuf>,
 }
 
 /// Runs `swh-deploy release ...`.
@@ -142,7 +148,9 @@ fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
             "pushed {} to {} ({})",
             plan.tag, plan.remote, plan.remote_url
         );
-        let module = module_of_remote(&plan.remote_url)
+        let module = plan
+            .module
+            .as_ref()
             .map(|m| m.to_string())
             .unwrap_or_else(|| "MODULE".to_string());
         println!("next: swh-deploy release wait {module} {}", plan.version);
@@ -157,15 +165,11 @@ fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The module a remote URL names (`.../swh-loader-git.git` ->
-/// `swh.loader.git`), if it looks like one.
-fn module_of_remote(url: &str) -> Option<Module> {
-    let last = url.trim_end_matches('/').rsplit(['/', ':']).next()?;
-    Module::parse(last.strip_suffix(".git").unwrap_or(last)).ok()
-}
-
 fn print_plan(plan: &TagPlan) {
     println!("tag: {}", plan.tag);
+    if let Some(m) = &plan.module {
+        println!("module: {m}");
+    }
     println!(
         "repository: {} (branch {} at {}, on {})",
         plan.repo.display(),
@@ -206,7 +210,8 @@ pub(crate) fn execute_tag(plan: &TagPlan) -> Result<(), String> {
             "push_only": plan.state == TagState::PushOnly,
             "commands": plan.steps.iter().map(|s| plan.command_line(s)).collect::<Vec<_>>(),
         }),
-    )?;
+    )?
+    .with_kind("release");
     for step in &plan.steps {
         let target = match step.kind {
             tag::StepKind::Tag => plan.tag.clone(),
@@ -238,13 +243,18 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
     swh_deploy_site::parse_duration(text).map_err(|e| format!("--{flag}: {e}"))
 }
 
-/// The channels of `release wait`: flags first, then the environment.
+/// The channels of `release wait`: flags first, then the environment, then
+/// the site file's `[release]` section.
 fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
+    let site = load_site(args.site.as_deref())?.and_then(|s| s.release);
+    let from_site =
+        |f: fn(&swh_deploy_site::ReleaseOptions) -> Option<String>| site.as_ref().and_then(f);
     let mut out = Vec::new();
     if let Some(url) = args
         .pypi
         .clone()
         .or_else(|| env_nonempty("SWH_DEPLOY_INDEX_URL"))
+        .or_else(|| from_site(|r| r.index_url.clone()))
     {
         out.push(Channel::pypi(&url).map_err(|e| format!("--pypi: {e}"))?);
     }
@@ -252,11 +262,13 @@ fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
         .apt
         .clone()
         .or_else(|| env_nonempty("SWH_DEPLOY_APT_URL"))
+        .or_else(|| from_site(|r| r.apt_url.clone()))
     {
         let suite = args
             .suite
             .clone()
-            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"));
+            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"))
+            .or_else(|| from_site(|r| r.apt_suite.clone()));
         out.push(
             Channel::apt(&url, suite.as_deref(), Some(&args.arch))
                 .map_err(|e| format!("--apt: {e}"))?,
@@ -264,7 +276,7 @@ fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
     }
     if out.is_empty() {
         return Err(
-            "nothing to wait on: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL)"
+            "nothing to wait on: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL, or [release] index_url / apt_url in the site file)"
                 .to_string(),
         );
     }
@@ -342,7 +354,8 @@ pub(crate) fn wait_published(
             "channels": channels,
             "timeout_s": timeout.as_secs_f64(),
         }),
-    )?;
+    )?
+    .with_kind("release");
     let kinds: Vec<&str> = channels.iter().map(Channel::kind).collect();
     rec.step("wait published", &kinds.join(","));
     let checker = Checker::new(Duration::from_secs(20));
