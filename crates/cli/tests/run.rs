@@ -150,6 +150,41 @@ fn ssh_output_matches_clush_on_the_loopback_fleet() {
             "{err}"
         );
     }
+    // The ssh settings and groups of a site file instead of flags: same
+    // output as clush given them as flags.
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "[site]\nname = \"loopback\"\n\n[ssh]\nconfig = \"{cfg}\"\nconnect_timeout = \"3s\"\n\n\
+             [groups.fleet]\nnodes = \"host[1-8]\"\n"
+        ),
+    )
+    .unwrap();
+    let site = site.to_str().unwrap();
+    let a = output(tb.exec_command(&[bin(), "run", "--site", site, "-g", "fleet", "-bS", cmd]));
+    let opt = format!("-F {cfg}");
+    let c = clush();
+    let b = output(tb.exec_command(&[
+        c.to_str().unwrap(),
+        "-o",
+        &opt,
+        "-t",
+        "3",
+        "-w",
+        "host[1-8]",
+        "-bS",
+        cmd,
+    ]));
+    assert_eq!(
+        a.stdout,
+        b.stdout,
+        "ours: {}\nclush: {}",
+        show(&a),
+        show(&b)
+    );
+    assert_eq!(a.status.code(), Some(255), "{}", show(&a));
 }
 
 #[test]
@@ -313,4 +348,52 @@ fn kill_9_of_swh_deploy_does_not_leave_its_commands_running() {
         }
     }
     assert!(left.is_empty(), "left running after kill -9: {left:?}");
+}
+
+#[test]
+fn site_groups_and_site_file_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        "[site]\nname = \"t\"\n\n[groups.web]\nnodes = \"n[1-3]\"\n\n[groups.db]\nnodes = \"db[1-2]\"\n",
+    )
+    .unwrap();
+    // -g, @group in -w and -x, resolved from the site file.
+    let mut c = Command::new(bin());
+    c.args(["run", "--site"]).arg(&site).args([
+        "-R", "exec", "-b", "-g", "web", "-w", "@db", "-x", "n2", "echo", "x",
+    ]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "---------------\ndb[1-2],n[1,3] (4)\n---------------\nx\n"
+    );
+    // The same through $SWH_DEPLOY_SITE.
+    let mut c = Command::new(bin());
+    c.env("SWH_DEPLOY_SITE", &site)
+        .args(["run", "-R", "exec", "-b", "-g", "db", "echo", "x"]);
+    let o = output(c);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "---------------\ndb[1-2] (2)\n---------------\nx\n",
+        "{}",
+        show(&o)
+    );
+    // A broken site file: file:line:column, exit 1, nothing run.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[site]\nname = 3\n").unwrap();
+    let mut c = Command::new(bin());
+    c.args(["run", "--site"])
+        .arg(&bad)
+        .args(["-R", "exec", "-w", "n1", "echo", "ran"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.toml:2:8:"),
+        "{}",
+        show(&o)
+    );
 }

@@ -15,6 +15,7 @@ use swh_deploy_fleet::{
     CancelToken, ConnectionReuse, ExecTransport, HostKeyPolicy, HostResult, Observer, RunOptions,
     RunReport, SshOptions, SshTransport, Stream, Transport,
 };
+use swh_deploy_site::Site;
 
 const PROG: &str = "swh-deploy";
 
@@ -56,17 +57,21 @@ pub struct RunArgs {
     #[arg(short = 's', long = "groupsource", value_name = "SOURCE")]
     group_source: Option<String>,
 
-    /// Fan-out: at most N hosts at once.
-    #[arg(short = 'f', long = "fanout", value_name = "N", default_value_t = 64)]
-    fanout: usize,
-    /// Connect timeout in seconds (ssh ConnectTimeout).
-    #[arg(
-        short = 't',
-        long = "connect_timeout",
-        value_name = "SECS",
-        default_value_t = 10.0
-    )]
-    connect_timeout: f64,
+    /// Site file: its `[groups]` come before ClusterShell's for -g, -X, -a
+    /// and @groups, and its `[ssh]` settings (config, user, options,
+    /// connect_timeout, fanout) apply unless a flag says otherwise. Default:
+    /// $SWH_DEPLOY_SITE when set, else none (ClusterShell's groups only, as
+    /// clush).
+    #[arg(long, value_name = "FILE")]
+    site: Option<PathBuf>,
+
+    /// Fan-out: at most N hosts at once [default: 64, or the site's].
+    #[arg(short = 'f', long = "fanout", value_name = "N")]
+    fanout: Option<usize>,
+    /// Connect timeout in seconds (ssh ConnectTimeout) [default: 10, or the
+    /// site's].
+    #[arg(short = 't', long = "connect_timeout", value_name = "SECS")]
+    connect_timeout: Option<f64>,
     /// Command timeout in seconds (default: none).
     #[arg(short = 'u', long = "command_timeout", value_name = "SECS")]
     command_timeout: Option<f64>,
@@ -176,17 +181,47 @@ fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn targets(args: &RunArgs) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
-    use swh_deploy_nodeset::{ClusterShellGroups, NodeSet};
-    let mut resolver = ClusterShellGroups::load_default()
-        .map_err(|e| anyhow::anyhow!("ClusterShell groups configuration: {e}"))?;
+/// The site file of `--site`, else of `$SWH_DEPLOY_SITE`, if any.
+fn site(args: &RunArgs) -> anyhow::Result<Option<Site>> {
+    let path = match &args.site {
+        Some(p) => p.clone(),
+        None => match std::env::var_os(swh_deploy_site::SITE_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(Site::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
+fn targets(args: &RunArgs, site: Option<&Site>) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
+    use swh_deploy_nodeset::{ClusterShellGroups, GroupResolver};
+    let mut clustershell = match site.and_then(|s| s.clustershell.config_dir.as_deref()) {
+        Some(dir) => ClusterShellGroups::load_dir(dir),
+        None => ClusterShellGroups::load_default(),
+    }
+    .map_err(|e| anyhow::anyhow!("ClusterShell groups configuration: {e}"))?;
     if let Some(s) = &args.group_source {
-        resolver
+        clustershell
             .set_default_source(s)
             .map_err(|e| anyhow::anyhow!("-s {s:?}: {e}"))?;
     }
+    // With a site and no -s, the site's groups come first.
+    let resolver: Box<dyn GroupResolver + '_> = match site {
+        Some(site) if args.group_source.is_none() => Box::new(
+            swh_deploy_site::SiteGroups::with_clustershell(site, clustershell),
+        ),
+        _ => Box::new(clustershell),
+    };
+    targets_with(args, resolver.as_ref())
+}
+
+fn targets_with(
+    args: &RunArgs,
+    resolver: &dyn swh_deploy_nodeset::GroupResolver,
+) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
+    use swh_deploy_nodeset::NodeSet;
     let parse = |what: &str, expr: &str| -> anyhow::Result<NodeSet> {
-        NodeSet::parse_with(expr, &resolver).map_err(|e| anyhow::anyhow!("{what} {expr:?}: {e}"))
+        NodeSet::parse_with(expr, resolver).map_err(|e| anyhow::anyhow!("{what} {expr:?}: {e}"))
     };
     let mut set = NodeSet::new();
     for w in &args.nodes {
@@ -196,7 +231,7 @@ fn targets(args: &RunArgs) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
         set.update(&parse("-g", &group_expr(g))?);
     }
     if args.all {
-        let all = swh_deploy_nodeset::all_nodes(&resolver, args.group_source.as_deref())
+        let all = swh_deploy_nodeset::all_nodes(resolver, args.group_source.as_deref())
             .map_err(|e| anyhow::anyhow!("-a: {e}"))?;
         set.update(&all);
     }
@@ -228,7 +263,10 @@ fn group_expr(g: &str) -> String {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let set = targets(&args)?;
+    let site = site(&args)?;
+    let set = targets(&args, site.as_ref())?;
+    let site_ssh = site.as_ref().map(|s| s.ssh.clone()).unwrap_or_default();
+    let fanout = args.fanout.unwrap_or(site_ssh.fanout);
     let hosts: Vec<String> = set.iter().collect();
     let command = args.command.join(" ");
 
@@ -243,6 +281,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 shlex::split(o).ok_or_else(|| anyhow::anyhow!("-o {o:?}: unbalanced quotes"))?;
             extra.extend(words.into_iter().map(Into::into));
         }
+        // The site's options after the flags': ssh keeps the first value.
+        for o in &site_ssh.options {
+            extra.push(format!("-o{o}").into());
+        }
+        let ssh_config = args.ssh_config.clone().or(site_ssh.config.clone());
+        let user = args.user.clone().or(site_ssh.user.clone());
+        let connect_timeout = match args.connect_timeout {
+            Some(t) => seconds("-t", t)?,
+            None => site_ssh.connect_timeout,
+        };
         let reuse = match args.control_persist {
             None => None,
             Some(secs) => Some(ConnectionReuse {
@@ -250,16 +298,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 persist: Duration::from_secs(secs.max(1)),
             }),
         };
-        if let Some(f) = &args.ssh_config {
+        if let Some(f) = &ssh_config {
             if !f.is_file() {
                 anyhow::bail!("-F {}: no such file", f.display());
             }
         }
         Box::new(SshTransport::new(SshOptions {
-            config_file: args.ssh_config.clone(),
-            user: args.user.clone(),
+            config_file: ssh_config,
+            user,
             extra_args: extra,
-            connect_timeout: Some(seconds("-t", args.connect_timeout)?),
+            connect_timeout: Some(connect_timeout),
             host_keys: if args.accept_new_host_keys {
                 HostKeyPolicy::AcceptNew
             } else {
@@ -304,7 +352,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         && (args.progress || matches!(mode, Mode::Gather | Mode::GatherLines | Mode::Sorted));
 
     let options = RunOptions {
-        fanout: args.fanout,
+        fanout,
         command_timeout: args.command_timeout.map(|v| seconds("-u", v)).transpose()?,
         merge_stderr: args.gather_all,
         hosts_label: Some(set.to_string()),
