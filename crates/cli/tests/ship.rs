@@ -616,11 +616,12 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     let bed = Bed::new(&format!(
         "\n[ssh]\nconfig = \"{}\"\nuser = \"root\"\nconnect_timeout = \"3s\"\nfanout = 16\n\n\
          [groups.stg]\nenvironment = \"staging\"\nnodes = \"{}\"\n\n\
-         [groups.prd]\nenvironment = \"production\"\nnodes = \"{}\"\n\n\
+         [groups.prd]\nenvironment = \"production\"\nnodes = \"{},{}\"\n\n\
          [services.loader-git]\nkind = \"worker\"\nunits = [\"swh-worker@loader_git\"]\n\
          packages = [\"python3-swh.loader.git\"]\ngroups = [\"stg\", \"prd\"]\n\
          health = {{ check = \"systemd\", deadline = \"30s\", interval = \"500ms\" }}\n",
         tb.ssh_config_path().display(),
+        hosts[0],
         hosts[0],
         hosts[1]
     ));
@@ -702,6 +703,14 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     .map(|l| out.find(l).unwrap_or_else(|| panic!("{l}: {out}")))
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    // host1 (in staging and production) is upgraded once, in staging.
+    assert!(
+        out.contains(&format!(
+            "upgrading {} only: {} already at 1.1",
+            hosts[1], hosts[0]
+        )),
+        "{out}"
+    );
     for h in &hosts {
         assert_eq!(
             sh(h, "dpkg-query -W -f='${Version}' python3-swh.loader.git"),
@@ -760,6 +769,19 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
         "{}",
         r.stdout
     );
+    let upgrades: Vec<_> = j
+        .runs(50)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.mode == "nominal")
+        .collect();
+    assert_eq!(upgrades.len(), 2, "one upgrade run per environment");
+    let prod = j.run_details(upgrades[0].id).unwrap();
+    assert!(
+        !prod.results.is_empty() && prod.results.iter().all(|r| r.host == hosts[1]),
+        "{:?}",
+        prod.results.iter().map(|r| &r.host).collect::<Vec<_>>()
+    );
     drop(j);
 
     // Again: every step is already done (hosts at 1.1 per `versions`).
@@ -769,10 +791,7 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     assert_eq!(code(&o), 0, "{out}\n{err}");
     assert!(out.contains("0 step(s) done now, 9 already done"), "{out}");
     assert!(
-        out.contains(&format!(
-            "[3/9] upgrade production: already done: python3-swh.loader.git at 1.1 on {}",
-            hosts[1]
-        )),
+        out.contains("[3/9] upgrade production: already done: python3-swh.loader.git at 1.1 on "),
         "{out}"
     );
     assert_eq!(bed.snapshot(), before);

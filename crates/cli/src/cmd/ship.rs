@@ -230,6 +230,9 @@ struct Ctx {
     apps: Vec<String>,
     /// Image version of each app, once built or found.
     images: BTreeMap<String, String>,
+    /// The hosts of the current upgrade step not at the release (or not
+    /// answering), found by its check.
+    behind: Vec<String>,
 }
 
 /// Runs `swh-deploy ship`.
@@ -303,6 +306,7 @@ fn ship(args: ShipArgs) -> Result<ExitCode, String> {
         interval,
         apps: Vec::new(),
         images: BTreeMap::new(),
+        behind: Vec::new(),
     };
     let (steps, notes) = plan(&mut ctx)?;
     println!(
@@ -1085,8 +1089,8 @@ fn check(ctx: &mut Ctx, action: &Action) -> Result<Option<String>, Failure> {
             Ok(Some(format!("published on {}", evidence.join(", "))))
         }
         Action::Upgrade { hosts, .. } => {
-            let behind = hosts_behind(ctx, hosts)?;
-            if behind.is_empty() {
+            ctx.behind = hosts_behind(ctx, hosts)?;
+            if ctx.behind.is_empty() {
                 Ok(Some(format!(
                     "{} at {} on {}",
                     ctx.module.debian_package(),
@@ -1278,10 +1282,28 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
         } => {
             let site_path =
                 std::fs::canonicalize(&ctx.site.path).unwrap_or_else(|_| ctx.site.path.clone());
+            // Only the hosts not at the release yet (a ship resumed after a
+            // partial upgrade does not restart the others again).
+            let nodes = if !ctx.behind.is_empty() && ctx.behind.len() < hosts.len() {
+                let done: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| !ctx.behind.contains(h))
+                    .cloned()
+                    .collect();
+                println!(
+                    "upgrading {} only: {} already at {}",
+                    fold(&ctx.behind),
+                    fold(&done),
+                    ctx.version.debian_upstream()
+                );
+                vec![fold(&ctx.behind)]
+            } else {
+                Vec::new()
+            };
             let request = swh_deploy_upgrade::execute::UpgradeRequest {
                 site: site_path,
                 env: Some(env.clone()),
-                nodes: Vec::new(),
+                nodes,
                 services: services.clone(),
                 mode: ctx.args.mode.as_str().to_owned(),
                 packages: Vec::new(),
