@@ -254,33 +254,16 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
     swh_deploy_site::parse_duration(text).map_err(|e| format!("--{flag}: {e}"))
 }
 
+/// The publication channels: flags, environment, then the site file's
+/// `[release]` section, as for `release wait`.
 fn channels(args: &ShipArgs) -> Result<Vec<Channel>, String> {
-    let mut out = Vec::new();
-    if let Some(url) = args
-        .pypi
-        .clone()
-        .or_else(|| env_nonempty("SWH_DEPLOY_INDEX_URL"))
-    {
-        out.push(Channel::pypi(&url).map_err(|e| format!("--pypi: {e}"))?);
-    }
-    if let Some(url) = args
-        .apt
-        .clone()
-        .or_else(|| env_nonempty("SWH_DEPLOY_APT_URL"))
-    {
-        let suite = args
-            .suite
-            .clone()
-            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"));
-        out.push(
-            Channel::apt(&url, suite.as_deref(), Some(&args.arch))
-                .map_err(|e| format!("--apt: {e}"))?,
-        );
-    }
-    if out.is_empty() {
-        return Err("nothing to wait on before deploying: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL)".into());
-    }
-    Ok(out)
+    super::release::resolve_channels(
+        args.pypi.clone(),
+        args.apt.clone(),
+        args.suite.clone(),
+        &args.arch,
+        args.site.as_deref(),
+    )
 }
 
 fn ship(args: ShipArgs) -> Result<ExitCode, String> {
@@ -415,23 +398,7 @@ fn apps_remote(ctx: &Ctx) -> String {
 }
 
 fn registry(ctx: &Ctx) -> Result<Registry, String> {
-    let s = ctx
-        .args
-        .registry
-        .clone()
-        .or_else(|| env_nonempty("SWH_DEPLOY_REGISTRY"))
-        .or_else(|| {
-            ctx.site.registry.as_ref().map(|r| {
-                format!(
-                    "{}{}/{}",
-                    if r.insecure { "http://" } else { "" },
-                    r.host,
-                    r.prefix
-                )
-            })
-        })
-        .ok_or("no registry: pass --registry, set SWH_DEPLOY_REGISTRY or add [registry] to the site file")?;
-    Registry::parse(&s).map_err(|e| e.to_string())
+    super::app::registry_from(ctx.args.registry.clone(), Some(&ctx.site))
 }
 
 fn freeze_options(ctx: &Ctx) -> FreezeOptions {
