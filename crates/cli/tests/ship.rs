@@ -799,10 +799,11 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     drop(tb);
 }
 
-/// An upgrade step refused because its hosts are locked by another live run:
-/// the ship stops with the upgrade's exit code 4.
+/// An upgrade step refused because its hosts are locked by another live run
+/// (exit 4), or because a crashed run left compensations pending (exit 5):
+/// the ship stops with the upgrade's exit code.
 #[test]
-fn a_static_step_refused_by_a_lock_exits_4() {
+fn a_static_step_refused_by_a_lock_exits_4_and_by_pending_compensations_5() {
     let tmp = tempfile::tempdir().unwrap();
     // ssh reaches nothing (connection refused at once): the hosts' versions
     // are unknown, so the upgrade step is not already done.
@@ -852,4 +853,45 @@ fn a_static_step_refused_by_a_lock_exits_4() {
     let d = j.run_details(ship.id).unwrap();
     assert_eq!(d.steps[1].status, StepStatus::Failed);
     assert_eq!(d.steps[1].hosts, "nohost[1-2]");
+
+    // A crashed run left cron stopped on nohost1 (a pending compensation
+    // and its stale lock): refused with exit 5 until `swh-deploy recover`.
+    j.release_locks(other, None).unwrap();
+    let dead = {
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let hostname = ship.hostname.clone();
+    j.set_identity("someone", dead, &hostname);
+    let crashed = j
+        .start_run(&swh_deploy_journal::NewRun {
+            command_line: vec!["swh-deploy".into(), "upgrade".into()],
+            mode: "long-standing".into(),
+            parameters: serde_json::json!({}),
+        })
+        .unwrap();
+    j.acquire_locks(crashed, &["nohost1".to_string()]).unwrap();
+    j.add_compensation(crashed, "nohost1", "start-cron")
+        .unwrap();
+    let o = bed
+        .cmd(&[
+            "ship",
+            "swh.loader.git",
+            "1.2.0",
+            "--static",
+            "--pypi",
+            &bed.index.url(),
+            "--timeout",
+            "10s",
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 5, "{out}\n{err}");
+    assert!(
+        err.contains("step 2/2 (upgrade staging) failed (exit 5)") && err.contains("recover"),
+        "{err}"
+    );
 }
