@@ -298,7 +298,9 @@ fn dry_run_prints_the_whole_plan_and_changes_nothing() {
     assert_eq!(bed.snapshot(), before);
     assert!(!bed.root.join("journal.sqlite").exists());
 
-    // Nothing chosen, no channel, a bad version: exit 1, nothing done.
+    // Nothing chosen, no channel, a bad version, the checkout of another
+    // module: exit 1, nothing done.
+    let apps_checkout = bed.root.join("swh-apps").display().to_string();
     for (args, msg) in [
         (vec!["ship", "swh.loader.git", "1.2.0"], "--static"),
         (
@@ -315,6 +317,19 @@ fn dry_run_prints_the_whole_plan_and_changes_nothing() {
                 "http://127.0.0.1:9/simple/",
             ],
             "invalid release version",
+        ),
+        (
+            vec![
+                "ship",
+                "swh.loader.git",
+                "1.2.0",
+                "--elastic",
+                "--pypi",
+                "http://127.0.0.1:9/simple/",
+                "--repo",
+                &apps_checkout,
+            ],
+            "is the checkout of swh.apps, not of swh.loader.git",
         ),
     ] {
         let o = bed.cmd(&args).output().unwrap();
