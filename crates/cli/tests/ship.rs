@@ -514,6 +514,19 @@ fn elastic_ship_waits_for_the_release_then_goes_to_production_and_reruns_as_done
     assert_eq!(runs[1].mode, "chart promote", "no new sub-run");
     let d = j.run_details(runs[0].id).unwrap();
     assert!(d.steps.iter().all(|s| s.status == StepStatus::Skipped));
+    // `history RUN --outputs` shows the steps, numbered as printed, with
+    // their results.
+    let o = bed
+        .cmd(&["history", &runs[0].id.to_string(), "--outputs"])
+        .output()
+        .unwrap();
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("step 1 release tag: swh-deploy release tag 1.2.0")
+            && out.contains("[ship] on v1.2.0: skipped")
+            && out.contains("v1.2.0: already done: v1.2.0 is on origin at HEAD"),
+        "{out}"
+    );
 }
 
 #[test]

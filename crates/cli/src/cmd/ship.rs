@@ -738,6 +738,8 @@ fn fold(hosts: &[String]) -> String {
 struct ShipJournal {
     journal: Journal,
     run: RunId,
+    /// When the current step started.
+    started: Instant,
 }
 
 impl ShipJournal {
@@ -783,7 +785,7 @@ impl ShipJournal {
             None,
             out,
             err,
-            Duration::ZERO,
+            self.started.elapsed(),
             if ok { Outcome::Ok } else { Outcome::Failed },
         ));
         Self::warn(self.journal.end_step(self.run, idx, status));
@@ -830,7 +832,11 @@ fn act(ctx: &mut Ctx, steps: &[Step]) -> Result<ExitCode, String> {
             }),
         })
         .map_err(|e| e.to_string())?;
-    let mut sj = ShipJournal { journal, run };
+    let mut sj = ShipJournal {
+        journal,
+        run,
+        started: Instant::now(),
+    };
     match earlier {
         Some(r) if r.status != RunStatus::Succeeded => println!(
             "ship run {run}: continuing ship run {} ({}): steps already done are skipped",
@@ -843,7 +849,7 @@ fn act(ctx: &mut Ctx, steps: &[Step]) -> Result<ExitCode, String> {
     let mut done_now = 0;
     let mut signals = Signals::default();
     for (i, step) in steps.iter().enumerate() {
-        let idx = i as i64 + 1;
+        let idx = i as i64;
         let target = step_target(&step.action, ctx);
         let name = step.title.split(':').next().unwrap_or("step").to_string();
         ShipJournal::warn(
@@ -851,6 +857,7 @@ fn act(ctx: &mut Ctx, steps: &[Step]) -> Result<ExitCode, String> {
                 .start_step(run, idx, &step.title, "ship", None, &target),
         );
         println!("\n[{}/{n}] {}", i + 1, step.title);
+        sj.started = Instant::now();
         let checked = check(ctx, &step.action);
         match checked {
             Ok(Some(why)) => {
