@@ -337,6 +337,31 @@ fn dry_run_prints_the_whole_plan_and_changes_nothing() {
         assert!(text(&o).1.contains(msg), "{args:?}: {:?}", text(&o));
     }
     assert!(!bed.root.join("journal.sqlite").exists());
+
+    // Without [argocd] the promotions are not waited for, and the plan
+    // says so.
+    let site = std::fs::read_to_string(bed.root.join("site.toml")).unwrap();
+    let cut = site.find("[argocd]").unwrap();
+    let rest = &site[cut..];
+    let after = rest.find("\n\n").map(|i| &rest[i..]).unwrap_or("");
+    std::fs::write(
+        bed.root.join("site.toml"),
+        format!("{}{}", &site[..cut], after),
+    )
+    .unwrap();
+    let o = bed.ship(&["--dry-run"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(
+        out.contains("ship swh.loader.git 1.2.0: 5 step(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: staging is not waited for: no [argocd] in")
+            && out.contains("note: production is not waited for: no [argocd] in"),
+        "{out}"
+    );
+    assert!(!out.contains("cluster wait"), "{out}");
 }
 
 #[test]
