@@ -948,3 +948,32 @@ fn a_static_step_refused_by_a_lock_exits_4_and_by_pending_compensations_5() {
         "{err}"
     );
 }
+
+/// The build's gate: uv must resolve the module at the release being
+/// shipped; a newer release on the index stops the ship before building.
+#[test]
+fn a_newer_release_on_the_index_stops_the_build_before_anything_is_built() {
+    let bed = Bed::new("");
+    bed.publish();
+    bed.index.publish("swh.loader.git", "1.3.0", DEPS).unwrap();
+    let before = bed.snapshot();
+    let frozen = bed
+        .root
+        .join("swh-apps/apps/swh-loader-git/requirements-frozen.txt");
+    let frozen_before = std::fs::read_to_string(&frozen).unwrap();
+    let o = bed.ship(&["--timeout", "30s"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 1, "{out}\n{err}");
+    assert!(
+        err.contains("step 2/7 (app build) failed (exit 1)")
+            && err.contains("resolves swh.loader.git at 1.3.0 for apps/swh-loader-git, not 1.2.0"),
+        "{err}"
+    );
+    assert_eq!(bed.snapshot(), before, "nothing pushed");
+    assert_eq!(std::fs::read_to_string(&frozen).unwrap(), frozen_before);
+    let j = bed.journal();
+    assert!(
+        !j.runs(10).unwrap().iter().any(|r| r.mode == "app build"),
+        "no build started"
+    );
+}
