@@ -53,5 +53,8 @@ sd cluster wait staging --interval 200ms --timeout 2m
 sd chart promote production
 sd cluster wait production --interval 200ms --timeout 2m
 sd chart show
+step "the whole chain in one command: swh-deploy ship (the plan, then every step finds its result already there)"
+sd ship swh.loader.git 1.2.0 --elastic --dry-run
+sd ship swh.loader.git 1.2.0 --elastic --interval 200ms --timeout 2m
 step "what was done (journal)"
 sd history

@@ -298,7 +298,9 @@ fn dry_run_prints_the_whole_plan_and_changes_nothing() {
     assert_eq!(bed.snapshot(), before);
     assert!(!bed.root.join("journal.sqlite").exists());
 
-    // Nothing chosen, no channel, a bad version: exit 1, nothing done.
+    // Nothing chosen, no channel, a bad version, the checkout of another
+    // module: exit 1, nothing done.
+    let apps_checkout = bed.root.join("swh-apps").display().to_string();
     for (args, msg) in [
         (vec!["ship", "swh.loader.git", "1.2.0"], "--static"),
         (
@@ -315,6 +317,19 @@ fn dry_run_prints_the_whole_plan_and_changes_nothing() {
                 "http://127.0.0.1:9/simple/",
             ],
             "invalid release version",
+        ),
+        (
+            vec![
+                "ship",
+                "swh.loader.git",
+                "1.2.0",
+                "--elastic",
+                "--pypi",
+                "http://127.0.0.1:9/simple/",
+                "--repo",
+                &apps_checkout,
+            ],
+            "is the checkout of swh.apps, not of swh.loader.git",
         ),
     ] {
         let o = bed.cmd(&args).output().unwrap();
@@ -616,11 +631,12 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     let bed = Bed::new(&format!(
         "\n[ssh]\nconfig = \"{}\"\nuser = \"root\"\nconnect_timeout = \"3s\"\nfanout = 16\n\n\
          [groups.stg]\nenvironment = \"staging\"\nnodes = \"{}\"\n\n\
-         [groups.prd]\nenvironment = \"production\"\nnodes = \"{}\"\n\n\
+         [groups.prd]\nenvironment = \"production\"\nnodes = \"{},{}\"\n\n\
          [services.loader-git]\nkind = \"worker\"\nunits = [\"swh-worker@loader_git\"]\n\
          packages = [\"python3-swh.loader.git\"]\ngroups = [\"stg\", \"prd\"]\n\
          health = {{ check = \"systemd\", deadline = \"30s\", interval = \"500ms\" }}\n",
         tb.ssh_config_path().display(),
+        hosts[0],
         hosts[0],
         hosts[1]
     ));
@@ -702,6 +718,14 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     .map(|l| out.find(l).unwrap_or_else(|| panic!("{l}: {out}")))
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    // host1 (in staging and production) is upgraded once, in staging.
+    assert!(
+        out.contains(&format!(
+            "upgrading {} only: {} already at 1.1",
+            hosts[1], hosts[0]
+        )),
+        "{out}"
+    );
     for h in &hosts {
         assert_eq!(
             sh(h, "dpkg-query -W -f='${Version}' python3-swh.loader.git"),
@@ -760,6 +784,19 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
         "{}",
         r.stdout
     );
+    let upgrades: Vec<_> = j
+        .runs(50)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.mode == "nominal")
+        .collect();
+    assert_eq!(upgrades.len(), 2, "one upgrade run per environment");
+    let prod = j.run_details(upgrades[0].id).unwrap();
+    assert!(
+        !prod.results.is_empty() && prod.results.iter().all(|r| r.host == hosts[1]),
+        "{:?}",
+        prod.results.iter().map(|r| &r.host).collect::<Vec<_>>()
+    );
     drop(j);
 
     // Again: every step is already done (hosts at 1.1 per `versions`).
@@ -769,10 +806,7 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     assert_eq!(code(&o), 0, "{out}\n{err}");
     assert!(out.contains("0 step(s) done now, 9 already done"), "{out}");
     assert!(
-        out.contains(&format!(
-            "[3/9] upgrade production: already done: python3-swh.loader.git at 1.1 on {}",
-            hosts[1]
-        )),
+        out.contains("[3/9] upgrade production: already done: python3-swh.loader.git at 1.1 on "),
         "{out}"
     );
     assert_eq!(bed.snapshot(), before);
@@ -780,10 +814,11 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     drop(tb);
 }
 
-/// An upgrade step refused because its hosts are locked by another live run:
-/// the ship stops with the upgrade's exit code 4.
+/// An upgrade step refused because its hosts are locked by another live run
+/// (exit 4), or because a crashed run left compensations pending (exit 5):
+/// the ship stops with the upgrade's exit code.
 #[test]
-fn a_static_step_refused_by_a_lock_exits_4() {
+fn a_static_step_refused_by_a_lock_exits_4_and_by_pending_compensations_5() {
     let tmp = tempfile::tempdir().unwrap();
     // ssh reaches nothing (connection refused at once): the hosts' versions
     // are unknown, so the upgrade step is not already done.
@@ -833,4 +868,45 @@ fn a_static_step_refused_by_a_lock_exits_4() {
     let d = j.run_details(ship.id).unwrap();
     assert_eq!(d.steps[1].status, StepStatus::Failed);
     assert_eq!(d.steps[1].hosts, "nohost[1-2]");
+
+    // A crashed run left cron stopped on nohost1 (a pending compensation
+    // and its stale lock): refused with exit 5 until `swh-deploy recover`.
+    j.release_locks(other, None).unwrap();
+    let dead = {
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let hostname = ship.hostname.clone();
+    j.set_identity("someone", dead, &hostname);
+    let crashed = j
+        .start_run(&swh_deploy_journal::NewRun {
+            command_line: vec!["swh-deploy".into(), "upgrade".into()],
+            mode: "long-standing".into(),
+            parameters: serde_json::json!({}),
+        })
+        .unwrap();
+    j.acquire_locks(crashed, &["nohost1".to_string()]).unwrap();
+    j.add_compensation(crashed, "nohost1", "start-cron")
+        .unwrap();
+    let o = bed
+        .cmd(&[
+            "ship",
+            "swh.loader.git",
+            "1.2.0",
+            "--static",
+            "--pypi",
+            &bed.index.url(),
+            "--timeout",
+            "10s",
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 5, "{out}\n{err}");
+    assert!(
+        err.contains("step 2/2 (upgrade staging) failed (exit 5)") && err.contains("recover"),
+        "{err}"
+    );
 }

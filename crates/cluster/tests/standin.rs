@@ -62,6 +62,32 @@ fn https_with_the_kubeconfig_ca_and_a_rollout_seen_through_the_rules() {
         Err(Error::Input(_))
     ));
 
+    // The stand-in takes the strategic merge patch kubectl may send, and
+    // refuses a content type the API server would refuse.
+    let client = ctx.client().unwrap();
+    let body =
+        serde_json::json!({"metadata": {"labels": {"swh/lister": "true", "swh/loader": null}}});
+    let v = client
+        .patch(
+            "/api/v1/nodes/rancher-node-staging-rke2-worker3",
+            "application/strategic-merge-patch+json",
+            &body,
+        )
+        .unwrap();
+    assert_eq!(v["metadata"]["labels"]["swh/lister"], "true");
+    assert!(
+        v["metadata"]["labels"].get("swh/loader").is_none(),
+        "null removes a label"
+    );
+    let e = client
+        .patch(
+            "/api/v1/nodes/rancher-node-staging-rke2-worker3",
+            "application/json",
+            &body,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Status { status: 415, .. }), "{e}");
+
     // A push: the deployment goes through "waiting" states to complete,
     // as kubectl's rules read them.
     push_chart_version(

@@ -246,9 +246,16 @@ pub(crate) fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
 }
 
 fn registry(opts: &RegistryOpts, site: Option<&Site>) -> Result<Registry, String> {
-    let s = opts
-        .registry
-        .clone()
+    registry_from(opts.registry.clone(), site)
+}
+
+/// The registry: `explicit` (`--registry`), else `$SWH_DEPLOY_REGISTRY`,
+/// else the site file's `[registry]`. Used by `app` and `ship`.
+pub(crate) fn registry_from(
+    explicit: Option<String>,
+    site: Option<&Site>,
+) -> Result<Registry, String> {
+    let s = explicit
         .or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok())
         .or_else(|| {
             site.and_then(|s| s.registry.as_ref()).map(|r| {

@@ -230,6 +230,9 @@ struct Ctx {
     apps: Vec<String>,
     /// Image version of each app, once built or found.
     images: BTreeMap<String, String>,
+    /// The hosts of the current upgrade step not at the release (or not
+    /// answering), found by its check.
+    behind: Vec<String>,
 }
 
 /// Runs `swh-deploy ship`.
@@ -251,33 +254,16 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
     swh_deploy_site::parse_duration(text).map_err(|e| format!("--{flag}: {e}"))
 }
 
+/// The publication channels: flags, environment, then the site file's
+/// `[release]` section, as for `release wait`.
 fn channels(args: &ShipArgs) -> Result<Vec<Channel>, String> {
-    let mut out = Vec::new();
-    if let Some(url) = args
-        .pypi
-        .clone()
-        .or_else(|| env_nonempty("SWH_DEPLOY_INDEX_URL"))
-    {
-        out.push(Channel::pypi(&url).map_err(|e| format!("--pypi: {e}"))?);
-    }
-    if let Some(url) = args
-        .apt
-        .clone()
-        .or_else(|| env_nonempty("SWH_DEPLOY_APT_URL"))
-    {
-        let suite = args
-            .suite
-            .clone()
-            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"));
-        out.push(
-            Channel::apt(&url, suite.as_deref(), Some(&args.arch))
-                .map_err(|e| format!("--apt: {e}"))?,
-        );
-    }
-    if out.is_empty() {
-        return Err("nothing to wait on before deploying: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL)".into());
-    }
-    Ok(out)
+    super::release::resolve_channels(
+        args.pypi.clone(),
+        args.apt.clone(),
+        args.suite.clone(),
+        &args.arch,
+        args.site.as_deref(),
+    )
 }
 
 fn ship(args: ShipArgs) -> Result<ExitCode, String> {
@@ -303,6 +289,7 @@ fn ship(args: ShipArgs) -> Result<ExitCode, String> {
         interval,
         apps: Vec::new(),
         images: BTreeMap::new(),
+        behind: Vec::new(),
     };
     let (steps, notes) = plan(&mut ctx)?;
     println!(
@@ -411,23 +398,7 @@ fn apps_remote(ctx: &Ctx) -> String {
 }
 
 fn registry(ctx: &Ctx) -> Result<Registry, String> {
-    let s = ctx
-        .args
-        .registry
-        .clone()
-        .or_else(|| env_nonempty("SWH_DEPLOY_REGISTRY"))
-        .or_else(|| {
-            ctx.site.registry.as_ref().map(|r| {
-                format!(
-                    "{}{}/{}",
-                    if r.insecure { "http://" } else { "" },
-                    r.host,
-                    r.prefix
-                )
-            })
-        })
-        .ok_or("no registry: pass --registry, set SWH_DEPLOY_REGISTRY or add [registry] to the site file")?;
-    Registry::parse(&s).map_err(|e| e.to_string())
+    super::app::registry_from(ctx.args.registry.clone(), Some(&ctx.site))
 }
 
 fn freeze_options(ctx: &Ctx) -> FreezeOptions {
@@ -1085,8 +1056,8 @@ fn check(ctx: &mut Ctx, action: &Action) -> Result<Option<String>, Failure> {
             Ok(Some(format!("published on {}", evidence.join(", "))))
         }
         Action::Upgrade { hosts, .. } => {
-            let behind = hosts_behind(ctx, hosts)?;
-            if behind.is_empty() {
+            ctx.behind = hosts_behind(ctx, hosts)?;
+            if ctx.behind.is_empty() {
                 Ok(Some(format!(
                     "{} at {} on {}",
                     ctx.module.debian_package(),
@@ -1278,10 +1249,28 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
         } => {
             let site_path =
                 std::fs::canonicalize(&ctx.site.path).unwrap_or_else(|_| ctx.site.path.clone());
+            // Only the hosts not at the release yet (a ship resumed after a
+            // partial upgrade does not restart the others again).
+            let nodes = if !ctx.behind.is_empty() && ctx.behind.len() < hosts.len() {
+                let done: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| !ctx.behind.contains(h))
+                    .cloned()
+                    .collect();
+                println!(
+                    "upgrading {} only: {} already at {}",
+                    fold(&ctx.behind),
+                    fold(&done),
+                    ctx.version.debian_upstream()
+                );
+                vec![fold(&ctx.behind)]
+            } else {
+                Vec::new()
+            };
             let request = swh_deploy_upgrade::execute::UpgradeRequest {
                 site: site_path,
                 env: Some(env.clone()),
-                nodes: Vec::new(),
+                nodes,
                 services: services.clone(),
                 mode: ctx.args.mode.as_str().to_owned(),
                 packages: Vec::new(),
