@@ -404,7 +404,12 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
                     if s.command.is_empty() {
                         println!("  {}. {}", i + 1, s.what);
                     } else {
-                        println!("  {}. {}: {}", i + 1, s.what, shell_words(&s.command));
+                        println!(
+                            "  {}. {}: {}",
+                            i + 1,
+                            s.what,
+                            super::quote_words(&s.command)
+                        );
                     }
                 }
                 print_pin_changes(&out.pin_changes);
@@ -424,22 +429,4 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Renders a command for display, quoting words that need it.
-fn shell_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            if !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
-            {
-                w.clone()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

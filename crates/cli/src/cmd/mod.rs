@@ -106,6 +106,26 @@ pub fn dispatch(command: Command) -> ExitCode {
     }
 }
 
+/// A command for display: words quoted for a POSIX shell when they need it
+/// (plans, `--dry-run`, "to continue, run ..." hints).
+pub(crate) fn quote_words<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let w = w.as_ref();
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c))
+            {
+                w.to_string()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The documented exit codes, shared by every subcommand.
 pub const EXIT_CODES: &str = "\
 0    success

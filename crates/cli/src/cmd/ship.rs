@@ -117,13 +117,13 @@ pub struct ShipArgs {
     arch: String,
     /// Static path: the upgrade mode (nominal, config-change,
     /// long-standing).
-    #[arg(long, value_name = "MODE", default_value = "nominal", value_parser = parse_mode)]
+    #[arg(long, value_name = "MODE", default_value = "nominal", value_parser = super::upgrade::parse_mode)]
     mode: Mode,
     /// Static path: rolling batches, as for `upgrade --batch`.
-    #[arg(long, value_name = "SPEC", value_parser = parse_batch)]
+    #[arg(long, value_name = "SPEC", value_parser = super::upgrade::parse_batch)]
     batch: Option<BatchSpec>,
     /// Static path: failure budget, as for `upgrade --max-fail`.
-    #[arg(long = "max-fail", value_name = "N|P%", value_parser = parse_budget)]
+    #[arg(long = "max-fail", value_name = "N|P%", value_parser = super::upgrade::parse_budget)]
     max_fail: Option<FailBudget>,
     /// Static path: the environments to upgrade, in this order (default:
     /// staging, then the others, then production).
@@ -148,20 +148,6 @@ pub struct ShipArgs {
     /// Print the plan and stop.
     #[arg(long)]
     dry_run: bool,
-}
-
-fn parse_mode(s: &str) -> Result<Mode, String> {
-    s.parse()
-}
-
-fn parse_batch(s: &str) -> Result<BatchSpec, String> {
-    s.parse()
-        .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
-}
-
-fn parse_budget(s: &str) -> Result<FailBudget, String> {
-    s.parse()
-        .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
 }
 
 /// Why a step failed: the exit code (see `exit-codes`) and a message.
@@ -328,24 +314,6 @@ fn continue_command() -> String {
     shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
 
-/// A command for display: words quoted for a POSIX shell when they need it.
-fn quote(words: &[&str]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            if !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c))
-            {
-                w.to_string()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 // ---------------------------------------------------------------- planning
 
 /// Environments of the static path in order: `--env` as given, else
@@ -465,7 +433,7 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
         steps.push(Step {
             title: format!(
                 "release tag: {}",
-                quote(&[
+                super::quote_words(&[
                     "swh-deploy",
                     "release",
                     "tag",
@@ -560,7 +528,7 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
             }
             let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
             steps.push(Step {
-                title: format!("upgrade {env}: {}", quote(&words)),
+                title: format!("upgrade {env}: {}", super::quote_words(&words)),
                 details: vec![
                     format!(
                         "hosts: {} (until {package} is at {})",
@@ -657,7 +625,7 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
             words.extend(["--module", &m, "--module-version", &tagv]);
             let charts = super::chart::charts_dir(&None, Some(&ctx.site));
             steps.push(Step {
-                title: format!("chart bump: {}", quote(&words)),
+                title: format!("chart bump: {}", super::quote_words(&words)),
                 details: vec![format!(
                     "{} on swh-next-version of {}; swh/Chart.yaml appVersion + 1; commit and push",
                     ctx.site

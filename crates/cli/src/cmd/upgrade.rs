@@ -83,7 +83,8 @@ pub struct UpgradeArgs {
     journal: Option<PathBuf>,
 }
 
-fn parse_mode(s: &str) -> Result<Mode, String> {
+/// Clap value parser (shared with `ship`).
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
     s.parse()
 }
 
@@ -92,12 +93,14 @@ fn parse_package(s: &str) -> Result<PackageName, String> {
         .map_err(|e: swh_deploy_site::NameError| e.to_string())
 }
 
-fn parse_batch(s: &str) -> Result<BatchSpec, String> {
+/// Clap value parser (shared with `ship`).
+pub(crate) fn parse_batch(s: &str) -> Result<BatchSpec, String> {
     s.parse()
         .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
 }
 
-fn parse_budget(s: &str) -> Result<FailBudget, String> {
+/// Clap value parser (shared with `ship`).
+pub(crate) fn parse_budget(s: &str) -> Result<FailBudget, String> {
     s.parse()
         .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
 }
