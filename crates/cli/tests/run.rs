@@ -312,22 +312,42 @@ fn running_with(needle: &str) -> Vec<(i32, String)> {
 }
 
 #[test]
-fn kill_9_of_swh_deploy_does_not_leave_its_commands_running() {
-    // A plain command is executed directly: the `sleep` processes are the
-    // children that would be orphaned by a kill -9.
+fn kill_9_of_swh_deploy_does_not_leave_its_ssh_processes_running() {
+    let tb = Testbed::up(&Options {
+        loopback: Some(4),
+        ..Options::default()
+    })
+    .unwrap();
+    let cfg = tb.ssh_config_path();
     let marker = format!("sleep 32.{}", std::process::id());
-    let mut child = Command::new(bin())
-        .args(["run", "-R", "exec", "-w", "n[1-4]", &marker])
+    // Our ssh clients: argv[0] is ssh and the remote command is the marker
+    // (the remote `sleep` processes, under the test bed's sshd, are not).
+    let ssh_clients = || -> Vec<(i32, String)> {
+        running_with(&marker)
+            .into_iter()
+            .filter(|(_, cmdline)| cmdline.split(' ').next().unwrap_or("").ends_with("ssh"))
+            .collect()
+    };
+    let mut child = tb
+        .exec_command(&[
+            bin(),
+            "run",
+            "-F",
+            cfg.to_str().unwrap(),
+            "-w",
+            "host[1-4]",
+            &marker,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while running_with(&marker).len() < 4 {
+    while ssh_clients().len() < 4 {
         assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the four sleeps did not start"
+            t.elapsed() < Duration::from_secs(20),
+            "the four ssh clients did not start"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -335,19 +355,20 @@ fn kill_9_of_swh_deploy_does_not_leave_its_commands_running() {
     child.wait().unwrap();
     let t = Instant::now();
     let left = loop {
-        let left = running_with(&marker);
+        let left = ssh_clients();
         if left.is_empty() || t.elapsed() > Duration::from_secs(5) {
             break left;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    for (pid, _) in &left {
-        // SAFETY: kill(2) on a leftover of this test.
+    // Leftovers of this test (and the remote sleeps) go in any case.
+    for (pid, _) in running_with(&marker) {
+        // SAFETY: kill(2) on a process of this test.
         unsafe {
-            libc::kill(*pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
         }
     }
-    assert!(left.is_empty(), "left running after kill -9: {left:?}");
+    assert!(left.is_empty(), "ssh left running after kill -9: {left:?}");
 }
 
 #[test]

@@ -469,23 +469,26 @@ async fn run_one(
         .stdin(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
-    // If swh-deploy itself dies without cleaning up (kill -9, OOM), each
-    // process it started (ssh above all) gets SIGTERM from the kernel instead
-    // of living on. The runtime is current-thread, so the spawning thread
-    // lives until every child has been reaped.
+    // If swh-deploy itself dies without cleaning up (kill -9, OOM), an ssh
+    // it started gets SIGTERM from the kernel instead of living on. The
+    // runtime is current-thread, so the spawning thread lives until every
+    // child has been reaped.
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl.
-            if libc::getppid() != parent {
-                libc::_exit(143);
-            }
-            Ok(())
-        });
+    if launch.die_with_parent {
+        // SAFETY: prctl and getppid are async-signal-safe; nothing is
+        // allocated.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl.
+                if libc::getppid() != parent {
+                    libc::_exit(143);
+                }
+                Ok(())
+            });
+        }
     }
     let mut merged_reader = None;
     if merge {
