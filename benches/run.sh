@@ -100,12 +100,17 @@ measure() { # name outfile cmd...
 }
 read -r _ s1 m1 < <(measure sd "$work/sd.out" "$sd" run -R exec -b -w "node[1-$NX]" 'seq 100')
 read -r _ s2 m2 < <(measure clush "$work/clush.out" "$clush" -R exec -b -w "node[1-$NX]" 'seq 100')
+# The raw limit: the same 10,000 processes started by xargs, output thrown
+# away (no gathering at all). No tool can run the workload faster.
+read -r _ s0 _ < <(measure raw /dev/null sh -c "seq $NX | xargs -P $FANOUT -I{} seq 100")
 same=no; cmp -s "$work/sd.out" "$work/clush.out" && same=yes
 calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
 printf '| swh-deploy run -R exec -b | %s | %s | %s |\n' "$s1" "$(calc "$m1/1024")" "$same"
 printf '| clush -R exec -b | %s | %s | |\n' "$s2" "$(calc "$m2/1024")"
+printf '| raw limit: xargs -P %s seq 100, output discarded | %s | | |\n' "$FANOUT" "$s0"
 echo
-echo "clush/swh-deploy: time ratio $(calc "$s2/$s1")x, peak memory ratio $(calc "$m2/$m1")x."
+echo "clush/swh-deploy: time ratio $(calc "$s2/$s1")x, peak memory ratio $(calc "$m2/$m1")x;"
+echo "swh-deploy/raw limit: $(calc "$s1/$s0")x (the best ratio any tool could reach against clush here: $(calc "$s2/$s0")x)."
 echo
 # Peak memory with ssh on the whole loopback fleet too.
 read -r _ s3 m3 < <(measure sd "$work/sd-ssh.out" "$tb" --name "$name" exec -- "$sd" run -F "$cfg" -b -w "host[1-$N1]" 'seq 100')
