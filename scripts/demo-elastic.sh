@@ -2,7 +2,8 @@
 # The elastic half of the main job (runbook "Deployment with Kubernetes"),
 # on real local components: a package index, an OCI registry, bare git remotes
 # for swh-apps and swh-charts (testbed-elastic). A module release
-# (swh.loader.git 1.2.0) has reached the index; swh-deploy finds the apps that
+# (swh.loader.git 1.2.0) is tagged on the module's remote and has reached the
+# index; swh-deploy finds the apps that
 # depend on it, freezes, builds and pushes a YYYYMMDD.N image with buildah,
 # bumps the chart and promotes it staging -> production. Kubernetes and Argo CD
 # are the test bed's STAND-IN (kube-standin: real JSON shapes, simulated
@@ -37,6 +38,17 @@ cat "$work/elastic.log"
 . "$work/bed/env.sh"
 sd() { run "$bin/swh-deploy" "$@"; }
 
+step "release: tag v1.2.0 (annotated) on the module's remote, then wait until it is published"
+remotes=$(awk '/^  remotes /{print $2}' "$work/elastic.log")
+run git clone -q "$remotes/swh-loader-git.git" "$work/swh-loader-git"
+# The tagger of the demo (a real release takes the developer's git identity
+# and signs with --sign or tag.gpgSign).
+export GIT_COMMITTER_NAME="swh-deploy demo" GIT_COMMITTER_EMAIL="demo@example.org"
+sd release tag 1.2.0 --repo "$work/swh-loader-git" --no-sign --dry-run
+sd release tag 1.2.0 --repo "$work/swh-loader-git" --no-sign
+run git --git-dir "$remotes/swh-loader-git.git" tag -n1 --list 'v*'
+sd release wait swh.loader.git 1.2.0 --timeout 1m --interval 200ms
+
 step "which apps does the release swh.loader.git v1.2.0 touch?"
 sd app dependents --module swh.loader.git --version v1.2.0
 step "freeze, build with buildah, push the image and tag swh-apps"
@@ -54,7 +66,7 @@ sd chart promote production
 sd cluster wait production --interval 200ms --timeout 2m
 sd chart show
 step "the whole chain in one command: swh-deploy ship (the plan, then every step finds its result already there)"
-sd ship swh.loader.git 1.2.0 --elastic --dry-run
-sd ship swh.loader.git 1.2.0 --elastic --interval 200ms --timeout 2m
+sd ship swh.loader.git 1.2.0 --elastic --repo "$work/swh-loader-git" --dry-run
+sd ship swh.loader.git 1.2.0 --elastic --repo "$work/swh-loader-git" --interval 200ms --timeout 2m
 step "what was done (journal)"
 sd history
