@@ -815,7 +815,6 @@ fn act(ctx: &mut Ctx, steps: &[Step]) -> Result<ExitCode, String> {
     let n = steps.len();
     let start = Instant::now();
     let mut done_now = 0;
-    let mut signals = Signals::default();
     for (i, step) in steps.iter().enumerate() {
         let idx = i as i64;
         let target = step_target(&step.action, ctx);
@@ -845,14 +844,9 @@ fn act(ctx: &mut Ctx, steps: &[Step]) -> Result<ExitCode, String> {
             }
         }
         let before = sj.last_run();
-        let upgrade = matches!(step.action, Action::Upgrade { .. });
-        if upgrade {
-            signals.restore();
-        }
+        // An upgrade step handles Ctrl-C itself (compensations, exit 130)
+        // and puts the default action back when it ends.
         let result = perform(ctx, &step.action);
-        if upgrade {
-            signals.reset_to_default();
-        }
         let subs = sj.runs_since(before);
         let runs = if subs.is_empty() {
             String::new()
@@ -924,49 +918,6 @@ fn fail(
         continue_command()
     );
     ExitCode::from(e.code)
-}
-
-/// SIGINT and SIGTERM between the upgrade steps. An upgrade step installs
-/// the executor's handlers (Ctrl-C stops it after the running commands and
-/// runs the compensations, exit 130); once installed they stay, doing
-/// nothing, after the step. So after each upgrade step the default action
-/// (end the process, as for every other step: exit 130 in the shell, the
-/// run marked `interrupted` at the next ship or `history`) is put back, and
-/// the executor's handlers again before the next upgrade step.
-#[derive(Default)]
-struct Signals {
-    saved: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl Signals {
-    /// Sets SIGINT and SIGTERM to their default action, keeping the
-    /// handlers found.
-    fn reset_to_default(&mut self) {
-        self.restore();
-        for sig in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: plain sigaction calls with zero-initialised, valid
-            // structures; SIG_DFL is always a valid disposition.
-            unsafe {
-                let mut new: libc::sigaction = std::mem::zeroed();
-                new.sa_sigaction = libc::SIG_DFL;
-                libc::sigemptyset(&mut new.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &new, &mut old) == 0 {
-                    self.saved.push((sig, old));
-                }
-            }
-        }
-    }
-
-    /// Puts back the handlers [`Signals::reset_to_default`] replaced.
-    fn restore(&mut self) {
-        for (sig, old) in self.saved.drain(..) {
-            // SAFETY: `old` was filled by sigaction for this signal.
-            unsafe {
-                libc::sigaction(sig, &old, std::ptr::null_mut());
-            }
-        }
-    }
 }
 
 /// Whether a step's result is already there: `Some(why)`.
