@@ -1280,3 +1280,30 @@ fn gzip_stored(data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out
 }
+
+/// Writes a private containers configuration for buildah in `dir`
+/// (`storage.conf` with the vfs driver and storage under `dir/containers`,
+/// `registries.conf` without search registries, an empty `auth.json`) and
+/// returns the environment that points buildah and skopeo at it.
+pub fn write_containers_config(dir: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
+    fs::create_dir_all(dir)?;
+    let storage = dir.join("storage.conf");
+    fs::write(
+        &storage,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            dir.join("containers/storage").display(),
+            dir.join("containers/run").display()
+        ),
+    )?;
+    let registries = dir.join("registries.conf");
+    fs::write(&registries, "unqualified-search-registries = []\n")?;
+    let auth = dir.join("auth.json");
+    fs::write(&auth, "{\"auths\": {}}\n")?;
+    Ok(vec![
+        ("CONTAINERS_STORAGE_CONF", storage),
+        ("CONTAINERS_REGISTRIES_CONF", registries),
+        ("REGISTRY_AUTH_FILE", auth),
+        ("BUILDAH_ISOLATION", PathBuf::from("chroot")),
+    ])
+}

@@ -20,23 +20,9 @@ RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /opt/swh/requirements-
 
 /// Private buildah storage and config for this test process.
 fn buildah_env(root: &Path) {
-    let conf = root.join("storage.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-            root.join("containers/storage").display(),
-            root.join("containers/run").display()
-        ),
-    )
-    .unwrap();
-    let registries = root.join("registries.conf");
-    std::fs::write(&registries, "unqualified-search-registries = []\n").unwrap();
-    std::env::set_var("CONTAINERS_STORAGE_CONF", &conf);
-    std::env::set_var("CONTAINERS_REGISTRIES_CONF", &registries);
-    std::env::set_var("BUILDAH_ISOLATION", "chroot");
-    std::fs::write(root.join("auth.json"), "{\"auths\": {}}\n").unwrap();
-    std::env::set_var("REGISTRY_AUTH_FILE", root.join("auth.json"));
+    for (var, value) in swh_deploy_testbed::components::write_containers_config(root).unwrap() {
+        std::env::set_var(var, value);
+    }
     std::env::set_var("UV_CACHE_DIR", root.join("uv-cache"));
 }
 

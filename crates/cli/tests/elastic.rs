@@ -42,6 +42,8 @@ fn uv() -> PathBuf {
 
 struct Env {
     root: PathBuf,
+    /// The private buildah configuration's environment.
+    containers: Vec<(&'static str, PathBuf)>,
 }
 
 impl Env {
@@ -53,10 +55,7 @@ impl Env {
             .env("SWH_DEPLOY_JOURNAL", r.join("journal.sqlite"))
             .env("SWH_DEPLOY_SITE", r.join("site.toml"))
             .env("SWH_DEPLOY_UV", uv())
-            .env("CONTAINERS_STORAGE_CONF", r.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", r.join("registries.conf"))
-            .env("REGISTRY_AUTH_FILE", r.join("auth.json"))
-            .env("BUILDAH_ISOLATION", "chroot")
+            .envs(self.containers.iter().cloned())
             .env("UV_CACHE_DIR", r.join("uv-cache"));
         c
     }
@@ -69,21 +68,7 @@ fn module_release_from_freeze_to_production() {
     let reg = Registry::start(&root.join("registry")).unwrap();
     let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
     let index = PackageIndex::start(&root.join("index")).unwrap();
-    std::fs::write(
-        root.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-            root.join("containers/storage").display(),
-            root.join("containers/run").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("registries.conf"),
-        "unqualified-search-registries = []\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("auth.json"), "{\"auths\": {}}\n").unwrap();
+    let containers = swh_deploy_testbed::components::write_containers_config(&root).unwrap();
     for (url, dir) in [
         (&remotes.apps.url, "swh-apps"),
         (&remotes.charts.url, "swh-charts"),
@@ -109,7 +94,10 @@ fn module_release_from_freeze_to_production() {
         ),
     )
     .unwrap();
-    let env = Env { root: root.clone() };
+    let env = Env {
+        root: root.clone(),
+        containers,
+    };
 
     // The module release reaches the index.
     index

@@ -69,6 +69,8 @@ struct Bed {
     index: PackageIndex,
     registry: Registry,
     standin: KubeStandin,
+    /// The private buildah configuration's environment.
+    containers: Vec<(&'static str, PathBuf)>,
 }
 
 impl Bed {
@@ -97,21 +99,7 @@ impl Bed {
                 &["config", "user.email", "sysadmin@example.invalid"],
             );
         }
-        std::fs::write(
-            root.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-                root.join("containers/storage").display(),
-                root.join("containers/run").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            root.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .unwrap();
-        std::fs::write(root.join("auth.json"), "{\"auths\": {}}\n").unwrap();
+        let containers = swh_deploy_testbed::components::write_containers_config(&root).unwrap();
         std::fs::write(
             root.join("site.toml"),
             format!(
@@ -137,6 +125,7 @@ impl Bed {
             index,
             registry,
             standin,
+            containers,
         }
     }
 
@@ -147,10 +136,7 @@ impl Bed {
             .env("SWH_DEPLOY_JOURNAL", r.join("journal.sqlite"))
             .env("SWH_DEPLOY_SITE", r.join("site.toml"))
             .env("SWH_DEPLOY_UV", uv())
-            .env("CONTAINERS_STORAGE_CONF", r.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", r.join("registries.conf"))
-            .env("REGISTRY_AUTH_FILE", r.join("auth.json"))
-            .env("BUILDAH_ISOLATION", "chroot")
+            .envs(self.containers.iter().cloned())
             .env("UV_CACHE_DIR", r.join("uv-cache"))
             .env("KUBECONFIG", r.join("kubeconfig"))
             .env(TOKEN_VAR, self.standin.argocd_token())

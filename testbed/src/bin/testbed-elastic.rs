@@ -154,17 +154,7 @@ fn write_config(
             kube.url()
         ),
     )?;
-    std::fs::write(
-        dir.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{d}/containers/storage\"\nrunroot = \"{d}/containers/run\"\n"
-        ),
-    )?;
-    std::fs::write(
-        dir.join("registries.conf"),
-        "unqualified-search-registries = []\n",
-    )?;
-    std::fs::write(dir.join("auth.json"), "{\"auths\": {}}\n")?;
+    swh_deploy_testbed::components::write_containers_config(dir)?;
     // env.sh holds the stand-in's Argo CD token: readable by its owner only.
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
