@@ -227,3 +227,46 @@ fn parse_errors_point_at_the_position() {
     assert!(err.contains("  ok[1-2],n[5-3]\n"), "{err}");
     assert!(err.contains("            ^ (column 11)"), "{err}");
 }
+
+/// ClusterShell 1.10.1's own `tests/CLINodesetTest.py`, unchanged, with its
+/// in-process CLI call replaced by `swh-deploy nodeset` as a subprocess
+/// (crates/cli/tests/peer/nodeset_peer.py). Every test must pass; the
+/// adapter's summary line (`peer CLINodesetTest.py: N passed, ...`) is
+/// printed in the test output.
+#[test]
+fn clustershell_peer_suite_cli_nodeset() {
+    let python = venv().join("bin/python");
+    let tests = venv().join("peer/clustershell-1.10.1/tests");
+    if !python.exists() || !tests.join("CLINodesetTest.py").exists() {
+        let msg = format!(
+            "ClusterShell's test suite not found at {} (python {})",
+            tests.display(),
+            python.display()
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg} (run scripts/install-deps)");
+        }
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/nodeset_peer.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .env("SWH_DEPLOY", env!("CARGO_BIN_EXE_swh-deploy"))
+        .env("CS_PEER_TESTS", &tests)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the peer suite adapter");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    eprint!("{stderr}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("peer CLINodesetTest.py:"))
+        .expect("the adapter prints its summary line");
+    assert!(
+        out.status.success() && summary.contains(" 0 failed"),
+        "ClusterShell's CLINodesetTest.py fails against swh-deploy nodeset: {summary}"
+    );
+}
