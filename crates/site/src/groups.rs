@@ -64,11 +64,11 @@ impl GroupResolver for SiteGroups<'_> {
                 }]);
             }
             if source.is_none() && !self.clustershell.sources().is_empty() {
-                return self.clustershell.group_nodes(group, None);
+                return checked(self.clustershell.group_nodes(group, None), group, None);
             }
             return Ok(Vec::new());
         }
-        self.clustershell.group_nodes(group, source)
+        checked(self.clustershell.group_nodes(group, source), group, source)
     }
 
     fn all_nodes(&self, source: Option<&str>) -> Result<Vec<String>, GroupError> {
@@ -91,6 +91,41 @@ impl GroupResolver for SiteGroups<'_> {
     }
 }
 
+/// The answer of a ClusterShell group source, refused when one of its
+/// node-set expressions names something that is not a host name (see
+/// [`crate::check_node_set_hosts`]); the error names the source and group.
+fn checked(
+    answer: Result<Vec<String>, GroupError>,
+    group: &str,
+    source: Option<&str>,
+) -> Result<Vec<String>, GroupError> {
+    let exprs = answer?;
+    for expr in &exprs {
+        if let Err(bad) = crate::check_node_set_hosts(expr) {
+            return Err(GroupError::Config(format!(
+                "ClusterShell group source `{}`, group `{group}`: `{}` is not a host name: {}",
+                source.unwrap_or("(default)"),
+                bad.name,
+                bad.reason
+            )));
+        }
+    }
+    Ok(exprs)
+}
+
+/// Refuses the first name of `hosts` that is not a host name; `what` says
+/// where the set came from.
+pub(crate) fn check_hosts(hosts: &NodeSet, what: &str) -> Result<(), SiteError> {
+    for h in hosts.iter() {
+        if let Err(reason) = crate::check_host_name(&h) {
+            return Err(SiteError::Unknown {
+                message: format!("{what}: `{h}` is not a host name: {reason}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Site {
     /// A node-set group resolver over this site's groups (see [`SiteGroups`]).
     pub fn resolver(&self) -> Result<SiteGroups<'_>, SiteError> {
@@ -98,12 +133,15 @@ impl Site {
     }
 
     /// Parses a node-set expression (`host[1-3]`, `@swh-workers!worker03`),
-    /// resolving `@groups` through the site.
+    /// resolving `@groups` through the site. Every resulting name must be a
+    /// host name ([`crate::check_host_name`]).
     pub fn nodes(&self, expr: &str) -> Result<NodeSet, SiteError> {
         let resolver = self.resolver()?;
-        NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
+        let set = NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
             message: format!("invalid node set `{expr}`: {e}"),
-        })
+        })?;
+        check_hosts(&set, &format!("node set `{expr}`"))?;
+        Ok(set)
     }
 
     /// The hosts of group `name` (with or without `@`).

@@ -22,10 +22,13 @@
 //! [`names`], so nothing unchecked can reach a command line.
 
 mod groups;
+pub mod hosts;
 pub mod names;
 mod raw;
+pub mod sshopt;
 
 pub use groups::{SiteGroups, SITE_SOURCE};
+pub use hosts::{check_host_name, check_node_set_hosts, is_host_name};
 pub use raw::parse_duration;
 
 pub use names::{DebianVersion, NameError, PackageName, UnitName};

@@ -312,27 +312,17 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
             ssh.fanout = *f.get_ref() as usize;
         }
         for o in r.options {
-            let valid = o.get_ref().split_once('=').is_some_and(|(k, v)| {
-                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()) && !v.is_empty()
-            }) && !o.get_ref().chars().any(|c| c.is_control());
-            if !valid {
+            let Some(opt) = crate::sshopt::split_option(o.get_ref()) else {
                 return Err(ctx.at(
                     o.span(),
                     format!(
-                        "invalid ssh option `{}`: expected `Key=Value` as for ssh -o",
+                        "invalid ssh option `{}`: expected `Key=Value` (or `Key Value`) as for ssh -o",
                         o.get_ref()
                     ),
                 ));
-            }
-            if let Some((key, value)) = o.get_ref().split_once('=') {
-                if key.eq_ignore_ascii_case("StrictHostKeyChecking")
-                    && ["no", "off"].contains(&value.to_ascii_lowercase().as_str())
-                {
-                    return Err(ctx.at(
-                        o.span(),
-                        "`StrictHostKeyChecking=no` is refused: swh-deploy only talks to hosts whose keys are known (pin them in known_hosts)",
-                    ));
-                }
+            };
+            if let Some(why) = crate::sshopt::weakens_host_authentication(opt.key, opt.value) {
+                return Err(ctx.at(o.span(), why));
             }
             ssh.options.push(o.into_inner());
         }
@@ -379,6 +369,19 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
                         + e.position.unwrap_or(0)
                         + (nodes.get_ref().len() - nodes.get_ref().trim_start().len());
                     return Err(ctx.at(offset..offset, format!("invalid node set `{text}`: {e}")));
+                }
+                if let Err(bad) = crate::hosts::check_node_set_hosts(text) {
+                    let offset = nodes.span().start
+                        + 1
+                        + bad.offset
+                        + (nodes.get_ref().len() - nodes.get_ref().trim_start().len());
+                    return Err(ctx.at(
+                        offset..offset,
+                        format!(
+                            "invalid node set `{text}`: `{}` is not a host name: {}",
+                            bad.name, bad.reason
+                        ),
+                    ));
                 }
                 GroupMembers::Nodes(text.to_owned())
             }

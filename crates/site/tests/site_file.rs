@@ -370,11 +370,11 @@ fn ssh_options_are_validated() {
     );
     assert_eq!(
         error_of("\n[ssh]\noptions = [\"ProxyCommand\"]\n"),
-        "bad.toml:8:12: invalid ssh option `ProxyCommand`: expected `Key=Value` as for ssh -o"
+        "bad.toml:8:12: invalid ssh option `ProxyCommand`: expected `Key=Value` (or `Key Value`) as for ssh -o"
     );
     assert_eq!(
         error_of("\n[ssh]\noptions = [\"ServerAliveInterval=5\", \"stricthostkeychecking=No\"]\n"),
-        "bad.toml:8:37: `StrictHostKeyChecking=no` is refused: swh-deploy only talks to hosts whose keys are known (pin them in known_hosts)"
+        "bad.toml:8:37: `StrictHostKeyChecking=No` is refused: swh-deploy only talks to hosts whose keys are known (pin them in known_hosts; first contact with a new host is only with the command-line flag --accept-new-host-keys)"
     );
     assert_eq!(
         error_of("\n[ssh]\nfanout = 0\n"),
@@ -610,4 +610,102 @@ fn release_section_is_read_and_its_urls_checked() {
         error_of("\n[release]\nindex_url = \"pypi.org/simple\"\n"),
         "bad.toml:8:13: `pypi.org/simple` is not a URL: expected http://... or https://..."
     );
+}
+
+/// Every spelling of an option that weakens host authentication is refused
+/// at its own line and column (the option's opening quote), whatever comes
+/// before it on the line.
+#[test]
+fn ssh_options_weakening_host_keys_are_refused_in_every_spelling() {
+    let refused = [
+        "StrictHostKeyChecking=false",
+        "StrictHostKeyChecking=no",
+        "StrictHostKeyChecking no",
+        "stricthostkeychecking = OFF",
+        "STRICTHOSTKEYCHECKING=accept-new",
+        "StrictHostKeyChecking\\task",
+        "StrictHostKeyChecking=\\\"no\\\"",
+        "StrictHostKeyChecking=0",
+        "UserKnownHostsFile=/dev/null",
+        "userknownhostsfile /tmp/known_hosts",
+        "UserKnownHostsFile=~/.ssh/known_hosts /dev/null",
+        "GlobalKnownHostsFile=/dev/null",
+        "KnownHostsCommand=/bin/cat /tmp/keys",
+        "CheckHostIP=yes",
+        "checkhostip 1",
+        "VerifyHostKeyDNS=true",
+        "ProxyCommand=nc %h %p",
+        "proxycommand sh -c id",
+        "LocalCommand=id",
+        "PermitLocalCommand=yes",
+        "NoHostAuthenticationForLocalhost=yes",
+    ];
+    for opt in refused {
+        // Line 9, after another (valid) option on line 8: the column is the
+        // opening quote of the refused one.
+        let text = format!("\n[ssh]\noptions = [\"Port=22\",\n  \"{opt}\"]\n");
+        let e = error_of(&text);
+        assert!(e.starts_with("bad.toml:9:3: `"), "{opt}: {e}");
+        assert!(e.contains("refused"), "{opt}: {e}");
+    }
+    for ok in [
+        "StrictHostKeyChecking=yes",
+        "StrictHostKeyChecking true",
+        "UserKnownHostsFile=~/.ssh/known_hosts ~/.ssh/swh_known_hosts",
+        "GlobalKnownHostsFile /etc/ssh/ssh_known_hosts",
+        "KexAlgorithms=curve25519-sha256",
+        "Port 2222",
+    ] {
+        let text = format!("{BASE}\n[ssh]\noptions = [\"{ok}\"]\n");
+        let site = Site::parse(&text, Path::new("ok.toml")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(site.ssh.options, [ok.replace("\\t", "\t")]);
+    }
+}
+
+#[test]
+fn node_sets_name_only_host_names() {
+    assert_eq!(
+        error_of("\n[groups.evil]\nnodes = \"-oProxyCommand=id\"\n"),
+        "bad.toml:8:10: invalid node set `-oProxyCommand=id`: `-oProxyCommand=id` is not a host name: character '=' is not allowed (RFC 1123: letters, digits, `-` and `.`)"
+    );
+    assert_eq!(
+        error_of("\n[groups.evil]\nnodes = \"web[1-2],-x[1-3]\"\n"),
+        "bad.toml:8:19: invalid node set `web[1-2],-x[1-3]`: `-x[1-3]` is not a host name: label `-x0` starts or ends with `-`"
+    );
+    let site = Site::parse(BASE, Path::new("s.toml")).unwrap();
+    assert_eq!(
+        site.nodes("host1,-oProxyCommand=id").unwrap_err().to_string(),
+        "node set `host1,-oProxyCommand=id`: `-oProxyCommand=id` is not a host name: character '=' is not allowed (RFC 1123: letters, digits, `-` and `.`)"
+    );
+}
+
+#[test]
+fn clustershell_group_sources_name_only_host_names() {
+    let dir = std::env::temp_dir().join(format!("swh-deploy-site-csbad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("cs/groups.d")).unwrap();
+    std::fs::write(
+        dir.join("cs/groups.conf"),
+        format!(
+            "[Main]\ndefault: local\nautodir: {}\n",
+            dir.join("cs/groups.d").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cs/groups.d/local.yaml"),
+        "local:\n    good: 'w[1-2]'\n    evil: 'w1,-oProxyCommand=id'\n",
+    )
+    .unwrap();
+    let text = "[clustershell]\nconfig_dir = \"cs\"\n\n[groups.evil]\nsource = \"local\"\n\n[groups.good]\nsource = \"local\"\n";
+    let site = Site::parse(text, &dir.join("site.toml")).unwrap();
+    assert_eq!(site.group_hosts("good").unwrap().to_string(), "w[1-2]");
+    let e = site.group_hosts("evil").unwrap_err().to_string();
+    assert!(
+        e.contains("ClusterShell group source `local`, group `evil`: `-oProxyCommand=id` is not a host name"),
+        "{e}"
+    );
+    let e = site.nodes("@local:evil").unwrap_err().to_string();
+    assert!(e.contains("group source `local`"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
