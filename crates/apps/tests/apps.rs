@@ -7,7 +7,7 @@ use common::{git, put_tag, sh, AppsBed};
 use std::process::Command;
 use swh_deploy_apps::registry::Registry as RegistryRef;
 use swh_deploy_apps::version::ImageVersion;
-use swh_deploy_apps::{AppsRepo, FreezeOptions};
+use swh_deploy_apps::{AppsRepo, Dependent, FreezeOptions, Pin};
 use swh_deploy_testbed::components::{PackageIndex, Registry};
 
 const DOCKERFILE: &str = "ARG REGISTRY\nFROM ${REGISTRY}base:latest\n";
@@ -59,19 +59,27 @@ fn list_and_dependents_either_spelling() {
     for module in ["swh.graph", "swh-graph"] {
         let deps = repo.dependents(module, "v6.3.0").unwrap();
         assert_eq!(
-            deps,
+            deps.dependents,
             vec![
-                ("swh-graph".to_string(), "6.2.0".to_string()),
-                ("swh-toolbox".to_string(), "6.1.1".to_string())
+                Dependent {
+                    app: "swh-graph".to_string(),
+                    pin: Pin::Version("6.2.0".to_string())
+                },
+                Dependent {
+                    app: "swh-toolbox".to_string(),
+                    pin: Pin::Version("6.1.1".to_string())
+                },
             ],
             "{module}"
         );
+        assert_eq!(deps.requiring, vec!["swh-graph", "swh-toolbox", "swh-web"]);
     }
     assert!(repo
         .dependents("swh.graph", "6.2.0")
         .unwrap()
+        .dependents
         .iter()
-        .all(|(a, _)| a != "swh-graph"));
+        .all(|d| d.app != "swh-graph"));
 }
 
 fn index_with_graph(root: &std::path::Path) -> PackageIndex {
@@ -125,7 +133,7 @@ fn freeze_matches_uv_and_reports_pin_changes() {
         "{written}"
     );
     assert!(written.contains(
-        "uv pip compile apps/swh-graph/requirements.txt -o apps/swh-graph/requirements-frozen.txt"
+        "uv pip compile --python-version 3.11 apps/swh-graph/requirements.txt -o apps/swh-graph/requirements-frozen.txt"
     ));
     // Same pins and annotations as uv run directly with the same options.
     let direct = tmp.path().join("direct.txt");

@@ -105,7 +105,11 @@ fn build_push_tag_and_failures() {
     assert!(plan
         .steps
         .iter()
-        .any(|s| s.what == "tag swh-graph-20250117.2"));
+        .any(|s| s.what == "tag swh-graph-20250117.2 (replacing the placeholder)"));
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| s.what.starts_with("reserve 20250117.2")));
     assert!(!bed
         .work
         .join("apps/swh-graph/requirements-frozen.txt")
@@ -171,8 +175,10 @@ fn build_push_tag_and_failures() {
     assert!(remote_tags(&bed).contains("swh-graph-20250117.3"));
 
     // A failed image push (the registry cannot store uploads: its upload
-    // directory for the image is a file): no tag anywhere, the build commit
-    // undone, the new frozen file kept for the next try.
+    // directory for the image is a file): the build commit undone, the new
+    // frozen file kept for the next try, no final tag; the version stays
+    // reserved by its placeholder tag on the remote (an image may be in the
+    // registry under it), so it is never reused.
     index
         .publish("swh.graph", "6.3.0", &["swh.core>=3"])
         .unwrap();
@@ -190,8 +196,23 @@ fn build_push_tag_and_failures() {
         })
         .unwrap_err();
     assert!(e.to_string().contains("push"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("placeholder tag swh-graph-20250117.4 stays"),
+        "{e}"
+    );
     assert_eq!(git(&bed.work, &["tag", "-l", "swh-graph-20250117.4"]), "");
-    assert!(!remote_tags(&bed).contains("swh-graph-20250117.4"));
+    let placeholder = |t: &str| {
+        git(
+            &bed.remote,
+            &["tag", "-l", "--format=%(contents:subject)", t],
+        )
+    };
+    assert!(
+        placeholder("swh-graph-20250117.4").contains("Placeholder"),
+        "{}",
+        placeholder("swh-graph-20250117.4")
+    );
     assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_head);
     assert!(
         std::fs::read_to_string(bed.work.join("apps/swh-graph/requirements-frozen.txt"))
@@ -199,24 +220,46 @@ fn build_push_tag_and_failures() {
             .contains("swh-graph==6.3.0")
     );
 
-    // A failed git push: images are out, but the tag is deleted again.
+    // A remote refusing every push: the reservation fails, nothing is
+    // built or pushed.
     std::fs::remove_file(&uploads).unwrap();
     let hook = bed.remote.join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\necho 'rejected by test hook' >&2\nexit 1\n",
-    )
-    .unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let set_hook = |script: &str| {
+        std::fs::write(&hook, script).unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    set_hook("#!/bin/sh\necho 'rejected by test hook' >&2\nexit 1\n");
+    let images_before = tags(&reg.url(), &format!("{prefix}/graph"));
     let e = repo
         .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
             log.push(s.to_string())
         })
         .unwrap_err();
     assert!(e.to_string().contains("rejected by test hook"), "{e}");
-    assert_eq!(git(&bed.work, &["tag", "-l", "swh-graph-20250117.4"]), "");
-    assert!(!remote_tags(&bed).contains("swh-graph-20250117.4"));
+    assert!(e.to_string().contains("cannot reserve 20250117.5"), "{e}");
+    assert_eq!(git(&bed.work, &["tag", "-l", "swh-graph-20250117.5"]), "");
+    assert!(!remote_tags(&bed).contains("swh-graph-20250117.5"));
+    assert_eq!(tags(&reg.url(), &format!("{prefix}/graph")), images_before);
+    assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_head);
+
+    // A remote refusing the branch only: the placeholder goes in, the
+    // images are pushed, the final push fails; the placeholder stays.
+    set_hook(
+        "#!/bin/sh\nwhile read old new ref; do case $ref in refs/heads/*) echo 'branch rejected by test hook' >&2; exit 1;; esac; done\nexit 0\n",
+    );
+    let e = repo
+        .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
+            log.push(s.to_string())
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("branch rejected by test hook"),
+        "{e}"
+    );
+    assert!(tags(&reg.url(), &format!("{prefix}/graph")).contains(&"20250117.5".to_string()));
+    assert!(placeholder("swh-graph-20250117.5").contains("Placeholder"));
+    assert_eq!(git(&bed.work, &["tag", "-l", "swh-graph-20250117.5"]), "");
     assert_eq!(git(&bed.work, &["rev-parse", "HEAD"]), local_head);
     std::fs::remove_file(&hook).unwrap();
     // Someone pushed to swh-apps meanwhile: refused before building anything.
@@ -250,13 +293,19 @@ fn build_push_tag_and_failures() {
     assert!(e.to_string().contains("pull first"), "{e}");
     assert_eq!(tags(&reg.url(), &format!("{prefix}/graph")), before_tags);
     git(&bed.work, &["pull", "-q", "--ff-only", "origin", "main"]);
-    // The images of the failed run took .4; the retry takes .5.
+    // The failed runs took .4 and .5 (placeholders); the retry takes .6
+    // and its tag replaces nothing but its own placeholder.
     let out = repo
         .build("swh-graph", day, &opts(&reg, true, false), &mut |s| {
             log.push(s.to_string())
         })
         .unwrap();
-    assert_eq!(out.version.to_string(), "20250117.5");
+    assert_eq!(out.version.to_string(), "20250117.6");
+    assert_eq!(
+        placeholder("swh-graph-20250117.6"),
+        "swh-graph-20250117.6: Bump new release"
+    );
+    assert!(placeholder("swh-graph-20250117.4").contains("Placeholder"));
     assert!(out.commit.is_some());
     assert!(
         log.iter().any(|l| l.starts_with("push 127.0.0.1:")),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use swh_deploy_apps::registry::Registry;
 use swh_deploy_apps::version::today_utc;
-use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions, PinChange};
+use swh_deploy_apps::{
+    check_python_version, AppsRepo, BuildOptions, Builder, FreezeOptions, Pin, PinChange,
+};
 use swh_deploy_journal::{Journal, NewRun, RunId, RunStatus, StepStatus};
 use swh_deploy_site::Site;
 
@@ -150,9 +152,39 @@ struct UvOpts {
     /// The uv program (default: $SWH_DEPLOY_UV, else `uv` from PATH).
     #[arg(long, value_name = "PATH")]
     uv: Option<PathBuf>,
+    /// The Python version to freeze for, passed to uv as --python-version
+    /// (default: $SWH_DEPLOY_PYTHON_VERSION, else the python:X.Y image
+    /// apps/swh-base/Dockerfile builds FROM, else 3.11 as SWH).
+    #[arg(long, value_name = "3.N")]
+    python_version: Option<String>,
+    /// The interpreter uv freezes with (a path or a version request; it
+    /// must be of the target version; default: what `uv python find
+    /// VERSION` finds).
+    #[arg(long, value_name = "PYTHON")]
+    python: Option<String>,
 }
 
 impl UvOpts {
+    /// Applies --python-version / $SWH_DEPLOY_PYTHON_VERSION and --python to
+    /// `repo` (otherwise the repository's own default applies).
+    fn apply_python(&self, repo: AppsRepo) -> Result<AppsRepo, String> {
+        let version = self.python_version.clone().or_else(|| {
+            std::env::var("SWH_DEPLOY_PYTHON_VERSION")
+                .ok()
+                .filter(|v| !v.is_empty())
+        });
+        if version.is_none() && self.python.is_none() {
+            return Ok(repo);
+        }
+        let mut target = repo.python_target();
+        if let Some(v) = version {
+            check_python_version(&v).map_err(|e| e.to_string())?;
+            target.version = v;
+        }
+        target.interpreter = self.python.clone();
+        Ok(repo.with_python(target))
+    }
+
     fn options(&self) -> FreezeOptions {
         let mut index_args = Vec::new();
         if let Some(u) = &self.index_url {
@@ -186,16 +218,29 @@ enum BuilderArg {
 
 #[derive(Debug, Subcommand)]
 enum AppCommand {
-    /// List the apps (apps/*/requirements.txt) with their image names.
+    /// List the apps (apps/*/ and utilities/*/) with their image names and
+    /// kinds (python app or image-only).
     List,
-    /// Apps whose frozen requirements pin MODULE at another version.
+    /// Apps to rebuild: with --module and --version, those whose frozen
+    /// requirements pin MODULE at another version or by URL; with --image,
+    /// those whose Dockerfile builds FROM IMAGE, transitively, in build
+    /// order.
     Dependents {
         /// The module, e.g. swh.graph or swh-graph.
-        #[arg(long)]
-        module: String,
+        #[arg(
+            long,
+            requires = "version",
+            conflicts_with = "image",
+            required_unless_present = "image"
+        )]
+        module: Option<String>,
         /// The module's new version, e.g. v6.3.0.
-        #[arg(long)]
-        version: String,
+        #[arg(long, requires = "module")]
+        version: Option<String>,
+        /// An image (e.g. base, rsvndump-base) or the app building it
+        /// (e.g. swh-base).
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
     },
     /// The next free image version YYYYMMDD.N of APP (UTC date).
     NextVersion {
@@ -303,20 +348,44 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
     match args.command {
         AppCommand::List => {
             for a in repo.list().map_err(|e| e.to_string())? {
-                println!(
-                    "{}\t{}{}",
-                    a.name,
-                    a.image,
-                    if a.frozen { "" } else { "\t(not frozen)" }
-                );
+                let state = match (a.kind, a.frozen) {
+                    (swh_deploy_apps::AppKind::Python, false) => "\t(not frozen)",
+                    _ => "",
+                };
+                println!("{}\t{}\t{}{state}", a.name, a.image, a.kind);
             }
         }
-        AppCommand::Dependents { module, version } => {
-            for (app, pinned) in repo
+        AppCommand::Dependents {
+            module,
+            version,
+            image,
+        } => {
+            if let Some(image) = image {
+                let deps = repo.image_dependents(&image).map_err(|e| e.to_string())?;
+                if deps.is_empty() {
+                    eprintln!("swh-deploy app: no app builds FROM {image}");
+                }
+                for d in deps {
+                    println!("{}\t{}\tFROM {}", d.app, d.image, d.from.join(","));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let module = module.unwrap_or_default();
+            let version = version.unwrap_or_default();
+            let found = repo
                 .dependents(&module, &version)
-                .map_err(|e| e.to_string())?
-            {
-                println!("{app}\t{pinned}");
+                .map_err(|e| e.to_string())?;
+            if found.dependents.is_empty() {
+                eprintln!(
+                    "swh-deploy app: every app requiring {module} ({}) pins {version} already",
+                    found.requiring.join(", ")
+                );
+            }
+            for d in found.dependents {
+                match d.pin {
+                    Pin::Version(v) => println!("{}\t{v}", d.app),
+                    Pin::Url(u) => println!("{}\t{u}\t(pinned by URL)", d.app),
+                }
             }
         }
         AppCommand::NextVersion { app, registry: r } => {
@@ -334,6 +403,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
                 r.step(&format!("freeze apps/{app}/requirements-frozen.txt"), &app);
                 Some(r)
             };
+            let repo = uv.apply_python(repo)?;
             let result = repo.freeze(&app, &uv.options(), !dry_run);
             if let Some(r) = rec.take() {
                 r.finish(result.is_ok());
@@ -362,6 +432,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             uv,
             dry_run,
         } => {
+            let repo = uv.apply_python(repo)?;
             let opts = BuildOptions {
                 builder: match builder {
                     BuilderArg::Buildah => Builder::Buildah,
