@@ -71,6 +71,14 @@ pub enum JournalError {
         /// The newest this build knows.
         known: i64,
     },
+    /// The journal file could not be made private (0600).
+    #[error("cannot make journal {} private (0600): {source}", path.display())]
+    Private {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// No such run.
     #[error("no run {0} in the journal")]
     NoSuchRun(RunId),
@@ -107,7 +115,7 @@ pub enum LockRefused {
         /// The first host found locked.
         host: String,
         /// Who holds it.
-        holder: LockHolder,
+        holder: Box<LockHolder>,
     },
     /// A dead run left compensations pending on a host: `recover` first.
     #[error("host {host} has {count} pending compensation(s) of interrupted run {run} (e.g. {action}): run `swh-deploy recover` first")]
@@ -147,6 +155,10 @@ pub struct LockHolder {
     pub hostname: String,
     /// When the lock was taken.
     pub since: String,
+    /// The process's start time (clock ticks after boot), when recorded.
+    pub pid_start: Option<u64>,
+    /// The boot id of the machine when the lock was taken, when recorded.
+    pub boot_id: Option<String>,
 }
 
 /// Status of a run.
@@ -312,6 +324,36 @@ pub struct Run {
     pub mode: String,
     /// Parameters.
     pub parameters: serde_json::Value,
+    /// The process's start time (clock ticks after boot, field 22 of
+    /// `/proc/PID/stat`), when recorded.
+    pub pid_start: Option<u64>,
+    /// The boot id of the machine (`/proc/sys/kernel/random/boot_id`) when
+    /// the process started the run, when recorded.
+    pub boot_id: Option<String>,
+}
+
+/// Something that happened to a run besides its steps: a `resume` and the
+/// operator's decision, a forced take-over, where a migration started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunEvent {
+    /// Its id (events are listed in this order).
+    pub id: i64,
+    /// The run it is about.
+    pub run: RunId,
+    /// `resume`, `forced-takeover`, `migration-started`...
+    pub kind: String,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub user: String,
+    /// On which machine.
+    pub hostname: String,
+    /// The process that recorded it.
+    pub pid: u32,
+    /// Its command line (argv).
+    pub command_line: Vec<String>,
+    /// What was decided or found, as JSON.
+    pub detail: serde_json::Value,
 }
 
 /// A step of a run.
@@ -386,6 +428,8 @@ pub struct RunDetails {
     pub compensations: Vec<Compensation>,
     /// The host locks it holds.
     pub locks: Vec<String>,
+    /// Its events (resumes and their decisions, take-overs...), oldest first.
+    pub events: Vec<RunEvent>,
 }
 
 /// An open journal.
@@ -395,6 +439,8 @@ pub struct Journal {
     hostname: String,
     user: String,
     pid: u32,
+    pid_start: Option<u64>,
+    boot_id: Option<String>,
 }
 
 /// The default journal path: `$XDG_STATE_HOME/swh-deploy/journal.sqlite`, or
@@ -457,7 +503,7 @@ pub fn this_user() -> String {
 
 /// The holder of one host's lock (read by [`lock_holder_row`]).
 const LOCK_HOLDER_SQL: &str =
-    "SELECT run_id, user, pid, hostname, since FROM locks WHERE host = ?1";
+    "SELECT run_id, user, pid, hostname, since, pid_start, boot_id FROM locks WHERE host = ?1";
 
 /// A row of [`LOCK_HOLDER_SQL`] as a [`LockHolder`].
 fn lock_holder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LockHolder> {
@@ -467,6 +513,8 @@ fn lock_holder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LockHolder> {
         pid: r.get(2)?,
         hostname: r.get(3)?,
         since: r.get(4)?,
+        pid_start: r.get::<_, Option<i64>>(5)?.map(|v| v.max(0) as u64),
+        boot_id: r.get(6)?,
     })
 }
 
@@ -508,16 +556,165 @@ fn is_zombie(pid: libc::pid_t) -> bool {
         .unwrap_or(false)
 }
 
+/// The start time of process `pid` in clock ticks after boot (field 22 of
+/// `/proc/PID/stat`), or `None` when there is no such process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Field 22 of a `/proc/PID/stat` line (the command name, field 2, is in
+/// parentheses and may itself hold spaces and parentheses).
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (the state).
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// This machine's boot id (`/proc/sys/kernel/random/boot_id`), a new one at
+/// every boot.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether the process that recorded a run or a lock is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Liveness {
+    /// The same process is running on this machine.
+    Alive,
+    /// It is gone: no such pid, a zombie, another process under a reused
+    /// pid (start time differs), or the machine rebooted since (boot id
+    /// differs).
+    Dead,
+    /// It ran on another machine: it cannot be checked from here.
+    Unknown,
+}
+
+/// Judges the process `pid` recorded on `hostname` with its start time and
+/// boot id (`None` for rows written before they were recorded: then the pid
+/// alone decides).
+pub fn liveness(hostname: &str, pid: u32, pid_start: Option<u64>, boot: Option<&str>) -> Liveness {
+    if hostname != this_hostname() {
+        return Liveness::Unknown;
+    }
+    if let (Some(recorded), Some(now)) = (boot, boot_id()) {
+        if recorded != now {
+            return Liveness::Dead;
+        }
+    }
+    if !pid_alive(pid) {
+        return Liveness::Dead;
+    }
+    match (pid_start, process_start_time(pid)) {
+        (Some(recorded), Some(now)) if recorded != now => Liveness::Dead,
+        _ => Liveness::Alive,
+    }
+}
+
+impl Run {
+    /// Whether the process that runs (or ran) this run is still there.
+    pub fn liveness(&self) -> Liveness {
+        liveness(
+            &self.hostname,
+            self.pid,
+            self.pid_start,
+            self.boot_id.as_deref(),
+        )
+    }
+
+    /// The identity of the process that runs (or ran) this run:
+    /// `HOSTNAME:BOOT_ID:PID:START` (`-` for what was not recorded). Unique
+    /// across machines and reboots; `swh-deploy recover` fences it off the
+    /// hosts so that its in-flight remote commands cannot run any more.
+    pub fn process_token(&self) -> String {
+        process_token(
+            &self.hostname,
+            self.boot_id.as_deref(),
+            self.pid,
+            self.pid_start,
+        )
+    }
+}
+
+impl LockHolder {
+    /// Whether the process holding the lock is still there.
+    pub fn liveness(&self) -> Liveness {
+        liveness(
+            &self.hostname,
+            self.pid,
+            self.pid_start,
+            self.boot_id.as_deref(),
+        )
+    }
+}
+
+/// `HOSTNAME:BOOT_ID:PID:START`, see [`Run::process_token`].
+pub fn process_token(hostname: &str, boot: Option<&str>, pid: u32, start: Option<u64>) -> String {
+    format!(
+        "{hostname}:{}:{pid}:{}",
+        boot.unwrap_or("-"),
+        start.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+    )
+}
+
+/// Creates `dir` and its missing parents with mode 0700.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates the journal file 0600 when it does not exist yet (SQLite then
+/// creates its `-wal` and `-shm` files with the same mode), and brings an
+/// existing file and its `-wal`/`-shm` back to 0600: they hold remote
+/// outputs.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let name = path.as_os_str();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = name.to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Journal {
     /// Opens (creating it and its directory if needed) the journal at `path`
     /// and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
+            create_private_dir(dir).map_err(|source| JournalError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
         }
+        make_private(path).map_err(|source| JournalError::Private {
+            path: path.to_owned(),
+            source,
+        })?;
         let sql = |source| JournalError::Sqlite {
             path: path.to_owned(),
             source,
@@ -537,6 +734,8 @@ impl Journal {
             hostname: this_hostname(),
             user: this_user(),
             pid: std::process::id(),
+            pid_start: process_start_time(std::process::id()),
+            boot_id: boot_id(),
         })
     }
 
@@ -552,10 +751,32 @@ impl Journal {
 
     /// Records runs as if made by another process (tests, and `resume`
     /// taking over a run): user, pid and host name used from now on.
+    /// The start time and boot id are those of `pid` here now (`None` when
+    /// it is not running).
     pub fn set_identity(&mut self, user: &str, pid: u32, hostname: &str) {
         user.clone_into(&mut self.user);
         self.pid = pid;
         hostname.clone_into(&mut self.hostname);
+        self.pid_start = process_start_time(pid);
+        self.boot_id = boot_id();
+    }
+
+    /// Overrides the recorded start time and boot id of this journal's
+    /// process (tests: a reused pid, a run from before a reboot).
+    pub fn set_process_identity(&mut self, pid_start: Option<u64>, boot_id: Option<String>) {
+        self.pid_start = pid_start;
+        self.boot_id = boot_id;
+    }
+
+    /// The identity token of this journal's process (see
+    /// [`Run::process_token`]).
+    pub fn process_token(&self) -> String {
+        process_token(
+            &self.hostname,
+            self.boot_id.as_deref(),
+            self.pid,
+            self.pid_start,
+        )
     }
 
     fn err(&self, source: rusqlite::Error) -> JournalError {
@@ -580,10 +801,10 @@ impl Journal {
         self.conn
             .execute(
                 &format!(
-                    "INSERT INTO runs (command_line, user, pid, hostname, started_at, status, mode, parameters)
-                     VALUES (?1, ?2, ?3, ?4, {NOW}, 'running', ?5, ?6)"
+                    "INSERT INTO runs (command_line, user, pid, hostname, started_at, status, mode, parameters, pid_start, boot_id)
+                     VALUES (?1, ?2, ?3, ?4, {NOW}, 'running', ?5, ?6, ?7, ?8)"
                 ),
-                params![argv, self.user, self.pid, self.hostname, run.mode, params],
+                params![argv, self.user, self.pid, self.hostname, run.mode, params, sql_start(self.pid_start), self.boot_id],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -622,16 +843,16 @@ impl Journal {
             })?;
         let n = tx
             .execute(
-                "UPDATE runs SET status = 'running', ended_at = NULL, pid = ?2, user = ?3, hostname = ?4 WHERE id = ?1",
-                params![run, self.pid, self.user, self.hostname],
+                "UPDATE runs SET status = 'running', ended_at = NULL, pid = ?2, user = ?3, hostname = ?4, pid_start = ?5, boot_id = ?6 WHERE id = ?1",
+                params![run, self.pid, self.user, self.hostname, sql_start(self.pid_start), self.boot_id],
             )
             .map_err(|e| JournalError::Sqlite { path: self.path.clone(), source: e })?;
         if n == 0 {
             return Err(JournalError::NoSuchRun(run));
         }
         tx.execute(
-            "UPDATE locks SET pid = ?2, user = ?3, hostname = ?4 WHERE run_id = ?1",
-            params![run, self.pid, self.user, self.hostname],
+            "UPDATE locks SET pid = ?2, user = ?3, hostname = ?4, pid_start = ?5, boot_id = ?6 WHERE run_id = ?1",
+            params![run, self.pid, self.user, self.hostname, sql_start(self.pid_start), self.boot_id],
         )
         .map_err(|e| JournalError::Sqlite {
             path: self.path.clone(),
@@ -645,22 +866,26 @@ impl Journal {
     }
 
     /// Marks as interrupted every `running` run of this machine whose process
-    /// is gone; returns their ids. Called by `history`, `recover`, and before
-    /// taking locks.
+    /// is gone ([`Liveness::Dead`]: no such pid, another process under the
+    /// same pid, or a reboot since); returns their ids. Called by `history`,
+    /// `recover`, and before taking locks.
     pub fn reap_dead_runs(&mut self) -> Result<Vec<RunId>, JournalError> {
-        let candidates: Vec<(RunId, u32)> = {
+        let candidates: Vec<Run> = {
             let mut stmt = self
                 .conn
-                .prepare("SELECT id, pid FROM runs WHERE status = 'running' AND hostname = ?1")
+                .prepare(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND hostname = ?1"
+                ))
                 .map_err(|e| self.err(e))?;
             let rows = stmt
-                .query_map([&self.hostname], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map([&self.hostname], run_row)
                 .map_err(|e| self.err(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
         };
         let mut reaped = Vec::new();
-        for (id, pid) in candidates {
-            if !pid_alive(pid) {
+        for run in candidates {
+            let id = run.id;
+            if run.liveness() == Liveness::Dead {
                 self.conn
                     .execute(
                         &format!(
@@ -842,11 +1067,11 @@ impl Journal {
                 if holder.run == run {
                     continue;
                 }
-                let stale = holder.hostname == self.hostname && !pid_alive(holder.pid);
+                let stale = holder.liveness() == Liveness::Dead;
                 if !stale {
                     return Err(LockRefused::Held {
                         host: host.clone(),
-                        holder,
+                        holder: Box::new(holder),
                     }
                     .into());
                 }
@@ -882,9 +1107,9 @@ impl Journal {
             }
             tx.execute(
                 &format!(
-                    "INSERT INTO locks (host, run_id, user, pid, hostname, since) VALUES (?1, ?2, ?3, ?4, ?5, {NOW})"
+                    "INSERT INTO locks (host, run_id, user, pid, hostname, since, pid_start, boot_id) VALUES (?1, ?2, ?3, ?4, ?5, {NOW}, ?6, ?7)"
                 ),
-                params![host, run, self.user, self.pid, self.hostname],
+                params![host, run, self.user, self.pid, self.hostname, sql_start(self.pid_start), self.boot_id],
             )
             .map_err(sql)?;
         }
@@ -942,10 +1167,9 @@ impl Journal {
     pub fn runs(&self, limit: usize) -> Result<Vec<Run>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, command_line, user, pid, hostname, started_at, ended_at, status, mode, parameters
-                 FROM runs ORDER BY id DESC LIMIT ?1",
-            )
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+            ))
             .map_err(|e| self.err(e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map([limit], run_row).map_err(|e| self.err(e))?;
@@ -956,8 +1180,7 @@ impl Journal {
     pub fn run(&self, id: RunId) -> Result<Run, JournalError> {
         self.conn
             .query_row(
-                "SELECT id, command_line, user, pid, hostname, started_at, ended_at, status, mode, parameters
-                 FROM runs WHERE id = ?1",
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 [id],
                 run_row,
             )
@@ -1044,13 +1267,79 @@ impl Journal {
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.err(e))?
         };
+        let events = self.events(id)?;
         Ok(RunDetails {
             run,
             steps,
             results,
             compensations,
             locks,
+            events,
         })
+    }
+
+    /// Records an event of `run` (`kind`: `resume`, `forced-takeover`...)
+    /// by this process, with its command line and `detail`.
+    pub fn add_event(
+        &mut self,
+        run: RunId,
+        kind: &str,
+        command_line: &[String],
+        detail: &serde_json::Value,
+    ) -> Result<i64, JournalError> {
+        let argv = serde_json::to_string(command_line).map_err(|source| JournalError::Json {
+            what: "command line",
+            source,
+        })?;
+        let detail = serde_json::to_string(detail).map_err(|source| JournalError::Json {
+            what: "event detail",
+            source,
+        })?;
+        let n = self
+            .conn
+            .execute(
+                &format!(
+                    "INSERT INTO run_events (run_id, kind, at, user, hostname, pid, command_line, detail)
+                     SELECT ?1, ?2, {NOW}, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1)"
+                ),
+                params![run, kind, self.user, self.hostname, self.pid, argv, detail],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(JournalError::NoSuchRun(run));
+        }
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The events of `run`, oldest first.
+    pub fn events(&self, run: RunId) -> Result<Vec<RunEvent>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, run_id, kind, at, user, hostname, pid, command_line, detail
+                 FROM run_events WHERE run_id = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run], |r| {
+                let argv: String = r.get(7)?;
+                let detail: String = r.get(8)?;
+                Ok(RunEvent {
+                    id: r.get(0)?,
+                    run: r.get(1)?,
+                    kind: r.get(2)?,
+                    at: r.get(3)?,
+                    user: r.get(4)?,
+                    hostname: r.get(5)?,
+                    pid: r.get(6)?,
+                    command_line: serde_json::from_str(&argv)
+                        .unwrap_or_else(|_| vec![argv.clone()]),
+                    detail: serde_json::from_str(&detail)
+                        .unwrap_or(serde_json::Value::String(detail)),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// The hosts on which every step named `step_name` of `run` that they
@@ -1123,6 +1412,14 @@ impl Journal {
     }
 }
 
+/// A start time as SQLite stores it.
+fn sql_start(v: Option<u64>) -> Option<i64> {
+    v.and_then(|v| i64::try_from(v).ok())
+}
+
+/// The columns read by [`run_row`].
+const RUN_COLUMNS: &str = "id, command_line, user, pid, hostname, started_at, ended_at, status, mode, parameters, pid_start, boot_id";
+
 fn run_row(r: &rusqlite::Row) -> rusqlite::Result<Run> {
     let argv: String = r.get(1)?;
     let params: String = r.get(9)?;
@@ -1137,6 +1434,8 @@ fn run_row(r: &rusqlite::Row) -> rusqlite::Result<Run> {
         status: RunStatus::parse(&r.get::<_, String>(7)?),
         mode: r.get(8)?,
         parameters: serde_json::from_str(&params).unwrap_or(serde_json::Value::String(params)),
+        pid_start: r.get::<_, Option<i64>>(10)?.map(|v| v.max(0) as u64),
+        boot_id: r.get(11)?,
     })
 }
 
@@ -1149,6 +1448,69 @@ fn compensation_row(r: &rusqlite::Row) -> rusqlite::Result<Compensation> {
         recorded_at: r.get(4)?,
         done_at: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_even_with_odd_command_names() {
+        // Fields 3.. of a real line, after a name with spaces and ')'.
+        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 10000 100";
+        assert_eq!(parse_start_time(line), Some(987654));
+        assert_eq!(parse_start_time("garbage"), None);
+        let me = std::process::id();
+        let start = process_start_time(me).unwrap();
+        assert!(start > 0);
+        assert_eq!(
+            liveness(&this_hostname(), me, Some(start), boot_id().as_deref()),
+            Liveness::Alive
+        );
+        assert_eq!(
+            liveness(&this_hostname(), me, Some(start + 1), boot_id().as_deref()),
+            Liveness::Dead
+        );
+        assert_eq!(
+            liveness(&this_hostname(), me, Some(start), Some("not-this-boot")),
+            Liveness::Dead
+        );
+        assert_eq!(
+            liveness("another-admin-host", me, Some(start), None),
+            Liveness::Unknown
+        );
+        // Rows from before start times were recorded: the pid decides.
+        assert_eq!(liveness(&this_hostname(), me, None, None), Liveness::Alive);
+    }
+
+    #[test]
+    fn a_version_1_journal_is_migrated_and_its_runs_judged_by_pid() {
+        let dir =
+            std::env::temp_dir().join(format!("swh-deploy-journal-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO runs (command_line, user, pid, hostname, started_at, status, mode)
+                 VALUES ('[]', 'alice', ?1, ?2, 'then', 'running', 'nominal')",
+                params![std::process::id(), this_hostname()],
+            )
+            .unwrap();
+        }
+        let mut j = Journal::open(&path).unwrap();
+        assert_eq!(j.schema_version().unwrap(), schema::VERSION);
+        let run = j.run(1).unwrap();
+        assert_eq!((run.pid_start, run.boot_id.as_deref()), (None, None));
+        // Our own pid, no start time recorded: alive, not reaped.
+        assert!(j.reap_dead_runs().unwrap().is_empty());
+        assert!(j.events(1).unwrap().is_empty());
+        drop(j);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The migrations, in order. Never edit a released one: append.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the first schema.
     "
     CREATE TABLE runs (
@@ -65,6 +65,28 @@ const MIGRATIONS: &[&str] = &[
         since    TEXT    NOT NULL
     );
     CREATE INDEX locks_by_run ON locks (run_id);
+    ",
+    // 1 -> 2: the process behind a pid (its start time, in clock ticks
+    // after boot, field 22 of /proc/PID/stat, and the boot id), so that a
+    // reused pid or a reboot is not taken for a live run; and the events
+    // of a run (resume decisions, forced take-overs, migration starts).
+    "
+    ALTER TABLE runs ADD COLUMN pid_start INTEGER;
+    ALTER TABLE runs ADD COLUMN boot_id TEXT;
+    ALTER TABLE locks ADD COLUMN pid_start INTEGER;
+    ALTER TABLE locks ADD COLUMN boot_id TEXT;
+    CREATE TABLE run_events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        kind         TEXT    NOT NULL,
+        at           TEXT    NOT NULL,
+        user         TEXT    NOT NULL,
+        hostname     TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        command_line TEXT    NOT NULL,  -- JSON array (argv)
+        detail       TEXT    NOT NULL DEFAULT '{}'  -- JSON
+    );
+    CREATE INDEX run_events_by_run ON run_events (run_id, id);
     ",
 ];
 

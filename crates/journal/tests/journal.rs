@@ -121,7 +121,7 @@ fn opens_in_wal_with_full_sync_and_migrates_once() {
     let j = Journal::open(&path).unwrap();
     assert!(path.exists(), "journal file and its directory are created");
     assert_eq!(j.durability().unwrap(), ("wal".to_string(), 2));
-    assert_eq!(j.schema_version().unwrap(), 1);
+    assert_eq!(j.schema_version().unwrap(), 2);
     drop(j);
     // Reopening keeps data and does not migrate again.
     let mut j = Journal::open(&path).unwrap();
@@ -143,7 +143,7 @@ fn refuses_a_journal_from_the_future() {
     match Journal::open(&path) {
         Err(
             e @ JournalError::TooNew {
-                found: 7, known: 1, ..
+                found: 7, known: 2, ..
             },
         ) => {
             assert!(e.to_string().contains("upgrade swh-deploy"), "{e}")
@@ -770,4 +770,118 @@ fn busy_writer_does_not_make_others_fail() {
         assert_eq!(j.run_details(run).unwrap().results.len(), 200);
     }
     assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+/// A live process unrelated to swh-deploy (killed on drop).
+struct Unrelated(Child);
+
+impl Unrelated {
+    fn start() -> Unrelated {
+        Unrelated(Command::new("sleep").arg("300").spawn().unwrap())
+    }
+}
+
+impl Drop for Unrelated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_reused_pid_is_dead_a_wrong_boot_id_is_dead_and_the_real_process_is_alive() {
+    use swh_deploy_journal::{boot_id, process_start_time, Liveness};
+    let dir = TempDir::new("reused-pid");
+    let path = dir.journal();
+    let other = Unrelated::start();
+    let pid = other.0.id();
+    let start = process_start_time(pid).unwrap();
+    let here = swh_deploy_journal::this_hostname();
+    // Three runs recorded under the pid of the live `sleep`: the first with
+    // its real start time and boot id (the same process: alive), the second
+    // with another start time (the pid was reused), the third from another
+    // boot.
+    let mut rec = Journal::open(&path).unwrap();
+    rec.set_identity("bob", pid, &here);
+    let alive = rec.start_run(&new_run("long-standing")).unwrap();
+    rec.acquire_locks(alive, &hosts(&["host1"])).unwrap();
+    rec.set_process_identity(Some(start + 1000), boot_id());
+    let reused = rec.start_run(&new_run("long-standing")).unwrap();
+    rec.acquire_locks(reused, &hosts(&["host2"])).unwrap();
+    rec.set_process_identity(
+        Some(start),
+        Some("00000000-0000-4000-8000-000000000000".into()),
+    );
+    let rebooted = rec.start_run(&new_run("long-standing")).unwrap();
+    rec.acquire_locks(rebooted, &hosts(&["host3"])).unwrap();
+    drop(rec);
+
+    let mut j = Journal::open(&path).unwrap();
+    assert_eq!(j.run(alive).unwrap().liveness(), Liveness::Alive);
+    assert_eq!(j.run(reused).unwrap().liveness(), Liveness::Dead);
+    assert_eq!(j.run(rebooted).unwrap().liveness(), Liveness::Dead);
+    let mut reaped = j.reap_dead_runs().unwrap();
+    reaped.sort();
+    assert_eq!(reaped, [reused, rebooted]);
+    assert_eq!(j.run(alive).unwrap().status, RunStatus::Running);
+    assert_eq!(j.run(reused).unwrap().status, RunStatus::Interrupted);
+    assert_eq!(j.run(rebooted).unwrap().status, RunStatus::Interrupted);
+    // Their locks are stale and taken over; the live process's is not.
+    let new = j.start_run(&new_run("nominal")).unwrap();
+    j.acquire_locks(new, &hosts(&["host2", "host3"])).unwrap();
+    assert_eq!(j.lock_holder("host2").unwrap().unwrap().run, new);
+    let err = j.acquire_locks(new, &hosts(&["host1"])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("locked by run {alive} of bob (pid {pid}")),
+        "{err}"
+    );
+    // The holder's identity is recorded with the lock.
+    let holder = j.lock_holder("host1").unwrap().unwrap();
+    assert_eq!(holder.pid_start, Some(start));
+    assert_eq!(holder.boot_id, boot_id());
+}
+
+#[test]
+fn the_journal_and_its_wal_and_shm_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("modes");
+    let path = dir.journal();
+    let mode = |suffix: &str| {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        std::fs::metadata(PathBuf::from(p))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{}{suffix}: {e}", path.display()))
+    };
+    let set = |suffix: &str, m: u32| {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        std::fs::set_permissions(PathBuf::from(p), std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    {
+        let mut j = Journal::open(&path).unwrap();
+        j.start_run(&new_run("nominal")).unwrap();
+        for s in ["", "-wal", "-shm"] {
+            assert_eq!(mode(s), 0o600, "new journal{s}");
+        }
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        // An existing journal left readable by others (older swh-deploy)...
+        for s in ["", "-wal", "-shm"] {
+            set(s, 0o644);
+        }
+        // ...is made private when opened again.
+        let again = Journal::open(&path).unwrap();
+        for s in ["", "-wal", "-shm"] {
+            assert_eq!(mode(s), 0o600, "journal opened again{s}");
+        }
+        drop(again);
+    }
 }
