@@ -132,6 +132,14 @@ pub struct BumpRequest {
     pub push: bool,
     /// Only compute and print the plan.
     pub dry_run: bool,
+    /// A release that changes no image: no APP=VERSION, only
+    /// `swh/Chart.yaml`'s appVersion + 1 and the commit `v<N>: Release
+    /// <module> <version>` (needs `module`). About one real release in nine
+    /// is of this kind.
+    pub release_only: bool,
+    /// Write the list of changed keys in the commit message's body. Off by
+    /// default: SWH's automation writes the subject only.
+    pub body: bool,
 }
 
 /// What `chart bump` did (or would do, with `dry_run`).
@@ -147,6 +155,34 @@ pub struct BumpOutcome {
     pub commit: Option<String>,
     /// Whether it was pushed.
     pub pushed: bool,
+    /// Where added apps went in the values file (sorted position, or
+    /// appended and why).
+    pub notes: Vec<String>,
+    /// For a release-only bump already on the branch: that commit (hash and
+    /// subject); nothing is done then.
+    pub already: Option<String>,
+    /// A release-only bump (appVersion only, no image version).
+    pub release_only: bool,
+}
+
+impl BumpOutcome {
+    /// Whether there is something to commit.
+    pub fn has_work(&self) -> bool {
+        self.already.is_none() && (!self.changes.is_empty() || self.release_only)
+    }
+}
+
+/// A bump computed by [`ChartsRepo::prepare_bump`] on an up-to-date branch,
+/// not written yet: [`ChartsRepo::commit_bump`] writes, commits and pushes
+/// it.
+#[derive(Debug, Clone)]
+pub struct PreparedBump {
+    /// What the bump does.
+    pub outcome: BumpOutcome,
+    new_values: Option<String>,
+    new_chart: String,
+    branch: String,
+    push: bool,
 }
 
 /// An image version difference: app key, version before, version after
@@ -239,12 +275,90 @@ impl ChartsRepo {
     }
 
     /// Sets app image versions on `branch`, bumps `appVersion`, commits and
-    /// (with `push`) pushes. The work tree must be clean; the local branch
-    /// is fast-forwarded to the remote's first. On a failed push the local
-    /// commit is undone. With `dry_run`, nothing is written.
+    /// (with `push`) pushes: [`ChartsRepo::prepare_bump`] then, unless
+    /// `dry_run` or there is nothing to do, [`ChartsRepo::commit_bump`].
     pub fn bump(&self, req: &BumpRequest) -> Result<BumpOutcome, Error> {
-        if req.bumps.is_empty() {
-            return Err(Error::Input("no APP=VERSION given".into()));
+        let prepared = self.prepare_bump(req)?;
+        if req.dry_run || !prepared.outcome.has_work() {
+            return Ok(prepared.outcome);
+        }
+        self.commit_bump(prepared)
+    }
+
+    /// The commit of `branch` (on the remote, else local) whose subject is
+    /// the release of `module` `version` (`v<N>: Release <module>
+    /// <version>`), if any, as "HASH SUBJECT". The remote is fetched first.
+    pub fn release_commit(
+        &self,
+        branch: &str,
+        module: &str,
+        version: &str,
+    ) -> Result<Option<String>, Error> {
+        self.fetch()?;
+        let r = self.remote_ref(branch);
+        let rev = if self.git.rev(&r)?.is_some() {
+            r
+        } else if self.git.rev(&format!("refs/heads/{branch}"))?.is_some() {
+            branch.to_string()
+        } else {
+            return Err(Error::Input(format!("no branch {branch}")));
+        };
+        self.find_release(&rev, module, version)
+    }
+
+    fn find_release(
+        &self,
+        rev: &str,
+        module: &str,
+        version: &str,
+    ) -> Result<Option<String>, Error> {
+        let wanted = format!("Release {module} {version}");
+        let log = self
+            .git
+            .run(&["log", "--first-parent", "--format=%H %s", rev, "--"])?;
+        Ok(log
+            .lines()
+            .find(|l| {
+                l.split_once(' ')
+                    .and_then(|(_, subject)| subject.strip_prefix('v'))
+                    .and_then(|rest| rest.split_once(": "))
+                    .is_some_and(|(n, what)| {
+                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && what == wanted
+                    })
+            })
+            .map(String::from))
+    }
+
+    /// Brings `branch` up to date with the remote (the work tree must be
+    /// clean; fast-forward only) and computes the bump without writing
+    /// anything: the changes, the new appVersion, the commit message.
+    pub fn prepare_bump(&self, req: &BumpRequest) -> Result<PreparedBump, Error> {
+        if req.release_only {
+            if !req.bumps.is_empty() {
+                return Err(Error::Input(
+                    "a release-only bump changes no image: give no APP=VERSION".into(),
+                ));
+            }
+            if req.module.is_none() {
+                return Err(Error::Input(
+                    "a release-only bump needs the module and its version (--module, --module-version)"
+                        .into(),
+                ));
+            }
+        } else if req.bumps.is_empty() {
+            return Err(Error::Input(
+                "no APP=VERSION given (for a release that changes no image, use --release-only)"
+                    .into(),
+            ));
+        }
+        if let Some((m, v)) = &req.module {
+            for (what, text) in [("module", m), ("module version", v)] {
+                if text.is_empty() || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(Error::Input(format!(
+                        "invalid {what} {text:?}: expected one word like swh.export or v1.8.0"
+                    )));
+                }
+            }
         }
         self.fetch()?;
         let status = self.git.run(&["status", "--porcelain"])?;
@@ -291,10 +405,19 @@ impl ChartsRepo {
                 source,
             })
         };
-        let values_text = read(&values_path)?;
         let chart_text = read(&chart_path)?;
-        let (new_values, changes) = values::bump_values(&values_path, &values_text, &req.bumps)?;
+        let (new_values, changes, notes) = if req.release_only {
+            (None, Vec::new(), Vec::new())
+        } else {
+            let values_text = read(&values_path)?;
+            let e = values::edit_values(&values_path, &values_text, &req.bumps)?;
+            (Some(e.text), e.changes, e.notes)
+        };
         let (new_chart, app_version) = values::bump_app_version(&chart_path, &chart_text)?;
+        let already = match (&req.module, req.release_only) {
+            (Some((m, v)), true) => self.find_release("HEAD", m, v)?,
+            _ => None,
+        };
         let title = match &req.module {
             Some((m, v)) => format!("v{app_version}: Release {m} {v}"),
             None => format!(
@@ -307,7 +430,7 @@ impl ChartsRepo {
             ),
         };
         let mut message = title;
-        if !changes.is_empty() {
+        if req.body && !changes.is_empty() {
             message.push_str("\n\n");
             for c in &changes {
                 message.push_str(&format!(
@@ -318,31 +441,63 @@ impl ChartsRepo {
                 ));
             }
         }
-        let mut outcome = BumpOutcome {
-            changes,
-            app_version,
-            message,
-            commit: None,
-            pushed: false,
-        };
-        if outcome.changes.is_empty() || req.dry_run {
+        Ok(PreparedBump {
+            outcome: BumpOutcome {
+                changes,
+                app_version,
+                message,
+                commit: None,
+                pushed: false,
+                notes,
+                already,
+                release_only: req.release_only,
+            },
+            new_values,
+            new_chart,
+            branch: req.branch.clone(),
+            push: req.push,
+        })
+    }
+
+    /// Writes a prepared bump (atomically), commits it and, if asked,
+    /// pushes it. On a failed commit or push, the local commit and files
+    /// are put back as they were.
+    pub fn commit_bump(&self, prepared: PreparedBump) -> Result<BumpOutcome, Error> {
+        let PreparedBump {
+            mut outcome,
+            new_values,
+            new_chart,
+            branch,
+            push,
+        } = prepared;
+        if !outcome.has_work() {
             return Ok(outcome);
         }
+        let dir = self.git.dir();
         let before = self.git.run(&["rev-parse", "HEAD"])?;
-        atomic_write(&values_path, new_values.as_bytes())?;
-        atomic_write(&chart_path, new_chart.as_bytes())?;
-        let committed = self
-            .git
-            .run(&["add", "--", &self.values_file, CHART_FILE])
-            .and_then(|_| self.git.run(&["commit", "-q", "-m", &outcome.message]));
+        let mut paths = vec![CHART_FILE];
+        let written = (|| {
+            if let Some(v) = &new_values {
+                atomic_write(&dir.join(&self.values_file), v.as_bytes())?;
+                paths.push(&self.values_file);
+            }
+            atomic_write(&dir.join(CHART_FILE), new_chart.as_bytes())
+        })();
+        let committed = written.and_then(|_| {
+            let mut add = vec!["add", "--"];
+            add.extend(paths.iter().copied());
+            self.git
+                .run(&add)
+                .and_then(|_| self.git.run(&["commit", "-q", "-m", &outcome.message]))
+        });
         if let Err(e) = committed {
             let _ = self.git.run(&["reset", "-q", "--hard", &before]);
             return Err(e);
         }
         let commit = self.git.run(&["rev-parse", "HEAD"])?;
         outcome.commit = Some(commit);
-        if req.push {
-            let refspec = format!("HEAD:refs/heads/{}", req.branch);
+        if push {
+            let refspec = format!("HEAD:refs/heads/{branch}");
             if let Err(e) = self.git.run(&["push", "-q", &self.remote, &refspec]) {
                 self.git.run(&["reset", "-q", "--hard", &before])?;
                 return Err(Error::Command(format!(

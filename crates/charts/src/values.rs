@@ -49,6 +49,7 @@ pub struct AppImage {
 
 /// Reads the apps of a values file: key (without suffix) -> image, version.
 pub fn read_apps(text: &str) -> Result<BTreeMap<String, AppImage>, YamlError> {
+    let (_, text) = split_bom(text)?;
     let entries = yaml::parse_mapping(text)?;
     let mut apps: BTreeMap<String, AppImage> = BTreeMap::new();
     for e in &entries {
@@ -115,23 +116,85 @@ fn resolve_key(entries: &[Entry], app: &str) -> Option<String> {
     None
 }
 
+/// The UTF-8 byte-order mark, which some editors write at the start of a
+/// file.
+pub const BOM: char = '\u{feff}';
+
+/// Splits a leading byte-order mark off `text` (YAML allows one at the start
+/// of a document; the parser would read it as part of the first key).
+/// Returns the mark (or "") and the rest. A byte-order mark anywhere else is
+/// refused with its position, since it would silently become part of a key.
+pub fn split_bom(text: &str) -> Result<(&str, &str), YamlError> {
+    let (bom, body) = match text.strip_prefix(BOM) {
+        Some(rest) => (&text[..BOM.len_utf8()], rest),
+        None => ("", text),
+    };
+    for (i, line) in body.split_inclusive('\n').enumerate() {
+        if let Some(col) = line.chars().position(|c| c == BOM) {
+            return Err(YamlError {
+                pos: Pos {
+                    line: i + 1,
+                    col: col + 1,
+                },
+                message: "a UTF-8 byte-order mark (U+FEFF) inside the file; \
+                          only one at the very start is allowed: remove it"
+                    .into(),
+            });
+        }
+    }
+    Ok((bom, body))
+}
+
+/// The result of [`edit_values`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuesEdit {
+    /// The new text of the file.
+    pub text: String,
+    /// The version changes (bumps to the version already there are no-ops
+    /// and are not reported).
+    pub changes: Vec<Change>,
+    /// Where added keys went: at their sorted position, or appended at the
+    /// end because the file's keys are not sorted (and why).
+    pub notes: Vec<String>,
+}
+
 /// Applies `bumps` to the text of a values file. Returns the new text and
 /// the changes (bumps to the version already there are no-ops and are not
-/// reported). `file` names the file in errors.
+/// reported). `file` names the file in errors. See [`edit_values`].
 pub fn bump_values(
     file: &Path,
     text: &str,
     bumps: &[Bump],
 ) -> Result<(String, Vec<Change>), Error> {
+    edit_values(file, text, bumps).map(|e| (e.text, e.changes))
+}
+
+/// The first pair of top-level keys out of byte order, if any.
+fn unsorted_pair(entries: &[Entry]) -> Option<(&Entry, &Entry)> {
+    entries
+        .windows(2)
+        .find(|w| w[0].key > w[1].key)
+        .map(|w| (&w[0], &w[1]))
+}
+
+/// Applies `bumps` to the text of a values file, like [`bump_values`], and
+/// says where added apps went. A leading UTF-8 byte-order mark is kept as
+/// it is. Apps added with [`Bump::add_image`] are inserted at their sorted
+/// position when the file's top-level keys are in byte (alphabetical)
+/// order, as the real file has been since 2023-05, and appended at the end
+/// otherwise; every other byte of the file is kept.
+pub fn edit_values(file: &Path, text: &str, bumps: &[Bump]) -> Result<ValuesEdit, Error> {
     let at = |e: YamlError| Error::Yaml {
         file: file.to_path_buf(),
         pos: e.pos,
         message: e.message,
     };
+    let (bom, text) = split_bom(text).map_err(at)?;
     let entries = yaml::parse_mapping(text).map_err(at)?;
     let mut edits = Vec::new();
     let mut additions = Vec::new();
     let mut changes = Vec::new();
+    let mut notes = Vec::new();
     for b in bumps {
         check_version(&b.version).map_err(|m| Error::Input(format!("{}: {m}", b.app)))?;
         let token = format!("'{}'", b.version);
@@ -181,6 +244,12 @@ pub fn bump_values(
                         b.app
                     )));
                 }
+                if additions
+                    .iter()
+                    .any(|(k, _): &(String, String)| *k == format!("{key}{IMAGE_SUFFIX}"))
+                {
+                    return Err(Error::Input(format!("app {} given twice", b.app)));
+                }
                 if image.is_empty()
                     || !image.chars().all(|c| {
                         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':')
@@ -211,9 +280,35 @@ pub fn bump_values(
         .collect();
     let edited = yaml::edit_scalars(text, &existing).map_err(at)?;
     if additions.is_empty() {
-        return Ok((edited, changes));
+        return Ok(ValuesEdit {
+            text: format!("{bom}{edited}"),
+            changes,
+            notes,
+        });
     }
-    let appended = yaml::append_entries(&edited, &additions);
+    let added: Vec<&str> = additions.iter().map(|(k, _)| k.as_str()).collect();
+    let out = match unsorted_pair(&entries) {
+        None => {
+            let (out, placed) = yaml::insert_sorted(&edited, &entries, &additions);
+            for (key, line) in placed {
+                notes.push(format!(
+                    "added `{key}` at line {line}, its sorted position (the file's keys are in alphabetical order)"
+                ));
+            }
+            out
+        }
+        Some((a, b)) => {
+            notes.push(format!(
+                "appended {} at the end of the file: its keys are not in alphabetical order (`{}` at line {} comes after `{}` at line {})",
+                added.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                b.key,
+                b.key_pos.line,
+                a.key,
+                a.key_pos.line
+            ));
+            yaml::append_entries(&edited, &additions)
+        }
+    };
     let mut all = edits.clone();
     for (k, v) in additions.iter().filter(|(k, _)| k.ends_with(IMAGE_SUFFIX)) {
         all.push(ScalarEdit {
@@ -223,8 +318,12 @@ pub fn bump_values(
             expected_style: Style::Plain,
         });
     }
-    yaml::verify(&entries, &appended, &all).map_err(at)?;
-    Ok((appended, changes))
+    yaml::verify(&entries, &out, &all).map_err(at)?;
+    Ok(ValuesEdit {
+        text: format!("{bom}{out}"),
+        changes,
+        notes,
+    })
 }
 
 /// Bumps the integer `appVersion` of a Chart.yaml text by one, keeping its
@@ -235,6 +334,7 @@ pub fn bump_app_version(file: &Path, text: &str) -> Result<(String, u64), Error>
         pos: e.pos,
         message: e.message,
     };
+    let (bom, text) = split_bom(text).map_err(at)?;
     let entries = yaml::parse_mapping(text).map_err(at)?;
     let Some(entry) = entries.iter().find(|e| e.key == "appVersion") else {
         return Err(at(YamlError {
@@ -273,5 +373,5 @@ pub fn bump_app_version(file: &Path, text: &str) -> Result<(String, u64), Error>
         expected_style: style,
     };
     let out = yaml::edit_scalars(text, &[edit]).map_err(at)?;
-    Ok((out, next))
+    Ok((format!("{bom}{out}"), next))
 }

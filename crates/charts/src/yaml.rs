@@ -531,6 +531,57 @@ pub fn append_entries(text: &str, lines: &[(String, String)]) -> String {
     out
 }
 
+/// Inserts `key: token` lines (`lines`) into `text` at their sorted
+/// positions among the file's top-level `entries` (byte order, the order of
+/// a file sorted with `sort` in the C locale): each new line goes just
+/// before the line of the first existing key greater than it, or at the end
+/// when none is. Everything else is kept byte for byte; a missing final
+/// newline is added before a line appended at the end. Returns the new text
+/// and, for each inserted key, its 1-based line in the new text.
+pub fn insert_sorted(
+    text: &str,
+    entries: &[Entry],
+    lines: &[(String, String)],
+) -> (String, Vec<(String, usize)>) {
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let src = split_lines(text);
+    let mut plan: Vec<(usize, &str, &str)> = lines
+        .iter()
+        .map(|(k, v)| {
+            let at = entries
+                .iter()
+                .find(|e| e.key.as_str() > k.as_str())
+                .filter(|e| e.key_pos.col == 1)
+                .map(|e| e.key_pos.line - 1)
+                .unwrap_or(src.len());
+            (at, k.as_str(), v.as_str())
+        })
+        .collect();
+    plan.sort();
+    let mut out = String::with_capacity(text.len() + 128);
+    let mut placed = Vec::new();
+    let mut line_no = 0usize;
+    let mut next = plan.iter().peekable();
+    for i in 0..=src.len() {
+        while let Some((_, k, v)) = next.next_if(|(at, _, _)| *at == i) {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push_str(eol);
+            }
+            out.push_str(k);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push_str(eol);
+            line_no += 1;
+            placed.push((k.to_string(), line_no));
+        }
+        if let Some(l) = src.get(i) {
+            out.push_str(l);
+            line_no += 1;
+        }
+    }
+    (out, placed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! swh-charts file and hand-written ones.
 
 use std::path::Path;
-use swh_deploy_charts::values::{bump_app_version, bump_values, read_apps, Bump};
+use swh_deploy_charts::values::{bump_app_version, bump_values, edit_values, read_apps, Bump};
 use swh_deploy_charts::Error;
 
 const REAL: &str = include_str!("data/values-swh-application-versions.yaml");
@@ -190,23 +190,193 @@ fn refusals_name_the_problem_and_position() {
     assert!(e.contains("invalid image version"), "{e}");
 }
 
+fn add(app: &str, v: &str, image: &str) -> Bump {
+    Bump {
+        app: app.into(),
+        version: v.into(),
+        add_image: Some(image.into()),
+    }
+}
+
 #[test]
-fn add_appends_a_new_app() {
+fn add_inserts_at_the_sorted_position_of_the_real_file() {
     let f = Path::new("v.yaml");
-    let b = Bump {
-        app: "swh-coarnotify".into(),
-        version: "20250301.1".into(),
-        add_image: Some(
-            "container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify".into(),
-        ),
-    };
-    let (out, changes) = bump_values(f, REAL, &[b]).unwrap();
-    assert_eq!(changes[0].from, None);
-    assert!(out.starts_with(REAL));
+    let image = "container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify";
+    let e = edit_values(f, REAL, &[add("swh-coarnotify", "20250301.1", image)]).unwrap();
+    assert_eq!(e.changes[0].from, None);
+    // Between swh_alter and swh_counters, the rest byte-identical.
+    let anchor = "swh_counters_image: ";
+    let at = REAL.find(anchor).unwrap();
+    let expected = format!(
+        "{}swh_coarnotify_image: {image}\nswh_coarnotify_image_version: '20250301.1'\n{}",
+        &REAL[..at],
+        &REAL[at..]
+    );
+    assert_eq!(e.text, expected);
+    let line = REAL[..at].lines().count() + 1;
     assert_eq!(
-        &out[REAL.len()..],
-        "swh_coarnotify_image: container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify\n\
-         swh_coarnotify_image_version: '20250301.1'\n"
+        e.notes,
+        vec![
+            format!("added `swh_coarnotify_image` at line {line}, its sorted position (the file's keys are in alphabetical order)"),
+            format!("added `swh_coarnotify_image_version` at line {}, its sorted position (the file's keys are in alphabetical order)", line + 1),
+        ]
+    );
+    // Before every key, and after every key (the end of the file).
+    let e = edit_values(f, REAL, &[add("aaa", "20250301.1", "r/aaa")]).unwrap();
+    assert_eq!(
+        e.text,
+        format!("aaa_image: r/aaa\naaa_image_version: '20250301.1'\n{REAL}")
+    );
+    let e = edit_values(f, REAL, &[add("zzz", "20250301.1", "r/zzz")]).unwrap();
+    assert_eq!(
+        e.text,
+        format!("{REAL}zzz_image: r/zzz\nzzz_image_version: '20250301.1'\n")
+    );
+    // Two apps at once, one of them between swh_graph and swh_graphql
+    // (byte order: `_` sorts before letters), plus a bump.
+    let e = edit_values(
+        f,
+        REAL,
+        &[
+            add("swh-graph-x", "20250301.2", "r/gx"),
+            bump("swh-web", "20250301.3"),
+            add("swh-zz", "20250301.4", "r/zz"),
+        ],
+    )
+    .unwrap();
+    let keys: Vec<String> = real_keys(&e.text);
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    let gx = keys.iter().position(|k| k == "swh_graph_x_image").unwrap();
+    assert_eq!(keys[gx - 1], "swh_graph_image_version");
+    assert_eq!(keys[gx + 2], "swh_graphql_image");
+    assert_eq!(
+        read_apps(&e.text).unwrap()["swh_web"].version.as_deref(),
+        Some("20250301.3")
+    );
+    // Removing the added lines and the one bumped line gives the original.
+    let back: String = e
+        .text
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("swh_graph_x_") && !l.starts_with("swh_zz_"))
+        .map(|l| {
+            if l.starts_with("swh_web_image_version:") {
+                "swh_web_image_version: '20250123.1'\n"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(back, REAL);
+}
+
+fn real_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+#[test]
+fn add_appends_to_an_unsorted_file_and_says_why() {
+    let f = Path::new("hand.yaml");
+    let e = edit_values(f, HAND, &[add("swh-aaa", "20250301.1", "r/aaa")]).unwrap();
+    assert_eq!(
+        e.text,
+        format!("{HAND}swh_aaa_image: r/aaa\nswh_aaa_image_version: '20250301.1'\n")
+    );
+    assert_eq!(e.notes.len(), 1);
+    assert_eq!(
+        e.notes[0],
+        "appended `swh_aaa_image`, `swh_aaa_image_version` at the end of the file: its keys are not in alphabetical order (`swh_lister_image` at line 7 comes after `swh_loader_git_image_version` at line 5)"
+    );
+}
+
+#[test]
+fn real_hand_additions_are_replayed_byte_for_byte() {
+    // Commits of SoftwareHeritage/swh-charts that added one app by hand to
+    // the sorted file (values-swh-application-versions.yaml before/after).
+    for (commit, app, version, image) in [
+        (
+            "12d8a4bc",
+            "swh-utils",
+            "20231211.1",
+            "container-registry.softwareheritage.org/swh/infra/swh-apps/utils",
+        ),
+        (
+            "92ce7e3b",
+            "swh-counters",
+            "20231205.1",
+            "container-registry.softwareheritage.org/swh/infra/swh-apps/counters",
+        ),
+    ] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/replay");
+        let before = std::fs::read_to_string(dir.join(format!("{commit}.before.yaml"))).unwrap();
+        let after = std::fs::read_to_string(dir.join(format!("{commit}.after.yaml"))).unwrap();
+        let e = edit_values(Path::new(commit), &before, &[add(app, version, image)]).unwrap();
+        assert_eq!(e.text, after, "{commit}");
+        assert!(e.notes[0].contains("sorted position"), "{commit}");
+    }
+}
+
+const BOM: &str = "\u{feff}";
+
+#[test]
+fn a_byte_order_mark_at_the_start_is_kept_and_the_first_key_edited() {
+    let f = Path::new("bom.yaml");
+    let text = format!("{BOM}{REAL}");
+    // The first key, just after the mark.
+    let (out, changes) = bump_values(f, &text, &[bump("cassandra-checks", "20250301.1")]).unwrap();
+    assert_eq!(changes[0].from.as_deref(), Some("20250113.1"));
+    assert_eq!(
+        out,
+        format!(
+            "{BOM}{}",
+            REAL.replacen(
+                "cassandra_checks_image_version: '20250113.1'",
+                "cassandra_checks_image_version: '20250301.1'",
+                1
+            )
+        )
+    );
+    assert_eq!(
+        read_apps(&text).unwrap()["cassandra_checks"].image,
+        read_apps(REAL).unwrap()["cassandra_checks"].image
+    );
+    // A first key that is itself edited.
+    let (out, _) = bump_values(
+        f,
+        &format!("{BOM}a_image_version: '1'\n"),
+        &[bump("a", "2")],
+    )
+    .unwrap();
+    assert_eq!(out, format!("{BOM}a_image_version: '2'\n"));
+    // Added at the sorted position before the first key: after the mark.
+    let e = edit_values(f, &text, &[add("aaa", "20250301.1", "r/aaa")]).unwrap();
+    assert_eq!(
+        e.text,
+        format!("{BOM}aaa_image: r/aaa\naaa_image_version: '20250301.1'\n{REAL}")
+    );
+    // Chart.yaml with a mark.
+    let (out, n) =
+        bump_app_version(Path::new("Chart.yaml"), &format!("{BOM}{REAL_CHART}")).unwrap();
+    assert_eq!(n, 424);
+    assert_eq!(
+        out,
+        format!(
+            "{BOM}{}",
+            REAL_CHART.replace("appVersion: 423", "appVersion: 424")
+        )
+    );
+}
+
+#[test]
+fn a_byte_order_mark_elsewhere_is_refused_by_name_and_position() {
+    let text = format!("a_image_version: '1'\n{BOM}b_image_version: '2'\n");
+    let e = refused(&text, bump("b", "3"));
+    assert!(
+        e.starts_with("f.yaml:2:1: a UTF-8 byte-order mark (U+FEFF)"),
+        "{e}"
     );
 }
 

@@ -131,6 +131,8 @@ fn request(bumps: &[(&str, &str)]) -> BumpRequest {
         branch: "swh-next-version".into(),
         push: true,
         dry_run: false,
+        release_only: false,
+        body: false,
     }
 }
 
@@ -378,4 +380,143 @@ fn promote_refuses_a_non_fast_forward() {
         "{msg}"
     );
     assert_eq!(bed.remote_head("staging"), staging);
+}
+
+fn log1(dir: &Path, format: &str, rev: &str) -> String {
+    git(dir, &["log", "-1", &format!("--format={format}"), rev])
+}
+
+#[test]
+fn commit_message_is_the_subject_only_unless_body_is_asked() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let mut req = request(&[
+        ("swh-loader-git", "20250201.1"),
+        ("swh-lister", "20250201.2"),
+    ]);
+    req.module = Some(("swh.loader.git".into(), "v2.1.0".into()));
+    let out = repo.bump(&req).unwrap();
+    assert_eq!(out.message, "v424: Release swh.loader.git v2.1.0");
+    assert_eq!(
+        log1(&bed.remote, "%B", "swh-next-version"),
+        "v424: Release swh.loader.git v2.1.0"
+    );
+    assert_eq!(log1(&bed.remote, "%b", "swh-next-version"), "");
+    // The changes are still reported to the caller.
+    assert_eq!(out.changes.len(), 2);
+    req.bumps[0].version = "20250202.1".into();
+    req.bumps[1].version = "20250202.2".into();
+    req.body = true;
+    let out = repo.bump(&req).unwrap();
+    assert_eq!(
+        log1(&bed.remote, "%b", "swh-next-version"),
+        "- swh_loader_git: 20250201.1 -> 20250202.1\n- swh_lister: 20250201.2 -> 20250202.2"
+    );
+    assert_eq!(
+        out.message.lines().next(),
+        Some("v425: Release swh.loader.git v2.1.0")
+    );
+}
+
+#[test]
+fn release_only_bumps_app_version_alone_then_is_already_done() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let mut req = request(&[]);
+    req.release_only = true;
+    req.module = Some(("swh.export".into(), "v1.8.0".into()));
+    let before = bed.remote_head("swh-next-version");
+    // Dry run: the plan, nothing written.
+    req.dry_run = true;
+    let out = repo.bump(&req).unwrap();
+    assert!(out.release_only && out.has_work() && out.changes.is_empty());
+    assert_eq!(out.message, "v424: Release swh.export v1.8.0");
+    assert_eq!(out.commit, None);
+    assert_eq!(bed.remote_head("swh-next-version"), before);
+    assert_eq!(
+        std::fs::read_to_string(bed.work.join(CHART_FILE)).unwrap(),
+        REAL_CHART
+    );
+    // For real: one commit touching swh/Chart.yaml only, as v422 of the
+    // real repository.
+    req.dry_run = false;
+    let out = repo.bump(&req).unwrap();
+    let head = bed.remote_head("swh-next-version");
+    assert_eq!(out.commit.as_deref(), Some(head.as_str()));
+    assert!(out.pushed);
+    assert_eq!(
+        log1(&bed.remote, "%B", &head),
+        "v424: Release swh.export v1.8.0"
+    );
+    assert_eq!(
+        git(&bed.remote, &["diff", "--name-only", &before, &head]),
+        CHART_FILE
+    );
+    assert_eq!(
+        git(&bed.remote, &["show", &format!("{head}:{CHART_FILE}")]),
+        REAL_CHART
+            .replace("appVersion: 423", "appVersion: 424")
+            .trim_end()
+    );
+    // Again: the branch has that release commit, nothing is done.
+    let again = repo.bump(&req).unwrap();
+    assert!(!again.has_work());
+    assert_eq!(
+        again.already,
+        Some(format!("{head} v424: Release swh.export v1.8.0"))
+    );
+    assert_eq!(again.commit, None);
+    assert_eq!(bed.remote_head("swh-next-version"), head);
+    assert_eq!(
+        repo.release_commit("swh-next-version", "swh.export", "v1.8.0")
+            .unwrap(),
+        again.already
+    );
+    assert_eq!(
+        repo.release_commit("staging", "swh.export", "v1.8.0")
+            .unwrap(),
+        None
+    );
+    // Another version is another release.
+    req.module = Some(("swh.export".into(), "v1.8.1".into()));
+    let out = repo.bump(&req).unwrap();
+    assert_eq!(out.message, "v425: Release swh.export v1.8.1");
+}
+
+#[test]
+fn release_only_is_refused_with_apps_or_without_module() {
+    let bed = Bed::new();
+    let repo = ChartsRepo::open(&bed.work).unwrap();
+    let head = bed.remote_head("swh-next-version");
+    let mut req = request(&[("swh-lister", "20250202.1")]);
+    req.release_only = true;
+    req.module = Some(("swh.lister".into(), "v1.0.0".into()));
+    assert!(repo
+        .bump(&req)
+        .unwrap_err()
+        .to_string()
+        .contains("no APP=VERSION"));
+    let mut req = request(&[]);
+    req.release_only = true;
+    assert!(repo
+        .bump(&req)
+        .unwrap_err()
+        .to_string()
+        .contains("--module"));
+    let req = request(&[]);
+    assert!(repo
+        .bump(&req)
+        .unwrap_err()
+        .to_string()
+        .contains("--release-only"));
+    let mut req = request(&[]);
+    req.release_only = true;
+    req.module = Some(("swh.export".into(), "v1.8.0\n\nbody".into()));
+    assert!(repo
+        .bump(&req)
+        .unwrap_err()
+        .to_string()
+        .contains("invalid module version"));
+    assert_eq!(bed.remote_head("swh-next-version"), head);
+    assert_eq!(git(&bed.work, &["status", "--porcelain"]), "");
 }

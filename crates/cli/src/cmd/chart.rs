@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use swh_deploy_charts::values::Bump;
-use swh_deploy_charts::{BumpRequest, ChartsRepo, Env};
+use swh_deploy_charts::{BumpOutcome, BumpRequest, ChartsRepo, Env};
 
 use super::app::{load_site, Recorder};
 
@@ -36,12 +36,23 @@ enum Target {
 #[derive(Debug, Subcommand)]
 enum ChartCommand {
     /// Set image versions in values-swh-application-versions.yaml, bump
-    /// appVersion in swh/Chart.yaml, commit and push.
+    /// appVersion in swh/Chart.yaml, commit (subject only, as SWH's
+    /// automation does) and push.
     Bump {
         /// APP=VERSION pairs (APP: swh-apps directory like swh-loader-git,
         /// or its key swh_loader_git).
-        #[arg(required = true, value_name = "APP=VERSION")]
+        #[arg(required_unless_present = "release_only", value_name = "APP=VERSION")]
         apps: Vec<String>,
+        /// A release that changes no image: only swh/Chart.yaml's
+        /// appVersion + 1 and the commit "vN: Release MODULE VERSION"
+        /// (needs --module and --module-version, no APP=VERSION). Does
+        /// nothing when the branch already has that release commit.
+        #[arg(long, requires = "module", conflicts_with_all = ["apps", "add"])]
+        release_only: bool,
+        /// Also list the changed keys in the commit message's body (they
+        /// are always printed and journaled).
+        #[arg(long)]
+        body: bool,
         /// The module being released, for the commit title (with
         /// --module-version).
         #[arg(long, requires = "module_version")]
@@ -157,6 +168,8 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
     match args.command {
         ChartCommand::Bump {
             apps,
+            release_only,
+            body,
             module,
             module_version,
             branch,
@@ -166,68 +179,45 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
         } => {
             let req = BumpRequest {
                 bumps: parse_bumps(&apps, &add)?,
-                module: module.zip(module_version),
+                module: module.clone().zip(module_version.clone()),
                 branch: branch.clone(),
                 push: !no_push,
                 dry_run,
+                release_only,
+                body,
             };
-            let rec = if dry_run {
+            let mut rec = if dry_run {
                 None
             } else {
-                let mut r = Recorder::start(
+                Some(Recorder::start(
                     "chart bump",
-                    serde_json::json!({ "apps": apps, "branch": branch, "push": !no_push }),
-                )?;
-                r.step(
-                    &format!(
-                        "bump {} on {branch}, commit{}",
-                        apps.join(" "),
-                        if no_push { "" } else { ", push" }
-                    ),
-                    &branch,
-                );
-                Some(r)
+                    serde_json::json!({
+                        "apps": apps,
+                        "release_only": release_only,
+                        "module": module,
+                        "module_version": module_version,
+                        "branch": branch,
+                        "push": !no_push,
+                    }),
+                )?)
             };
-            let result = repo.bump(&req);
+            let result = repo.prepare_bump(&req).and_then(|prepared| {
+                if let Some(r) = rec.as_mut() {
+                    if prepared.outcome.has_work() {
+                        r.step(&journal_step(&prepared.outcome, &branch, !no_push), &branch);
+                    }
+                }
+                if dry_run {
+                    Ok(prepared.outcome)
+                } else {
+                    repo.commit_bump(prepared)
+                }
+            });
             if let Some(r) = rec {
                 r.finish(result.is_ok());
             }
             let out = result.map_err(|e| e.to_string())?;
-            if out.changes.is_empty() {
-                println!(
-                    "nothing to do: every app is already at the requested version on {branch}"
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            for c in &out.changes {
-                println!(
-                    "{}: {} -> {}",
-                    c.key,
-                    c.from.as_deref().unwrap_or("(new)"),
-                    c.to
-                );
-            }
-            println!("appVersion: {} -> {}", out.app_version - 1, out.app_version);
-            let title = out.message.lines().next().unwrap_or_default();
-            if dry_run {
-                println!(
-                    "dry run: would commit \"{title}\" on {branch}{}",
-                    if no_push { "" } else { " and push it" }
-                );
-            } else {
-                println!(
-                    "committed {} \"{title}\" on {branch}{}",
-                    out.commit
-                        .as_deref()
-                        .map(|c| &c[..c.len().min(12)])
-                        .unwrap_or(""),
-                    if out.pushed {
-                        ", pushed"
-                    } else {
-                        " (not pushed)"
-                    }
-                );
-            }
+            print_bump(&out, &branch, dry_run, no_push);
         }
         ChartCommand::Promote {
             target,
@@ -271,6 +261,83 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The journal step of a bump: every changed key with its old and new
+/// version, appVersion, the commit subject, and whether it is pushed (the
+/// commit message itself has the subject only, by default).
+pub(crate) fn journal_step(out: &BumpOutcome, branch: &str, push: bool) -> String {
+    let mut what: Vec<String> = out
+        .changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} -> {}",
+                c.key,
+                c.from.as_deref().unwrap_or("(new)"),
+                c.to
+            )
+        })
+        .collect();
+    what.push(format!(
+        "appVersion {} -> {}",
+        out.app_version - 1,
+        out.app_version
+    ));
+    format!(
+        "bump {} on {branch}, commit \"{}\"{}",
+        what.join(", "),
+        out.message.lines().next().unwrap_or_default(),
+        if push { ", push" } else { "" }
+    )
+}
+
+/// Prints what a bump did (or would do): the changed keys, where added
+/// keys went, appVersion, the commit.
+pub(crate) fn print_bump(out: &BumpOutcome, branch: &str, dry_run: bool, no_push: bool) {
+    if let Some(c) = &out.already {
+        println!("nothing to do: {branch} already has the release commit {c}");
+        return;
+    }
+    if !out.has_work() {
+        println!("nothing to do: every app is already at the requested version on {branch}");
+        return;
+    }
+    if out.release_only {
+        println!("no image version change (release only)");
+    }
+    for c in &out.changes {
+        println!(
+            "{}: {} -> {}",
+            c.key,
+            c.from.as_deref().unwrap_or("(new)"),
+            c.to
+        );
+    }
+    for n in &out.notes {
+        println!("note: {n}");
+    }
+    println!("appVersion: {} -> {}", out.app_version - 1, out.app_version);
+    let title = out.message.lines().next().unwrap_or_default();
+    if dry_run {
+        println!(
+            "dry run: would commit \"{title}\" on {branch}{}",
+            if no_push { "" } else { " and push it" }
+        );
+    } else {
+        println!(
+            "committed {} \"{title}\" on {branch}{}",
+            out.commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(12)])
+                .unwrap_or(""),
+            if out.pushed {
+                ", pushed"
+            } else {
+                " (not pushed)"
+            }
+        );
+    }
 }
 
 /// `chart promote`: plans the promotion into `env`, prints the commits and

@@ -219,6 +219,9 @@ struct Ctx {
     /// The hosts of the current upgrade step not at the release (or not
     /// answering), found by its check.
     behind: Vec<String>,
+    /// The elastic path's chart release changes no image (no app pins the
+    /// module): appVersion + 1 only.
+    release_only: bool,
 }
 
 /// Runs `swh-deploy ship`.
@@ -276,6 +279,7 @@ fn ship(args: ShipArgs) -> Result<ExitCode, String> {
         apps: Vec::new(),
         images: BTreeMap::new(),
         behind: Vec::new(),
+        release_only: false,
     };
     let (steps, notes) = plan(&mut ctx)?;
     println!(
@@ -570,11 +574,40 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
                 }
             }
         }
+        let values_file = ctx
+            .site
+            .charts
+            .as_ref()
+            .map(|c| c.values_file.clone())
+            .unwrap_or_else(|| "values-swh-application-versions.yaml".into());
+        let charts = super::chart::charts_dir(&None, Some(&ctx.site));
+        let tagv = ctx.version.tag_name();
         if apps.is_empty() {
+            // A release that changes no image (about one real release in
+            // nine): the chart release is appVersion + 1 only.
             notes.push(format!(
-                "--elastic: no app of {} pins {m}: no image to build",
+                "--elastic: no app of {} pins {m}: no image to build; the chart release only bumps swh/Chart.yaml's appVersion",
                 repo.dir().display()
             ));
+            ctx.release_only = true;
+            let words = [
+                "swh-deploy",
+                "chart",
+                "bump",
+                "--release-only",
+                "--module",
+                &m,
+                "--module-version",
+                &tagv,
+            ];
+            steps.push(Step {
+                title: format!("chart bump: {}", super::quote_words(&words)),
+                details: vec![format!(
+                    "swh/Chart.yaml appVersion + 1 on swh-next-version of {}, no image version change; commit \"vN: Release {m} {tagv}\" and push",
+                    charts.display()
+                )],
+                action: Action::Bump,
+            });
         } else {
             let reg = registry(ctx)?;
             let mut bumps = Vec::new();
@@ -621,42 +654,35 @@ fn plan(ctx: &mut Ctx) -> Result<(Vec<Step>, Vec<String>), String> {
             ctx.apps = apps.into_iter().map(|(a, _)| a).collect();
             let mut words = vec!["swh-deploy", "chart", "bump"];
             words.extend(bumps.iter().map(String::as_str));
-            let tagv = ctx.version.tag_name();
             words.extend(["--module", &m, "--module-version", &tagv]);
-            let charts = super::chart::charts_dir(&None, Some(&ctx.site));
             steps.push(Step {
                 title: format!("chart bump: {}", super::quote_words(&words)),
                 details: vec![format!(
-                    "{} on swh-next-version of {}; swh/Chart.yaml appVersion + 1; commit and push",
-                    ctx.site
-                        .charts
-                        .as_ref()
-                        .map(|c| c.values_file.clone())
-                        .unwrap_or_else(|| "values-swh-application-versions.yaml".into()),
+                    "{values_file} on swh-next-version of {}; swh/Chart.yaml appVersion + 1; commit and push",
                     charts.display()
                 )],
                 action: Action::Bump,
             });
-            for env in [Env::Staging, Env::Production] {
-                steps.push(Step {
-                    title: format!("chart promote: swh-deploy chart promote {env}"),
-                    details: vec![format!(
-                        "fast-forward {env} to {}",
-                        env.source().map(|e| e.branch()).unwrap_or_default()
-                    )],
-                    action: Action::Promote(env),
-                });
-                match wait_target(&ctx.site, env.branch()) {
-                    Ok((name, app)) => steps.push(Step {
-                        title: format!(
-                            "cluster wait: swh-deploy cluster wait {name} (--timeout {})",
-                            ctx.args.timeout
-                        ),
-                        details: vec![format!("Argo CD application {app} live at {env}'s head")],
-                        action: Action::Wait(name),
-                    }),
-                    Err(why) => notes.push(format!("{env} is not waited for: {why}")),
-                }
+        }
+        for env in [Env::Staging, Env::Production] {
+            steps.push(Step {
+                title: format!("chart promote: swh-deploy chart promote {env}"),
+                details: vec![format!(
+                    "fast-forward {env} to {}",
+                    env.source().map(|e| e.branch()).unwrap_or_default()
+                )],
+                action: Action::Promote(env),
+            });
+            match wait_target(&ctx.site, env.branch()) {
+                Ok((name, app)) => steps.push(Step {
+                    title: format!(
+                        "cluster wait: swh-deploy cluster wait {name} (--timeout {})",
+                        ctx.args.timeout
+                    ),
+                    details: vec![format!("Argo CD application {app} live at {env}'s head")],
+                    action: Action::Wait(name),
+                }),
+                Err(why) => notes.push(format!("{env} is not waited for: {why}")),
             }
         }
     }
@@ -1028,12 +1054,14 @@ fn check(ctx: &mut Ctx, action: &Action) -> Result<Option<String>, Failure> {
                 Ok(None)
             }
         }
+        Action::Bump if ctx.release_only => release_commit(ctx, Env::NextVersion),
         Action::Bump => {
             let missing = chart_missing(ctx, Env::NextVersion)?;
             Ok(missing
                 .is_empty()
                 .then(|| format!("swh-next-version has {}", images_text(ctx))))
         }
+        Action::Promote(env) if ctx.release_only => release_commit(ctx, *env),
         Action::Promote(env) => {
             let missing = chart_missing(ctx, *env)?;
             Ok(missing
@@ -1068,6 +1096,16 @@ fn images_text(ctx: &Ctx) -> String {
         .map(|(a, v)| format!("{}: {v}", app_key(a)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// For a release-only chart bump: the release commit of the module's
+/// version on `env`'s branch (on the remote), if it is there.
+fn release_commit(ctx: &Ctx, env: Env) -> Result<Option<String>, Failure> {
+    let repo = charts_repo(ctx)?;
+    let found = repo
+        .release_commit(env.branch(), ctx.module.dotted(), &ctx.version.tag_name())
+        .map_err(|e| e.to_string())?;
+    Ok(found.map(|c| format!("{env} has the release commit {c}")))
 }
 
 /// The apps whose image version on `env`'s branch (on the remote) is not
@@ -1259,18 +1297,33 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
                 branch: Env::NextVersion.branch().into(),
                 push: true,
                 dry_run: false,
+                release_only: ctx.release_only,
+                body: false,
             };
             let mut rec = Recorder::start(
                 "chart bump",
-                serde_json::json!({ "apps": desc, "branch": req.branch, "push": true, "ship": true }),
+                serde_json::json!({
+                    "apps": desc,
+                    "release_only": ctx.release_only,
+                    "branch": req.branch,
+                    "push": true,
+                    "ship": true,
+                }),
             )?;
-            rec.step(
-                &format!("bump {} on {}, commit, push", desc.join(" "), req.branch),
-                &req.branch,
-            );
-            let result = repo.bump(&req);
+            let result = repo.prepare_bump(&req).and_then(|prepared| {
+                if prepared.outcome.has_work() {
+                    rec.step(
+                        &super::chart::journal_step(&prepared.outcome, &req.branch, true),
+                        &req.branch,
+                    );
+                }
+                repo.commit_bump(prepared)
+            });
             rec.finish(result.is_ok());
             let out = result.map_err(|e| e.to_string())?;
+            if let Some(c) = &out.already {
+                return Ok(format!("swh-next-version already has {c}"));
+            }
             for c in &out.changes {
                 println!(
                     "{}: {} -> {}",
