@@ -201,7 +201,7 @@ kind = "rpc"
 units = ["gunicorn-swh-storage"]
 packages = ["python3-swh.storage"]
 groups = ["swh"]
-health = { check = "http", port = 5002, path = "/", expect = "SWH Storage API server", timeout = "2s", deadline = "30s", interval = "500ms" }
+health = { check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "30s", interval = "500ms" }
 
 [services.loader-git]
 kind = "worker"
@@ -225,7 +225,7 @@ tool_cmd() {
 }
 
 units='gunicorn-swh-storage swh-worker@loader_git'
-probe="dpkg-query -W -f='\${Version} ' python3-swh.storage python3-swh.loader.git; if systemctl is-active --quiet $units && curl -fsS --max-time 2 http://localhost:5002/ | grep -q 'SWH Storage API server'; then echo healthy; else echo unhealthy; fi"
+probe="dpkg-query -W -f='\${Version} ' python3-swh.storage python3-swh.loader.git; if systemctl is-active --quiet $units && curl -fsS --max-time 2 -H \"Host: \$(uname -n)\" http://localhost:5002/ | grep -q 'Software Heritage storage server'; then echo healthy; else echo unhealthy; fi"
 # Waits (at most 60 s) until every host has version $1 of both packages and
 # is healthy.
 expect_state() {

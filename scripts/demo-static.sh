@@ -3,7 +3,8 @@
 # packaging"), on real local hosts: 4 systemd hosts (systemd-nspawn in network
 # namespaces) with a local apt repository holding python3-swh.storage and
 # python3-swh.loader.git 1.0 and 1.1. host[1-2] run the storage RPC server
-# (gunicorn-swh-storage, health: GET / answers "SWH Storage API server"),
+# (gunicorn-swh-storage, health: GET / with the host's name as Host answers
+# the real server's page, titled "Software Heritage storage server"),
 # host[3-4] the git loader (swh-worker@loader_git, health: unit active).
 # swh-deploy upgrades them from 1.0 to 1.1 in rolling batches (canary first)
 # with health gates, then shows the journal and the versions.
@@ -56,7 +57,7 @@ kind = "rpc"
 units = ["gunicorn-swh-storage"]
 packages = ["python3-swh.storage"]
 groups = ["rpc"]
-health = { check = "http", port = 5002, path = "/", expect = "SWH Storage API server", timeout = "2s", deadline = "30s", interval = "500ms" }
+health = { check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "30s", interval = "500ms" }
 
 [services.loader-git]
 kind = "worker"

@@ -7,7 +7,8 @@
 #       -o Dpkg::Options::=--force-confold -y dist-upgrade'
 #   clush -b -S -w NODES 'systemctl restart UNITS'
 #   until clush -b -S -w NODES 'systemctl is-active --quiet UNITS &&
-#       curl -fsS http://localhost:5002/ | grep -q "SWH Storage API server"'
+#       curl -fsS -H "Host: $(uname -n)" http://localhost:5002/ |
+#       grep -q "Software Heritage storage server"'
 #   do sleep 0.5; done            # at most 30 s, then the rollout stops
 #
 # Usage: clush-upgrade.sh SSH_CONFIG NODES [NODES...]   (one NODES per batch)
@@ -35,7 +36,7 @@ for nodes in "$@"; do
   run -w "$nodes" 'apt-get update && env DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y dist-upgrade'
   run -w "$nodes" "systemctl restart $units"
   deadline=$((SECONDS + deadline_s))
-  until run -w "$nodes" "systemctl is-active --quiet $units && curl -fsS --max-time 2 http://localhost:5002/ | grep -q 'SWH Storage API server'"; do
+  until run -w "$nodes" "systemctl is-active --quiet $units && curl -fsS --max-time 2 -H \"Host: \$(uname -n)\" http://localhost:5002/ | grep -q 'Software Heritage storage server'"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "clush-upgrade: batch $nodes not healthy after ${deadline_s}s: rollout stopped" >&2
       exit 1

@@ -8,8 +8,11 @@
 //!
 //! * [`STORAGE_PACKAGE`] (`python3-swh.storage`) ships [`STORAGE_UNIT`]
 //!   (`gunicorn-swh-storage.service`), whose server answers `GET /` on port
-//!   [`STORAGE_PORT`] (5002) with a page containing [`STORAGE_BANNER`]
-//!   (`SWH Storage API server`) and the package version; the conffile
+//!   [`STORAGE_PORT`] (5002) with the real server's page, titled
+//!   [`STORAGE_BANNER`] (`Software Heritage storage server`), plus the
+//!   package version in a comment; like SWH's nginx front, it closes the
+//!   connection without an answer when the `Host` header is not the host's
+//!   own name (nginx's 444). The conffile is
 //!   `/etc/softwareheritage/storage/storage.yml`.
 //! * [`LOADER_GIT_PACKAGE`] (`python3-swh.loader.git`) ships the template
 //!   unit [`WORKER_TEMPLATE_UNIT`] (`swh-worker@.service`, default instance
@@ -26,7 +29,8 @@
 //!
 //! The servers are small shell scripts standing for gunicorn and celery
 //! (python3 is not in the hosts' root filesystem): `busybox httpd` for the
-//! RPC server, a shell loop for the worker. Both read their conffile at
+//! RPC server (its `GET /` is a CGI script checking the `Host` header), a
+//! shell loop for the worker. Both read their conffile at
 //! start-up and refuse to start when it lacks its main section, so a broken
 //! configuration change is visible as a failed unit. The version
 //! [`BROKEN_VERSION`] (`1.2-1~swh1`) installs fine but its services exit
@@ -66,8 +70,9 @@ pub const LOADER_GIT_INSTANCE: &str = "loader_git";
 pub const LOADER_GIT_UNIT: &str = "swh-worker@loader_git.service";
 /// TCP port the storage RPC server listens on (all addresses of its host).
 pub const STORAGE_PORT: u16 = 5002;
-/// Text the storage server's `GET /` answer contains (swh's health check).
-pub const STORAGE_BANNER: &str = "SWH Storage API server";
+/// Text the storage server's `GET /` answer contains: the title of the page
+/// the real `swh.storage.api.server` answers, which SWH's monitoring checks.
+pub const STORAGE_BANNER: &str = "Software Heritage storage server";
 /// Conffile of [`STORAGE_PACKAGE`].
 pub const STORAGE_CONFFILE: &str = "/etc/softwareheritage/storage/storage.yml";
 /// Conffile of [`LOADER_GIT_PACKAGE`].
@@ -88,7 +93,7 @@ const SOURCE_DATE_EPOCH: u64 = 1_737_072_000;
 /// Name of the stamp file recording which build a directory holds.
 const STAMP: &str = ".swh-testbed-aptrepo";
 /// Bumped whenever the build recipe changes in a way the templates don't show.
-const RECIPE_VERSION: &str = "aptrepo-2";
+const RECIPE_VERSION: &str = "aptrepo-3";
 
 /// One file of a package: where it goes, its template, its mode.
 struct FileSpec {
@@ -164,9 +169,9 @@ const STORAGE: PackageSpec = PackageSpec {
             mode: 0o755,
         },
         FileSpec {
-            path: "/usr/share/swh/storage/www/index.html",
-            template: asset!("python3-swh.storage", "index.html"),
-            mode: 0o644,
+            path: "/usr/share/swh/storage/www/cgi-bin/index.cgi",
+            template: asset!("python3-swh.storage", "index.cgi"),
+            mode: 0o755,
         },
     ],
     broken: "echo \"swh-storage $version: Traceback (most recent call last):\" >&2\n\

@@ -125,7 +125,7 @@ fn packages_ship_units_conffiles_and_maintainer_scripts() {
         for path in [
             "./lib/systemd/system/gunicorn-swh-storage.service",
             "./etc/softwareheritage/storage/storage.yml",
-            "./usr/share/swh/storage/www/index.html",
+            "./usr/share/swh/storage/www/cgi-bin/index.cgi",
         ] {
             assert!(contents.contains(path), "{path} not in {contents}");
         }
@@ -292,11 +292,13 @@ echo "dpkg-dist: $(grep -c '1.1-1~swh1' "$R/etc/softwareheritage/storage/storage
 chroot "$R" /usr/libexec/swh-storage/gunicorn-swh-storage 2>"$W/storage.err" &
 chroot "$R" env SWH_CONFIG_FILENAME=/etc/softwareheritage/loader_git.yml /usr/libexec/swh-worker/swh-worker loader_git 2>"$W/worker.err" &
 i=0
-until curl -fsS --max-time 2 http://127.0.0.1:5002/ >"$W/answer" 2>/dev/null; do
+until curl -fsS --max-time 2 -H "Host: $(uname -n):5002" http://127.0.0.1:5002/ >"$W/answer" 2>/dev/null; do
   i=$((i+1)); [ $i -lt 50 ] || { echo "storage server never answered"; cat "$W/storage.err"; exit 1; }
   sleep 0.1
 done
 echo "answer: $(tr '\n' ' ' <"$W/answer")"
+rc=0; curl -sS --max-time 2 http://127.0.0.1:5002/ >"$W/other" 2>"$W/other.err" || rc=$?
+echo "other-host: exit $rc $(wc -c <"$W/other") bytes $(tr '\n' ' ' <"$W/other.err")"
 i=0
 until [ -s "$R/run/swh-worker/loader_git.heartbeat" ]; do
   i=$((i+1)); [ $i -lt 50 ] || { echo "no heartbeat"; cat "$W/worker.err"; exit 1; }
@@ -374,6 +376,17 @@ echo "broken-err: $(tr '\n' ' ' <"$W/broken.err")"
     let answer = line("answer");
     assert!(answer.contains(aptrepo::STORAGE_BANNER), "{answer}");
     assert!(answer.contains("1.1-1~swh1"), "{answer}");
+    assert!(
+        answer.contains("<title>Software Heritage storage server</title>"),
+        "{answer}"
+    );
+    // Another Host (here 127.0.0.1:5002): no answer at all, like nginx's 444
+    // (curl exit 52, "Empty reply from server").
+    let other = line("other-host");
+    assert!(
+        other.starts_with("exit 52 0 bytes") && other.contains("Empty reply"),
+        "{other}"
+    );
     let heartbeat = line("heartbeat");
     let fields: Vec<&str> = heartbeat.split_whitespace().collect();
     assert_eq!(

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use swh_deploy_testbed::{Fault, Mode, Options, Testbed};
+use swh_deploy_testbed::{aptrepo, Fault, Mode, Options, Testbed};
 
 const V10: &str = "1.0-1~swh1";
 const V11: &str = "1.1-1~swh1";
@@ -193,15 +193,20 @@ fn systemd_hosts_restart_the_unit_on_dist_upgrade() {
             "journalctl --no-pager -o cat -u gunicorn-swh-storage.service",
         );
         assert!(journal.matches("Started").count() >= 2, "{journal}");
-        let body = ssh_ok(&tb, &h.name, "curl -sf http://localhost:5002/");
-        assert!(body.contains("SWH Storage API server"), "{body}");
+        let body = ssh_ok(
+            &tb,
+            &h.name,
+            &format!("curl -sf -H 'Host: {}' http://localhost:5002/", h.name),
+        );
+        assert!(body.contains(aptrepo::STORAGE_BANNER), "{body}");
         let out = Command::new("curl")
-            .args(["-sf", "--max-time", "5"])
+            .args(["-sf", "--max-time", "5", "-H"])
+            .arg(format!("Host: {}:5002", h.name))
             .arg(format!("http://{}:5002/", h.addr))
             .output()
             .expect("curl");
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("SWH Storage API server"),
+            String::from_utf8_lossy(&out.stdout).contains(aptrepo::STORAGE_BANNER),
             "{}: {out:?}",
             h.addr
         );

@@ -90,7 +90,7 @@ kind = "rpc"
 units = ["gunicorn-swh-storage"]
 packages = ["python3-swh.storage"]
 groups = ["rpc"]
-health = {{ check = "http", port = 5002, path = "/", expect = "SWH Storage API server", timeout = "2s", deadline = "{deadline}", interval = "500ms" }}
+health = {{ check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "{deadline}", interval = "500ms" }}
 
 [services.loader-git]
 kind = "worker"
@@ -307,7 +307,12 @@ fn rolling_upgrade_then_broken_release_stops_at_the_canary_and_locks_refuse_a_se
             ),
             "active active"
         );
-        assert!(bed.sh(h, "curl -fsS http://127.0.0.1:5002/").contains(V11));
+        assert!(bed
+            .sh(
+                h,
+                &format!("curl -fsS -H 'Host: {h}' http://127.0.0.1:5002/")
+            )
+            .contains(V11));
     }
     // The journal has the health gate passed on every host.
     let j = Journal::open(&bed.journal()).unwrap();

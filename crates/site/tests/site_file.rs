@@ -47,7 +47,7 @@ fn sandbox_example_describes_the_test_bed() {
         } => {
             assert_eq!(*port, 5002);
             assert_eq!(path, "/");
-            assert_eq!(expect.as_deref(), Some("SWH Storage API server"));
+            assert_eq!(expect.as_deref(), Some("Software Heritage storage server"));
             assert_eq!(*timeout, Duration::from_secs(2));
         }
         other => panic!("unexpected probe {other:?}"),

@@ -64,6 +64,23 @@ pub enum RemoteCommand {
         /// The packages.
         packages: Vec<PackageName>,
     },
+    /// `curl -sS -i --max-time SECS -H 'Host: HOST:PORT'
+    /// http://127.0.0.1:PORT/PATH`: an HTTP health probe made on the host
+    /// itself, for a service the admin host cannot connect to (it listens
+    /// on 127.0.0.1 only, like swh-web and swh-deposit). `-i`: the status
+    /// line and headers come back with the body, so the admin host judges
+    /// the answer exactly as for a probe it makes itself.
+    HttpGetLocal {
+        /// The service's port.
+        port: u16,
+        /// The URL path (starts with `/`).
+        path: String,
+        /// The `Host` header's name: the host's own name, as SWH's
+        /// monitoring sends it.
+        host: String,
+        /// `--max-time`, in seconds (at least 1).
+        timeout_secs: u64,
+    },
     /// A shell command written by the operator (`--migration`) or the site's
     /// author (a `command` health check), sent as is.
     Shell {
@@ -120,6 +137,21 @@ impl RemoteCommand {
                 v.extend(packages.iter().map(|p| p.to_string()));
                 v
             }
+            RemoteCommand::HttpGetLocal {
+                port,
+                path,
+                host,
+                timeout_secs,
+            } => vec![
+                "curl".into(),
+                "-sS".into(),
+                "-i".into(),
+                "--max-time".into(),
+                (*timeout_secs).max(1).to_string(),
+                "-H".into(),
+                format!("Host: {host}:{port}"),
+                format!("http://127.0.0.1:{port}{path}"),
+            ],
             RemoteCommand::Shell { script } => s(&["sh", "-c", script]),
         }
     }
@@ -262,6 +294,15 @@ mod tests {
             ),
             (RemoteCommand::PuppetEnable, "puppet agent --enable"),
             (
+                RemoteCommand::HttpGetLocal {
+                    port: 5004,
+                    path: "/".into(),
+                    host: "moma.internal.softwareheritage.org".into(),
+                    timeout_secs: 0,
+                },
+                "curl -sS -i --max-time 1 -H 'Host: moma.internal.softwareheritage.org:5004' http://127.0.0.1:5004/",
+            ),
+            (
                 RemoteCommand::InstalledVersions {
                     packages: packages(&["python3-swh.storage"]),
                 },
@@ -285,6 +326,12 @@ mod tests {
                 packages: packages(&["python3-swh.storage", "g++"]),
             },
             RemoteCommand::DistUpgrade,
+            RemoteCommand::HttpGetLocal {
+                port: 5006,
+                path: "/a b/$(id)".into(),
+                host: "h'; reboot".into(),
+                timeout_secs: 3,
+            },
         ] {
             let line = format!("printf '%s\\n' {}", command.to_shell());
             let out = std::process::Command::new("sh")

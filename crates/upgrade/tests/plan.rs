@@ -40,7 +40,7 @@ kind = "rpc"
 units = ["gunicorn-swh-storage"]
 packages = ["python3-swh.storage"]
 groups = ["rpc"]
-health = { check = "http", port = 5002, expect = "SWH Storage API server" }
+health = { check = "http", port = 5002, expect = "Software Heritage storage server" }
 "#;
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -209,7 +209,7 @@ fn nominal_plan_batches_restarts_and_gates() {
                 (s2.as_str(), n2.as_str(), *port),
                 ("storage", "host2", 5002)
             );
-            assert_eq!(expect.as_deref(), Some("SWH Storage API server"));
+            assert_eq!(expect.as_deref(), Some("Software Heritage storage server"));
         }
         other => panic!("{other:?}"),
     }
@@ -303,7 +303,7 @@ fn long_standing_brackets_the_batches_with_compensations() {
         "    3. migration       on host1 only: swh db upgrade storage --to-version 200",
         "batch 1/2 (canary): host[1-2] (2 host(s))",
         "batch 2/2: host[3-4] (2 host(s))",
-        "on host[1-2]: storage: GET http://HOST:5002/ answers 2xx containing \"SWH Storage API server\" (timeout 2s), every 500ms until 30s",
+        "on host[1-2]: storage: GET http://HOST:5002/ answers 2xx containing \"Software Heritage storage server\" (timeout 2s), every 500ms until 30s",
         "after the batches, on host[1-4] (also after a failure or Ctrl-C, and by `swh-deploy recover` after a crash):",
         "systemctl start cron.service",
     ] {
