@@ -262,3 +262,287 @@ fn module_release_from_freeze_to_production() {
         "{names:?}"
     );
 }
+
+/// A clone of the test bed's swh-charts remote (the real values file and
+/// Chart.yaml, appVersion 423) named by a site file, and a private journal.
+struct Charts {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    remote: PathBuf,
+    work: PathBuf,
+}
+
+impl Charts {
+    fn new() -> Charts {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
+        let work = root.join("swh-charts");
+        sh(Command::new("git")
+            .args(["clone", "-q", &remotes.charts.url])
+            .arg(&work));
+        git(&work, &["config", "user.name", "Sysadmin"]);
+        git(&work, &["config", "user.email", "sysadmin@example.invalid"]);
+        std::fs::write(
+            root.join("site.toml"),
+            format!(
+                "[site]\nname = \"charts-test\"\n\n[charts]\ncheckout = \"{}\"\n",
+                work.display()
+            ),
+        )
+        .unwrap();
+        Charts {
+            _tmp: tmp,
+            root,
+            remote: remotes.charts.path.clone(),
+            work,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        c.args(args)
+            .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
+            .env("SWH_DEPLOY_SITE", self.root.join("site.toml"));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        sh(&mut self.cmd(args))
+    }
+
+    fn head(&self, branch: &str) -> String {
+        git(&self.remote, &["rev-parse", branch])
+    }
+
+    fn journal_steps(&self) -> Vec<Vec<String>> {
+        let journal = Journal::open(&self.root.join("journal.sqlite")).unwrap();
+        let mut runs = journal.runs(50).unwrap();
+        runs.reverse();
+        runs.iter()
+            .filter(|r| r.mode == "chart bump")
+            .map(|r| {
+                journal
+                    .run_details(r.id)
+                    .unwrap()
+                    .steps
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn chart_bump_release_only_changes_app_version_alone_once() {
+    let c = Charts::new();
+    let before = c.head("swh-next-version");
+    let args = [
+        "chart",
+        "bump",
+        "--release-only",
+        "--module",
+        "swh.export",
+        "--module-version",
+        "v1.8.0",
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = c.run(&dry);
+    assert!(
+        out.contains("no image version change (release only)"),
+        "{out}"
+    );
+    assert!(out.contains("appVersion: 423 -> 424"), "{out}");
+    assert!(
+        out.contains("dry run: would commit \"v424: Release swh.export v1.8.0\" on swh-next-version and push it"),
+        "{out}"
+    );
+    assert_eq!(c.head("swh-next-version"), before);
+
+    let out = c.run(&args);
+    assert!(out.contains("committed "), "{out}");
+    let head = c.head("swh-next-version");
+    assert_eq!(
+        git(&c.remote, &["log", "-1", "--format=%B", &head]),
+        "v424: Release swh.export v1.8.0"
+    );
+    assert_eq!(
+        git(&c.remote, &["diff", "--name-only", &before, &head]),
+        "swh/Chart.yaml"
+    );
+    assert_eq!(
+        git(&c.remote, &["diff", "--unified=0", &before, &head])
+            .lines()
+            .filter(|l| l.starts_with(['-', '+']) && !l.starts_with("---") && !l.starts_with("+++"))
+            .collect::<Vec<_>>(),
+        vec!["-appVersion: 423", "+appVersion: 424"]
+    );
+    // Run again (e.g. a retried pipeline): already there, nothing done.
+    let out = c.run(&args);
+    assert!(
+        out.contains(&format!(
+            "nothing to do: swh-next-version already has the release commit {head} v424: Release swh.export v1.8.0"
+        )),
+        "{out}"
+    );
+    assert_eq!(c.head("swh-next-version"), head);
+    // Promotion carries it like any release.
+    let out = c.run(&["chart", "promote", "staging", "--no-gate"]);
+    assert!(out.contains("no image version changes"), "{out}");
+    assert_eq!(c.head("staging"), head);
+
+    // --release-only with an app, or without --module: usage errors (2),
+    // nothing done.
+    for bad in [
+        vec![
+            "chart",
+            "bump",
+            "--release-only",
+            "swh-web=20250301.1",
+            "--module",
+            "swh.web",
+            "--module-version",
+            "v1.0.0",
+        ],
+        vec!["chart", "bump", "--release-only"],
+        vec![
+            "chart",
+            "bump",
+            "--release-only",
+            "--module",
+            "swh.web",
+            "--module-version",
+            "v1.0.0",
+            "--add",
+            "r/web",
+        ],
+    ] {
+        let o = c.cmd(&bad).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+    assert_eq!(c.head("swh-next-version"), head);
+    // The journal has the release-only bump (the run that found it done has
+    // no step).
+    let steps = c.journal_steps();
+    assert_eq!(
+        steps,
+        vec![
+            vec![format!(
+                "bump appVersion 423 -> 424 on swh-next-version, commit \"v424: Release swh.export v1.8.0\", push"
+            )],
+            vec![],
+        ]
+    );
+}
+
+#[test]
+fn chart_bump_commits_the_subject_only_and_journals_the_changes() {
+    let c = Charts::new();
+    let out = c.run(&[
+        "chart",
+        "bump",
+        "swh-web=20250301.1",
+        "swh-lister=20250301.2",
+        "--module",
+        "swh.web",
+        "--module-version",
+        "v0.9.7",
+    ]);
+    assert!(out.contains("swh_web: 20250123.1 -> 20250301.1"), "{out}");
+    assert!(
+        out.contains("swh_lister: 20250113.1 -> 20250301.2"),
+        "{out}"
+    );
+    assert_eq!(
+        git(&c.remote, &["log", "-1", "--format=%B", "swh-next-version"]),
+        "v424: Release swh.web v0.9.7"
+    );
+    // --body: the list in the commit message too.
+    c.run(&[
+        "chart",
+        "bump",
+        "swh-web=20250301.3",
+        "--module",
+        "swh.web",
+        "--module-version",
+        "v0.9.8",
+        "--body",
+    ]);
+    assert_eq!(
+        git(&c.remote, &["log", "-1", "--format=%B", "swh-next-version"]),
+        "v425: Release swh.web v0.9.8\n\n- swh_web: 20250301.1 -> 20250301.3"
+    );
+    let steps = c.journal_steps();
+    assert_eq!(
+        steps[0],
+        vec!["bump swh_web 20250123.1 -> 20250301.1, swh_lister 20250113.1 -> 20250301.2, appVersion 423 -> 424 on swh-next-version, commit \"v424: Release swh.web v0.9.7\", push".to_string()]
+    );
+    assert!(
+        steps[1][0].starts_with("bump swh_web 20250301.1 -> 20250301.3, appVersion 424 -> 425"),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn chart_bump_add_keeps_the_real_file_sorted_and_a_byte_order_mark() {
+    let c = Charts::new();
+    let values = c.work.join("values-swh-application-versions.yaml");
+    let real = std::fs::read_to_string(&values).unwrap();
+    let out = c.run(&[
+        "chart",
+        "bump",
+        "swh-coarnotify=20250301.1",
+        "--add",
+        "container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify",
+        "--module",
+        "swh.coarnotify",
+        "--module-version",
+        "v0.1.0",
+    ]);
+    assert!(out.contains("swh_coarnotify: (new) -> 20250301.1"), "{out}");
+    assert!(
+        out.contains("note: added `swh_coarnotify_image` at line 7, its sorted position"),
+        "{out}"
+    );
+    let after = git(
+        &c.remote,
+        &[
+            "show",
+            "swh-next-version:values-swh-application-versions.yaml",
+        ],
+    ) + "\n";
+    let at = real.find("swh_counters_image:").unwrap();
+    assert_eq!(
+        after,
+        format!(
+            "{}swh_coarnotify_image: container-registry.softwareheritage.org/swh/infra/swh-apps/coarnotify\n\
+             swh_coarnotify_image_version: '20250301.1'\n{}",
+            &real[..at],
+            &real[at..]
+        )
+    );
+
+    // A byte-order mark at the start (some editors write one): kept, and
+    // the key right after it is edited.
+    let moved = after.replacen(
+        "cassandra_checks_image: container-registry.softwareheritage.org/swh/infra/swh-apps/cassandra_checks\n\
+         cassandra_checks_image_version: '20250113.1'\n",
+        "",
+        1,
+    );
+    let with_bom = format!("\u{feff}cassandra_checks_image_version: '20250113.1'\n{moved}");
+    std::fs::write(&values, &with_bom).unwrap();
+    git(&c.work, &["commit", "-q", "-am", "edited with a BOM"]);
+    git(&c.work, &["push", "-q", "origin", "swh-next-version"]);
+    let out = c.run(&["chart", "bump", "cassandra-checks=20250302.1", "--no-push"]);
+    assert!(
+        out.contains("cassandra_checks: 20250113.1 -> 20250302.1"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&values).unwrap(),
+        with_bom.replacen("'20250113.1'", "'20250302.1'", 1)
+    );
+}
