@@ -963,3 +963,106 @@ fn a_newer_release_on_the_index_stops_the_build_before_anything_is_built() {
         "no build started"
     );
 }
+
+/// A release that no app pins (about one real release in nine, e.g.
+/// `v422: Release swh.export v1.8.0`): the elastic path builds nothing and
+/// releases the chart with appVersion + 1 only, then promotes it; a re-run
+/// finds it all done.
+#[test]
+fn a_release_no_app_pins_bumps_the_chart_release_only_to_production() {
+    let bed = Bed::new("");
+    bed.index.publish("swh.export", "1.8.0", &[]).unwrap();
+    let before = bed.head("swh-next-version");
+    let values_before = bed.values("swh-next-version");
+    let url = bed.index.url();
+    let args = [
+        "ship",
+        "swh.export",
+        "1.8.0",
+        "--elastic",
+        "--pypi",
+        &url,
+        "--interval",
+        "100ms",
+        "--timeout",
+        "60s",
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let o = bed.cmd(&dry).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    for e in [
+        "ship swh.export 1.8.0: 6 step(s)",
+        "note: --elastic: no app of ",
+        "pins swh.export: no image to build; the chart release only bumps swh/Chart.yaml's appVersion",
+        "  2. chart bump: swh-deploy chart bump --release-only --module swh.export --module-version v1.8.0",
+        "no image version change; commit \"vN: Release swh.export v1.8.0\" and push",
+        "  3. chart promote: swh-deploy chart promote staging",
+        "  6. cluster wait: swh-deploy cluster wait production",
+    ] {
+        assert!(out.contains(e), "{e:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("app build"), "{out}");
+    assert_eq!(bed.head("swh-next-version"), before);
+
+    let o = bed.cmd(&args).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(out.contains("production is live at"), "{out}");
+    let head = bed.head("swh-next-version");
+    assert_eq!(
+        git(
+            &bed.remotes.charts.path,
+            &["log", "-1", "--format=%B", &head]
+        ),
+        "v424: Release swh.export v1.8.0"
+    );
+    assert_eq!(
+        git(
+            &bed.remotes.charts.path,
+            &["diff", "--name-only", &before, &head]
+        ),
+        "swh/Chart.yaml"
+    );
+    assert_eq!(
+        git(
+            &bed.remotes.charts.path,
+            &["rev-list", "--count", &format!("{before}..{head}")]
+        ),
+        "1"
+    );
+    for branch in ["staging", "production"] {
+        assert_eq!(bed.head(branch), head, "{branch}");
+        assert_eq!(bed.values(branch), values_before, "{branch}");
+    }
+    let j = bed.journal();
+    let runs = j.runs(50).unwrap();
+    let bump = runs.iter().find(|r| r.mode == "chart bump").unwrap();
+    let d = j.run_details(bump.id).unwrap();
+    assert_eq!(
+        d.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        vec!["bump appVersion 423 -> 424 on swh-next-version, commit \"v424: Release swh.export v1.8.0\", push"]
+    );
+    drop(j);
+
+    // Again: every step already done, nothing changes.
+    let snapshot = bed.snapshot();
+    let o = bed.cmd(&args).output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(out.contains("0 step(s) done now, 6 already done"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "[2/6] chart bump: already done: swh-next-version has the release commit {head} v424: Release swh.export v1.8.0"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "[5/6] chart promote: already done: production has the release commit {head}"
+        )),
+        "{out}"
+    );
+    assert_eq!(bed.snapshot(), snapshot);
+}
