@@ -187,6 +187,7 @@ enum End {
 struct Unit {
     indexes: Vec<usize>,
     diagnostics: Option<std::path::PathBuf>,
+    shared: Option<crate::transport::SharedConnection>,
 }
 
 /// Runs `command` on every host of `hosts` through `transport` and returns
@@ -263,6 +264,7 @@ async fn drive(
                     units.push(Unit {
                         indexes,
                         diagnostics: launch.diagnostics.clone(),
+                        shared: launch.shared.clone(),
                     });
                     running += 1;
                     tokio::spawn(host_task(
@@ -294,6 +296,7 @@ async fn drive(
                     units.push(Unit {
                         indexes: Vec::new(),
                         diagnostics: None,
+                        shared: None,
                     });
                 }
             }
@@ -331,7 +334,7 @@ async fn drive(
                 duration,
             } => {
                 running -= 1;
-                let diag = match &units[unit].diagnostics {
+                let mut diag = match &units[unit].diagnostics {
                     Some(p) => {
                         let d = std::fs::read(p).unwrap_or_default();
                         let _ = std::fs::remove_file(p);
@@ -340,7 +343,9 @@ async fn drive(
                     None => Vec::new(),
                 };
                 let status = match end {
-                    End::Exited(code) => transport.classify(code, &diag),
+                    End::Exited(code) => {
+                        transport.classify(code, &mut diag, units[unit].shared.as_ref())
+                    }
                     End::TimedOut => Status::TimedOut,
                     End::Cancelled => Status::Cancelled { started: true },
                     End::SpawnFailed(m) => Status::LaunchFailed(m),

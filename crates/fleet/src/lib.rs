@@ -49,8 +49,8 @@ pub use engine::{
 };
 pub use result::{HostResult, RunReport, Status};
 pub use transport::{
-    ConnectionReuse, ExecTransport, HostKeyPolicy, Job, Launch, SshOptions, SshTransport,
-    Transport, TransportError,
+    ConnectionReuse, ExecTransport, HostKeyPolicy, Job, Launch, SharedConnection, SshOptions,
+    SshTransport, Transport, TransportError,
 };
 
 /// Folds host names into one node-set string the way ClusterShell does

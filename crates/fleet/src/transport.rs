@@ -47,6 +47,26 @@ pub struct Launch {
     /// `posix_spawn` (about 1 ms of system time per process), which the
     /// exec transport's cheap local commands do not pay.
     pub die_with_parent: bool,
+    /// Set when the process may run over a connection shared with other
+    /// processes (an ssh control master), whose own messages (e.g. "Timeout,
+    /// server not responding") go elsewhere: handed back to
+    /// [`Transport::classify`].
+    pub shared: Option<SharedConnection>,
+}
+
+/// The connection a process shares with others (ssh's `ControlMaster`):
+/// where the connection's owner writes its messages, and its socket.
+#[derive(Debug, Clone)]
+pub struct SharedConnection {
+    /// The log the master writes in (its `-E` file, kept under this name);
+    /// `None` when the process itself starts the master (its own
+    /// diagnostics are the master's log).
+    pub log: Option<PathBuf>,
+    /// The log's size when the process was started: what the master
+    /// wrote after it concerns this process.
+    pub offset: u64,
+    /// The control socket; nothing listens on it when the master is gone.
+    pub socket: PathBuf,
 }
 
 impl Launch {
@@ -94,8 +114,16 @@ pub trait Transport: Send + Sync {
 
     /// Turns the process's exit code (`128 + signal` when killed by a
     /// signal) and the content of [`Launch::diagnostics`] into a status.
-    fn classify(&self, exit_code: i32, diagnostics: &[u8]) -> Status {
-        let _ = diagnostics;
+    /// `shared` is [`Launch::shared`]; the transport may add to
+    /// `diagnostics` what the shared connection reported (reported as the
+    /// host's stderr).
+    fn classify(
+        &self,
+        exit_code: i32,
+        diagnostics: &mut Vec<u8>,
+        shared: Option<&SharedConnection>,
+    ) -> Status {
+        let _ = (diagnostics, shared);
         Status::Exited(exit_code)
     }
 
@@ -171,6 +199,7 @@ impl Transport for ExecTransport {
                     env: Vec::new(),
                     diagnostics: None,
                     die_with_parent: false,
+                    shared: None,
                 });
             }
         }
@@ -180,6 +209,7 @@ impl Transport for ExecTransport {
             env: Vec::new(),
             diagnostics: None,
             die_with_parent: false,
+            shared: None,
         })
     }
 
@@ -348,8 +378,12 @@ pub struct SshOptions {
     pub config_file: Option<PathBuf>,
     /// `-l USER`.
     pub user: Option<String>,
-    /// Extra ssh arguments, put first so they override the defaults below
-    /// (ssh keeps the first value it reads), e.g. `["-o", "Port=2222"]`.
+    /// Extra ssh arguments, e.g. `["-o", "Port=2222"]`. They come after
+    /// swh-deploy's security options ([`security_options`]: host-key
+    /// checking, batch mode, forwarding, log level) and connection sharing,
+    /// which they cannot override (ssh keeps the first value it reads),
+    /// and before the defaults they may override (connect timeout,
+    /// keepalives, user).
     pub extra_args: Vec<OsString>,
     /// `ConnectTimeout` (rounded up to whole seconds). Default 10 s.
     pub connect_timeout: Option<Duration>,
@@ -382,12 +416,15 @@ impl Default for SshOptions {
 /// Runs commands through the system `ssh` binary, so `~/.ssh/config`, the
 /// agent, ProxyJump, certificates and known_hosts behave as for clush.
 ///
-/// Each command is `ssh [extra] [defaults] -E LOG -- HOST COMMAND` with the
+/// Each command is `ssh [-F CONFIG] [security] [sharing] [extra]
+/// [defaults] [-oControlPath=SOCKET] -E LOG -- HOST COMMAND` with the
 /// command as one argument: ssh hands it unchanged to the remote user's
 /// shell, nothing is interpreted on the admin host. ssh's own messages go to
 /// `LOG`, which is how an exit code 255 is told apart: with a message from
 /// ssh it is [`Status::Unreachable`], without one it is the command's own
-/// exit code.
+/// exit code. Over a shared connection, the master's messages are kept in
+/// `SOCKET.log` and count as well, and a master gone silently (killed) is
+/// reported as such (see [`Transport::classify`]).
 #[derive(Debug)]
 pub struct SshTransport {
     options: SshOptions,
@@ -437,8 +474,12 @@ impl SshTransport {
         &self.options
     }
 
-    /// The ssh arguments shared by every invocation (before `-E`, `--`,
-    /// host and command).
+    /// The ssh arguments shared by every invocation (before
+    /// `-oControlPath`, `-E`, `--`, host and command): swh-deploy's own
+    /// security options first (ssh keeps the first value it reads, so
+    /// neither [`SshOptions::extra_args`] nor an ssh_config can weaken
+    /// them), then the extra arguments, then the defaults they may
+    /// override.
     fn common_args(&self) -> Vec<OsString> {
         let o = &self.options;
         let mut a: Vec<OsString> = Vec::with_capacity(24);
@@ -446,24 +487,14 @@ impl SshTransport {
             a.push("-F".into());
             a.push(f.clone().into_os_string());
         }
-        a.extend(o.extra_args.iter().cloned());
-        // LogLevel INFO: ssh's messages about a lost or refused connection
-        // must reach the -E log, or a 255 cannot be told from the command's.
-        for opt in [
-            "-oForwardAgent=no",
-            "-oForwardX11=no",
-            "-oBatchMode=yes",
-            "-oLogLevel=INFO",
-        ] {
+        for opt in security_options(o.host_keys) {
             a.push(opt.into());
         }
-        a.push(
-            match o.host_keys {
-                HostKeyPolicy::Strict => "-oStrictHostKeyChecking=yes",
-                HostKeyPolicy::AcceptNew => "-oStrictHostKeyChecking=accept-new",
-            }
-            .into(),
-        );
+        if let (Some(_), Some(reuse)) = (&self.control_dir, &o.reuse) {
+            a.push("-oControlMaster=auto".into());
+            a.push(format!("-oControlPersist={}", reuse.persist.as_secs().max(1)).into());
+        }
+        a.extend(o.extra_args.iter().cloned());
         if let Some(t) = o.connect_timeout {
             let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
             a.push(format!("-oConnectTimeout={}", secs.max(1)).into());
@@ -472,18 +503,30 @@ impl SshTransport {
             a.push(format!("-oServerAliveInterval={interval}").into());
             a.push(format!("-oServerAliveCountMax={count}").into());
         }
-        if let (Some(dir), Some(reuse)) = (&self.control_dir, &o.reuse) {
-            a.push("-oControlMaster=auto".into());
-            let mut p = OsString::from("-oControlPath=");
-            p.push(dir.join("%C").into_os_string());
-            a.push(p);
-            a.push(format!("-oControlPersist={}", reuse.persist.as_secs().max(1)).into());
-        }
         if let Some(u) = &o.user {
             a.push("-l".into());
             a.push(u.into());
         }
         a
+    }
+
+    /// The control socket of `host`'s master connection (a literal path,
+    /// so that swh-deploy can tell whether the master is up): a hash of
+    /// what selects the connection (host, user, ssh_config, extra
+    /// arguments), in the control directory.
+    fn control_socket(&self, host: &str) -> Option<PathBuf> {
+        let dir = self.control_dir.as_ref()?;
+        let o = &self.options;
+        let mut key = Fnv64::default();
+        key.write(host.as_bytes());
+        key.write(o.user.as_deref().unwrap_or("").as_bytes());
+        if let Some(f) = &o.config_file {
+            key.write(f.as_os_str().as_encoded_bytes());
+        }
+        for x in &o.extra_args {
+            key.write(x.as_encoded_bytes());
+        }
+        Some(dir.join(format!("{:016x}", key.0)))
     }
 
     fn base_launch(&self, args: Vec<OsString>) -> Launch {
@@ -495,6 +538,7 @@ impl SshTransport {
                 env: Vec::new(),
                 diagnostics: None,
                 die_with_parent: true,
+                shared: None,
             }
         } else {
             let mut all: Vec<OsString> = o.wrapper[1..].to_vec();
@@ -506,7 +550,41 @@ impl SshTransport {
                 env: Vec::new(),
                 diagnostics: None,
                 die_with_parent: true,
+                shared: None,
             }
+        }
+    }
+
+    /// How the process about to use `socket` reads its master's messages.
+    /// When no master is up, this process (ssh's `ControlMaster=auto`)
+    /// becomes the master and keeps its `-E` log `own`: the log is made
+    /// now and linked as `SOCKET.log`, which outlives the process's own
+    /// log (read and removed by the engine when it exits).
+    fn share(&self, socket: &Path, own: &Path) -> SharedConnection {
+        let master_log = socket.with_extension("log");
+        if socket.exists() {
+            let offset = std::fs::metadata(&master_log).map_or(0, |m| m.len());
+            return SharedConnection {
+                log: Some(master_log),
+                offset,
+                socket: socket.to_path_buf(),
+            };
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let made = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(own);
+        if made.is_ok() {
+            let _ = std::fs::remove_file(&master_log);
+            let _ = std::fs::hard_link(own, &master_log);
+        }
+        SharedConnection {
+            // Its own log already says what the master said so far.
+            log: None,
+            offset: 0,
+            socket: socket.to_path_buf(),
         }
     }
 
@@ -524,6 +602,11 @@ impl SshTransport {
             let mut children = Vec::new();
             for h in chunk {
                 let mut args = self.common_args();
+                if let Some(socket) = self.control_socket(h) {
+                    let mut p = OsString::from("-oControlPath=");
+                    p.push(socket.into_os_string());
+                    args.push(p);
+                }
                 args.extend(["-O".into(), "exit".into(), "--".into(), h.into()]);
                 let l = self.base_launch(args);
                 let child = std::process::Command::new(&l.program)
@@ -541,6 +624,58 @@ impl SshTransport {
             }
         }
     }
+}
+
+/// swh-deploy's own ssh options, put before any other on every ssh
+/// command line: host-key checking (`yes`, or `accept-new` only with
+/// [`HostKeyPolicy::AcceptNew`]), batch mode, no agent or X11
+/// forwarding, no local command, and the log level the unreachable
+/// classification needs.
+pub fn security_options(host_keys: HostKeyPolicy) -> [&'static str; 6] {
+    [
+        match host_keys {
+            HostKeyPolicy::Strict => "-oStrictHostKeyChecking=yes",
+            HostKeyPolicy::AcceptNew => "-oStrictHostKeyChecking=accept-new",
+        },
+        "-oBatchMode=yes",
+        "-oForwardAgent=no",
+        "-oForwardX11=no",
+        "-oPermitLocalCommand=no",
+        // LogLevel INFO: ssh's messages about a lost or refused connection
+        // must reach the -E log, or a 255 cannot be told from the command's.
+        "-oLogLevel=INFO",
+    ]
+}
+
+/// FNV-1a, 64 bits: a stable name for a control socket.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes.iter().chain(std::iter::once(&0u8)) {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// What `path` holds after its first `offset` bytes (nothing if it cannot
+/// be read).
+fn read_from(path: &Path, offset: u64) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut out = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.seek(SeekFrom::Start(offset)).is_ok() {
+            let _ = f.take(64 * 1024).read_to_end(&mut out);
+        }
+    }
+    out
 }
 
 fn make_private_dir(d: &Path) -> std::io::Result<()> {
@@ -576,6 +711,13 @@ impl Transport for SshTransport {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let log = self.workdir.path().join(format!("ssh.{n}.log"));
         let mut args = self.common_args();
+        let mut shared = None;
+        if let Some(socket) = self.control_socket(job.host) {
+            let mut p = OsString::from("-oControlPath=");
+            p.push(socket.clone().into_os_string());
+            args.push(p);
+            shared = Some(self.share(&socket, &log));
+        }
         args.push("-E".into());
         args.push(log.clone().into_os_string());
         args.push("--".into());
@@ -589,11 +731,39 @@ impl Transport for SshTransport {
         }
         let mut l = self.base_launch(args);
         l.diagnostics = Some(log);
+        l.shared = shared;
         Ok(l)
     }
 
-    fn classify(&self, exit_code: i32, diagnostics: &[u8]) -> Status {
-        if exit_code == 255 && ssh_complained(diagnostics) {
+    /// ssh exits 255 both when the command did and when the connection was
+    /// lost; a lost connection is told by ssh's own message in the -E log.
+    /// Over a shared connection the client says nothing when its master
+    /// dies: the master's message (kept in its log) is added, and a master
+    /// gone without a word is said so.
+    fn classify(
+        &self,
+        exit_code: i32,
+        diagnostics: &mut Vec<u8>,
+        shared: Option<&SharedConnection>,
+    ) -> Status {
+        if exit_code != 255 {
+            return Status::Exited(exit_code);
+        }
+        if let Some(sh) = shared.filter(|_| !ssh_complained(diagnostics)) {
+            if let Some(log) = &sh.log {
+                diagnostics.extend(read_from(log, sh.offset));
+            }
+            // A master killed leaves its socket behind: only a connection
+            // tells whether it still listens.
+            if !ssh_complained(diagnostics)
+                && std::os::unix::net::UnixStream::connect(&sh.socket).is_err()
+            {
+                diagnostics.extend_from_slice(
+                    b"ssh: the shared connection to the host was lost (its control master is gone)\n",
+                );
+            }
+        }
+        if ssh_complained(diagnostics) {
             Status::Unreachable
         } else {
             Status::Exited(exit_code)
@@ -673,10 +843,54 @@ mod tests {
             .collect();
         let n = argv.len();
         assert_eq!(&argv[n - 3..], &["--", "web1", cmd]);
-        assert_eq!(&argv[1..4], &["-F", "/tmp/cfg", "-oPort=2222"]);
-        assert!(argv.contains(&"-oBatchMode=yes".to_string()));
-        assert!(argv.contains(&"-oStrictHostKeyChecking=yes".to_string()));
-        assert!(argv.contains(&"-oConnectTimeout=10".to_string()));
+        assert_eq!(&argv[1..3], &["-F", "/tmp/cfg"]);
+        // swh-deploy's security options come before anything else (ssh
+        // keeps the first value), the extra options before the defaults.
+        assert_eq!(
+            &argv[3..9],
+            &[
+                "-oStrictHostKeyChecking=yes",
+                "-oBatchMode=yes",
+                "-oForwardAgent=no",
+                "-oForwardX11=no",
+                "-oPermitLocalCommand=no",
+                "-oLogLevel=INFO"
+            ]
+        );
+        assert_eq!(argv[9], "-oPort=2222");
+        assert_eq!(argv[10], "-oConnectTimeout=10");
+        assert!(l.diagnostics.is_some());
+        let t = SshTransport::new(SshOptions {
+            extra_args: vec!["-oStrictHostKeyChecking=no".into()],
+            host_keys: HostKeyPolicy::AcceptNew,
+            reuse: Some(ConnectionReuse {
+                dir: None,
+                persist: Duration::from_secs(5),
+            }),
+            ..SshOptions::default()
+        })
+        .unwrap();
+        let l = t
+            .prepare(&Job {
+                host: "web1",
+                rank: 0,
+                hosts: "web1",
+                command: "true",
+            })
+            .unwrap();
+        let argv: Vec<String> = l
+            .argv()
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        let first = |prefix: &str| argv.iter().position(|a| a.starts_with(prefix)).unwrap();
+        assert_eq!(argv[1], "-oStrictHostKeyChecking=accept-new");
+        assert!(first("-oControlMaster=") < first("-oStrictHostKeyChecking=no"));
+        assert!(first("-oControlPath=") < first("-E"));
+        assert!(first("-E") < first("--"));
+        assert_eq!(argv.last().unwrap(), "true");
+        assert_eq!(argv[argv.len() - 2], "web1");
+        assert_eq!(argv[argv.len() - 3], "--");
         assert!(l.diagnostics.is_some());
         assert!(t
             .prepare(&Job {
@@ -691,22 +905,71 @@ mod tests {
     #[test]
     fn exit_255_is_unreachable_only_when_ssh_complained() {
         let t = SshTransport::new(SshOptions::default()).unwrap();
-        assert_eq!(t.classify(255, b""), Status::Exited(255));
+        let classify = |code: i32, diag: &[u8]| t.classify(code, &mut diag.to_vec(), None);
+        assert_eq!(classify(255, b""), Status::Exited(255));
         assert_eq!(
-            t.classify(
+            classify(
                 255,
                 b"Warning: Permanently added 'x' (ED25519) to the list of known hosts.\r\n"
             ),
             Status::Exited(255)
         );
         assert_eq!(
-            t.classify(
+            classify(
                 255,
                 b"ssh: connect to host x port 22: Connection refused\r\n"
             ),
             Status::Unreachable
         );
-        assert_eq!(t.classify(1, b"whatever\r\n"), Status::Exited(1));
+        assert_eq!(classify(1, b"whatever\r\n"), Status::Exited(1));
+    }
+
+    #[test]
+    fn a_silent_255_over_a_shared_connection_takes_the_masters_word() {
+        let t = SshTransport::new(SshOptions::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("0123456789abcdef");
+        let log = socket.with_extension("log");
+        std::fs::write(&log, b"old news\r\n").unwrap();
+        let master = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let shared = SharedConnection {
+            log: Some(log.clone()),
+            offset: 10,
+            socket: socket.clone(),
+        };
+        // Master up, nothing new in its log: the command's own 255.
+        let mut diag = Vec::new();
+        assert_eq!(
+            t.classify(255, &mut diag, Some(&shared)),
+            Status::Exited(255)
+        );
+        assert!(diag.is_empty());
+        // The master said the server stopped answering while we ran.
+        std::fs::write(
+            &log,
+            b"old news\r\nTimeout, server 10.0.0.1 not responding.\r\n",
+        )
+        .unwrap();
+        let mut diag = Vec::new();
+        assert_eq!(
+            t.classify(255, &mut diag, Some(&shared)),
+            Status::Unreachable
+        );
+        assert_eq!(diag, b"Timeout, server 10.0.0.1 not responding.\r\n");
+        // Another exit code is the command's, whatever the master said.
+        assert_eq!(
+            t.classify(3, &mut Vec::new(), Some(&shared)),
+            Status::Exited(3)
+        );
+        // A master gone without a word (kill -9).
+        std::fs::write(&log, b"old news\r\n").unwrap();
+        drop(master);
+        let mut diag = Vec::new();
+        assert_eq!(
+            t.classify(255, &mut diag, Some(&shared)),
+            Status::Unreachable
+        );
+        assert!(String::from_utf8_lossy(&diag).contains("control master is gone"));
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 use swh_deploy_fleet::{
-    run, CancelToken, ConnectionReuse, NoObserver, RunOptions, RunReport, SshOptions, SshTransport,
-    Status,
+    run, CancelToken, ConnectionReuse, HostKeyPolicy, NoObserver, RunOptions, RunReport,
+    SshOptions, SshTransport, Status,
 };
 use swh_deploy_testbed::{Options, Testbed};
 
@@ -134,7 +134,7 @@ fn connection_reuse_keeps_one_master_per_host_until_close() {
         argv.push(tb.ssh_config_path().into());
         for a in [
             "-oControlMaster=auto".to_string(),
-            format!("-oControlPath={}", t_control_path(&t)),
+            format!("-oControlPath={}", t_control_path(&t, host)),
             "-O".into(),
             "check".into(),
             "--".into(),
@@ -154,14 +154,14 @@ fn connection_reuse_keeps_one_master_per_host_until_close() {
     assert!(!check(&hosts[0]), "master should be gone after close");
 }
 
-/// The ControlPath argument the transport passes to ssh.
-fn t_control_path(t: &SshTransport) -> String {
+/// The ControlPath argument the transport passes to ssh for `host`.
+fn t_control_path(t: &SshTransport, host: &str) -> String {
     let l = swh_deploy_fleet::Transport::prepare(
         t,
         &swh_deploy_fleet::Job {
-            host: "x",
+            host,
             rank: 0,
-            hosts: "x",
+            hosts: host,
             command: "true",
         },
     )
@@ -172,4 +172,163 @@ fn t_control_path(t: &SshTransport) -> String {
         .find_map(|a| a.strip_prefix("-oControlPath="))
         .unwrap()
         .to_string()
+}
+
+/// Makes the test bed's pinned key wrong for every host, as if they had all
+/// been re-keyed: known_hosts now holds a fresh key of another host.
+fn rekey(tb: &Testbed) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut words = public.split_whitespace();
+    let line = format!("* {} {}\n", words.next().unwrap(), words.next().unwrap());
+    std::fs::write(tb.known_hosts_path(), line).unwrap();
+}
+
+#[test]
+fn extra_options_cannot_switch_host_key_checking_off_for_a_rekeyed_host() {
+    let tb = loopback(2);
+    let hosts = names(&tb);
+    rekey(&tb);
+    for reuse in [false, true] {
+        // What a site's `[ssh] options` or `run -o` would add.
+        let t = SshTransport::new(SshOptions {
+            extra_args: vec![
+                "-oStrictHostKeyChecking=false".into(),
+                "-oCheckHostIP=no".into(),
+            ],
+            reuse: reuse.then_some(ConnectionReuse {
+                dir: None,
+                persist: Duration::from_secs(5),
+            }),
+            ..ssh_options(&tb)
+        })
+        .unwrap();
+        let r = go(&t, &hosts, "echo ran");
+        for res in &r.results {
+            assert_eq!(res.status, Status::Unreachable, "{}", res.host);
+            assert!(res.stdout.is_empty(), "{}: the command ran", res.host);
+            let err = String::from_utf8_lossy(&res.stderr);
+            assert!(
+                err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+                    || err.contains("Host key verification failed"),
+                "{}: {err}",
+                res.host
+            );
+        }
+    }
+}
+
+#[test]
+fn a_host_absent_from_known_hosts_is_reached_only_with_accept_new() {
+    let tb = loopback(1);
+    let hosts = names(&tb);
+    std::fs::write(tb.known_hosts_path(), "").unwrap();
+    let strict = SshTransport::new(SshOptions {
+        extra_args: vec!["-oStrictHostKeyChecking=accept-new".into()],
+        ..ssh_options(&tb)
+    })
+    .unwrap();
+    let r = go(&strict, &hosts, "echo ran");
+    assert_eq!(r.results[0].status, Status::Unreachable);
+    assert!(
+        String::from_utf8_lossy(&r.results[0].stderr).contains("Host key verification failed"),
+        "{:?}",
+        String::from_utf8_lossy(&r.results[0].stderr)
+    );
+    assert_eq!(std::fs::read_to_string(tb.known_hosts_path()).unwrap(), "");
+    let accept = SshTransport::new(SshOptions {
+        host_keys: HostKeyPolicy::AcceptNew,
+        ..ssh_options(&tb)
+    })
+    .unwrap();
+    let r = go(&accept, &hosts, "echo ran");
+    assert_eq!(r.results[0].status, Status::Exited(0));
+    assert_eq!(r.results[0].stdout, b"ran\n");
+    // The key is pinned now: strict checking reaches the host.
+    assert!(!std::fs::read_to_string(tb.known_hosts_path())
+        .unwrap()
+        .is_empty());
+    let r = go(&strict, &hosts, "echo ran");
+    assert_eq!(r.results[0].status, Status::Exited(0));
+}
+
+/// The pid of the master connection for `host` (`ssh -O check`).
+fn master_pid(tb: &Testbed, t: &SshTransport, host: &str) -> Option<i32> {
+    let out = tb
+        .exec_command(&[
+            "ssh".to_string(),
+            "-F".into(),
+            tb.ssh_config_path().display().to_string(),
+            format!("-oControlPath={}", t_control_path(t, host)),
+            "-O".into(),
+            "check".into(),
+            "--".into(),
+            host.into(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.split("pid=").nth(1)?.split(')').next()?.parse().ok()
+}
+
+#[test]
+fn a_host_lost_under_a_shared_connection_is_unreachable_with_the_masters_message() {
+    let tb = loopback(3);
+    let hosts = names(&tb);
+    let t = SshTransport::new(SshOptions {
+        reuse: Some(ConnectionReuse {
+            dir: None,
+            persist: Duration::from_secs(30),
+        }),
+        ..ssh_options(&tb)
+    })
+    .unwrap();
+    // The masters are up.
+    assert!(go(&t, &hosts, "true").all_succeeded());
+    // host2 is cut one second into a slow command, host3's master is
+    // killed; host1's command exits 255 by itself.
+    let pid3 = master_pid(&tb, &t, &hosts[2]).expect("master of host3");
+    let cutter = {
+        let h = hosts[1].clone();
+        let state = tb.state_dir();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            Testbed::attach(&state).unwrap().cut(&h).unwrap();
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid3, libc::SIGKILL) };
+        })
+    };
+    let start = Instant::now();
+    let r = go(
+        &t,
+        &hosts,
+        "case $SSH_CONNECTION in *127.1.0.1*) exit 255;; esac; echo started; sleep 20",
+    );
+    cutter.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.results[0].status, Status::Exited(255));
+    assert!(r.results[0].stderr.is_empty(), "{:?}", r.results[0]);
+    assert_eq!(
+        r.results[1].status,
+        Status::Unreachable,
+        "{:?}",
+        r.results[1]
+    );
+    assert_eq!(r.results[1].stdout, b"started\n");
+    let err = String::from_utf8_lossy(&r.results[1].stderr);
+    assert!(err.contains("not responding"), "{err}");
+    assert_eq!(r.results[2].status, Status::Unreachable);
+    let err = String::from_utf8_lossy(&r.results[2].stderr);
+    assert!(err.contains("control master is gone"), "{err}");
 }
