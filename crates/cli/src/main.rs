@@ -18,6 +18,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // `swh-deploy run ...` (and `clush ...`, the binary installed under
+    // that name) have clush's own optparse-style parser.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = cmd::run::main_from_argv(&argv) {
+        return code;
+    }
     let cli = Cli::parse();
     cmd::dispatch(cli.command)
 }

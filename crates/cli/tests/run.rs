@@ -418,3 +418,182 @@ fn site_groups_and_site_file_errors() {
         show(&o)
     );
 }
+
+/// The last stderr line without its program name (`PROG: error: ...`).
+fn error_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or("").to_string();
+    match last.find(": error: ") {
+        Some(i) => last[i..].to_string(),
+        None => last,
+    }
+}
+
+#[test]
+fn options_are_parsed_as_clush_parses_them() {
+    // Refused exactly as clush (optparse) refuses them: exit 2, same words,
+    // nothing run.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    for bad in [
+        &["--bogus", "-w", "a"][..],
+        &["-w", "a", "-z"],
+        &["-bSz", "-w", "a"],
+        &["--dshbak=1", "-w", "a"],
+        &["-w", "a", "-f", "x"],
+        &["-w", "a", "-f1.5"],
+        &["-w", "a", "-t", "soon"],
+        &["-w", "a", "--color=bad"],
+        &["-w", "-x"],
+        &["-w", "a", "-x", "a"],
+        &["-w", "a", "--ver"],
+        &["-w", "a", "-f"],
+    ] {
+        let mut ours = Command::new(bin());
+        ours.args(["run", "-R", "exec"]).args(bad).arg(&touch);
+        let mut theirs = Command::new(clush());
+        theirs.args(["-R", "exec"]).args(bad).arg(&touch);
+        let (a, b) = (output(ours), output(theirs));
+        assert_eq!(a.status.code(), Some(2), "{bad:?}: {}", show(&a));
+        assert_eq!(b.status.code(), Some(2), "{bad:?}: {}", show(&b));
+        assert_eq!(error_line(&a), error_line(&b), "{bad:?}");
+        assert!(a.stdout.is_empty());
+        let err = String::from_utf8_lossy(&a.stderr);
+        assert!(
+            err.starts_with("Usage: swh-deploy run [options] command\n\nswh-deploy run: error: "),
+            "{err}"
+        );
+    }
+    assert!(!marker.exists(), "a refused command line ran the command");
+    let o = output({
+        let mut c = Command::new(bin());
+        c.args(["run", "--bogus", "foo"]);
+        c
+    });
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().last(),
+        Some("swh-deploy run: error: no such option: --bogus")
+    );
+    // An ambiguous prefix names the candidates (clush's and swh-deploy's).
+    let o = output({
+        let mut c = Command::new(bin());
+        c.args(["run", "--co", "x", "-w", "a", "true"]);
+        c
+    });
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "ambiguous option: --co (--color, --command_timeout, --conf, --connect_timeout, \
+         --control-persist, --copy?)"
+    ));
+    // clush options that swh-deploy does not implement are refused by name.
+    for opt in [
+        "--diff",
+        "-c",
+        "--rcopy",
+        "--topology=t",
+        "--conf=f",
+        "-d",
+        "-r",
+    ] {
+        let o = output({
+            let mut c = Command::new(bin());
+            c.args(["run", "-R", "exec", "-w", "a", opt, "true"]);
+            c
+        });
+        assert_eq!(o.status.code(), Some(2), "{opt}: {}", show(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("swh-deploy does not support it"),
+            "{opt}: {}",
+            show(&o)
+        );
+    }
+    // Accepted: attached values, clusters, long prefixes, --opt=value, `--`.
+    let same: &[(&[&str], &[&str])] = &[
+        (
+            &["-bS", "-whost[1-3]", "-f2", "-t5", "-u3"],
+            &["-b", "-S", "-w", "host[1-3]"],
+        ),
+        (
+            &["-bw", "host[1-3]", "--fan=2", "--command_t", "3"],
+            &["-b", "-w", "host[1-3]"],
+        ),
+        (
+            &["--dsh", "-w", "host[1-3]", "--work=exec"],
+            &["-b", "-w", "host[1-3]"],
+        ),
+        (&["-Lwhost[1-3]", "-xhost2"], &["-L", "-w", "host[1,3]"]),
+        (
+            &["-Sw", "host[1-3]", "-O", "maxrc=no"],
+            &["-w", "host[1-3]"],
+        ),
+    ];
+    for (args, plain) in same {
+        let run = |args: &[&str], cmd: &str| {
+            let mut c = Command::new(bin());
+            c.args(["run", "-R", "exec"]).args(args).arg(cmd);
+            output(c)
+        };
+        let (a, b) = (
+            run(args, "echo %h; exit %n"),
+            run(plain, "echo %h; exit %n"),
+        );
+        assert_eq!(a.stdout, b.stdout, "{args:?}: {}", show(&a));
+        assert_eq!(a.status.code(), b.status.code(), "{args:?}: {}", show(&a));
+    }
+    // `--` ends the options: what follows is the command, even `-S`.
+    let o = output({
+        let mut c = Command::new(bin());
+        c.args(["run", "-R", "exec", "-w", "h", "--", "echo", "-S"]);
+        c
+    });
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "h: -S\n",
+        "{}",
+        show(&o)
+    );
+    // Options stop at the command's first word, as clush's do.
+    let o = output({
+        let mut c = Command::new(bin());
+        c.args(["run", "-R", "exec", "-w", "h", "echo", "-b"]);
+        c
+    });
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "h: -b\n",
+        "{}",
+        show(&o)
+    );
+    let o = output({
+        let mut c = Command::new(bin());
+        c.args(["run", "--vers"]);
+        c
+    });
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("swh-deploy run {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    // Installed under the name `clush`: clush's messages, word for word.
+    let link = dir.path().join("clush");
+    std::os::unix::fs::symlink(bin(), &link).unwrap();
+    for args in [
+        &["-w", "n[1-2]", "-b", "false"][..],
+        &["-w", "n[1-2]", "-bq", "false"],
+    ] {
+        let mut ours = Command::new(&link);
+        ours.args(["-R", "exec"]).args(args);
+        let mut theirs = Command::new(clush());
+        theirs.args(["-R", "exec"]).args(args);
+        let (a, b) = (output(ours), output(theirs));
+        assert_eq!(
+            a.stderr,
+            b.stderr,
+            "{args:?}\nours: {}\nclush: {}",
+            show(&a),
+            show(&b)
+        );
+        assert_eq!(a.stdout, b.stdout, "{args:?}");
+    }
+}

@@ -148,11 +148,54 @@ fn set_with_count(fold: Fold<'_>, hosts: &[&str]) -> String {
     }
 }
 
+/// What [`summary_with`] prints.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryOptions {
+    /// ` (N)` after a set of more than one host (clush drops it with `-q`).
+    pub node_count: bool,
+    /// The exit code and command timeout lines (clush drops them with
+    /// `-q -S`, where the exit status says it).
+    pub exit_codes: bool,
+    /// Unreachable hosts as `exited with exit code 255`, as clush words
+    /// them, instead of `unreachable`.
+    pub unreachable_as_255: bool,
+    /// The closing count line (`N hosts: N ok, ...`), which clush has not.
+    pub count_line: bool,
+}
+
+impl Default for SummaryOptions {
+    fn default() -> Self {
+        SummaryOptions {
+            node_count: true,
+            exit_codes: true,
+            unreachable_as_255: false,
+            count_line: true,
+        }
+    }
+}
+
 /// The closing summary for stderr, one line each (empty when every host
 /// succeeded): non-zero exit codes as clush words them
 /// (`PROG: SET (N): exited with exit code RC`), then unreachable, timed-out
 /// and interrupted sets, then a count line.
 pub fn summary(report: &RunReport, prog: &str, fold: Fold<'_>) -> Vec<String> {
+    summary_with(report, prog, fold, &SummaryOptions::default())
+}
+
+/// [`summary`] with the choices of [`SummaryOptions`].
+pub fn summary_with(
+    report: &RunReport,
+    prog: &str,
+    fold: Fold<'_>,
+    opts: &SummaryOptions,
+) -> Vec<String> {
+    let set_with_count = |fold: Fold<'_>, hosts: &[&str]| {
+        if opts.node_count {
+            set_with_count(fold, hosts)
+        } else {
+            fold(hosts)
+        }
+    };
     let mut out = Vec::new();
     let mut failed = 0;
     for (rc, idx) in by_rc(report) {
@@ -164,10 +207,12 @@ pub fn summary(report: &RunReport, prog: &str, fold: Fold<'_>) -> Vec<String> {
             continue;
         }
         failed += idx.len();
-        out.push(format!(
-            "{prog}: {}: exited with exit code {rc}",
-            set_with_count(fold, &names(report, &idx))
-        ));
+        if opts.exit_codes {
+            out.push(format!(
+                "{prog}: {}: exited with exit code {rc}",
+                set_with_count(fold, &names(report, &idx))
+            ));
+        }
     }
     let pick = |f: &dyn Fn(&Status) -> bool| -> Vec<&str> {
         report
@@ -182,12 +227,19 @@ pub fn summary(report: &RunReport, prog: &str, fold: Fold<'_>) -> Vec<String> {
     let timed_out = pick(&|s| *s == Status::TimedOut);
     let incomplete = pick(&|s| matches!(s, Status::Cancelled { .. }));
     if !unreachable.is_empty() {
-        out.push(format!(
-            "{prog}: {}: unreachable",
-            set_with_count(fold, &unreachable)
-        ));
+        if !opts.unreachable_as_255 {
+            out.push(format!(
+                "{prog}: {}: unreachable",
+                set_with_count(fold, &unreachable)
+            ));
+        } else if opts.exit_codes {
+            out.push(format!(
+                "{prog}: {}: exited with exit code 255",
+                set_with_count(fold, &unreachable)
+            ));
+        }
     }
-    if !timed_out.is_empty() {
+    if !timed_out.is_empty() && opts.exit_codes {
         out.push(format!(
             "{prog}: {}: command timeout",
             set_with_count(fold, &timed_out)
@@ -199,7 +251,9 @@ pub fn summary(report: &RunReport, prog: &str, fold: Fold<'_>) -> Vec<String> {
             set_with_count(fold, &incomplete)
         ));
     }
-    if !out.is_empty() {
+    let anything_wrong =
+        failed > 0 || !unreachable.is_empty() || !timed_out.is_empty() || !incomplete.is_empty();
+    if opts.count_line && anything_wrong {
         let total = report.results.len();
         let ok = report.results.iter().filter(|r| r.success()).count();
         let mut s = format!("{prog}: {total} hosts: {ok} ok, {failed} failed");

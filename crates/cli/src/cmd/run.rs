@@ -6,6 +6,7 @@
 //! report to an exit status.
 
 use clap::Args;
+use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,11 +18,21 @@ use swh_deploy_fleet::{
 };
 use swh_deploy_site::Site;
 
-const PROG: &str = "swh-deploy";
+pub mod optparse;
 
 /// Run a shell command on many hosts in parallel (a clush replacement).
+///
+/// Its options are parsed as clush parses them (optparse): see
+/// `swh-deploy run --help`.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// clush's options, then the command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
+const AFTER_HELP: &str = "\
 Output:
   default     'host: line' as lines arrive (stderr lines on stderr)
   -b          gathered: one block per identical output and exit code, as clush -b
@@ -30,147 +41,767 @@ Output:
   --json      one JSON object per host as it finishes
 A summary of failed, unreachable and timed-out hosts is printed on stderr.
 
+-O/--option KEY=VALUE takes clush.conf's keys: color, maxrc, node_count,
+fanout, connect_timeout, command_timeout, ssh_user, ssh_options,
+command_prefix, verbosity, fd_max (accepted, not used); it wins over the
+flags, as in clush.
+
 Exit status:
   0    the command was run (whatever it returned on the hosts), unless -S
   -S   the largest exit code of the command over all hosts, or 255 when a
        host was unreachable or timed out (as clush -S)
   1    bad input (node set, group, option value)
-  2    usage error
-  130  interrupted (Ctrl-C): unfinished hosts are listed on stderr")]
-pub struct RunArgs {
-    /// Target nodes (node-set syntax, e.g. `web[1-4],db1`); repeatable.
-    #[arg(short = 'w', value_name = "NODES")]
+  2    usage error (unknown option, missing value, no command)
+  130  interrupted (Ctrl-C): unfinished hosts are listed on stderr";
+
+/// One option of `run`: what it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Help,
+    Version,
+    Nodes,
+    Exclude,
+    Group,
+    ExcludeGroup,
+    All,
+    GroupSource,
+    GroupsConf,
+    Hostfile,
+    Pick,
+    Site,
+    Fanout,
+    ConnectTimeout,
+    CommandTimeout,
+    Gather,
+    GatherAll,
+    LineMode,
+    NoLabel,
+    MaxRc,
+    Json,
+    Outdir,
+    Errdir,
+    Color,
+    Progress,
+    Quiet,
+    Verbose,
+    NoStdin,
+    ConfOption,
+    Worker,
+    User,
+    SshOptions,
+    SshConfig,
+    AcceptNew,
+    Keepalive,
+    ControlPersist,
+    /// A clush option that swh-deploy does not implement: refused by name.
+    Unsupported,
+}
+
+use optparse::Spec;
+
+macro_rules! opt {
+    ($key:ident, $short:expr, [$($long:literal),*], $meta:expr, $help:literal) => {
+        Spec {
+            key: Key::$key,
+            short: $short,
+            long: &[$($long),*],
+            metavar: $meta,
+            help: $help,
+        }
+    };
+}
+
+/// Every option of `run`: clush 1.10's (same names, same values; those that
+/// swh-deploy does not implement are refused by name) and swh-deploy's own.
+/// Long options match by unambiguous prefix, as in optparse.
+static OPTIONS: &[Spec<Key>] =
+    &[
+        opt!(
+            Help,
+            Some('h'),
+            ["--help"],
+            None,
+            "show this help message and exit"
+        ),
+        opt!(
+            Version,
+            None,
+            ["--version"],
+            None,
+            "show program's version number and exit"
+        ),
+        opt!(
+            NoStdin,
+            Some('n'),
+            ["--nostdin"],
+            None,
+            "don't watch for possible input from stdin (always the case: stdin is not forwarded)"
+        ),
+        opt!(
+            GroupSource,
+            Some('s'),
+            ["--groupsource"],
+            Some("GROUPSOURCE"),
+            "group source to use for -g, -X, -a and @groups"
+        ),
+        opt!(
+            GroupsConf,
+            None,
+            ["--groupsconf"],
+            Some("FILE"),
+            "use this groups.conf(5) file instead of ClusterShell's"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--conf"],
+            Some("FILE"),
+            "clush.conf(5) file: not supported"
+        ),
+        opt!(
+            ConfOption,
+            Some('O'),
+            ["--option"],
+            Some("KEY=VALUE"),
+            "override a clush.conf(5) key (see below); repeatable"
+        ),
+        opt!(
+            Nodes,
+            Some('w'),
+            [],
+            Some("NODES"),
+            "nodes where to run the command (node set, @group); repeatable"
+        ),
+        opt!(
+            Exclude,
+            Some('x'),
+            [],
+            Some("NODES"),
+            "exclude nodes; repeatable"
+        ),
+        opt!(
+            All,
+            Some('a'),
+            ["--all"],
+            None,
+            "run the command on all nodes of the group source"
+        ),
+        opt!(
+            Group,
+            Some('g'),
+            ["--group"],
+            Some("GROUP"),
+            "run the command on a group of nodes (-g a,b is @a,@b); repeatable"
+        ),
+        opt!(
+            ExcludeGroup,
+            Some('X'),
+            [],
+            Some("GROUP"),
+            "exclude the nodes of a group; repeatable"
+        ),
+        opt!(
+            Unsupported,
+            Some('E'),
+            ["--engine"],
+            Some("ENGINE"),
+            "clush's event engine: not supported"
+        ),
+        opt!(
+            Hostfile,
+            None,
+            ["--hostfile", "--machinefile"],
+            Some("FILE"),
+            "file listing target hosts (one node set per line, # comments); repeatable"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--topology"],
+            Some("FILE"),
+            "clush's tree mode: not supported"
+        ),
+        opt!(
+            Pick,
+            None,
+            ["--pick"],
+            Some("N"),
+            "pick N node(s) at random in the node set"
+        ),
+        opt!(Site, None, ["--site"], Some("FILE"),
+         "site file: its [groups] come before ClusterShell's for -g, -X, -a and @groups, and its \
+          [ssh] settings (config, user, options, connect_timeout, fanout) apply unless a flag says \
+          otherwise; default: $SWH_DEPLOY_SITE when set, else none"),
+        opt!(
+            Quiet,
+            Some('q'),
+            ["--quiet"],
+            None,
+            "be quiet: no progress, and no node count in the exit code lines"
+        ),
+        opt!(
+            Verbose,
+            Some('v'),
+            ["--verbose"],
+            None,
+            "be verbose: with -b/-B, also print 'host: line' as lines arrive"
+        ),
+        opt!(
+            Unsupported,
+            Some('d'),
+            ["--debug"],
+            None,
+            "clush's debug messages: not supported"
+        ),
+        opt!(
+            Unsupported,
+            Some('G'),
+            ["--groupbase"],
+            None,
+            "not supported"
+        ),
+        opt!(
+            LineMode,
+            Some('L'),
+            [],
+            None,
+            "order output by exit code then node; with -b, gather line by line"
+        ),
+        opt!(NoLabel, Some('N'), [], None, "no node labels"),
+        opt!(
+            Progress,
+            Some('P'),
+            ["--progress"],
+            None,
+            "show done/total progress on stderr (a terminal) even outside gathered modes"
+        ),
+        opt!(
+            Gather,
+            Some('b'),
+            ["--dshbak"],
+            None,
+            "gather nodes with the same output (clush -b)"
+        ),
+        opt!(
+            GatherAll,
+            Some('B'),
+            [],
+            None,
+            "like -b, stderr gathered too"
+        ),
+        opt!(
+            Unsupported,
+            Some('r'),
+            ["--regroup"],
+            None,
+            "fold using node groups: not supported"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--axis"],
+            Some("RANGESET"),
+            "fold along axis: not supported"
+        ),
+        opt!(
+            MaxRc,
+            Some('S'),
+            ["--maxrc"],
+            None,
+            "exit with the largest exit code (255 when a host was unreachable or timed out)"
+        ),
+        opt!(
+            Color,
+            None,
+            ["--color"],
+            Some("WHEN"),
+            "when to color node labels: never, always, auto"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--diff"],
+            None,
+            "diff of gathered outputs: not supported"
+        ),
+        opt!(
+            Outdir,
+            None,
+            ["--outdir"],
+            Some("DIR"),
+            "also write each host's stdout to DIR/HOST"
+        ),
+        opt!(
+            Errdir,
+            None,
+            ["--errdir"],
+            Some("DIR"),
+            "also write each host's stderr to DIR/HOST"
+        ),
+        opt!(
+            Unsupported,
+            Some('c'),
+            ["--copy"],
+            None,
+            "file copy: not supported"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--rcopy"],
+            None,
+            "file copy: not supported"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--dest"],
+            Some("DEST_PATH"),
+            "file copy: not supported"
+        ),
+        opt!(Unsupported, Some('p'), [], None, "file copy: not supported"),
+        opt!(
+            Fanout,
+            Some('f'),
+            ["--fanout"],
+            Some("FANOUT"),
+            "at most N hosts at once [default: 64, or the site's]"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--grooming"],
+            Some("GROOMING_DELAY"),
+            "tree mode: not supported"
+        ),
+        opt!(
+            User,
+            Some('l'),
+            ["--user"],
+            Some("USER"),
+            "remote user (ssh -l)"
+        ),
+        opt!(
+            SshOptions,
+            Some('o'),
+            ["--options"],
+            Some("OPTIONS"),
+            "extra ssh options, split like a shell would (e.g. \"-oPort=2222\"); repeatable; they \
+          take precedence over swh-deploy's defaults"
+        ),
+        opt!(
+            ConnectTimeout,
+            Some('t'),
+            ["--connect_timeout"],
+            Some("CONNECT_TIMEOUT"),
+            "connect timeout in seconds (ssh ConnectTimeout) [default: 10, or the site's]"
+        ),
+        opt!(
+            CommandTimeout,
+            Some('u'),
+            ["--command_timeout"],
+            Some("COMMAND_TIMEOUT"),
+            "command timeout in seconds [default: none]"
+        ),
+        opt!(
+            Unsupported,
+            Some('m'),
+            ["--mode"],
+            Some("MODE"),
+            "clush.conf modes: not supported"
+        ),
+        opt!(
+            Worker,
+            Some('R'),
+            ["--worker"],
+            Some("WORKER"),
+            "ssh (default) or exec (run the command locally, with %h, %host, %hosts, %n, %rank \
+          substituted, as clush -R exec)"
+        ),
+        opt!(
+            Unsupported,
+            None,
+            ["--remote"],
+            Some("REMOTE"),
+            "tree mode: not supported"
+        ),
+        opt!(Json, None, ["--json"], None,
+         "one JSON object per host (host, rc, stdout, stderr, duration, unreachable, timed_out, \
+          cancelled, error)"),
+        opt!(
+            SshConfig,
+            Some('F'),
+            ["--ssh-config"],
+            Some("FILE"),
+            "ssh_config file to use (ssh -F)"
+        ),
+        opt!(AcceptNew, None, ["--accept-new-host-keys"], None,
+         "trust host keys seen for the first time (StrictHostKeyChecking=accept-new); changed keys \
+          are still refused"),
+        opt!(
+            Keepalive,
+            None,
+            ["--keepalive"],
+            Some("SECS"),
+            "keepalive interval (ServerAliveInterval, 3 probes) [default: 10]"
+        ),
+        opt!(
+            ControlPersist,
+            None,
+            ["--control-persist"],
+            Some("SECS"),
+            "keep one ssh connection per host open SECS after the run and reuse it in later runs"
+        ),
+    ];
+
+/// What the options of `run` say, once parsed and checked.
+#[derive(Debug, Default)]
+struct Parsed {
     nodes: Vec<String>,
-    /// Exclude nodes; repeatable.
-    #[arg(short = 'x', value_name = "NODES")]
     exclude: Vec<String>,
-    /// Target the nodes of a group; repeatable.
-    #[arg(short = 'g', long = "group", value_name = "GROUP")]
     groups: Vec<String>,
-    /// Exclude the nodes of a group; repeatable.
-    #[arg(short = 'X', value_name = "GROUP")]
     exclude_groups: Vec<String>,
-    /// Target all nodes of the group source.
-    #[arg(short = 'a', long = "all")]
     all: bool,
-    /// Group source to use for -g, -X, -a and @groups.
-    #[arg(short = 's', long = "groupsource", value_name = "SOURCE")]
     group_source: Option<String>,
-
-    /// Site file: its `[groups]` come before ClusterShell's for -g, -X, -a
-    /// and @groups, and its `[ssh]` settings (config, user, options,
-    /// connect_timeout, fanout) apply unless a flag says otherwise. Default:
-    /// $SWH_DEPLOY_SITE when set, else none (ClusterShell's groups only, as
-    /// clush).
-    #[arg(long, value_name = "FILE")]
+    groups_conf: Option<PathBuf>,
+    hostfiles: Vec<PathBuf>,
+    pick: Option<usize>,
     site: Option<PathBuf>,
-
-    /// Fan-out: at most N hosts at once [default: 64, or the site's].
-    #[arg(short = 'f', long = "fanout", value_name = "N")]
     fanout: Option<usize>,
-    /// Connect timeout in seconds (ssh ConnectTimeout) [default: 10, or the
-    /// site's].
-    #[arg(short = 't', long = "connect_timeout", value_name = "SECS")]
     connect_timeout: Option<f64>,
-    /// Command timeout in seconds (default: none).
-    #[arg(short = 'u', long = "command_timeout", value_name = "SECS")]
     command_timeout: Option<f64>,
-
-    /// Gather identical outputs (clush -b).
-    #[arg(short = 'b', long = "dshbak")]
     gather: bool,
-    /// Gather stdout and stderr together (clush -B).
-    #[arg(short = 'B')]
     gather_all: bool,
-    /// Order output by exit code then node; with -b, gather line by line.
-    #[arg(short = 'L')]
     line_mode: bool,
-    /// No node labels.
-    #[arg(short = 'N')]
     no_label: bool,
-    /// Exit with the largest return code (255 when a host was unreachable or
-    /// timed out).
-    #[arg(short = 'S', long = "maxrc")]
     maxrc: bool,
-    /// One JSON object per host (host, rc, stdout, stderr, duration,
-    /// unreachable, timed_out, cancelled, error).
-    #[arg(long = "json", conflicts_with_all = ["gather", "gather_all", "line_mode"])]
     json: bool,
-    /// Also write each host's stdout to DIR/HOST.
-    #[arg(long = "outdir", value_name = "DIR")]
     outdir: Option<PathBuf>,
-    /// Also write each host's stderr to DIR/HOST.
-    #[arg(long = "errdir", value_name = "DIR")]
     errdir: Option<PathBuf>,
-    /// When to color node labels.
-    #[arg(long = "color", value_name = "WHEN", default_value = "auto",
-          value_parser = ["never", "always", "auto"])]
-    color: String,
-    /// Show done/total progress on stderr even outside gathered modes.
-    #[arg(short = 'P', long = "progress")]
+    color: Color,
     progress: bool,
-
-    /// Worker: `ssh` (default) or `exec` (run the command locally, with %h,
-    /// %host, %hosts, %n, %rank substituted, like clush -R exec).
-    #[arg(short = 'R', long = "worker", value_name = "WORKER", default_value = "ssh",
-          value_parser = ["ssh", "exec"])]
-    worker: String,
-    /// Remote user (ssh -l).
-    #[arg(short = 'l', long = "user", value_name = "USER")]
+    quiet: bool,
+    verbose: bool,
+    node_count: bool,
+    command_prefix: Option<String>,
+    exec: bool,
     user: Option<String>,
-    /// Extra ssh options, split like a shell would (e.g. "-oPort=2222");
-    /// repeatable; they take precedence over swh-deploy's defaults.
-    #[arg(
-        short = 'o',
-        long = "options",
-        value_name = "OPTIONS",
-        allow_hyphen_values = true
-    )]
     ssh_options: Vec<String>,
-    /// ssh_config file to use (ssh -F).
-    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     ssh_config: Option<PathBuf>,
-    /// Trust host keys seen for the first time (StrictHostKeyChecking=
-    /// accept-new); changed keys are still refused.
-    #[arg(long = "accept-new-host-keys")]
     accept_new_host_keys: bool,
-    /// Keepalive interval in seconds (ServerAliveInterval, 3 probes): a host
-    /// lost mid-command is reported unreachable after about 3x this.
-    #[arg(long = "keepalive", value_name = "SECS", default_value_t = 10)]
     keepalive: u32,
-    /// Keep one ssh connection per host open for SECS after the run, in a
-    /// private directory of the user, and reuse it in later runs.
-    #[arg(long = "control-persist", value_name = "SECS")]
     control_persist: Option<u64>,
-
-    /// The command, run by the remote user's shell (words are joined with
-    /// spaces, as clush does).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
     command: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Direct,
-    Gather,
-    GatherLines,
-    Sorted,
-    Json,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Color {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
-/// Runs `swh-deploy run`.
+/// What the command line asks for.
+enum Request {
+    Run(Box<Parsed>),
+    Help,
+    Version,
+}
+
+/// Program names: `prog` for messages of a run ("swh-deploy", or "clush"
+/// when installed under that name), `usage` for optparse's messages.
+#[derive(Debug, Clone, Copy)]
+struct Prog {
+    prog: &'static str,
+    usage: &'static str,
+}
+
+/// `swh-deploy run ARGS`, or `clush ARGS` when the binary is installed (or
+/// linked) under the name `clush`: both parsed by run's own clush-compatible
+/// (optparse) parser. `None` for any other command line.
+pub fn main_from_argv(argv: &[OsString]) -> Option<ExitCode> {
+    let name = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if name.as_deref() == Some("clush") {
+        let prog = Prog {
+            prog: "clush",
+            usage: "clush",
+        };
+        return Some(main_with(prog, &argv[1..]));
+    }
+    if argv.get(1).map(|a| a.as_os_str()) == Some("run".as_ref()) {
+        return Some(main_with(SWH_DEPLOY, &argv[2..]));
+    }
+    None
+}
+
+const SWH_DEPLOY: Prog = Prog {
+    prog: "swh-deploy",
+    usage: "swh-deploy run",
+};
+
+/// Runs `swh-deploy run` (reached through clap, e.g. `swh-deploy help run`
+/// aside: [`main_from_argv`] takes the usual path).
 pub fn main(args: RunArgs) -> ExitCode {
-    match run(args) {
+    main_with(SWH_DEPLOY, &args.args)
+}
+
+fn main_with(prog: Prog, args: &[OsString]) -> ExitCode {
+    let usage_error = |msg: &str| {
+        eprintln!(
+            "Usage: {} [options] command\n\n{}: error: {msg}",
+            prog.usage, prog.usage
+        );
+        ExitCode::from(2)
+    };
+    let parsed = match parse(args) {
+        Ok(Request::Help) => {
+            print!("{}", help(prog));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Request::Version) => {
+            println!("{} {}", prog.usage, env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Request::Run(p)) => p,
+        Err(msg) => return usage_error(&msg),
+    };
+    match run(prog, *parsed) {
         Ok(code) => code,
+        Err(e) if e.is::<UsageError>() => usage_error(&e.to_string()),
         Err(e) => {
-            eprintln!("{PROG} run: {e:#}");
+            eprintln!("{}: {e:#}", prog.usage);
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error of the command line found after parsing (exit 2, with the
+/// usage line, as optparse's `parser.error`).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn help(prog: Prog) -> String {
+    let mut s = format!(
+        "Usage: {} [options] command\n\nRun a shell command on many hosts in parallel, as clush \
+         does (same options, same output).\n\nOptions:\n",
+        prog.usage
+    );
+    s.push_str(&optparse::help(OPTIONS));
+    s.push('\n');
+    s.push_str(AFTER_HELP);
+    s.push('\n');
+    s
+}
+
+/// Python's `repr()` of a string, as optparse's messages quote values.
+fn repr(v: &str) -> String {
+    if v.contains('\'') && !v.contains('"') {
+        format!("\"{v}\"")
+    } else {
+        format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
+fn int_value(opt: &str, v: &str) -> Result<i64, String> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| format!("option {opt}: invalid integer value: {}", repr(v)))
+}
+
+fn float_value(opt: &str, v: &str) -> Result<f64, String> {
+    v.trim()
+        .parse::<f64>()
+        .map_err(|_| format!("option {opt}: invalid floating-point value: {}", repr(v)))
+}
+
+/// clush's `safestring`: not empty and not an option.
+fn safe_value(opt: &str, v: &str) -> Result<String, String> {
+    if v.is_empty() || v.starts_with('-') {
+        return Err(format!("option {opt}: invalid value: {}", repr(v)));
+    }
+    Ok(v.to_string())
+}
+
+fn choice(opt: &str, v: &str, choices: &[&str]) -> Result<(), String> {
+    if choices.contains(&v) {
+        return Ok(());
+    }
+    let list: Vec<String> = choices.iter().map(|c| repr(c)).collect();
+    Err(format!(
+        "option {opt}: invalid choice: {} (choose from {})",
+        repr(v),
+        list.join(", ")
+    ))
+}
+
+/// clush.conf's booleans (ConfigParser's).
+fn conf_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("-O {key}={v}: not a boolean (yes/no)")),
+    }
+}
+
+fn parse(args: &[OsString]) -> Result<Request, String> {
+    let mut words = Vec::with_capacity(args.len());
+    for a in args {
+        match a.to_str() {
+            Some(s) => words.push(s.to_string()),
+            None => return Err(format!("argument {a:?} is not valid UTF-8")),
+        }
+    }
+    let (hits, command) = optparse::parse(OPTIONS, &words)?;
+    let mut p = Parsed {
+        keepalive: 10,
+        node_count: true,
+        ..Parsed::default()
+    };
+    let mut conf: Vec<(String, String)> = Vec::new();
+    for h in &hits {
+        let opt = h.name.as_str();
+        let v = h.value.as_deref().unwrap_or("");
+        match h.spec.key {
+            Key::Help => return Ok(Request::Help),
+            Key::Version => return Ok(Request::Version),
+            Key::Nodes => p.nodes.push(safe_value(opt, v)?),
+            Key::Exclude => p.exclude.push(safe_value(opt, v)?),
+            Key::Group => p.groups.push(safe_value(opt, v)?),
+            Key::ExcludeGroup => p.exclude_groups.push(safe_value(opt, v)?),
+            Key::All => p.all = true,
+            Key::GroupSource => p.group_source = Some(safe_value(opt, v)?),
+            Key::GroupsConf => p.groups_conf = Some(v.into()),
+            Key::Hostfile => p.hostfiles.push(v.into()),
+            Key::Pick => {
+                let n = int_value(opt, v)?;
+                p.pick = Some(usize::try_from(n).map_err(|_| format!("option {opt}: {n} < 0"))?);
+            }
+            Key::Site => p.site = Some(v.into()),
+            Key::Fanout => {
+                let n = int_value(opt, v)?;
+                p.fanout = Some(positive(opt, n)?);
+            }
+            Key::ConnectTimeout => p.connect_timeout = Some(float_value(opt, v)?),
+            Key::CommandTimeout => p.command_timeout = Some(float_value(opt, v)?),
+            Key::Gather => p.gather = true,
+            Key::GatherAll => p.gather_all = true,
+            Key::LineMode => p.line_mode = true,
+            Key::NoLabel => p.no_label = true,
+            Key::MaxRc => p.maxrc = true,
+            Key::Json => p.json = true,
+            Key::Outdir => p.outdir = Some(v.into()),
+            Key::Errdir => p.errdir = Some(v.into()),
+            Key::Color => {
+                choice(opt, v, &["", "never", "always", "auto"])?;
+                p.color = color(v);
+            }
+            Key::Progress => p.progress = true,
+            Key::Quiet => p.quiet = true,
+            Key::Verbose => p.verbose = true,
+            Key::NoStdin => {}
+            Key::ConfOption => match v.split_once('=') {
+                Some((k, val)) => conf.push((k.to_string(), val.to_string())),
+                None => {
+                    return Err(format!(
+                        "option {opt}: invalid value: {} (KEY=VALUE)",
+                        repr(v)
+                    ))
+                }
+            },
+            Key::Worker => {
+                choice(opt, v, &["ssh", "exec"])?;
+                p.exec = v == "exec";
+            }
+            Key::User => p.user = Some(safe_value(opt, v)?),
+            Key::SshOptions => p.ssh_options.push(v.to_string()),
+            Key::SshConfig => p.ssh_config = Some(v.into()),
+            Key::AcceptNew => p.accept_new_host_keys = true,
+            Key::Keepalive => {
+                let n = int_value(opt, v)?;
+                p.keepalive = u32::try_from(positive(opt, n)?)
+                    .map_err(|_| format!("option {opt}: {n} is too large"))?;
+            }
+            Key::ControlPersist => {
+                let n = int_value(opt, v)?;
+                p.control_persist = Some(positive(opt, n)? as u64);
+            }
+            Key::Unsupported => {
+                return Err(format!(
+                    "option {opt} is clush's but swh-deploy does not support it (see docs/run.md)"
+                ))
+            }
+        }
+    }
+    // -O KEY=VALUE wins over the flags, whatever the order (as in clush).
+    for (k, v) in conf {
+        let o = format!("-O {k}");
+        match k.as_str() {
+            "color" => {
+                choice(&o, &v, &["", "never", "always", "auto"])?;
+                p.color = color(&v);
+            }
+            "maxrc" => p.maxrc = conf_bool(&k, &v)?,
+            "node_count" => p.node_count = conf_bool(&k, &v)?,
+            "fanout" => p.fanout = Some(positive(&o, int_value(&o, &v)?)?),
+            "connect_timeout" => p.connect_timeout = Some(float_value(&o, &v)?),
+            "command_timeout" => {
+                // clush.conf's default, 0, means no timeout.
+                let t = float_value(&o, &v)?;
+                p.command_timeout = (t > 0.0).then_some(t);
+            }
+            "ssh_user" => p.user = Some(v),
+            "ssh_options" => p.ssh_options.push(v),
+            "command_prefix" => p.command_prefix = (!v.is_empty()).then_some(v),
+            "verbosity" => {
+                let n = int_value(&o, &v)?;
+                p.quiet = n <= 0;
+                p.verbose = n >= 2;
+            }
+            "fd_max" => {
+                int_value(&o, &v)?;
+            }
+            _ => {
+                return Err(format!(
+                "option -O: unknown or unsupported clush.conf key {} (see swh-deploy run --help)",
+                repr(&k)
+            ))
+            }
+        }
+    }
+    if command.is_empty() {
+        return Err("no command given (clush's interactive mode is not supported)".into());
+    }
+    p.command = command;
+    if p.json && (p.gather || p.gather_all || p.line_mode) {
+        return Err("--json excludes -b, -B and -L".into());
+    }
+    Ok(Request::Run(Box::new(p)))
+}
+
+fn positive(opt: &str, n: i64) -> Result<usize, String> {
+    if n < 1 {
+        return Err(format!("option {opt}: {n} is not a number >= 1"));
+    }
+    usize::try_from(n).map_err(|_| format!("option {opt}: {n} is too large"))
+}
+
+fn color(v: &str) -> Color {
+    match v {
+        "always" => Color::Always,
+        "never" => Color::Never,
+        _ => Color::Auto,
     }
 }
 
@@ -182,7 +813,7 @@ fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 /// The site file of `--site`, else of `$SWH_DEPLOY_SITE`, if any.
-fn site(args: &RunArgs) -> anyhow::Result<Option<Site>> {
+fn site(args: &Parsed) -> anyhow::Result<Option<Site>> {
     let path = match &args.site {
         Some(p) => p.clone(),
         None => match std::env::var_os(swh_deploy_site::SITE_ENV) {
@@ -193,11 +824,15 @@ fn site(args: &RunArgs) -> anyhow::Result<Option<Site>> {
     Ok(Some(Site::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?))
 }
 
-fn targets(args: &RunArgs, site: Option<&Site>) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
+fn targets(args: &Parsed, site: Option<&Site>) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
     use swh_deploy_nodeset::{ClusterShellGroups, GroupResolver};
-    let mut clustershell = match site.and_then(|s| s.clustershell.config_dir.as_deref()) {
-        Some(dir) => ClusterShellGroups::load_dir(dir),
-        None => ClusterShellGroups::load_default(),
+    let mut clustershell = match (
+        &args.groups_conf,
+        site.and_then(|s| s.clustershell.config_dir.as_deref()),
+    ) {
+        (Some(file), _) => ClusterShellGroups::load(std::slice::from_ref(file)),
+        (None, Some(dir)) => ClusterShellGroups::load_dir(dir),
+        (None, None) => ClusterShellGroups::load_default(),
     }
     .map_err(|e| anyhow::anyhow!("ClusterShell groups configuration: {e}"))?;
     if let Some(s) = &args.group_source {
@@ -216,16 +851,44 @@ fn targets(args: &RunArgs, site: Option<&Site>) -> anyhow::Result<swh_deploy_nod
 }
 
 fn targets_with(
-    args: &RunArgs,
+    args: &Parsed,
     resolver: &dyn swh_deploy_nodeset::GroupResolver,
 ) -> anyhow::Result<swh_deploy_nodeset::NodeSet> {
     use swh_deploy_nodeset::NodeSet;
     let parse = |what: &str, expr: &str| -> anyhow::Result<NodeSet> {
         NodeSet::parse_with(expr, resolver).map_err(|e| anyhow::anyhow!("{what} {expr:?}: {e}"))
     };
+    // clush's warning when a single node is also a local path (#225).
+    let warn = |opt: &str, set: &NodeSet| {
+        if set.len() == 1 && !args.quiet && Path::new(&set.to_string()).exists() {
+            eprintln!(
+                "Warning: using '-{opt} {set}' and local path '{set}' exists, was it expanded by \
+                 the shell?"
+            );
+        }
+    };
     let mut set = NodeSet::new();
+    let mut excluded = Vec::new();
     for w in &args.nodes {
-        set.update(&parse("-w", w)?);
+        let one = parse("-w", w)?;
+        warn("w", &one);
+        set.update(&one);
+    }
+    for x in &args.exclude {
+        let one = parse("-x", x)?;
+        warn("x", &one);
+        excluded.push(one);
+    }
+    for f in &args.hostfiles {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("--hostfile {}: {e}", f.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("");
+            for word in line.split_whitespace() {
+                let what = format!("--hostfile {}:{}:", f.display(), i + 1);
+                set.update(&parse(&what, word)?);
+            }
+        }
     }
     for g in &args.groups {
         set.update(&parse("-g", &group_expr(g))?);
@@ -235,16 +898,51 @@ fn targets_with(
             .map_err(|e| anyhow::anyhow!("-a: {e}"))?;
         set.update(&all);
     }
-    for x in &args.exclude {
-        set.difference_update(&parse("-x", x)?);
+    for x in &excluded {
+        set.difference_update(x);
     }
     for g in &args.exclude_groups {
         set.difference_update(&parse("-X", &group_expr(g))?);
     }
+    if let Some(n) = args.pick {
+        set = pick(&set, n);
+    }
     if set.is_empty() {
-        anyhow::bail!("no node to run on (give -w NODES, -g GROUP or -a)");
+        return Err(UsageError("No node to run on.".into()).into());
     }
     Ok(set)
+}
+
+/// `n` nodes of `set` at random (all of them when it has no more).
+fn pick(set: &swh_deploy_nodeset::NodeSet, n: usize) -> swh_deploy_nodeset::NodeSet {
+    use std::hash::{BuildHasher, Hasher};
+    let mut nodes: Vec<String> = set.iter().collect();
+    // A partial Fisher-Yates shuffle seeded by the standard library's
+    // per-process random hasher keys.
+    let state = std::collections::hash_map::RandomState::new();
+    let k = n.min(nodes.len());
+    for i in 0..k {
+        let mut h = state.build_hasher();
+        h.write_usize(i);
+        let j = i + (h.finish() as usize) % (nodes.len() - i);
+        nodes.swap(i, j);
+    }
+    let mut out = swh_deploy_nodeset::NodeSet::new();
+    for node in &nodes[..k] {
+        if let Ok(one) = swh_deploy_nodeset::NodeSet::parse(node) {
+            out.update(&one);
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Direct,
+    Gather,
+    GatherLines,
+    Sorted,
+    Json,
 }
 
 /// `-g web,db` means `@web,@db`.
@@ -262,15 +960,18 @@ fn group_expr(g: &str) -> String {
         .join(",")
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run(prog: Prog, args: Parsed) -> anyhow::Result<ExitCode> {
     let site = site(&args)?;
     let set = targets(&args, site.as_ref())?;
     let site_ssh = site.as_ref().map(|s| s.ssh.clone()).unwrap_or_default();
     let fanout = args.fanout.unwrap_or(site_ssh.fanout);
     let hosts: Vec<String> = set.iter().collect();
-    let command = args.command.join(" ");
+    let mut command = args.command.join(" ");
+    if let Some(prefix) = &args.command_prefix {
+        command = format!("{prefix} {command}");
+    }
 
-    let transport: Box<dyn Transport> = if args.worker == "exec" {
+    let transport: Box<dyn Transport> = if args.exec {
         // A bad %-pattern is the same for every host: refuse it up front.
         swh_deploy_fleet::transport::substitute(&command, "", "", 0)?;
         Box::new(ExecTransport::new())
@@ -336,19 +1037,20 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let stdout_tty = io::stdout().is_terminal();
     let stderr_tty = io::stderr().is_terminal();
-    let color = match args.color.as_str() {
-        "always" => true,
-        "never" => false,
-        _ => {
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
             std::env::var_os("NO_COLOR").is_none() && stdout_tty && (args.gather_all || stderr_tty)
         }
     };
     let style = Style {
         label: !args.no_label,
-        node_count: true,
+        node_count: args.node_count && !args.quiet,
         color,
     };
     let progress = stderr_tty
+        && !args.quiet
         && (args.progress || matches!(mode, Mode::Gather | Mode::GatherLines | Mode::Sorted));
 
     let options = RunOptions {
@@ -360,7 +1062,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cancel = CancelToken::new();
     let guard = cancel.cancel_on_signals()?;
     let mut printer = Printer {
+        prog: prog.prog,
         mode,
+        verbose: args.verbose,
         style,
         out: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
         progress: progress.then(|| Progress::new(hosts.len())),
@@ -390,20 +1094,33 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     .and_then(|_| out.flush());
     if let Some(e) = printer.write_error.take() {
         if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("{PROG} run: writing output: {e}");
+            eprintln!("{}: writing output: {e}", prog.usage);
         }
         return Ok(ExitCode::from(1));
     }
     if let Err(e) = written {
         if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("{PROG} run: writing output: {e}");
+            eprintln!("{}: writing output: {e}", prog.usage);
         }
         return Ok(ExitCode::from(1));
     }
     write_dirs(&args, &report)?;
 
     let mut err = io::stderr().lock();
-    for line in render::summary(&report, PROG, &fold) {
+    let clush = prog.prog == "clush";
+    let summary = render::SummaryOptions {
+        node_count: !args.quiet,
+        exit_codes: !(args.quiet && args.maxrc),
+        unreachable_as_255: clush,
+        count_line: !clush,
+    };
+    if clush && report.cancelled {
+        // clush's own words (the outputs gathered so far are printed, which
+        // clush does not do).
+        let _ = writeln!(err, "Keyboard interrupt.");
+        return Ok(ExitCode::from(130));
+    }
+    for line in render::summary_with(&report, prog.prog, &fold, &summary) {
         let _ = writeln!(err, "{line}");
     }
     if report.cancelled {
@@ -428,7 +1145,7 @@ fn control_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(format!("/tmp/swh-deploy-{uid}")).join("ssh"))
 }
 
-fn write_dirs(args: &RunArgs, report: &RunReport) -> anyhow::Result<()> {
+fn write_dirs(args: &Parsed, report: &RunReport) -> anyhow::Result<()> {
     for (dir, pick) in [
         (
             &args.outdir,
@@ -491,7 +1208,10 @@ impl Progress {
 }
 
 struct Printer<W: Write> {
+    prog: &'static str,
     mode: Mode,
+    /// `-v`: stdout lines as they arrive in the -b, -B and -L modes too.
+    verbose: bool,
     style: Style,
     out: W,
     progress: Option<Progress>,
@@ -527,7 +1247,9 @@ impl<W: Write> Observer for Printer<W> {
         }
         let label = self.style.label.then_some(host);
         match (self.mode, stream) {
-            (Mode::Direct, Stream::Stdout) => {
+            (Mode::Direct, Stream::Stdout) | (Mode::Gather | Mode::Sorted, Stream::Stdout)
+                if self.mode == Mode::Direct || self.verbose =>
+            {
                 let r = render::write_labelled(&mut self.out, label, line, false, self.style.color);
                 self.check(r);
             }
@@ -567,7 +1289,7 @@ impl<W: Write> Observer for Printer<W> {
             return;
         }
         p.dirty = false;
-        let mut s = format!("{PROG}: {:>w$}/{}", p.done, p.total, w = p.width);
+        let mut s = format!("{}: {:>w$}/{}", self.prog, p.done, p.total, w = p.width);
         if p.failed > 0 {
             s.push_str(&format!(" ({} failed)", p.failed));
         }
