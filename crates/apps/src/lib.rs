@@ -1360,7 +1360,8 @@ impl AppsRepo {
             }
         }
         let branch = branch.unwrap_or_default();
-        progress(&format!("tag {tag} and push {branch} and {tag}"));
+        progress(&format!("tag {tag}"));
+        progress(&format!("push {branch} and {tag}"));
         if let Err(e) = self.push_final(&branch, &tag, &tag_msg, &placeholder, progress) {
             return Err(kept(e));
         }
