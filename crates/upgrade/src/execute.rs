@@ -32,6 +32,7 @@
 //!   package versions before and after.
 
 use crate::command::{compensation_command, parse_installed_versions, RemoteCommand};
+use crate::guard::{guarded, verify_line, Hold};
 use crate::health::{run_gate, AddressResolver, GateContext, ProbeResult};
 use crate::plan::{plan, Action, Batch, Mode, Plan, PlanRequest, Step, StepKind};
 use crate::{select, BatchSpec, FailBudget};
@@ -831,7 +832,20 @@ impl Exec<'_, '_> {
                     if hs.is_empty() {
                         continue;
                     }
-                    v.extend(self.remote(command, success_codes, &hs, &self.ctx.cancel.clone())?);
+                    // Changes run under the host's lock, held throughout
+                    // for the steps a compensation undoes.
+                    let hold = match (step.kind, &step.compensation) {
+                        (StepKind::Change, Some(_)) => Some(Hold::Whole),
+                        (StepKind::Change, None) => Some(Hold::CheckOnly),
+                        _ => None,
+                    };
+                    v.extend(self.remote(
+                        command,
+                        success_codes,
+                        &hs,
+                        &self.ctx.cancel.clone(),
+                        hold,
+                    )?);
                 }
             }
             v
@@ -903,17 +917,24 @@ impl Exec<'_, '_> {
         Ok((ok, failures))
     }
 
+    /// Runs `command` on `hosts`: under the host's lock and fence check
+    /// ([`crate::guard`]) when `hold` is given (side-effecting steps).
     fn remote(
         &mut self,
         command: &RemoteCommand,
         success_codes: &[i32],
         hosts: &[String],
         cancel: &CancelToken,
+        hold: Option<Hold>,
     ) -> Result<Vec<HostOutcome>, ExecError> {
+        let line = match hold {
+            Some(h) => guarded(command, Some(&self.journal.process_token()), &[], h),
+            None => command.to_shell(),
+        };
         remote_outcomes(
             self.ctx.transport,
             &self.ctx.options,
-            command,
+            &line,
             success_codes,
             hosts,
             cancel,
@@ -1048,8 +1069,17 @@ impl Exec<'_, '_> {
                 })
                 .or_else(|| compensation_command(action))
                 .ok_or_else(|| ExecError::Input(format!("unknown compensation {action}")))?;
-            let codes = command.success_codes().to_vec();
-            let outcomes = self.remote(&command, &codes, &hosts, &own)?;
+            let token = self.journal.process_token();
+            let outcomes = compensate_and_verify(
+                self.ctx.transport,
+                &self.ctx.options,
+                action,
+                &command,
+                &hosts,
+                &token,
+                &[],
+                &own,
+            )?;
             let (ok, failures) = self.record(step, outcomes)?;
             for (id, h) in &pending {
                 if ok.contains(h) {
@@ -1203,7 +1233,7 @@ impl Exec<'_, '_> {
 fn remote_outcomes(
     transport: &dyn Transport,
     options: &ExecOptions,
-    command: &RemoteCommand,
+    line: &str,
     success_codes: &[i32],
     hosts: &[String],
     cancel: &CancelToken,
@@ -1217,7 +1247,7 @@ fn remote_outcomes(
     let report = swh_deploy_fleet::run(
         transport,
         hosts,
-        &command.to_shell(),
+        line,
         &run_options,
         &mut NoObserver,
         cancel,
@@ -1261,25 +1291,68 @@ fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     lines[start..].join(" | ")
 }
 
-/// Runs a compensation command on hosts (used by [`crate::recover`]); a
-/// host whose result is unknown counts as failed.
-pub(crate) fn run_compensation(
+/// Runs compensation `action` (`command`) on `hosts` under each host's
+/// lock, after fencing the dead processes `fence` there ([`crate::guard`]),
+/// then checks the host's final state ([`verify_line`]): a host counts as
+/// `ok` only when the command succeeded AND the check passed (cron active,
+/// puppet's lock file absent), never on the exit status alone. A host whose
+/// result is unknown counts as failed. Used by the finish steps and by
+/// [`crate::recover`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compensate_and_verify(
     transport: &dyn Transport,
     options: &ExecOptions,
+    action: &str,
     command: &RemoteCommand,
     hosts: &[String],
+    own: &str,
+    fence: &[String],
+    cancel: &CancelToken,
 ) -> Result<Vec<HostOutcome>, ExecError> {
     let codes = command.success_codes().to_vec();
-    let mut outs = remote_outcomes(
-        transport,
-        options,
-        command,
-        &codes,
-        hosts,
-        &CancelToken::new(),
-    )?;
+    let line = guarded(command, Some(own), fence, Hold::Whole);
+    let mut outs = remote_outcomes(transport, options, &line, &codes, hosts, cancel)?;
     for o in &mut outs {
         o.outcome.get_or_insert(Outcome::Failed);
+    }
+    let Some(check) = verify_line(action) else {
+        return Ok(outs);
+    };
+    let done: Vec<String> = outs
+        .iter()
+        .filter(|o| o.outcome == Some(Outcome::Ok))
+        .map(|o| o.host.clone())
+        .collect();
+    if done.is_empty() {
+        return Ok(outs);
+    }
+    let checks = remote_outcomes(transport, options, &check, &[0], &done, cancel)?;
+    for c in checks {
+        if c.outcome == Some(Outcome::Ok) {
+            continue;
+        }
+        if let Some(o) = outs.iter_mut().find(|o| o.host == c.host) {
+            let what = String::from_utf8_lossy(&c.stdout).trim().to_owned();
+            o.outcome = Some(match c.outcome {
+                Some(Outcome::Unreachable) => Outcome::Unreachable,
+                _ => Outcome::Failed,
+            });
+            o.detail = format!(
+                "`{}` exited 0 but the host is not back: {}{}",
+                command.to_shell(),
+                if what.is_empty() {
+                    c.detail.clone()
+                } else {
+                    what
+                },
+                c.rc.map(|rc| format!(" (check exit {rc})"))
+                    .unwrap_or_default()
+            );
+            o.rc = c.rc;
+            o.stdout.extend_from_slice(b"\n-- verification --\n");
+            o.stdout.extend_from_slice(&c.stdout);
+            o.stderr.extend_from_slice(&c.stderr);
+        }
     }
     Ok(outs)
 }

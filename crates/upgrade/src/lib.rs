@@ -32,6 +32,7 @@
 pub mod batch;
 pub mod command;
 pub mod execute;
+pub mod guard;
 pub mod health;
 pub mod plan;
 pub mod recover;

@@ -3,6 +3,13 @@
 //! the journal (`start-cron`: `systemctl start cron.service`;
 //! `enable-puppet`: `puppet agent --enable`).
 //!
+//! Before a compensation runs on a host, the dead run's process is fenced
+//! off that host under the host's lock ([`crate::guard`]): a remote command
+//! it left running finishes first, one still in flight then does nothing.
+//! A compensation counts as done only once the host's final state is
+//! verified (cron active, puppet's lock file absent), not because the
+//! command exited 0.
+//!
 //! Compensations of a run whose process is still alive are left alone (that
 //! run runs them itself). Each recovery is a run of its own in the journal
 //! (mode `recover`), one step per action, with the host results; a
@@ -11,11 +18,11 @@
 //! a dead run has nothing pending any more, its host locks are released.
 
 use crate::command::{compensation_command, COMPENSATIONS};
-use crate::execute::{run_compensation, ExecError, ExecOptions, PendingAction};
+use crate::execute::{compensate_and_verify, ExecError, ExecOptions, PendingAction};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use swh_deploy_fleet::Transport;
+use swh_deploy_fleet::{CancelToken, Transport};
 use swh_deploy_journal::{Journal, NewRun, Outcome, RunId, RunStatus, StepStatus};
 use swh_deploy_nodeset::NodeSet;
 
@@ -124,6 +131,13 @@ pub fn recover(
     }
     let runs: BTreeSet<RunId> = todo.iter().map(|c| c.run).collect();
     report.recovered_runs = runs.iter().copied().collect();
+    // The processes of the dead runs, fenced off each host before its
+    // compensations run (their in-flight remote commands then do nothing).
+    let mut fence = Vec::new();
+    for r in &runs {
+        fence.push(journal.run(*r)?.process_token());
+    }
+    let own = journal.process_token();
     let me = journal.start_run(&NewRun {
         command_line: argv,
         mode: "recover".into(),
@@ -164,7 +178,16 @@ pub fn recover(
             index += 1;
             continue;
         };
-        let results = run_compensation(transport, options, &command, &hosts)?;
+        let results = compensate_and_verify(
+            transport,
+            options,
+            &action,
+            &command,
+            &hosts,
+            &own,
+            &fence,
+            &CancelToken::new(),
+        )?;
         let mut ok_hosts = Vec::new();
         let mut bad: BTreeMap<String, String> = BTreeMap::new();
         for r in results {
