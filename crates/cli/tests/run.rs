@@ -597,3 +597,78 @@ fn options_are_parsed_as_clush_parses_them() {
         assert_eq!(a.stdout, b.stdout, "{args:?}");
     }
 }
+
+/// ClusterShell 1.10.1's own `tests/CLIClushTest.py`, unchanged, with its
+/// in-process `clush` call replaced by swh-deploy (as `clush`) in a
+/// subprocess, and a private sshd on loopback for the tests that ssh to
+/// this host and `localhost` (crates/cli/tests/peer/clush_peer.py). Every
+/// test of an option swh-deploy supports must pass; the others are skipped
+/// with the reason. The counts line (`peer CLIClushTest.py: N passed, ...`)
+/// is printed in the test output.
+#[test]
+fn clustershell_peer_suite_cli_clush() {
+    let venv = clush().parent().unwrap().parent().unwrap().to_path_buf();
+    let python = venv.join("bin/python");
+    let sdist = venv.join("peer/clustershell-1.10.1");
+    assert!(
+        sdist.join("tests/CLIClushTest.py").exists(),
+        "{} missing: run scripts/install-deps",
+        sdist.display()
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // The private sshd logs in as root, in a private mount namespace.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the clush peer suite needs root"
+        );
+        eprintln!("SKIPPED: the clush peer suite needs root");
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peer/clush_peer.py");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("out");
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .arg("--bin")
+        .arg(bin())
+        .arg("--sdist")
+        .arg(&sdist)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the clush peer adapter");
+    // Bounded: the suite takes about 2.5 minutes on 2 cores.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the clush peer suite did not finish in 10 minutes:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = std::fs::read_to_string(&log).unwrap();
+    print!("{out}");
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("peer CLIClushTest.py: "))
+        .expect("the adapter prints its counts");
+    let count = |what: &str| -> usize {
+        summary
+            .split([':', ','])
+            .find_map(|p| p.trim().strip_suffix(what))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {what} count in {summary:?}"))
+    };
+    assert!(status.success(), "{summary}");
+    assert_eq!(count("failed"), 0, "{summary}");
+    assert!(count("passed") > 0, "{summary}");
+}
