@@ -140,6 +140,11 @@ pub struct BumpRequest {
     /// Write the list of changed keys in the commit message's body. Off by
     /// default: SWH's automation writes the subject only.
     pub body: bool,
+    /// Release-only: commit even when the branch already has a release
+    /// commit for this module version (SWH's history has such repeats,
+    /// e.g. v408-v410 for swh.web v0.9.4; an appVersion change re-renders
+    /// every deployment's labels).
+    pub again: bool,
 }
 
 /// What `chart bump` did (or would do, with `dry_run`).
@@ -414,7 +419,7 @@ impl ChartsRepo {
             (Some(e.text), e.changes, e.notes)
         };
         let (new_chart, app_version) = values::bump_app_version(&chart_path, &chart_text)?;
-        let already = match (&req.module, req.release_only) {
+        let already = match (&req.module, req.release_only && !req.again) {
             (Some((m, v)), true) => self.find_release("HEAD", m, v)?,
             _ => None,
         };

@@ -39,6 +39,12 @@ struct Bed {
 
 impl Bed {
     fn new() -> Bed {
+        Bed::with(REAL, REAL_CHART, "v423: initial")
+    }
+
+    /// A bed whose branches hold `values` and `chart`, committed as
+    /// `subject`.
+    fn with(values: &str, chart: &str, subject: &str) -> Bed {
         let tmp = tempfile::tempdir().unwrap();
         let remote = tmp.path().join("swh-charts.git");
         let work = tmp.path().join("swh-charts");
@@ -66,10 +72,10 @@ impl Bed {
         );
         identity(&seed);
         std::fs::create_dir_all(seed.join("swh")).unwrap();
-        std::fs::write(seed.join(VALUES_FILE), REAL).unwrap();
-        std::fs::write(seed.join(CHART_FILE), REAL_CHART).unwrap();
+        std::fs::write(seed.join(VALUES_FILE), values).unwrap();
+        std::fs::write(seed.join(CHART_FILE), chart).unwrap();
         git(&seed, &["add", "."]);
-        git(&seed, &["commit", "-q", "-m", "v423: initial"]);
+        git(&seed, &["commit", "-q", "-m", subject]);
         git(
             &seed,
             &["remote", "add", "origin", remote.to_str().unwrap()],
@@ -133,6 +139,7 @@ fn request(bumps: &[(&str, &str)]) -> BumpRequest {
         dry_run: false,
         release_only: false,
         body: false,
+        again: false,
     }
 }
 
@@ -519,4 +526,115 @@ fn release_only_is_refused_with_apps_or_without_module() {
         .contains("invalid module version"));
     assert_eq!(bed.remote_head("swh-next-version"), head);
     assert_eq!(git(&bed.work, &["status", "--porcelain"]), "");
+}
+
+/// Real release commits of SoftwareHeritage/swh-charts replayed through
+/// `bump`: from the files of the commit's parent, the same Chart.yaml and
+/// values file byte for byte, the same subject, no body, the same files
+/// touched. Data: `tests/data/replay/` (see its README).
+#[test]
+fn real_release_commits_are_replayed_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/replay");
+    let read = |name: String| std::fs::read_to_string(dir.join(name)).unwrap();
+    // commit, subject, its parent's subject, whether it changed images
+    for (commit, subject, parent, images) in [
+        (
+            "3a560845",
+            "v423: Release swh.graph v6.4.0",
+            "v422: Release swh.export v1.8.0",
+            true,
+        ),
+        (
+            "bb49c138",
+            "v421: Release swh.indexer v3.8.1",
+            "v420: Release swh.web v0.9.6",
+            true,
+        ),
+        (
+            "ff9fc935",
+            "v422: Release swh.export v1.8.0",
+            "Drop unused external services",
+            false,
+        ),
+        (
+            "7a4d9307",
+            "v389: Release swh.loader.svn v2.2.1",
+            "v388: Release swh.storage v2.8.1",
+            false,
+        ),
+        (
+            "dbd019c8",
+            "v410: Release swh.web v0.9.4",
+            "v409: Release swh.web v0.9.4",
+            false,
+        ),
+    ] {
+        let chart_before = read(format!("{commit}.Chart.before.yaml"));
+        let chart_after = read(format!("{commit}.Chart.after.yaml"));
+        let (values_before, values_after) = if images {
+            (
+                read(format!("{commit}.values.before.yaml")),
+                read(format!("{commit}.values.after.yaml")),
+            )
+        } else {
+            (REAL.to_string(), REAL.to_string())
+        };
+        let bed = Bed::with(&values_before, &chart_before, parent);
+        let repo = ChartsRepo::open(&bed.work).unwrap();
+        let (_, rest) = subject.split_once(": Release ").unwrap();
+        let (module, version) = rest.split_once(' ').unwrap();
+        let mut req = request(&[]);
+        req.module = Some((module.into(), version.into()));
+        if images {
+            // The image versions the release set, as given to the tool.
+            let a = swh_deploy_charts::values::read_apps(&values_before).unwrap();
+            let b = swh_deploy_charts::values::read_apps(&values_after).unwrap();
+            req.bumps = b
+                .iter()
+                .filter(|(k, v)| a.get(*k) != Some(*v))
+                .map(|(k, v)| Bump {
+                    app: k.replace('_', "-"),
+                    version: v.version.clone().unwrap(),
+                    add_image: None,
+                })
+                .collect();
+            assert!(!req.bumps.is_empty(), "{commit}");
+        } else {
+            req.release_only = true;
+        }
+        let before = bed.remote_head("swh-next-version");
+        let out = match repo.bump(&req) {
+            Ok(out) if out.already.is_some() => {
+                // v410 repeats v409's release: done once unless asked again.
+                assert_eq!(commit, "dbd019c8", "{out:?}");
+                req.again = true;
+                repo.bump(&req).unwrap()
+            }
+            other => other.unwrap(),
+        };
+        let head = bed.remote_head("swh-next-version");
+        assert_eq!(out.commit.as_deref(), Some(head.as_str()), "{commit}");
+        assert_eq!(
+            git(&bed.remote, &["log", "-1", "--format=%B", &head]),
+            subject,
+            "{commit}"
+        );
+        let show = |path: &str| {
+            let o = Command::new("git")
+                .arg("-C")
+                .arg(&bed.remote)
+                .args(["show", &format!("{head}:{path}")])
+                .output()
+                .unwrap();
+            String::from_utf8(o.stdout).unwrap()
+        };
+        assert_eq!(show(CHART_FILE), chart_after, "{commit}: {CHART_FILE}");
+        assert_eq!(show(VALUES_FILE), values_after, "{commit}: {VALUES_FILE}");
+        let touched = git(&bed.remote, &["diff", "--name-only", &before, &head]);
+        if images {
+            assert_eq!(touched, format!("{CHART_FILE}\n{VALUES_FILE}"), "{commit}");
+        } else {
+            assert_eq!(touched, CHART_FILE, "{commit}");
+        }
+    }
 }
