@@ -49,6 +49,10 @@ enum ChartCommand {
         /// nothing when the branch already has that release commit.
         #[arg(long, requires = "module", conflicts_with_all = ["apps", "add"])]
         release_only: bool,
+        /// With --release-only: commit even if the branch already has the
+        /// release commit of this module version (another appVersion bump).
+        #[arg(long, requires = "release_only")]
+        again: bool,
         /// Also list the changed keys in the commit message's body (they
         /// are always printed and journaled).
         #[arg(long)]
@@ -169,6 +173,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
         ChartCommand::Bump {
             apps,
             release_only,
+            again,
             body,
             module,
             module_version,
@@ -185,6 +190,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 dry_run,
                 release_only,
                 body,
+                again,
             };
             let mut rec = if dry_run {
                 None
@@ -194,6 +200,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                     serde_json::json!({
                         "apps": apps,
                         "release_only": release_only,
+                        "again": again,
                         "module": module,
                         "module_version": module_version,
                         "branch": branch,
@@ -296,7 +303,9 @@ pub(crate) fn journal_step(out: &BumpOutcome, branch: &str, push: bool) -> Strin
 /// keys went, appVersion, the commit.
 pub(crate) fn print_bump(out: &BumpOutcome, branch: &str, dry_run: bool, no_push: bool) {
     if let Some(c) = &out.already {
-        println!("nothing to do: {branch} already has the release commit {c}");
+        println!(
+            "nothing to do: {branch} already has the release commit {c} (--again to bump appVersion once more)"
+        );
         return;
     }
     if !out.has_work() {

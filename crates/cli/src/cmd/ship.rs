@@ -125,6 +125,10 @@ pub struct ShipArgs {
     /// Static path: failure budget, as for `upgrade --max-fail`.
     #[arg(long = "max-fail", value_name = "N|P%", value_parser = super::upgrade::parse_budget)]
     max_fail: Option<FailBudget>,
+    /// Static path: accept and pin the key of a host absent from
+    /// known_hosts, as for `upgrade --accept-new-host-keys`.
+    #[arg(long)]
+    accept_new_host_keys: bool,
     /// Static path: the environments to upgrade, in this order (default:
     /// staging, then the others, then production).
     #[arg(long = "env", value_name = "ENV")]
@@ -1134,6 +1138,15 @@ fn chart_missing(ctx: &Ctx, env: Env) -> Result<Vec<String>, Failure> {
 
 /// Hosts whose installed package is not at the release (or that did not
 /// answer).
+/// The host-key policy `--accept-new-host-keys` asks for.
+fn host_keys(ctx: &Ctx) -> swh_deploy_fleet::HostKeyPolicy {
+    if ctx.args.accept_new_host_keys {
+        swh_deploy_fleet::HostKeyPolicy::AcceptNew
+    } else {
+        swh_deploy_fleet::HostKeyPolicy::Strict
+    }
+}
+
 fn hosts_behind(ctx: &Ctx, hosts: &[String]) -> Result<Vec<String>, Failure> {
     let package: PackageName = ctx
         .module
@@ -1141,7 +1154,8 @@ fn hosts_behind(ctx: &Ctx, hosts: &[String]) -> Result<Vec<String>, Failure> {
         .parse()
         .map_err(|e: swh_deploy_site::NameError| e.to_string())?;
     swh_deploy_upgrade::ssh::check(&ctx.site)?;
-    let transport = swh_deploy_upgrade::ssh::transport(&ctx.site).map_err(|e| e.to_string())?;
+    let transport = swh_deploy_upgrade::ssh::transport_with(&ctx.site, host_keys(ctx))
+        .map_err(|e| e.to_string())?;
     let answers = swh_deploy_upgrade::versions::query(
         &transport,
         ctx.site.ssh.fanout.max(1),
@@ -1248,7 +1262,7 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
                     .unwrap_or_default(),
                 max_fail: ctx.args.max_fail.map(|b| b.to_string()).unwrap_or_default(),
             };
-            let code = super::resume::run_upgrade(&ctx.site, &request, None, false);
+            let code = super::resume::run_upgrade(&ctx.site, &request, None, false, host_keys(ctx));
             if code != ExitCode::SUCCESS {
                 let n = [1u8, 3, 4, 5, 6, 130]
                     .into_iter()
@@ -1299,6 +1313,7 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
                 dry_run: false,
                 release_only: ctx.release_only,
                 body: false,
+                again: false,
             };
             let mut rec = Recorder::start(
                 "chart bump",
