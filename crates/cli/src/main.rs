@@ -24,6 +24,11 @@ fn main() -> ExitCode {
     if let Some(code) = cmd::run::main_from_argv(&argv) {
         return code;
     }
+    // `swh-deploy nodeset ...` parses its own arguments with ClusterShell's
+    // (optparse) rules, which clap cannot express (a leading `--`...).
+    if argv.get(1).is_some_and(|a| a == "nodeset") {
+        return cmd::nodeset::main(argv[2..].to_vec());
+    }
     let cli = Cli::parse();
     cmd::dispatch(cli.command)
 }

@@ -218,12 +218,20 @@ fn parse_errors_point_at_the_position() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(
-            "swh-deploy nodeset: Parse error: bad range: \"invalid values in range : \"5-3\"\"\n"
-        ),
-        "{err}"
+    // Not a terminal: ClusterShell's one line, nothing more.
+    assert_eq!(
+        err,
+        "swh-deploy nodeset: Parse error: bad range: \"invalid values in range : \"5-3\"\"\n"
     );
+    // On a terminal (script(1) gives a pty), a caret under the fault.
+    let cmd = format!("{} nodeset -f 'ok[1-2],n[5-3]'", ours.display());
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(err.contains("  ok[1-2],n[5-3]\n"), "{err}");
     assert!(err.contains("            ^ (column 11)"), "{err}");
 }
@@ -269,4 +277,117 @@ fn clustershell_peer_suite_cli_nodeset() {
         out.status.success() && summary.contains(" 0 failed"),
         "ClusterShell's CLINodesetTest.py fails against swh-deploy nodeset: {summary}"
     );
+}
+
+/// Runs `program pre args` and returns (status, stdout, stderr) with the
+/// program name normalised to `nodeset`.
+fn run_full(program: &Path, pre: &[&str], args: &[&str], home: &Path) -> (i32, String, String) {
+    let out = Command::new(program)
+        .args(pre)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("CLUSTERSHELL_CFGDIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).replace("swh-deploy nodeset", "nodeset"),
+    )
+}
+
+/// Options are parsed as ClusterShell's optparse does: unknown options are
+/// refused (exit 2, same usage line and message), values attach to short
+/// options, long options abbreviate, `--` ends the options; type errors of
+/// option values and of `-O` formats give ClusterShell's messages.
+#[test]
+fn option_parsing_matches_clustershell_optparse() {
+    let Some(cs) = clustershell_nodeset() else {
+        return;
+    };
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_config(dir.path());
+    let conf_s = conf.to_string_lossy().to_string();
+    let cases: &[&[&str]] = &[
+        &["-f", "--bogus", "foo"],
+        &["-c", "--pick", "1", "foo[1-100]"],
+        &["-c", "-a", "-d"],
+        &["-c", "-a", "-q"],
+        &["-I0", "-f", "n[1-5]"],
+        &["-S:", "-e", "n[1-3]"],
+        &["-eS:", "n[1-3]"],
+        &["-eS", ":", "n[1-3]"],
+        &["--fo", "n1", "n2"],
+        &["--ex", "-", "n[1-3]"],
+        &["--l"],
+        &["--list-s"],
+        &["-f", "--", "n1", "n2"],
+        &["--", "-f", "a"],
+        &["-f", "a", "-c"],
+        &["--count=3", "a"],
+        &["--index"],
+        &["-c", "-I"],
+        &["-cz", "a"],
+        &["--split=x", "-f", "a"],
+        &["--split=0x2", "-f", "a[1-4]"],
+        &["--autostep=x", "-f", "a"],
+        &["--autostep=5%", "-f", "a[1-9/2]"],
+        &["-s", "", "-f", "a"],
+        &["--groupsource=-x", "-f", "a"],
+        &["-O", "%d", "-e", "a"],
+        &["-O", "x", "-c", "a"],
+        &["-O", "%s%s", "-f", "a"],
+        &["-O", "%05d", "-c", "a[1-3]"],
+        &["-O", "%", "-c", "a"],
+        &["-O", "%y", "-c", "a"],
+        &["--pick=-1", "-c", "a[1-3]"],
+        &["--pick=0", "-c", "a[1-3]"],
+        &["-S", "'''", "-e", "a", "b"],
+        &["-S", "\\", "-e", "a", "b"],
+        &["-S", "", "-e", "a", "b"],
+        &["-R", "-a", "-c"],
+        &["-R", "-s", "site", "-c", "1-3"],
+        &["--split=2", "--contiguous", "-f", "a"],
+        &["--index", "a1", "--pick", "1", "a[1-3]"],
+        &["--index", "a[1-2]", "a[1-3]"],
+        &["--index", "a7", "a[1-3]"],
+        &["-R", "--index", "7", "1-3"],
+        &["--completion", "-s", "site"],
+        &["-R", "-f", "1-3", "-x", "2", "-X", "5"],
+        &["-R", "-f", "3-1"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let theirs = run_full(&cs, &["--groupsconf", &conf_s], args, dir.path());
+        let mine = run_full(
+            &ours,
+            &["nodeset", "--groupsconf", &conf_s],
+            args,
+            dir.path(),
+        );
+        // `--pick` is random: only the count is compared (it is the output).
+        if theirs != mine {
+            failures.push(format!(
+                "args {args:?}\n  clustershell: {theirs:?}\n  ours:         {mine:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // --version: ClusterShell's release is named; --help lists every long
+    // option ClusterShell's help lists.
+    let (status, out, _) = run_full(&ours, &["nodeset"], &["--version"], dir.path());
+    assert_eq!(status, 0);
+    assert!(out.contains("ClusterShell 1.10.1"), "{out}");
+    let (_, theirs_help, _) = run_full(&cs, &[], &["--help"], dir.path());
+    let (status, help, _) = run_full(&ours, &["nodeset"], &["--help"], dir.path());
+    assert_eq!(status, 0);
+    for word in theirs_help.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
+        if word.starts_with("--") && word.len() > 2 {
+            assert!(help.contains(word), "--help does not list {word}:\n{help}");
+        }
+    }
 }

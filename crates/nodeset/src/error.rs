@@ -22,6 +22,9 @@ pub enum ErrorKind {
     IllegalChar,
     /// The group configuration is wrong (`Group resolver error: ...`).
     Config,
+    /// The group configuration file is not valid INI (configparser's own
+    /// message, no prefix).
+    ConfigSyntax,
     /// A group source query failed outside parsing (`Group error: ...`).
     Group,
     /// Any other bad value (`ERROR: ...` without program prefix).
@@ -105,6 +108,7 @@ impl fmt::Display for ParseError {
             ErrorKind::NoUpcall => write!(f, "{}", self.message),
             ErrorKind::IllegalChar => write!(f, "Illegal group character: \"{}\"", self.message),
             ErrorKind::Config => write!(f, "Group resolver error: {}", self.message),
+            ErrorKind::ConfigSyntax => write!(f, "{}", self.message),
             ErrorKind::Group => write!(f, "Group error: {}", self.message),
             ErrorKind::Value => write!(f, "{}", self.message),
         }
@@ -142,6 +146,9 @@ pub enum GroupError {
     /// The group configuration is invalid.
     #[error("Group resolver error: {0}")]
     Config(String),
+    /// The group configuration file is not valid INI.
+    #[error("{0}")]
+    ConfigSyntax(String),
 }
 
 impl GroupError {
@@ -155,6 +162,7 @@ impl GroupError {
             GroupError::QueryFailed { command, .. } => ParseError::other(ErrorKind::Group, command),
             GroupError::IllegalChar(c) => ParseError::other(ErrorKind::IllegalChar, c),
             GroupError::Config(m) => ParseError::other(ErrorKind::Config, m),
+            GroupError::ConfigSyntax(m) => ParseError::other(ErrorKind::ConfigSyntax, m),
         }
     }
 }

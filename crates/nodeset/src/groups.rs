@@ -122,20 +122,20 @@ impl Ini {
                 continue;
             }
             let Some(s) = current else {
-                return Err(GroupError::Config(format!(
-                    "File contains no section headers.\nfile: '{}', line: {}\n{:?}",
+                return Err(GroupError::ConfigSyntax(format!(
+                    "File contains no section headers.\nfile: '{}', line: {}\n{}",
                     path.display(),
                     lineno + 1,
-                    raw
+                    py_repr_line(raw)
                 )));
             };
             let cut = raw.find(['=', ':']);
             let Some(cut) = cut else {
-                return Err(GroupError::Config(format!(
-                    "Source contains parsing errors: '{}'\n\t[line {:2}]: {:?}",
+                return Err(GroupError::ConfigSyntax(format!(
+                    "Source contains parsing errors: '{}'\n\t[line {:2}]: {}",
                     path.display(),
                     lineno + 1,
-                    raw
+                    py_repr_line(&format!("{raw}\n"))
                 )));
             };
             let key = raw[..cut].trim().to_lowercase();
@@ -864,6 +864,32 @@ pub fn all_nodes(
         ns.update(&NodeSet::parse_with(&item, resolver)?);
     }
     Ok(ns)
+}
+
+/// Python's `repr()` of a configuration line, as configparser quotes it in
+/// its errors (single quotes unless the line holds one).
+fn py_repr_line(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
 }
 
 #[cfg(test)]

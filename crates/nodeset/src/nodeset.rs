@@ -61,6 +61,7 @@ impl Entry {
 pub struct NodeSet {
     pub(crate) patterns: HashMap<String, Entry>,
     fold_axis: Option<Vec<i64>>,
+    autostep: Option<i64>,
 }
 
 /// Escapes `%` the way ClusterShell's patterns do.
@@ -272,6 +273,60 @@ impl NodeSet {
     /// `None` folds along every axis.
     pub fn set_fold_axis(&mut self, axis: Option<Vec<i64>>) {
         self.fold_axis = axis;
+    }
+
+    /// Folds arithmetic progressions of at least `autostep` indexes as
+    /// `a-b/step` (ClusterShell's `autostep`); `None` (the default) never
+    /// does.
+    pub fn set_autostep(&mut self, autostep: Option<i64>) {
+        self.autostep = autostep;
+    }
+
+    /// The maximal subsets of one pattern and consecutive indexes
+    /// (ClusterShell's `contiguous()`), in iteration order.
+    pub fn contiguous(&self) -> Vec<NodeSet> {
+        let mut out = Vec::new();
+        let single = |pat: &str, entry: Entry| {
+            let mut ns = NodeSet::new();
+            ns.patterns.insert(pat.to_string(), entry);
+            ns
+        };
+        for (pat, e) in self.sorted_patterns() {
+            match e {
+                Entry::Plain => out.push(single(pat, Entry::Plain)),
+                Entry::One { set, .. } => {
+                    for rs in set.contiguous() {
+                        out.push(single(
+                            pat,
+                            Entry::One {
+                                set: rs,
+                                pending: Vec::new(),
+                            },
+                        ));
+                    }
+                }
+                Entry::Nd(nd) => {
+                    for v in nd.vectors() {
+                        let mut vecs: Vec<Vec<RangeSet>> = vec![v.clone()];
+                        for axis in 0..v.len() {
+                            let mut next = Vec::new();
+                            for vec in &vecs {
+                                for part in vec[axis].contiguous() {
+                                    let mut w = vec.clone();
+                                    w[axis] = part;
+                                    next.push(w);
+                                }
+                            }
+                            vecs = next;
+                        }
+                        for w in vecs {
+                            out.push(single(pat, Entry::Nd(RangeSetNd::from_vector(w))));
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The node names in ClusterShell's order: patterns sorted, then indexes
@@ -539,7 +594,7 @@ impl NodeSet {
                         let mut rs = String::new();
                         if set.len() > 1 {
                             rs.push('[');
-                            set.write_folded(&mut rs);
+                            set.write_folded_autostep(&mut rs, self.autostep);
                             rs.push(']');
                         } else {
                             set.write_folded(&mut rs);
@@ -572,7 +627,10 @@ impl NodeSet {
                         for (axis, rs) in v.iter().enumerate() {
                             let choices: Vec<String> = if rs.len() > 1 {
                                 if axes.contains(&(axis as i64)) {
-                                    vec![format!("[{rs}]")]
+                                    let mut f = String::from("[");
+                                    rs.write_folded_autostep(&mut f, self.autostep);
+                                    f.push(']');
+                                    vec![f]
                                 } else {
                                     rs.indexes().iter().map(Index::to_string).collect()
                                 }

@@ -424,6 +424,131 @@ impl RangeSet {
     }
 }
 
+impl RangeSet {
+    /// The items of the folded form as `(first, last, step)`, with
+    /// ClusterShell's autostep rule: `autostep` is the least number of
+    /// indexes an arithmetic progression must hold to be written
+    /// `a-b/step` (`None`: never; runs of consecutive indexes are always
+    /// `a-b`). Padding classes never mix within one item.
+    pub fn folded_items(&self, autostep: Option<i64>) -> Vec<(Index, Index, i64)> {
+        // ClusterShell keeps the threshold minus one and compares it with
+        // the distance covered; a disabled autostep never matches.
+        let threshold: Option<i128> = autostep.map(|a| a as i128 - 1);
+        let reaches = |first: i64, last: i64, step: i64| match threshold {
+            None => false,
+            Some(t) => (last as i128 - first as i128) >= t * step as i128,
+        };
+        let mut out: Vec<(Index, Index, i64)> = Vec::new();
+        let mut it = self.items.iter();
+        let Some(&head) = it.next() else {
+            return out;
+        };
+        let mk = |v: i64, like: Index| Index::new(v, if like.is_padded() { like.width } else { 0 });
+        let singles =
+            |out: &mut Vec<(Index, Index, i64)>, from: i64, stop: i64, step: i64, like| {
+                let mut j = from;
+                while j < stop {
+                    let ix = mk(j, like);
+                    out.push((ix, ix, 1));
+                    j += step;
+                }
+            };
+        let mut start = head;
+        let mut last = head;
+        let mut step: Option<i64> = None;
+        for &idx in it {
+            let padding_mismatch = if start.is_padded() {
+                idx.width != start.width
+            } else {
+                idx.is_padded()
+            };
+            let gap = idx.value - last.value;
+            let step_mismatch = !padding_mismatch && step.is_some_and(|s| s != gap);
+            if padding_mismatch || step_mismatch {
+                let (stepped, s) = match step {
+                    Some(s) => (s == 1 || reaches(start.value, last.value, s), s),
+                    None => (true, 1),
+                };
+                if stepped {
+                    out.push((start, last, s));
+                    start = idx;
+                } else {
+                    let stop = if padding_mismatch {
+                        last.value + 1
+                    } else {
+                        last.value - s + 1
+                    };
+                    singles(&mut out, start.value, stop, s, start);
+                    start = if padding_mismatch { idx } else { last };
+                }
+                step = step_mismatch.then_some(gap);
+                last = idx;
+                continue;
+            }
+            step = Some(gap);
+            last = idx;
+        }
+        match step {
+            Some(s) if s != 1 && !reaches(start.value, last.value, s) => {
+                singles(&mut out, start.value, last.value + 1, s, start);
+            }
+            s => out.push((start, last, s.unwrap_or(1))),
+        }
+        out
+    }
+
+    /// Appends the folded form with ClusterShell's autostep rule (see
+    /// [`RangeSet::folded_items`]): `0-6/2`.
+    pub fn write_folded_autostep(&self, out: &mut String, autostep: Option<i64>) {
+        if autostep.is_none() {
+            return self.write_folded(out);
+        }
+        for (n, (a, b, step)) in self.folded_items(autostep).into_iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            a.write_to(out);
+            if a != b {
+                out.push('-');
+                b.write_to(out);
+                if step != 1 {
+                    out.push('/');
+                    out.push_str(&step.to_string());
+                }
+            }
+        }
+    }
+
+    /// The maximal runs of consecutive indexes with the same padding, each
+    /// as its own range set (ClusterShell's `contiguous()`).
+    pub fn contiguous(&self) -> Vec<RangeSet> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        for (a, b) in self.runs() {
+            let n = (b.value - a.value) as usize + 1;
+            out.push(RangeSet {
+                items: self.items[i..i + n].to_vec(),
+            });
+            i += n;
+        }
+        out
+    }
+
+    /// The indexes at positions `start..stop` (clamped), in order.
+    pub fn slice_positions(&self, start: usize, stop: usize) -> RangeSet {
+        let stop = stop.min(self.items.len());
+        let start = start.min(stop);
+        RangeSet {
+            items: self.items[start..stop].to_vec(),
+        }
+    }
+
+    /// The 0-based position of `index` (with its written form), if present.
+    pub fn position(&self, index: &Index) -> Option<usize> {
+        self.items.binary_search(index).ok()
+    }
+}
+
 impl fmt::Display for RangeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::new();
@@ -599,5 +724,28 @@ mod tests {
         assert_eq!(a.symmetric_difference(&b).to_string(), "1-4,11-15");
         assert!(RangeSet::parse("2-3").unwrap().is_subset(&a));
         assert!(a.is_disjoint(&RangeSet::parse("11").unwrap()));
+    }
+
+    fn stepped(s: &str, autostep: i64) -> String {
+        let mut out = String::new();
+        RangeSet::parse(s)
+            .unwrap()
+            .write_folded_autostep(&mut out, Some(autostep));
+        out
+    }
+
+    #[test]
+    fn autostep_folds_progressions_from_the_threshold_on() {
+        // Expected values: ClusterShell 1.10.1's RangeSet(s, autostep=n).
+        assert_eq!(stepped("0,2,4,6", 4), "0-6/2");
+        assert_eq!(stepped("0,2,4,6", 5), "0,2,4,6");
+        assert_eq!(stepped("0,2,4,6,9", 4), "0-6/2,9");
+        assert_eq!(stepped("0,2,4-6", 3), "0-4/2,5-6");
+        assert_eq!(stepped("1-3,10,11", 3), "1-3,10-11");
+        assert_eq!(stepped("1-3,10,11", 0), "1-3,10,11");
+        assert_eq!(stepped("01,03,05,7,9", 3), "7,9,01-05/2");
+        let rs = RangeSet::parse("1-3,5,7-8").unwrap();
+        let parts: Vec<String> = rs.contiguous().iter().map(|r| r.to_string()).collect();
+        assert_eq!(parts, ["1-3", "5", "7-8"]);
     }
 }

@@ -1,0 +1,371 @@
+//! Command-line parsing with Python optparse's semantics, the parser that
+//! ClusterShell's commands use, driven by one option table:
+//!
+//! - short options cluster (`-cq`) and take their value attached (`-I0`,
+//!   `-S:`) or as the next argument (`-I 0`);
+//! - long options take `--opt=value` or `--opt value`, and any unambiguous
+//!   prefix names the option (`--fo` for `--fold`);
+//! - parsing stops at the first argument that is not an option (ClusterShell
+//!   disables interspersed arguments) or after `--`; a lone `-` is an
+//!   argument;
+//! - errors carry optparse's messages: `no such option: --bogus`,
+//!   `ambiguous option: --l (--list, --list-all, --list-sources?)`,
+//!   `--index option requires 1 argument`,
+//!   `--count option does not take a value`.
+
+/// One option of a table.
+#[derive(Debug)]
+pub struct OptSpec<K: Copy> {
+    /// What the caller matches on.
+    pub key: K,
+    /// The short form (`-c`), if any.
+    pub short: Option<char>,
+    /// The long forms, without `--` (`count`).
+    pub long: &'static [&'static str],
+    /// The value's name in the help when the option takes a value.
+    pub metavar: Option<&'static str>,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// One option found on the command line.
+#[derive(Debug, Clone)]
+pub struct Occurrence<K> {
+    /// The option's key.
+    pub key: K,
+    /// The option as optparse names it in messages: `-x` or `--exclude`
+    /// (the full long name, even when a prefix was typed).
+    pub name: String,
+    /// Its value, for options that take one.
+    pub value: Option<String>,
+}
+
+/// The options in command-line order, then the remaining arguments.
+#[derive(Debug)]
+pub struct Parsed<K> {
+    /// Options in the order given.
+    pub opts: Vec<Occurrence<K>>,
+    /// Arguments from the first non-option on (`--` removed).
+    pub args: Vec<String>,
+}
+
+/// Parses `argv` (without the program name) against `table`.
+///
+/// Returns optparse's error message (without the usage and program
+/// prefix) on a bad option.
+pub fn parse<K: Copy>(table: &[OptSpec<K>], argv: &[String]) -> Result<Parsed<K>, String> {
+    let mut opts = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = &argv[i];
+        if arg == "--" {
+            i += 1;
+            break;
+        }
+        if let Some(body) = arg.strip_prefix("--") {
+            let (name, attached) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            let spec = match_long(table, name)?;
+            let full = format!("--{}", long_name(spec, name));
+            i += 1;
+            let value = if spec.metavar.is_some() {
+                match attached {
+                    Some(v) => Some(v),
+                    None => {
+                        let Some(v) = argv.get(i) else {
+                            return Err(format!("{full} option requires 1 argument"));
+                        };
+                        i += 1;
+                        Some(v.clone())
+                    }
+                }
+            } else if attached.is_some() {
+                return Err(format!("{full} option does not take a value"));
+            } else {
+                None
+            };
+            opts.push(Occurrence {
+                key: spec.key,
+                name: full,
+                value,
+            });
+            continue;
+        }
+        if arg.len() > 1 && arg.starts_with('-') {
+            let chars: Vec<char> = arg.chars().skip(1).collect();
+            i += 1;
+            let mut k = 0;
+            while k < chars.len() {
+                let c = chars[k];
+                let name = format!("-{c}");
+                let Some(spec) = table.iter().find(|s| s.short == Some(c)) else {
+                    return Err(format!("no such option: {name}"));
+                };
+                k += 1;
+                let value = if spec.metavar.is_some() {
+                    if k < chars.len() {
+                        let v: String = chars[k..].iter().collect();
+                        k = chars.len();
+                        Some(v)
+                    } else {
+                        let Some(v) = argv.get(i) else {
+                            return Err(format!("{name} option requires 1 argument"));
+                        };
+                        i += 1;
+                        Some(v.clone())
+                    }
+                } else {
+                    None
+                };
+                opts.push(Occurrence {
+                    key: spec.key,
+                    name,
+                    value,
+                });
+            }
+            continue;
+        }
+        break;
+    }
+    Ok(Parsed {
+        opts,
+        args: argv[i..].to_vec(),
+    })
+}
+
+/// The long name of `spec` that `typed` (exact or prefix) stands for.
+fn long_name<K: Copy>(spec: &OptSpec<K>, typed: &str) -> &'static str {
+    spec.long
+        .iter()
+        .find(|l| **l == typed)
+        .or_else(|| spec.long.iter().find(|l| l.starts_with(typed)))
+        .copied()
+        .unwrap_or("")
+}
+
+/// optparse's `_match_abbrev`: an exact long name, else the only one that
+/// starts with `typed`.
+fn match_long<'a, K: Copy>(table: &'a [OptSpec<K>], typed: &str) -> Result<&'a OptSpec<K>, String> {
+    if let Some(spec) = table.iter().find(|s| s.long.contains(&typed)) {
+        return Ok(spec);
+    }
+    let mut hits: Vec<(&'static str, &OptSpec<K>)> = table
+        .iter()
+        .flat_map(|s| s.long.iter().map(move |l| (*l, s)))
+        .filter(|(l, _)| l.starts_with(typed))
+        .collect();
+    match hits.len() {
+        0 => Err(format!("no such option: --{typed}")),
+        1 => Ok(hits[0].1),
+        _ => {
+            hits.sort_by_key(|(l, _)| *l);
+            let names: Vec<String> = hits.iter().map(|(l, _)| format!("--{l}")).collect();
+            Err(format!(
+                "ambiguous option: --{typed} ({}?)",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+/// Python's `repr()` of a string, as optparse quotes values in messages.
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// optparse's `int` type: Python's `int(value, radix)` with the radix
+/// taken from a `0x`, `0b` or `0` prefix.
+pub fn py_int_option(value: &str) -> Option<i64> {
+    let lower = value.to_ascii_lowercase();
+    let (radix, digits) = if lower.starts_with("0x") {
+        (16, &value[2..])
+    } else if lower.starts_with("0b") {
+        (2, &value[2..])
+    } else if lower.starts_with('0') {
+        (8, value.strip_prefix("0o").unwrap_or(value))
+    } else {
+        (10, value)
+    };
+    let t = digits.trim();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if t.is_empty() || t.starts_with('_') || t.ends_with('_') || t.contains("__") {
+        if !(radix == 8 && t.is_empty() && !digits.is_empty()) {
+            return None;
+        }
+    }
+    let clean: String = t.chars().filter(|c| *c != '_').collect();
+    let v = if clean.is_empty() {
+        0
+    } else {
+        i64::from_str_radix(&clean, radix).ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// The help text: usage, then one line per option, like optparse.
+pub fn help<K: Copy>(usage: &str, sections: &[(&str, &[OptSpec<K>])]) -> String {
+    let mut out = format!("Usage: {usage}\n");
+    for (title, specs) in sections {
+        out.push_str(&format!("\n{title}:\n"));
+        for s in specs.iter() {
+            let mut forms = Vec::new();
+            if let Some(c) = s.short {
+                forms.push(match s.metavar {
+                    Some(m) => format!("-{c} {m}"),
+                    None => format!("-{c}"),
+                });
+            }
+            for l in s.long {
+                forms.push(match s.metavar {
+                    Some(m) => format!("--{l}={m}"),
+                    None => format!("--{l}"),
+                });
+            }
+            let forms = forms.join(", ");
+            if forms.len() <= 22 {
+                out.push_str(&format!("  {forms:<22}  {}\n", s.help));
+            } else {
+                out.push_str(&format!("  {forms}\n  {:<22}  {}\n", "", s.help));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum K {
+        Count,
+        Fold,
+        List,
+        ListAll,
+        Slice,
+        Index,
+    }
+
+    const T: &[OptSpec<K>] = &[
+        OptSpec {
+            key: K::Count,
+            short: Some('c'),
+            long: &["count"],
+            metavar: None,
+            help: "",
+        },
+        OptSpec {
+            key: K::Fold,
+            short: Some('f'),
+            long: &["fold"],
+            metavar: None,
+            help: "",
+        },
+        OptSpec {
+            key: K::List,
+            short: Some('l'),
+            long: &["list"],
+            metavar: None,
+            help: "",
+        },
+        OptSpec {
+            key: K::ListAll,
+            short: Some('L'),
+            long: &["list-all"],
+            metavar: None,
+            help: "",
+        },
+        OptSpec {
+            key: K::Slice,
+            short: Some('I'),
+            long: &["slice"],
+            metavar: Some("RANGESET"),
+            help: "",
+        },
+        OptSpec {
+            key: K::Index,
+            short: None,
+            long: &["index"],
+            metavar: Some("NODE"),
+            help: "",
+        },
+    ];
+
+    fn p(args: &[&str]) -> Result<Parsed<K>, String> {
+        let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(T, &v)
+    }
+
+    #[test]
+    fn optparse_semantics() {
+        let r = p(&["-cI0", "--fo", "--slice=1", "--index", "n1", "a", "-f"]).unwrap();
+        let keys: Vec<K> = r.opts.iter().map(|o| o.key).collect();
+        assert_eq!(keys, [K::Count, K::Slice, K::Fold, K::Slice, K::Index]);
+        assert_eq!(r.opts[1].value.as_deref(), Some("0"));
+        assert_eq!(r.opts[2].name, "--fold");
+        assert_eq!(r.opts[4].value.as_deref(), Some("n1"));
+        assert_eq!(r.args, ["a", "-f"]);
+        let r = p(&["-c", "--", "-f"]).unwrap();
+        assert_eq!(r.args, ["-f"]);
+        let r = p(&["-c", "-", "-f"]).unwrap();
+        assert_eq!(r.args, ["-", "-f"]);
+        assert_eq!(p(&["--bogus"]).unwrap_err(), "no such option: --bogus");
+        assert_eq!(p(&["-cz"]).unwrap_err(), "no such option: -z");
+        assert_eq!(
+            p(&["--l"]).unwrap_err(),
+            "ambiguous option: --l (--list, --list-all?)"
+        );
+        assert_eq!(
+            p(&["--ind"]).unwrap_err(),
+            "--index option requires 1 argument"
+        );
+        assert_eq!(p(&["-I"]).unwrap_err(), "-I option requires 1 argument");
+        assert_eq!(
+            p(&["--count=3"]).unwrap_err(),
+            "--count option does not take a value"
+        );
+    }
+
+    #[test]
+    fn python_helpers() {
+        assert_eq!(py_repr("x"), "'x'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_int_option("12"), Some(12));
+        assert_eq!(py_int_option(" -3 "), Some(-3));
+        assert_eq!(py_int_option("0x10"), Some(16));
+        assert_eq!(py_int_option("010"), Some(8));
+        assert_eq!(py_int_option("0"), Some(0));
+        assert_eq!(py_int_option("x"), None);
+        assert_eq!(py_int_option("08"), None);
+    }
+}
