@@ -440,12 +440,25 @@ pub struct SshTransport {
 impl SshTransport {
     /// Makes a transport; creates its private working directory (mode 0700)
     /// and, if asked, the shared control directory.
+    ///
+    /// The working directory is `$TMPDIR/swh-deploy-ssh.PID-START.XXXXXX`
+    /// (the owner's pid and process start time): the directories of
+    /// transports whose process is dead (killed before it could clean up)
+    /// are removed first, their master connections ended.
     pub fn new(options: SshOptions) -> Result<Self, TransportError> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = std::env::temp_dir();
+        remove_stale_workdirs(&tmp, &options.program);
+        let me = std::process::id();
         let workdir = tempfile::Builder::new()
-            .prefix("swh-deploy-ssh.")
+            .prefix(&format!(
+                "{WORKDIR_PREFIX}{me}-{}.",
+                process_start(me).unwrap_or(0)
+            ))
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|source| TransportError::ControlDir {
-                path: std::env::temp_dir(),
+                path: tmp.clone(),
                 source,
             })?;
         let (control_dir, private_control) = match &options.reuse {
@@ -624,6 +637,87 @@ impl SshTransport {
             }
         }
     }
+}
+
+/// How the per-transport working directories (ssh logs, private control
+/// sockets) are named in the temporary directory, before `PID-START.`.
+pub const WORKDIR_PREFIX: &str = "swh-deploy-ssh.";
+
+/// The start time of process `pid` (clock ticks after boot, field 22 of
+/// `/proc/PID/stat`), `None` when there is no such process.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Removes the working directories under `tmp` left by dead transports of
+/// this user: a name `swh-deploy-ssh.PID-START.*` whose process is gone or
+/// started at another time. The masters listening on their control
+/// sockets are ended first (`ssh -O exit`, with `program`). Directories of
+/// live processes, of other users, and of unknown shape are left alone.
+/// Returns how many were removed.
+pub fn remove_stale_workdirs(tmp: &Path, program: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(WORKDIR_PREFIX)) else {
+            continue;
+        };
+        let Some((pid, start)) = rest
+            .split_once('.')
+            .and_then(|(owner, _)| owner.split_once('-'))
+            .and_then(|(p, s)| Some((p.parse::<u32>().ok()?, s.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != uid || process_start(pid) == Some(start) {
+            continue;
+        }
+        if let Ok(files) = std::fs::read_dir(&path) {
+            for f in files.flatten() {
+                let is_socket = f
+                    .file_type()
+                    .map(|t| std::os::unix::fs::FileTypeExt::is_socket(&t))
+                    .unwrap_or(false);
+                if is_socket {
+                    end_master(program, &f.path());
+                }
+            }
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Ends the master listening on control socket `socket`, if one does.
+fn end_master(program: &Path, socket: &Path) {
+    if std::os::unix::net::UnixStream::connect(socket).is_err() {
+        return;
+    }
+    let mut path = OsString::from("-oControlPath=");
+    path.push(socket.as_os_str());
+    let _ = std::process::Command::new(program)
+        .arg(path)
+        .args(["-O", "exit", "--", "stale-master"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// swh-deploy's own ssh options, put before any other on every ssh
@@ -922,6 +1016,51 @@ mod tests {
             Status::Unreachable
         );
         assert_eq!(classify(1, b"whatever\r\n"), Status::Exited(1));
+    }
+
+    #[test]
+    fn the_working_directory_is_private_and_names_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = SshTransport::new(SshOptions::default()).unwrap();
+        let mode = std::fs::metadata(t.workdir.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let me = std::process::id();
+        let name = t.workdir.path().file_name().unwrap().to_str().unwrap();
+        let expected = format!("swh-deploy-ssh.{me}-{}.", process_start(me).unwrap());
+        assert!(name.starts_with(&expected), "{name}");
+    }
+
+    #[test]
+    fn only_the_working_directories_of_dead_owners_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let start = process_start(me).unwrap();
+        // A child that has exited: its pid is free (or reused, with
+        // another start time).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dirs = [
+            (format!("swh-deploy-ssh.{me}-{start}.live"), true),
+            (format!("swh-deploy-ssh.{me}-{}.reused", start + 1), false),
+            (format!("swh-deploy-ssh.{dead}-{start}.dead"), false),
+            ("swh-deploy-ssh.oldstyle".to_string(), true),
+            ("something-else.1-2.x".to_string(), true),
+        ];
+        for (d, _) in &dirs {
+            std::fs::create_dir(tmp.path().join(d)).unwrap();
+            std::fs::write(tmp.path().join(d).join("ssh.0.log"), b"x").unwrap();
+        }
+        // A stale directory's socket nobody listens on any more.
+        let sock = tmp.path().join(&dirs[2].0).join("0123456789abcdef");
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        assert_eq!(remove_stale_workdirs(tmp.path(), Path::new("ssh")), 2);
+        for (d, kept) in &dirs {
+            assert_eq!(tmp.path().join(d).exists(), *kept, "{d}");
+        }
     }
 
     #[test]
