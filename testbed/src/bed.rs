@@ -96,6 +96,9 @@ pub struct Options {
     pub host_prefix: String,
     /// State directory; `None`: `/run/swh-deploy-testbed/<name>`.
     pub state_dir: Option<PathBuf>,
+    /// Connect the hosts to the shared real Puppet server `pergamon`
+    /// (bridge modes; see [`crate::puppet`]).
+    pub puppet: bool,
 }
 
 impl Default for Options {
@@ -112,6 +115,7 @@ impl Default for Options {
                 .collect(),
             host_prefix: "host".into(),
             state_dir: None,
+            puppet: false,
         }
     }
 }
@@ -318,6 +322,16 @@ impl Testbed {
                     })
                     .collect();
                 tb.hosts = hosts;
+                if opts.puppet {
+                    if let Err(e) = crate::puppet::attach(&tb) {
+                        if let Err(e2) = tb.down() {
+                            eprintln!("testbed {name}: cleaning up after a failed start: {e2:#}");
+                        }
+                        return Err(e.context(format!(
+                            "starting test bed {name:?}: connecting its hosts to the Puppet server"
+                        )));
+                    }
+                }
                 Ok(tb)
             }
             Err(e) => {
@@ -358,7 +372,9 @@ impl Testbed {
     pub fn keep(&mut self) -> Result<()> {
         self.owned = false;
         self.lock().owner = None;
-        self.save()
+        self.save()?;
+        // A kept test bed keeps the Puppet server up until it is down.
+        crate::puppet::reregister(self)
     }
 
     /// The test bed's name.
@@ -688,6 +704,22 @@ impl Testbed {
             );
         }
         Ok(())
+    }
+
+    /// The bridge and its address (bridge modes).
+    pub(crate) fn bridge(&self) -> Option<(String, Ipv4Addr)> {
+        let st = self.lock();
+        Some((st.bridge.clone()?, st.bridge_addr?))
+    }
+
+    /// Records a link that `down` deletes.
+    pub(crate) fn record_link(&self, link: &str) -> Result<()> {
+        self.record(|s| s.links.push(link.to_string()))
+    }
+
+    /// The owning process (pid, start time), if any.
+    pub(crate) fn owner(&self) -> Option<(i32, u64)> {
+        self.lock().owner.as_ref().map(|p| (p.pid, p.start))
     }
 
     fn up_loopback(&self, golden: &Path, names: &[String], apt: Option<&Path>) -> Result<()> {

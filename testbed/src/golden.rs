@@ -387,18 +387,18 @@ mod tests {
     fn key_follows_every_input_and_only_them() {
         let dir = tempfile::tempdir().unwrap();
         let assets = dir.path().join("rootfs");
-        fs::create_dir_all(assets.join("usr/local/bin")).unwrap();
-        fs::write(assets.join("usr/local/bin/puppet"), "#!/bin/sh\n").unwrap();
+        fs::create_dir_all(assets.join("etc/swh")).unwrap();
+        fs::write(assets.join("etc/swh/motd"), "#!/bin/sh\n").unwrap();
         let s = spec(&assets);
         let k = s.key().unwrap();
         assert_eq!(k.len(), 16);
         assert_eq!(k, spec(&assets).key().unwrap(), "stable");
         // Asset content, mode, new files, packages, mirror: each changes it.
-        fs::write(assets.join("usr/local/bin/puppet"), "#!/bin/sh\nexit 0\n").unwrap();
+        fs::write(assets.join("etc/swh/motd"), "#!/bin/sh\nexit 0\n").unwrap();
         let k2 = s.key().unwrap();
         assert_ne!(k, k2);
         fs::set_permissions(
-            assets.join("usr/local/bin/puppet"),
+            assets.join("etc/swh/motd"),
             fs::Permissions::from_mode(0o755),
         )
         .unwrap();

@@ -34,6 +34,7 @@ mod bed;
 pub mod components;
 pub mod golden;
 pub mod kube;
+pub mod puppet;
 mod util;
 
 pub use bed::{

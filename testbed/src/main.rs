@@ -46,6 +46,10 @@ enum Cmd {
         /// Host name prefix (hosts are PREFIX1, PREFIX2, ...).
         #[arg(long, default_value = "host")]
         host_prefix: String,
+        /// Connect the hosts to the shared real Puppet server `pergamon`
+        /// (started when not running; see docs/testbed.md).
+        #[arg(long, conflicts_with = "loopback")]
+        puppet: bool,
     },
     /// Make the apt repository hold exactly these versions of the swh
     /// packages (hosts see it at their next `apt-get update`).
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> Result<()> {
             no_apt_repo,
             apt_versions,
             host_prefix,
+            puppet,
         } => {
             let defaults = Options::default();
             let opts = Options {
@@ -126,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
                 apt_repo: !no_apt_repo,
                 host_prefix,
                 state_dir: cli.state_dir.clone(),
+                puppet,
             };
             let mut tb = Testbed::up(&opts)?;
             tb.keep()?;
