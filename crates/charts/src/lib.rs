@@ -142,8 +142,7 @@ pub struct BumpRequest {
     pub body: bool,
     /// Release-only: commit even when the branch already has a release
     /// commit for this module version (SWH's history has such repeats,
-    /// e.g. v408-v410 for swh.web v0.9.4; an appVersion change re-renders
-    /// every deployment's labels).
+    /// e.g. v408-v410 for swh.web v0.9.4).
     pub again: bool,
 }
 

@@ -388,6 +388,38 @@ fn chart_bump_release_only_changes_app_version_alone_once() {
         "{out}"
     );
     assert_eq!(c.head("swh-next-version"), head);
+    // --again: another appVersion bump for the same release (SWH's history
+    // has such repeats), in a clone that is then dropped.
+    let other = c.root.join("other");
+    sh(Command::new("git")
+        .args(["clone", "-q", c.remote.to_str().unwrap()])
+        .arg(&other));
+    git(&other, &["config", "user.name", "Sysadmin"]);
+    git(
+        &other,
+        &["config", "user.email", "sysadmin@example.invalid"],
+    );
+    let mut again = args.to_vec();
+    again.extend([
+        "--again",
+        "--no-push",
+        "--charts-dir",
+        other.to_str().unwrap(),
+    ]);
+    let out = c.run(&again);
+    assert!(
+        out.contains("committed ")
+            && out.contains("v425: Release swh.export v1.8.0")
+            && out.contains("(not pushed)"),
+        "{out}"
+    );
+    assert_eq!(c.head("swh-next-version"), head);
+    // --again alone is a usage error.
+    let o = c
+        .cmd(&["chart", "bump", "--again", "swh-web=20250301.1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
     // Promotion carries it like any release.
     let out = c.run(&["chart", "promote", "staging", "--no-gate"]);
     assert!(out.contains("no image version changes"), "{out}");
@@ -433,6 +465,9 @@ fn chart_bump_release_only_changes_app_version_alone_once() {
                 "bump appVersion 423 -> 424 on swh-next-version, commit \"v424: Release swh.export v1.8.0\", push"
             )],
             vec![],
+            vec![format!(
+                "bump appVersion 424 -> 425 on swh-next-version, commit \"v425: Release swh.export v1.8.0\""
+            )],
         ]
     );
 }
