@@ -439,6 +439,15 @@ fn chart_bump_release_only_changes_app_version_alone_once() {
             "v1.0.0",
         ],
         vec!["chart", "bump", "--release-only"],
+        // No app and no --release-only: not taken as a release-only bump.
+        vec![
+            "chart",
+            "bump",
+            "--module",
+            "swh.export",
+            "--module-version",
+            "v1.8.1",
+        ],
         vec![
             "chart",
             "bump",

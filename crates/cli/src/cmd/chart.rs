@@ -40,7 +40,7 @@ enum ChartCommand {
     /// automation does) and push.
     Bump {
         /// APP=VERSION pairs (APP: swh-apps directory like swh-loader-git,
-        /// or its key swh_loader_git).
+        /// or its key swh_loader_git); none with --release-only.
         #[arg(required_unless_present = "release_only", value_name = "APP=VERSION")]
         apps: Vec<String>,
         /// A release that changes no image: only swh/Chart.yaml's
