@@ -45,8 +45,21 @@ pub fn ssh_args(site: &Site) -> Vec<String> {
     args
 }
 
-/// The fleet transport for the hosts of `site`.
+/// The fleet transport for the hosts of `site`, with strict host-key
+/// checking (see [`transport_with`]).
 pub fn transport(site: &Site) -> Result<SshTransport, TransportError> {
+    transport_with(site, HostKeyPolicy::Strict)
+}
+
+/// The fleet transport for the hosts of `site`. `host_keys` is
+/// [`HostKeyPolicy::AcceptNew`] only when the operator asked for it on the
+/// command line (`--accept-new-host-keys`): the site file cannot weaken
+/// host-key checking (its options are checked when it is loaded, and come
+/// after swh-deploy's own on the ssh command line).
+pub fn transport_with(
+    site: &Site,
+    host_keys: HostKeyPolicy,
+) -> Result<SshTransport, TransportError> {
     let mut extra: Vec<OsString> = Vec::new();
     for o in &site.ssh.options {
         extra.push(format!("-o{o}").into());
@@ -56,7 +69,7 @@ pub fn transport(site: &Site) -> Result<SshTransport, TransportError> {
         user: site.ssh.user.clone(),
         extra_args: extra,
         connect_timeout: Some(site.ssh.connect_timeout.max(Duration::from_secs(1))),
-        host_keys: HostKeyPolicy::Strict,
+        host_keys,
         keepalive: Some(KEEPALIVE),
         // One master connection per host for the whole run (in a private
         // directory, closed when the transport is dropped): the steps of a

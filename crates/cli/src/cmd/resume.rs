@@ -9,7 +9,7 @@ use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use swh_deploy_fleet::CancelToken;
+use swh_deploy_fleet::{CancelToken, HostKeyPolicy};
 use swh_deploy_journal::{Journal, LockRefused};
 use swh_deploy_site::Site;
 use swh_deploy_upgrade::execute::{
@@ -92,7 +92,7 @@ pub fn run(args: ResumeArgs) -> ExitCode {
             }
         },
     };
-    drive(&site, args.json, |ctx| {
+    drive(&site, args.json, HostKeyPolicy::Strict, |ctx| {
         let migration = if args.rerun_migration {
             execute::MigrationOnResume::Rerun
         } else if args.skip_migration {
@@ -100,7 +100,8 @@ pub fn run(args: ResumeArgs) -> ExitCode {
         } else {
             execute::MigrationOnResume::Refuse
         };
-        execute::resume(&mut journal, args.run, Some(&site), migration, ctx)
+        let argv: Vec<String> = std::env::args().collect();
+        execute::resume(&mut journal, args.run, Some(&site), migration, &argv, ctx)
     })
 }
 
@@ -111,6 +112,7 @@ pub fn run_upgrade(
     request: &UpgradeRequest,
     journal: Option<&Path>,
     json: bool,
+    host_keys: HostKeyPolicy,
 ) -> ExitCode {
     // Bad input changes nothing, not even the journal file.
     if let Err(e) = swh_deploy_upgrade::ssh::check(site) {
@@ -125,7 +127,7 @@ pub fn run_upgrade(
         }
     };
     let argv: Vec<String> = std::env::args().collect();
-    drive(site, json, |ctx| {
+    drive(site, json, host_keys, |ctx| {
         execute::start(&mut journal, site, request, argv, ctx)
     })
 }
@@ -141,9 +143,10 @@ pub fn refused_code(refused: &LockRefused) -> u8 {
 fn drive(
     site: &Site,
     json: bool,
+    host_keys: HostKeyPolicy,
     f: impl FnOnce(&mut Context<'_>) -> Result<Summary, ExecError>,
 ) -> ExitCode {
-    let transport = match swh_deploy_upgrade::ssh::transport(site) {
+    let transport = match swh_deploy_upgrade::ssh::transport_with(site, host_keys) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("swh-deploy: {e}");

@@ -81,6 +81,11 @@ pub struct UpgradeArgs {
     /// $XDG_STATE_HOME/swh-deploy/journal.sqlite).
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
+    /// Trust on first use: accept and pin the key of a host absent from
+    /// known_hosts (ssh `StrictHostKeyChecking=accept-new`); a changed key
+    /// is still refused. Recorded in the journal with the command line.
+    #[arg(long)]
+    accept_new_host_keys: bool,
 }
 
 /// Clap value parser (shared with `ship`).
@@ -120,6 +125,16 @@ fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
     let site = Site::discover(args.site.as_deref()).map_err(|e| e.to_string())?;
     let mut nodes = args.nodes.clone();
     nodes.extend(args.targets.iter().cloned());
+    // Names from the site and from ClusterShell group sources are checked
+    // as they are resolved; those typed here, before anything is planned.
+    for expr in &nodes {
+        if let Err(bad) = swh_deploy_site::check_node_set_hosts(expr) {
+            return Err(format!(
+                "node set `{expr}` (command line): `{}` is not a host name: {}",
+                bad.name, bad.reason
+            ));
+        }
+    }
     let selection = swh_deploy_upgrade::select(&site, args.env.as_deref(), &nodes, &args.services)
         .map_err(|e| e.to_string())?;
     let request = PlanRequest {
@@ -159,6 +174,11 @@ fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
             &request,
             args.journal.as_deref(),
             args.json,
+            if args.accept_new_host_keys {
+                swh_deploy_fleet::HostKeyPolicy::AcceptNew
+            } else {
+                swh_deploy_fleet::HostKeyPolicy::Strict
+            },
         ));
     }
     if args.json {

@@ -1,0 +1,301 @@
+//! Hostile site files and host names through the real binary: options that
+//! would weaken host-key checking and names ssh would read as options are
+//! refused before anything is planned or journaled; first contact with a
+//! new host needs `--accept-new-host-keys`, which the journal records.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use swh_deploy_testbed::{Options, Testbed};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_swh-deploy")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `swh-deploy ARGS` with a private journal path and no site from the
+/// environment.
+fn swh_deploy(journal: &Path, args: &[&str]) -> Output {
+    let out = Command::new(bin())
+        .args(args)
+        .env("SWH_DEPLOY_JOURNAL", journal)
+        .env_remove("SWH_DEPLOY_SITE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ swh-deploy {}\n-> {:?}\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// A site with one service on group `rpc` = `nodes`, plus `ssh` lines.
+fn site(dir: &Path, nodes: &str, ssh: &str) -> PathBuf {
+    let path = dir.join("site.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[site]
+default_environment = "staging"
+
+[ssh]
+{ssh}
+
+[environments.staging]
+
+[groups.rpc]
+environment = "staging"
+nodes = "{nodes}"
+
+[services.storage]
+kind = "rpc"
+units = ["gunicorn-swh-storage"]
+packages = ["python3-swh.storage"]
+groups = ["rpc"]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_node_named_like_an_option_is_refused_by_site_check_and_upgrade_with_nothing_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let bad = site(dir.path(), "-oProxyCommand=id", "");
+    let bad = bad.to_str().unwrap();
+    let out = swh_deploy(&journal, &["site", "check", "--site", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{bad}:11:10: invalid node set `-oProxyCommand=id`: `-oProxyCommand=id` is not a host name"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = swh_deploy(
+        &journal,
+        &["upgrade", "--site", bad, "--service", "storage"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("{bad}:11:10: ")));
+    assert!(!journal.exists(), "the journal was written");
+
+    // Typed on the command line, in both places a node set goes.
+    let good = site(dir.path(), "host[1-2]", "");
+    let good = good.to_str().unwrap();
+    for args in [
+        &["upgrade", "--site", good, "-w=host1,-oProxyCommand=id"][..],
+        &["upgrade", "--site", good, "--", "-oProxyCommand=id"],
+    ] {
+        let out = swh_deploy(&journal, args);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains(
+                "(command line): `-oProxyCommand=id` is not a host name: character '=' is not allowed"
+            ),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!journal.exists(), "the journal was written");
+    }
+}
+
+#[test]
+fn site_options_weakening_host_keys_are_refused_by_every_command_that_loads_the_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    for opt in [
+        "StrictHostKeyChecking=false",
+        "StrictHostKeyChecking accept-new",
+        "userknownhostsfile=/dev/null",
+    ] {
+        let path = site(
+            dir.path(),
+            "host[1-2]",
+            &format!("options = [\"ServerAliveInterval=5\", \"{opt}\"]"),
+        );
+        let path = path.to_str().unwrap();
+        for args in [
+            &["site", "check", "--site", path][..],
+            &["upgrade", "--site", path, "--service", "storage"],
+            &[
+                "upgrade",
+                "--site",
+                path,
+                "--service",
+                "storage",
+                "--dry-run",
+            ],
+            &["versions", "--site", path, "-w", "host1"],
+        ] {
+            let out = swh_deploy(&journal, args);
+            assert_eq!(out.status.code(), Some(1), "{opt}: {args:?}");
+            let err = text(&out.stderr);
+            assert!(err.contains(&format!("{path}:5:37: `")), "{opt}: {err}");
+            assert!(err.contains("is refused"), "{opt}: {err}");
+        }
+        assert!(!journal.exists(), "the journal was written");
+    }
+}
+
+/// An upgrade on a loopback host missing from known_hosts: refused
+/// (unreachable, host-key verification) without the flag, the host reached
+/// and its key pinned with it, and the flag in the journal's command line.
+#[test]
+fn a_new_host_is_reached_only_with_accept_new_host_keys_and_the_journal_says_so() {
+    let tb = Testbed::up(&Options {
+        loopback: Some(1),
+        apt_repo: false,
+        ..Options::default()
+    })
+    .expect("loopback test bed");
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let path = site(
+        dir.path(),
+        "host1",
+        &format!(
+            "config = \"{}\"\nconnect_timeout = \"3s\"",
+            tb.ssh_config_path().display()
+        ),
+    );
+    std::fs::write(tb.known_hosts_path(), "").unwrap();
+    let upgrade = |accept: bool| {
+        let mut argv = vec![
+            bin().to_string(),
+            "upgrade".into(),
+            "--site".into(),
+            path.display().to_string(),
+            "--service".into(),
+            "storage".into(),
+        ];
+        if accept {
+            argv.push("--accept-new-host-keys".into());
+        }
+        let out = tb
+            .exec_command(&argv)
+            .env("SWH_DEPLOY_JOURNAL", &journal)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ {argv:?}\n-> {:?}\n{}{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    };
+    let out = upgrade(false);
+    assert_ne!(out.status.code(), Some(0));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.lines()
+            .any(|l| l.trim_start().starts_with("unreachable:") && l.contains("host1")),
+        "{all}"
+    );
+    assert!(all.contains("Host key verification failed"), "{all}");
+    assert_eq!(std::fs::read_to_string(tb.known_hosts_path()).unwrap(), "");
+
+    let _ = upgrade(true);
+    let pinned = std::fs::read_to_string(tb.known_hosts_path()).unwrap();
+    assert!(pinned.contains("ssh-ed25519"), "key not pinned: {pinned:?}");
+    let j = swh_deploy_journal::Journal::open(&journal).unwrap();
+    let first = j.run_details(1).unwrap();
+    let second = j.run_details(2).unwrap();
+    assert!(!first
+        .run
+        .command_line
+        .contains(&"--accept-new-host-keys".to_string()));
+    assert!(second
+        .run
+        .command_line
+        .contains(&"--accept-new-host-keys".to_string()));
+    // The host answered: no step of the second run found it unreachable.
+    assert!(
+        second
+            .results
+            .iter()
+            .all(|r| r.outcome != swh_deploy_journal::Outcome::Unreachable),
+        "{:?}",
+        second.results
+    );
+    let out = swh_deploy(&journal, &["history", "2"]);
+    assert!(text(&out.stdout).contains("--accept-new-host-keys"));
+}
+
+/// The ssh working directories of `pid` under `tmp`.
+fn workdirs_of(tmp: &Path, pid: u32) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("swh-deploy-ssh.{pid}-")))
+        })
+        .collect()
+}
+
+/// kill -9 of `swh-deploy run` leaves its ssh working directory (0700)
+/// behind; the next run removes it.
+#[test]
+fn a_control_directory_left_by_kill_9_is_removed_by_the_next_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let tb = Testbed::up(&Options {
+        loopback: Some(1),
+        apt_repo: false,
+        ..Options::default()
+    })
+    .expect("loopback test bed");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tb.ssh_config_path().display().to_string();
+    let run = |cmd: &str| {
+        let mut c = tb.exec_command(&[bin(), "run", "-F", &cfg, "-w", "host1", cmd]);
+        c.env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut child = run("sleep 30").spawn().unwrap();
+    // `ip netns exec` execs swh-deploy: same pid.
+    let pid = child.id();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while workdirs_of(tmp.path(), pid).is_empty() {
+        assert!(std::time::Instant::now() < end, "no working directory");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = workdirs_of(tmp.path(), pid);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", left[0].display());
+
+    let status = run("true").status().unwrap();
+    assert!(status.success());
+    assert!(!left[0].exists(), "{} left", left[0].display());
+    assert_eq!(
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e
+                .file_name()
+                .to_string_lossy()
+                .starts_with("swh-deploy-ssh."))
+            .count(),
+        0,
+        "the second run's own directory is removed when it ends"
+    );
+}
