@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use swh_deploy_journal::{Journal, StepStatus};
-use swh_deploy_testbed::{Options, Testbed};
+use swh_deploy_testbed::{puppet, Options, Testbed};
 
 const V10: &str = "1.0-1~swh1";
 const V11: &str = "1.1-1~swh1";
@@ -32,11 +32,18 @@ struct Bed {
 
 impl Bed {
     fn up(n: usize) -> Bed {
+        Bed::up_with(n, false)
+    }
+
+    /// The same, with the hosts connected to the test bed's real Puppet
+    /// server (pergamon) when `puppet` is set.
+    fn up_with(n: usize, puppet: bool) -> Bed {
         let tb = Testbed::up(&Options {
             hosts: n,
             systemd: true,
             apt_repo: true,
             apt_versions: vec![V10.into(), V11.into()],
+            puppet,
             ..Options::default()
         })
         .expect("test bed up");
@@ -464,12 +471,15 @@ fn a_host_cut_mid_batch_is_unreachable_and_a_failing_gate_stops_the_rollout() {
         eprintln!("skipped: needs root");
         return;
     }
-    let bed = Bed::up(2);
-    // host2's puppet run takes 60 s: the link is cut while it runs.
-    bed.sh(
-        "host2",
-        "mkdir -p /etc/swh-testbed && echo 60 > /etc/swh-testbed/puppet-run-seconds",
-    );
+    let bed = Bed::up_with(2, true);
+    // host2's puppet run takes 60 s (its catalog sleeps, per-host Hiera
+    // data on the real Puppet server): the link is cut while it runs.
+    puppet::write_data(
+        &bed.tb,
+        "hosts/host2.yaml",
+        "swh_testbed::run_seconds: 60\n",
+    )
+    .unwrap();
     let mut run = bed.spawn(&[
         "upgrade",
         "-w",
@@ -580,15 +590,23 @@ fn a_host_cut_mid_batch_is_unreachable_and_a_failing_gate_stops_the_rollout() {
     // config-change and puppet's detailed exit codes: 2 (changes applied)
     // is a success, 6 (changes and failures) stops the host there.
     bed.write_site("30s");
-    bed.sh(
-        "host1",
-        "systemctl reset-failed; mkdir -p /etc/swh-testbed && echo 2 > /etc/swh-testbed/puppet-exit-code",
+    // A new storage setting for every host (a change: 2 on host1), and a
+    // failing resource on host2 (a change and a failure: 6).
+    bed.sh("host1", "systemctl reset-failed");
+    let common =
+        std::fs::read_to_string(puppet::env_dir(&bed.tb).join("data/common.yaml")).unwrap();
+    let changed = common.replace(
+        "cls: memory\n",
+        "cls: memory\n        # exit codes 2 and 6\n",
     );
-    // (the puppet run slowed down for the cut is still sleeping on host2)
+    assert_ne!(common, changed);
+    puppet::write_data(&bed.tb, "common.yaml", &changed).unwrap();
+    puppet::write_data(&bed.tb, "hosts/host2.yaml", "swh_testbed::fail: true\n").unwrap();
+    // (the puppet run slowed down for the cut is still sleeping on host2;
+    // real puppet takes over the run lock of a dead run)
     bed.sh(
         "host2",
-        "pkill -f 'puppet agent [-]t'; sleep 0.2; rm -f /var/cache/puppet/state/agent_catalog_run.lock; \
-         echo 0 > /etc/swh-testbed/puppet-run-seconds; echo 6 > /etc/swh-testbed/puppet-exit-code",
+        "pkill -f 'puppet agent [-]t'; pkill -f '^/bin/sleep 60'; sleep 0.5; echo done",
     );
     let out = bed.swh_deploy(&[
         "upgrade",
