@@ -409,3 +409,26 @@ fn non_ascii_keys_and_comments() {
         "# café, naïve: ünïcode comment\nbébé_image_version: '20250102.3' # déjà\nb_image_version: '1'\n"
     );
 }
+
+#[test]
+fn add_keeps_crlf_and_a_missing_final_newline() {
+    let f = Path::new("crlf.yaml");
+    let text = "a_image: r/a\r\na_image_version: '1'\r\nc_image: r/c\r\nc_image_version: '3'";
+    let e = edit_values(f, text, &[add("b", "2", "r/b")]).unwrap();
+    assert_eq!(
+        e.text,
+        "a_image: r/a\r\na_image_version: '1'\r\nb_image: r/b\r\nb_image_version: '2'\r\nc_image: r/c\r\nc_image_version: '3'"
+    );
+    let e = edit_values(f, text, &[add("d", "4", "r/d")]).unwrap();
+    assert_eq!(
+        e.text,
+        format!("{text}\r\nd_image: r/d\r\nd_image_version: '4'\r\n")
+    );
+    // A header comment stays first; a new first key goes after it.
+    let text = "# versions\na_image_version: '1'\n";
+    let e = edit_values(f, text, &[add("0", "2", "r/0")]).unwrap();
+    assert_eq!(
+        e.text,
+        "# versions\n0_image: r/0\n0_image_version: '2'\na_image_version: '1'\n"
+    );
+}
