@@ -143,22 +143,26 @@ health = {{ check = "systemd", deadline = "5s", interval = "500ms" }}
     }
 }
 
-/// Waits (bounded) until no process runs `pattern` (the remote commands a
-/// killed run left behind, seen from here: the hosts' processes are in
-/// child pid namespaces).
-fn wait_gone(pattern: &str, timeout: Duration) {
+/// Waits (bounded) until no remote command of swh-deploy runs on any host
+/// (those a killed run left behind finish or find themselves fenced).
+fn wait_remote_commands_gone(bed: &Bed, timeout: Duration) {
     let end = Instant::now() + timeout;
-    while Command::new("pgrep")
-        .args(["-f", pattern])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-    {
-        if Instant::now() > end {
-            panic!("processes `{pattern}` still running after {timeout:?}");
+    for h in &bed.hosts {
+        loop {
+            // The brackets keep pgrep from matching this very shell.
+            let left = bed.sh(
+                h,
+                "pgrep -af '[s]wh-deploy-guard|[a]gent --disable|[s]ystemctl stop cron' || true",
+            );
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "remote commands still running on {h} after {timeout:?}: {left}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -206,6 +210,7 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
         if Instant::now() > deadline {
             break;
         }
+        let began = Instant::now();
         let log = bed.dir.path().join(format!("upgrade-{cycle}.log"));
         let mut child = bed
             .command(&["upgrade", "-w", "host[1-3]", "--mode", "long-standing"])
@@ -231,12 +236,12 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
         let report = String::from_utf8_lossy(&out.stdout).into_owned();
         // The killed run's remote commands all end, then the hosts are
         // checked.
-        wait_gone("agent --disable", Duration::from_secs(60));
-        wait_gone("systemctl stop cron", Duration::from_secs(60));
+        wait_remote_commands_gone(&bed, Duration::from_secs(60));
         let bad = bed.bad_hosts();
         eprintln!(
-            "cycle {cycle}: run {run} killed after {delay} ms; recover exit {:?}; bad hosts: {bad:?}",
-            out.status.code()
+            "cycle {cycle}: run {run} killed after {delay} ms; recover exit {:?}; bad hosts: {bad:?} ({:.1} s)",
+            out.status.code(),
+            began.elapsed().as_secs_f64()
         );
         if !bad.is_empty() {
             failures.push(format!(

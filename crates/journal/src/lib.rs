@@ -1067,7 +1067,16 @@ impl Journal {
                 if holder.run == run {
                     continue;
                 }
-                let stale = holder.liveness() == Liveness::Dead;
+                // Stale: its process is gone, or its run ended (e.g. taken
+                // over by `recover --force`).
+                let status: Option<String> = tx
+                    .query_row("SELECT status FROM runs WHERE id = ?1", [holder.run], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(sql)?;
+                let stale = holder.liveness() == Liveness::Dead
+                    || status.as_deref() != Some(RunStatus::Running.as_str());
                 if !stale {
                     return Err(LockRefused::Held {
                         host: host.clone(),

@@ -32,7 +32,7 @@
 //!   package versions before and after.
 
 use crate::command::{compensation_command, parse_installed_versions, RemoteCommand};
-use crate::guard::{guarded, verify_line, Hold};
+use crate::guard::{guarded, start_mark, started_query, verify_line, Hold};
 use crate::health::{run_gate, AddressResolver, GateContext, ProbeResult};
 use crate::plan::{plan, Action, Batch, Mode, Plan, PlanRequest, Step, StepKind};
 use crate::{select, BatchSpec, FailBudget};
@@ -492,14 +492,34 @@ pub enum MigrationOnResume {
     Skip,
 }
 
+impl MigrationOnResume {
+    /// The flag that asked for it (`None` for the default).
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            MigrationOnResume::Refuse => None,
+            MigrationOnResume::Rerun => Some("--rerun-migration"),
+            MigrationOnResume::Skip => Some("--skip-migration"),
+        }
+    }
+}
+
 /// Continues interrupted run `run` (status `interrupted` or
 /// `budget-exceeded`; a `running` run whose process died is first marked
-/// interrupted). `site` overrides the stored site file path.
+/// interrupted). `site` overrides the stored site file path; `argv` is the
+/// command line recorded with the `resume` event.
+///
+/// Each resume that gets as far as the migration check is recorded as a
+/// `resume` event of the run (command line, user, the operator's decision
+/// and what it was applied to). When the interrupted run left its migration
+/// unfinished, its host(s) are asked whether it actually started there (the
+/// start mark of [`crate::guard`]): a `migration-started` event records the
+/// answer per host, and the refusal says it.
 pub fn resume(
     journal: &mut Journal,
     run: RunId,
     site: Option<&Site>,
     migration: MigrationOnResume,
+    argv: &[String],
     ctx: &mut Context<'_>,
 ) -> Result<Summary, ExecError> {
     journal.reap_dead_runs()?;
@@ -536,12 +556,44 @@ pub fn resume(
     let started_migration = details.steps.iter().find(|s| {
         s.name == "migration" && matches!(s.status, StepStatus::Running | StepStatus::Failed)
     });
+    let mut migration_hosts: BTreeMap<String, Option<bool>> = BTreeMap::new();
+    if let Some(step) = started_migration {
+        migration_hosts = migration_started_on(journal, &record, &plan, step.index, ctx)?;
+    }
+    let decision = match (started_migration, migration) {
+        (None, _) => "none",
+        (Some(_), MigrationOnResume::Refuse) => "refused: migration unfinished",
+        (Some(_), MigrationOnResume::Rerun) => "rerun-migration",
+        (Some(_), MigrationOnResume::Skip) => "skip-migration",
+    };
+    journal.add_event(
+        run,
+        "resume",
+        argv,
+        &serde_json::json!({
+            "decision": decision,
+            "flag": migration.flag(),
+            "migration_step": started_migration.map(|s| s.index),
+            "migration_started": migration_hosts,
+            "previous_process": record.process_token(),
+        }),
+    )?;
     if let (Some(step), MigrationOnResume::Refuse) = (started_migration, migration) {
+        let evidence: Vec<String> = migration_hosts
+            .iter()
+            .map(|(h, started)| match started {
+                Some(true) => format!("{h}: it began running there"),
+                Some(false) => format!("{h}: no trace of it, it never began there"),
+                None => format!("{h}: unknown (the host did not answer)"),
+            })
+            .collect();
         return Err(ExecError::NotResumable(format!(
-            "run {run}: the migration was started on {} at {} and did not finish; it may have \
+            "run {run}: the migration was started on {} at {} and did not finish ({}); it may have \
              run, completely or in part. Check the database, then resume with \
              --rerun-migration (run it again) or --skip-migration (it completed)",
-            step.hosts, step.started_at
+            step.hosts,
+            step.started_at,
+            evidence.join("; ")
         )));
     }
     journal.resume_run(run)?;
@@ -555,6 +607,55 @@ pub fn resume(
     }
     let skip_migration = started_migration.is_some() && migration == MigrationOnResume::Skip;
     execute_with(journal, run, &plan, ctx, true, skip_migration)
+}
+
+/// Asks the host(s) of the migration step `index` of `plan` whether the
+/// process of `record` started it there (`None`: no answer); records a
+/// `migration-started` event per host.
+fn migration_started_on(
+    journal: &mut Journal,
+    record: &swh_deploy_journal::Run,
+    plan: &Plan,
+    index: i64,
+    ctx: &mut Context<'_>,
+) -> Result<BTreeMap<String, Option<bool>>, ExecError> {
+    let hosts: Vec<String> = plan
+        .prepare
+        .iter()
+        .filter(|s| s.index as i64 == index)
+        .flat_map(|s| s.actions.iter().flat_map(|a| a.hosts().iter().cloned()))
+        .collect();
+    let mut found = BTreeMap::new();
+    if hosts.is_empty() {
+        return Ok(found);
+    }
+    let query = started_query(
+        &record.process_token(),
+        &start_mark(record.id, index as usize),
+    );
+    let outs = remote_outcomes(
+        ctx.transport,
+        &ctx.options,
+        &query,
+        &[0],
+        &hosts,
+        &CancelToken::new(),
+    )?;
+    for o in outs {
+        let answer = match (o.outcome, String::from_utf8_lossy(&o.stdout).trim()) {
+            (Some(Outcome::Ok), "yes") => Some(true),
+            (Some(Outcome::Ok), "no") => Some(false),
+            _ => None,
+        };
+        journal.add_event(
+            record.id,
+            "migration-started",
+            &[],
+            &serde_json::json!({ "host": o.host, "step": index, "started": answer }),
+        )?;
+        found.insert(o.host, answer);
+    }
+    Ok(found)
 }
 
 /// Executes `plan` as run `run` (whose hosts are locked), then ends the run
@@ -774,6 +875,12 @@ impl Exec<'_, '_> {
             already_done: fold(done.iter().filter(|h| all.contains(h))),
         });
         if todo.is_empty() {
+            if self.skip_migration && step.name == "migration" {
+                // The operator confirmed it completed (recorded with the
+                // resume event): the step is closed, not left running.
+                self.journal
+                    .end_step(self.run, step.index as i64, StepStatus::Succeeded)?;
+            }
             // On resume, a step every host finished keeps its journal row.
             if !self.resumed || all.is_empty() {
                 self.journal.start_step(
@@ -839,12 +946,16 @@ impl Exec<'_, '_> {
                         (StepKind::Change, None) => Some(Hold::CheckOnly),
                         _ => None,
                     };
+                    // The migration leaves a mark on its host as it
+                    // starts: `resume` can tell "started" from "never ran".
+                    let mark = (step.name == "migration").then(|| start_mark(self.run, step.index));
                     v.extend(self.remote(
                         command,
                         success_codes,
                         &hs,
                         &self.ctx.cancel.clone(),
                         hold,
+                        mark.as_deref(),
                     )?);
                 }
             }
@@ -926,9 +1037,10 @@ impl Exec<'_, '_> {
         hosts: &[String],
         cancel: &CancelToken,
         hold: Option<Hold>,
+        mark: Option<&str>,
     ) -> Result<Vec<HostOutcome>, ExecError> {
         let line = match hold {
-            Some(h) => guarded(command, Some(&self.journal.process_token()), &[], h),
+            Some(h) => guarded(command, Some(&self.journal.process_token()), &[], h, mark),
             None => command.to_shell(),
         };
         remote_outcomes(
@@ -1310,7 +1422,7 @@ pub(crate) fn compensate_and_verify(
     cancel: &CancelToken,
 ) -> Result<Vec<HostOutcome>, ExecError> {
     let codes = command.success_codes().to_vec();
-    let line = guarded(command, Some(own), fence, Hold::Whole);
+    let line = guarded(command, Some(own), fence, Hold::Whole, None);
     let mut outs = remote_outcomes(transport, options, &line, &codes, hosts, cancel)?;
     for o in &mut outs {
         o.outcome.get_or_insert(Outcome::Failed);

@@ -47,9 +47,15 @@ pub const EXIT_FENCED: i32 = 125;
 /// `/var/cache/puppet`, not `/var/lib/puppet`).
 pub const PUPPET_DISABLED_LOCK: &str = "/var/cache/puppet/state/agent_disabled.lock";
 
+/// Where a guarded command with a start mark records that it began (kept
+/// across reboots: `resume` asks it whether a migration started).
+pub const REMOTE_STARTED: &str = "/var/lib/swh-deploy/started";
+
 /// The wrapper run by `sh -c` on the host. `$1`: lock wait in seconds;
 /// `$2`: `hold` or `release`; `$3`: the sender's identity (`-`: none);
-/// then identities to fence, up to `--`; then the command's argv.
+/// `$4`: a start mark (`-`: none), appended with the identity to
+/// [`REMOTE_STARTED`] just before the command starts; then identities to
+/// fence, up to `--`; then the command's argv.
 const SCRIPT: &str = r#"d=/run/swh-deploy
 mkdir -p -m 0700 "$d" || exit 125
 exec 9>>"$d/lock" || exit 125
@@ -57,8 +63,8 @@ if ! flock -w "$1" 9; then
   echo "swh-deploy: $d/lock on $(hostname) still held after $1 s (another swh-deploy run?): command not run" >&2
   exit 125
 fi
-hold=$2 own=$3
-shift 3
+hold=$2 own=$3 mark=$4
+shift 4
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
   printf '%s\n' "$1" >> "$d/fenced" || exit 125
   shift
@@ -67,6 +73,9 @@ shift
 if [ "$own" != - ] && [ -e "$d/fenced" ] && grep -qxF -e "$own" "$d/fenced"; then
   echo "swh-deploy: the process that sent this command ($own) was fenced off $(hostname) by swh-deploy recover: command not run" >&2
   exit 125
+fi
+if [ "$mark" != - ]; then
+  mkdir -p -m 0700 /var/lib/swh-deploy && printf '%s %s\n' "$own" "$mark" >> /var/lib/swh-deploy/started || exit 125
 fi
 if [ "$hold" != hold ]; then
   flock -u 9
@@ -85,8 +94,16 @@ pub enum Hold {
 }
 
 /// The shell line that runs `command` on a host under the lock, after
-/// fencing `fence`, unless `own` (the sending process's identity) is fenced.
-pub fn guarded(command: &RemoteCommand, own: Option<&str>, fence: &[String], hold: Hold) -> String {
+/// fencing `fence`, unless `own` (the sending process's identity) is fenced;
+/// with `mark`, the host records `OWN MARK` in [`REMOTE_STARTED`] as the
+/// command starts.
+pub fn guarded(
+    command: &RemoteCommand,
+    own: Option<&str>,
+    fence: &[String],
+    hold: Hold,
+    mark: Option<&str>,
+) -> String {
     let mut argv = vec![
         "sh".to_owned(),
         "-c".to_owned(),
@@ -99,11 +116,31 @@ pub fn guarded(command: &RemoteCommand, own: Option<&str>, fence: &[String], hol
         }
         .to_owned(),
         own.unwrap_or("-").to_owned(),
+        mark.unwrap_or("-").to_owned(),
     ];
     argv.extend(fence.iter().cloned());
     argv.push("--".to_owned());
     argv.extend(command.argv());
     quote_words(&argv)
+}
+
+/// The start mark of step `step` of run `run` (see [`guarded`]).
+pub fn start_mark(run: i64, step: usize) -> String {
+    format!("run-{run}-step-{step}")
+}
+
+/// The command that prints `yes` when the host recorded that the process
+/// `token` started the command marked `mark`, else `no`.
+pub fn started_query(token: &str, mark: &str) -> String {
+    quote_words(&[
+        "sh".to_owned(),
+        "-c".to_owned(),
+        "if grep -qxF -e \"$1 $2\" \"$3\" 2>/dev/null; then echo yes; else echo no; fi".to_owned(),
+        "swh-deploy-started".to_owned(),
+        token.to_owned(),
+        mark.to_owned(),
+        REMOTE_STARTED.to_owned(),
+    ])
 }
 
 /// The check that compensation `action` took effect on a host (exit 0 when
@@ -131,7 +168,12 @@ mod tests {
     /// Runs the guard locally with the lock directory moved to a temporary
     /// one (the script's only absolute path is REMOTE_DIR).
     fn run_local(line: &str, dir: &std::path::Path) -> (i32, String, String) {
-        let line = line.replace(REMOTE_DIR, &dir.display().to_string());
+        let line = line
+            .replace(REMOTE_DIR, &dir.display().to_string())
+            .replace(
+                "/var/lib/swh-deploy",
+                &dir.join("lib").display().to_string(),
+            );
         let out = Command::new("sh").args(["-c", &line]).output().unwrap();
         (
             out.status.code().unwrap_or(-1),
@@ -156,7 +198,13 @@ mod tests {
             }
         };
         let (rc, out, err) = run_local(
-            &guarded(&echo(&hostile), Some("admin:b:42:7"), &[], Hold::Whole),
+            &guarded(
+                &echo(&hostile),
+                Some("admin:b:42:7"),
+                &[],
+                Hold::Whole,
+                None,
+            ),
             &dir,
         );
         assert_eq!(rc, 0, "{err}");
@@ -172,6 +220,7 @@ mod tests {
                 None,
                 &["admin:b:42:7".into()],
                 Hold::Whole,
+                None,
             ),
             &dir,
         );
@@ -181,7 +230,7 @@ mod tests {
             script: format!("touch {}", marker.display()),
         };
         let (rc, _, err) = run_local(
-            &guarded(&touch, Some("admin:b:42:7"), &[], Hold::CheckOnly),
+            &guarded(&touch, Some("admin:b:42:7"), &[], Hold::CheckOnly, None),
             &dir,
         );
         assert_eq!(rc, EXIT_FENCED);
@@ -189,7 +238,7 @@ mod tests {
         assert!(!marker.exists());
         // A prefix of a fenced identity is another process.
         let (rc, _, err) = run_local(
-            &guarded(&touch, Some("admin:b:42:"), &[], Hold::CheckOnly),
+            &guarded(&touch, Some("admin:b:42:"), &[], Hold::CheckOnly, None),
             &dir,
         );
         assert_eq!(rc, 0, "{err}");
@@ -207,7 +256,7 @@ mod tests {
                 l = log.display()
             ),
         };
-        let line = guarded(&slow, Some("p1"), &[], Hold::Whole)
+        let line = guarded(&slow, Some("p1"), &[], Hold::Whole, None)
             .replace(REMOTE_DIR, &dir.display().to_string());
         let mut first = Command::new("sh").args(["-c", &line]).spawn().unwrap();
         // Wait until the first one holds the lock and started.
@@ -220,12 +269,61 @@ mod tests {
         let mark = RemoteCommand::Shell {
             script: format!("echo fenced >> {}", log.display()),
         };
-        let (rc, _, err) = run_local(&guarded(&mark, None, &["p1".into()], Hold::Whole), &dir);
+        let (rc, _, err) = run_local(
+            &guarded(&mark, None, &["p1".into()], Hold::Whole, None),
+            &dir,
+        );
         assert_eq!(rc, 0, "{err}");
         first.wait().unwrap();
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
             "start\nend\nfenced\n"
         );
+    }
+
+    #[test]
+    fn a_marked_command_records_its_start_and_the_query_finds_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("guard");
+        let mark = start_mark(5, 2);
+        assert_eq!(mark, "run-5-step-2");
+        let (_, out, _) = run_local(&started_query("p9", &mark), &dir);
+        assert_eq!(out.trim(), "no");
+        let (rc, _, err) = run_local(
+            &guarded(
+                &RemoteCommand::Shell {
+                    script: "exit 3".into(),
+                },
+                Some("p9"),
+                &[],
+                Hold::CheckOnly,
+                Some(&mark),
+            ),
+            &dir,
+        );
+        assert_eq!(rc, 3, "{err}");
+        let (_, out, _) = run_local(&started_query("p9", &mark), &dir);
+        assert_eq!(out.trim(), "yes");
+        // Another process, another step: not started.
+        let (_, out, _) = run_local(&started_query("p1", &mark), &dir);
+        assert_eq!(out.trim(), "no");
+        let (_, out, _) = run_local(&started_query("p9", &start_mark(5, 3)), &dir);
+        assert_eq!(out.trim(), "no");
+        // A fenced process leaves no mark: it did not start.
+        let (rc, _, _) = run_local(
+            &guarded(
+                &RemoteCommand::Shell {
+                    script: "true".into(),
+                },
+                Some("p8"),
+                &["p8".into()],
+                Hold::CheckOnly,
+                Some(&mark),
+            ),
+            &dir,
+        );
+        assert_eq!(rc, EXIT_FENCED);
+        let (_, out, _) = run_local(&started_query("p8", &mark), &dir);
+        assert_eq!(out.trim(), "no");
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use swh_deploy_fleet::{CancelToken, Transport};
-use swh_deploy_journal::{Journal, NewRun, Outcome, RunId, RunStatus, StepStatus};
+use swh_deploy_journal::{Journal, Liveness, NewRun, Outcome, RunId, RunStatus, StepStatus};
 use swh_deploy_nodeset::NodeSet;
 
 /// A compensation that could not run.
@@ -51,8 +51,9 @@ pub struct RecoverReport {
     pub done: Vec<PendingAction>,
     /// Compensations that failed and are still pending.
     pub failed: Vec<StillPending>,
-    /// Live runs whose compensations were left to them: (run, pid).
-    pub live: Vec<(RunId, u32)>,
+    /// Live runs whose compensations were left to them: (run, pid, the
+    /// machine it runs on).
+    pub live: Vec<(RunId, u32, String)>,
 }
 
 impl RecoverReport {
@@ -85,11 +86,21 @@ impl RecoverReport {
                 f.action, f.host, f.run, f.detail
             );
         }
-        for (run, pid) in &self.live {
-            let _ = writeln!(
-                out,
-                "  run {run} is still running (pid {pid}): its compensations are left to it"
-            );
+        let here = swh_deploy_journal::this_hostname();
+        for (run, pid, host) in &self.live {
+            if *host == here {
+                let _ = writeln!(
+                    out,
+                    "  run {run} is still running (pid {pid}): its compensations are left to it"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  run {run} is running on {host} (pid {pid}), which cannot be checked from here: \
+                     its compensations are left to it; if that process is gone, \
+                     `swh-deploy recover --force {run}` takes it over"
+                );
+            }
         }
         out
     }
@@ -120,7 +131,7 @@ pub fn recover(
     for c in journal.pending_compensations(only)? {
         let run = journal.run(c.run)?;
         if run.status == RunStatus::Running {
-            live.insert((run.id, run.pid));
+            live.insert((run.id, run.pid, run.hostname.clone()));
         } else {
             todo.push(c);
         }
@@ -244,6 +255,57 @@ pub fn recover(
         },
     )?;
     Ok(report)
+}
+
+/// `recover --force RUN`: takes over run `run` when it is recorded as
+/// running by a process that cannot be checked from here (another admin
+/// host): it is marked interrupted, with a `forced-takeover` event (this
+/// command line, user, and the process it replaces), so that its
+/// compensations can run; `recover` then fences that process off the hosts,
+/// so that it can no longer change them even if it still runs. Returns the
+/// warning to print, or `None` when there was nothing to take over (the run
+/// is not running, or its process is dead and is treated as such anyway). A
+/// run whose process is alive on this machine is refused.
+pub fn force_takeover(
+    journal: &mut Journal,
+    run: RunId,
+    argv: &[String],
+) -> Result<Option<String>, ExecError> {
+    let record = journal.run(run)?;
+    if record.status != RunStatus::Running {
+        return Ok(None);
+    }
+    match record.liveness() {
+        Liveness::Dead => Ok(None),
+        Liveness::Alive => Err(ExecError::Input(format!(
+            "run {run} is running here (pid {}): --force only takes over a run whose process \
+             cannot be checked from this machine; stop that process first",
+            record.pid
+        ))),
+        Liveness::Unknown => {
+            journal.add_event(
+                run,
+                "forced-takeover",
+                argv,
+                &serde_json::json!({
+                    "previous_process": record.process_token(),
+                    "pid": record.pid,
+                    "hostname": record.hostname,
+                    "user": record.user,
+                }),
+            )?;
+            journal.mark_interrupted(run)?;
+            if journal.pending_compensations(Some(run))?.is_empty() {
+                journal.release_locks(run, None)?;
+            }
+            Ok(Some(format!(
+                "run {run} of {} was recorded as running on {} (pid {}), which cannot be checked \
+                 from here; taken over by --force (recorded in the journal). If that process \
+                 still runs, its next commands on the hosts are refused",
+                record.user, record.hostname, record.pid
+            )))
+        }
+    }
 }
 
 /// The warning every command prints while compensations are pending, or

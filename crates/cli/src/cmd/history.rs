@@ -215,6 +215,12 @@ fn render_details(d: &RunDetails, outputs: bool) -> String {
             }
         }
     }
+    if !d.events.is_empty() {
+        let _ = writeln!(out, "events:");
+        for e in &d.events {
+            let _ = writeln!(out, "  {} {}: {}", e.at, e.kind, render_event(e));
+        }
+    }
     if !d.locks.is_empty() {
         let _ = writeln!(
             out,
@@ -223,4 +229,32 @@ fn render_details(d: &RunDetails, outputs: bool) -> String {
         );
     }
     out
+}
+
+/// One event of a run, for humans.
+fn render_event(e: &swh_deploy_journal::RunEvent) -> String {
+    let d = &e.detail;
+    let who = format!("by {} on {} (pid {})", e.user, e.hostname, e.pid);
+    match e.kind.as_str() {
+        "resume" => format!(
+            "{who}: {}; decision: {}",
+            e.command_line.join(" "),
+            d["decision"].as_str().unwrap_or("?")
+        ),
+        "migration-started" => format!(
+            "on {}: {}",
+            d["host"].as_str().unwrap_or("?"),
+            match d["started"].as_bool() {
+                Some(true) => "the migration began running there",
+                Some(false) => "no trace: the migration never began there",
+                None => "unknown (the host did not answer)",
+            }
+        ),
+        "forced-takeover" => format!(
+            "{who}: {}; the run's process ({}) could not be checked and was taken over",
+            e.command_line.join(" "),
+            d["previous_process"].as_str().unwrap_or("?")
+        ),
+        _ => format!("{who}: {}", d),
+    }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use swh_deploy_journal::{Journal, RunStatus};
 use swh_deploy_site::Site;
 use swh_deploy_upgrade::execute::{self, ExecOptions};
-use swh_deploy_upgrade::recover::{recover, RecoverReport};
+use swh_deploy_upgrade::recover::{force_takeover, recover, RecoverReport};
 
 /// Put hosts back after a crash: run pending compensations.
 #[derive(Debug, Args)]
@@ -22,7 +22,17 @@ crash or kill -9 they stay pending: `recover` runs them, marks each done once
 it succeeded on its host, and releases the dead run's host locks. Hosts
 that could not be reached stay pending: run `recover` again.
 
-Compensations of runs whose process is still alive are left to them.
+Before a compensation runs on a host, the dead run's process is fenced off
+that host under a per-host lock (flock /run/swh-deploy/lock): a command it
+left running there finishes first, one still in flight does nothing. A
+compensation is done only once the host is verified back (cron active,
+puppet's lock file absent), not because the command exited 0.
+
+Compensations of runs whose process is still alive are left to them. A run
+is alive when its pid runs here with the recorded start time and boot id
+(a reused pid or a reboot means dead). A run recorded on another admin host
+cannot be checked from here: `recover --force RUN` takes it over (warning
+and journal entry).
 The hosts are reached with the [ssh] settings of --site, else of the site
 file recorded with the run.
 
@@ -41,6 +51,11 @@ pub struct RecoverArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Take over RUN although it is recorded as running, when its process
+    /// cannot be checked from here (it ran on another admin host): it is
+    /// marked interrupted (with a journal entry) and recovered.
+    #[arg(long, requires = "run")]
+    force: bool,
 }
 
 /// Runs `swh-deploy recover`.
@@ -57,6 +72,14 @@ pub fn run(args: RecoverArgs) -> ExitCode {
 fn recover_all(args: &RecoverArgs) -> Result<ExitCode, String> {
     let mut journal = Journal::open_default(args.journal.as_deref()).map_err(|e| e.to_string())?;
     journal.reap_dead_runs().map_err(|e| e.to_string())?;
+    let argv: Vec<String> = std::env::args().collect();
+    if let (true, Some(run)) = (args.force, args.run) {
+        if let Some(warning) =
+            force_takeover(&mut journal, run, &argv).map_err(|e| e.to_string())?
+        {
+            eprintln!("swh-deploy: warning: {warning}");
+        }
+    }
     let explicit = match &args.site {
         Some(p) => Some(Site::load(p).map_err(|e| e.to_string())?),
         None => None,
@@ -66,7 +89,6 @@ fn recover_all(args: &RecoverArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     let runs: BTreeSet<i64> = pending.iter().map(|c| c.run).collect();
     let mut reports: Vec<RecoverReport> = Vec::new();
-    let argv: Vec<String> = std::env::args().collect();
     if runs.is_empty() {
         reports.push(RecoverReport::default());
     }
