@@ -299,3 +299,88 @@ fn a_control_directory_left_by_kill_9_is_removed_by_the_next_run() {
         "the second run's own directory is removed when it ends"
     );
 }
+
+/// A host cut during a slow remote step that is not its first (so the
+/// command runs over the shared master connection, whose client says
+/// nothing when the master loses the host) is reported unreachable, with
+/// ssh's own message, in the summary and the journal.
+#[test]
+fn a_host_cut_during_a_later_slow_step_is_unreachable_with_sshs_message() {
+    let tb = Testbed::up(&Options {
+        hosts: 2,
+        systemd: true,
+        apt_repo: false,
+        ..Options::default()
+    })
+    .expect("systemd test bed");
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let path = site(
+        dir.path(),
+        "host[1-2]",
+        &format!(
+            "config = \"{}\"\nconnect_timeout = \"3s\"",
+            tb.ssh_config_path().display()
+        ),
+    );
+    // stop-cron and disable-puppet come first on both hosts; the migration
+    // (host1 only) takes 60 s and host1 is cut while it runs.
+    let mut child = Command::new(bin())
+        .args([
+            "upgrade",
+            "--site",
+            path.to_str().unwrap(),
+            "--service",
+            "storage",
+            "--mode",
+            "long-standing",
+            "--migration",
+            "echo started; sleep 60",
+        ])
+        .env("SWH_DEPLOY_JOURNAL", &journal)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let started = swh_deploy_journal::Journal::open(&journal)
+            .and_then(|j| j.run_details(1))
+            .is_ok_and(|d| d.steps.iter().any(|s| s.name == "migration"));
+        if started {
+            break;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("the migration never started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    tb.cut("host1").unwrap();
+    let cut_at = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let lost_after = cut_at.elapsed();
+    let stdout = text(&out.stdout);
+    eprintln!("{stdout}{}", text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0));
+    // Keepalive 5 s x 3: well before the 60 s of the migration.
+    assert!(lost_after < std::time::Duration::from_secs(40), "{lost_after:?}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("unreachable:") && l.contains("host1")),
+        "{stdout}"
+    );
+    let j = swh_deploy_journal::Journal::open(&journal).unwrap();
+    let d = j.run_details(1).unwrap();
+    let step = d.steps.iter().find(|s| s.name == "migration").unwrap();
+    let r = d
+        .results
+        .iter()
+        .find(|r| r.step == step.index && r.host == "host1")
+        .expect("a result for the migration on host1");
+    assert_eq!(r.outcome, swh_deploy_journal::Outcome::Unreachable, "{r:?}");
+    assert!(r.stderr.contains("not responding"), "{r:?}");
+}
