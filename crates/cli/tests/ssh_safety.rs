@@ -366,7 +366,10 @@ fn a_host_cut_during_a_later_slow_step_is_unreachable_with_sshs_message() {
     eprintln!("{stdout}{}", text(&out.stderr));
     assert_ne!(out.status.code(), Some(0));
     // Keepalive 5 s x 3: well before the 60 s of the migration.
-    assert!(lost_after < std::time::Duration::from_secs(40), "{lost_after:?}");
+    assert!(
+        lost_after < std::time::Duration::from_secs(40),
+        "{lost_after:?}"
+    );
     assert!(
         stdout
             .lines()
