@@ -1,20 +1,35 @@
 //! **STAND-IN** for a Kubernetes API server and an Argo CD API server.
 //!
 //! No Kubernetes API server can run on the test machine, so this module
-//! serves, on `127.0.0.1`, the real JSON shapes of the few endpoints
-//! swh-deploy (and `kubectl get nodes`, `kubectl label`, `kubectl rollout
-//! status`) use. It is **not** Kubernetes: there are no pods, no scheduler,
-//! no admission, no real controllers. What it simulates:
+//! serves, on `127.0.0.1`, the real JSON shapes of the endpoints swh-deploy
+//! and kubectl use (checked with the real kubectl in
+//! `testbed/tests/kube_standin.rs`). It is **not** Kubernetes: there are no
+//! pods, no scheduler, no admission, no real controllers. What it simulates:
 //!
-//! * discovery: `GET /api`, `/api/v1`, `/apis`, `/apis/apps/v1`, `/version`;
-//! * nodes: `GET /api/v1/nodes[/{name}]`, `PATCH /api/v1/nodes/{name}` with
-//!   `application/merge-patch+json` or `application/strategic-merge-patch+json`
-//!   (labels only; a `null` value removes a label), as `kubectl label
-//!   --overwrite` sends;
-//! * deployments: `GET /apis/apps/v1/namespaces/{ns}/deployments[/{name}]`,
-//!   with `?fieldSelector=metadata.name=X` and `?watch=true` (the watch
-//!   stream `kubectl rollout status` reads);
-//! * Argo CD: `GET /api/v1/applications/{name}[?refresh=hard]` with
+//! * discovery: `GET /api`, `/api/v1`, `/apis`, `/apis/apps/v1`,
+//!   `/apis/argoproj.io/v1alpha1` (Argo CD's `Application` CRD), `/version`;
+//!   namespaces (`GET /api/v1/namespaces[/{name}]`, which kubectl asks after
+//!   a NotFound);
+//! * nodes: `GET /api/v1/nodes[/{name}]` with `labelSelector` (`k=v`, `k==v`,
+//!   `k!=v`, `k`, `!k`, `k in (..)`, `k notin (..)`) and `fieldSelector=
+//!   metadata.name=X`; `PATCH /api/v1/nodes/{name}` with a JSON merge patch
+//!   (RFC 7386, `kubectl label` and `patch --type merge`), a strategic merge
+//!   patch (kubectl's default: maps merge, `spec.taints` merge by `key`,
+//!   `$patch: replace|delete`) or a JSON patch (RFC 6902, `--type json`);
+//!   labels, annotations and `spec` are kept; a stale `resourceVersion` is a
+//!   409 Conflict, a non-string label a 422 naming the field, a no-op patch
+//!   keeps the `resourceVersion`;
+//! * deployments: `GET /apis/apps/v1[/namespaces/{ns}]/deployments[/{name}]`
+//!   with the same selectors;
+//! * Argo CD `Application` objects as the Kubernetes API serves them:
+//!   `GET /apis/argoproj.io/v1alpha1[/namespaces/argocd]/applications[/{name}]`
+//!   (`kubectl get applications.argoproj.io`, short names `app`, `apps`);
+//! * watches (`?watch=true`) on nodes, deployments and applications, as
+//!   `kubectl get --watch` and `kubectl rollout status` read them: `ADDED`
+//!   for each object without a `resourceVersion`, then `MODIFIED` on each
+//!   change, `ADDED`/`DELETED` when an object enters or leaves the label
+//!   selector; at most 60 s (`timeoutSeconds`);
+//! * Argo CD's API: `GET /api/v1/applications/{name}[?refresh=hard]` with
 //!   `status.sync`, `status.health`, `status.operationState`.
 //!
 //! Each Argo CD application tracks a branch of a bare git repository (the
@@ -26,7 +41,8 @@
 //! (`Progressing` -> `Healthy`). Faults ([`Faults`]): a revision, or an image
 //! version appearing in the revision's `values-swh-application-versions.yaml`,
 //! makes the rollout stall and end with `ProgressDeadlineExceeded` (the
-//! application is then `Degraded`).
+//! application is then `Degraded`); a held image version keeps the rollout
+//! half-way (`Progressing`, one replica updated) until it is released.
 //!
 //! Every request needs `Authorization: Bearer <token>` (one token for the
 //! Kubernetes API, one for Argo CD); anything else gets 401.
@@ -54,6 +70,8 @@ const REPLICA_STEP: Duration = Duration::from_millis(80);
 const FAIL_AFTER: Duration = Duration::from_millis(300);
 /// Simulation tick.
 const TICK: Duration = Duration::from_millis(40);
+/// The namespace holding Argo CD's `Application` objects.
+pub const ARGOCD_NAMESPACE: &str = "argocd";
 
 /// A node of the stand-in cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +117,11 @@ pub struct Faults {
     /// Image versions (e.g. `20250117.9`): a revision whose
     /// `values-swh-application-versions.yaml` contains one fails its rollout.
     pub degraded_versions: Vec<String>,
+    /// Image versions whose rollout is held half-way while they are listed
+    /// here: one replica is updated, then the deployment stays
+    /// `Progressing` (`ReplicaSetUpdated`) until the version is removed from
+    /// this list (with [`KubeStandin::set_faults`]); then it completes.
+    pub held_versions: Vec<String>,
 }
 
 /// What the stand-in serves.
@@ -200,6 +223,9 @@ pub fn random_token() -> String {
 struct Node {
     cluster: String,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    /// `spec` as last patched (`{}` at start; e.g. `unschedulable`, `taints`).
+    spec: Value,
     rv: u64,
     uid: String,
 }
@@ -215,6 +241,10 @@ struct Deployment {
     available: u32,
     progressing: (&'static str, &'static str, String),
     rollout: Option<(Instant, bool)>,
+    /// Image versions of the revision being rolled out that are in
+    /// [`Faults::held_versions`] at sync time (the rollout waits while one
+    /// of them is still held).
+    held: Vec<String>,
     revision: String,
     rv: u64,
     uid: String,
@@ -233,6 +263,10 @@ struct Application {
     started_at: String,
     finished_at: String,
     reconciled_at: String,
+    rv: u64,
+    uid: String,
+    /// What its `resourceVersion` was last bumped for.
+    print: String,
 }
 
 #[derive(Debug)]
@@ -314,6 +348,8 @@ impl KubeStandin {
                 Node {
                     cluster: n.cluster.clone(),
                     labels,
+                    annotations: BTreeMap::new(),
+                    spec: json!({}),
                     rv,
                     uid: uid(&n.name),
                 },
@@ -324,6 +360,7 @@ impl KubeStandin {
                 format!("no branch {} in {}", a.branch, opts.charts_repo.display())
             })?;
             let ts = rfc3339_now();
+            let rv = state.next_rv();
             state.apps.insert(
                 a.name.clone(),
                 Application {
@@ -338,6 +375,9 @@ impl KubeStandin {
                     started_at: ts.clone(),
                     finished_at: ts.clone(),
                     reconciled_at: ts,
+                    rv,
+                    uid: uid(&format!("argocd/{}", a.name)),
+                    print: String::new(),
                 },
             );
         }
@@ -365,6 +405,7 @@ impl KubeStandin {
                         format!("ReplicaSet \"{}-1\" has successfully progressed.", d.name),
                     ),
                     rollout: None,
+                    held: Vec::new(),
                     revision,
                     rv,
                     uid: uid(&format!("{}/{}", d.namespace, d.name)),
@@ -397,6 +438,8 @@ impl KubeStandin {
                 let Ok(conn) = conn else { continue };
                 let s = s.clone();
                 let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                // One answer is one write: no Nagle delay before the next request.
+                let _ = conn.set_nodelay(true);
                 std::thread::spawn(move || serve_connection(&s, conn));
             }
         }));
@@ -408,6 +451,8 @@ impl KubeStandin {
                 }
                 let Ok(conn) = conn else { continue };
                 let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                // One answer is one write: no Nagle delay before the next request.
+                let _ = conn.set_nodelay(true);
                 let Ok(tls) = rustls::ServerConnection::new(tls_config.clone()) else {
                     continue;
                 };
@@ -659,11 +704,15 @@ fn branch_head(repo: &Path, branch: &str) -> Result<Option<String>> {
 
 /// Whether a revision's rollout must fail under `faults`.
 fn faulty(repo: &Path, faults: &Faults, revision: &str) -> bool {
-    if faults.degraded_revisions.iter().any(|r| r == revision) {
-        return true;
-    }
-    if faults.degraded_versions.is_empty() {
-        return false;
+    faults.degraded_revisions.iter().any(|r| r == revision)
+        || !versions_in(repo, revision, &faults.degraded_versions).is_empty()
+}
+
+/// Which of `versions` the revision's `values-swh-application-versions.yaml`
+/// holds (as quoted YAML scalars).
+fn versions_in(repo: &Path, revision: &str, versions: &[String]) -> Vec<String> {
+    if versions.is_empty() {
+        return Vec::new();
     }
     let out = Command::new("git")
         .arg("--git-dir")
@@ -676,12 +725,13 @@ fn faulty(repo: &Path, faults: &Faults, revision: &str) -> bool {
     match out {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
-            faults
-                .degraded_versions
+            versions
                 .iter()
-                .any(|v| text.contains(&format!("'{v}'")) || text.contains(&format!("\"{v}\"")))
+                .filter(|v| text.contains(&format!("'{v}'")) || text.contains(&format!("\"{v}\"")))
+                .cloned()
+                .collect()
         }
-        _ => false,
+        _ => Vec::new(),
     }
 }
 
@@ -721,15 +771,16 @@ fn tick(s: &Shared) {
         }
     }
     let faults = s.state.lock().unwrap().faults.clone();
-    let finished: Vec<(String, String, bool)> = to_finish
+    let finished: Vec<(String, String, bool, Vec<String>)> = to_finish
         .into_iter()
         .map(|(n, r)| {
             let f = faulty(&s.charts_repo, &faults, &r);
-            (n, r, f)
+            let held = versions_in(&s.charts_repo, &r, &faults.held_versions);
+            (n, r, f, held)
         })
         .collect();
     let mut st = s.state.lock().unwrap();
-    for (name, rev, fail) in finished {
+    for (name, rev, fail, held) in finished {
         let ns = {
             let a = st.apps.get_mut(&name).unwrap();
             a.phase = "Succeeded";
@@ -751,16 +802,24 @@ fn tick(s: &Shared) {
             let d = st.deployments.get_mut(&k).unwrap();
             d.generation += 1;
             d.rollout = Some((now, fail));
+            d.held = held.clone();
             d.revision = rev.clone();
             d.rv = rv;
         }
     }
     // Deployment controller.
+    let held_now = st.faults.held_versions.clone();
     let keys: Vec<_> = st.deployments.keys().cloned().collect();
     for k in keys {
-        let before = format!("{:?}", st.deployments[&k]);
+        let before = deployment_fingerprint(&st.deployments[&k]);
         {
             let d = st.deployments.get_mut(&k).unwrap();
+            // A held rollout stays one replica in until released.
+            if let Some((_, fail)) = d.rollout {
+                if !fail && d.held.iter().any(|v| held_now.contains(v)) {
+                    d.rollout = Some((now - REPLICA_STEP, fail));
+                }
+            }
             if let Some((start, fail)) = d.rollout {
                 let el = now.duration_since(start);
                 if el >= OBSERVE_DELAY {
@@ -812,7 +871,7 @@ fn tick(s: &Shared) {
                 }
             }
         }
-        if format!("{:?}", st.deployments[&k]) != before {
+        if deployment_fingerprint(&st.deployments[&k]) != before {
             let rv = st.next_rv();
             st.deployments.get_mut(&k).unwrap().rv = rv;
         }
@@ -839,6 +898,35 @@ fn tick(s: &Shared) {
         }
         st.apps.get_mut(&name).unwrap().health = health;
     }
+    // A changed application gets a new resourceVersion (Kubernetes view).
+    let names: Vec<String> = st.apps.keys().cloned().collect();
+    for name in names {
+        let a = &st.apps[&name];
+        let print = format!(
+            "{} {} {} {} {} {}",
+            a.sync, a.revision, a.health, a.phase, a.op_revision, a.message
+        );
+        if print != a.print {
+            let rv = st.next_rv();
+            let a = st.apps.get_mut(&name).unwrap();
+            a.print = print;
+            a.rv = rv;
+        }
+    }
+}
+
+/// What a deployment's JSON shows (its `resourceVersion` changes with it).
+fn deployment_fingerprint(d: &Deployment) -> String {
+    format!(
+        "{} {} {} {} {} {:?} {}",
+        d.generation,
+        d.observed,
+        d.status_replicas,
+        d.updated,
+        d.available,
+        d.progressing,
+        d.revision
+    )
 }
 
 fn rfc3339_now() -> String {
@@ -880,8 +968,9 @@ fn node_json(name: &str, n: &Node) -> Value {
             "resourceVersion": n.rv.to_string(),
             "creationTimestamp": "2025-01-17T14:00:00Z",
             "labels": n.labels,
+            "annotations": n.annotations,
         },
-        "spec": {},
+        "spec": n.spec,
         "status": {
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "kubelet is posting ready status"}],
@@ -939,9 +1028,22 @@ fn deployment_json(ns: &str, name: &str, d: &Deployment) -> Value {
     })
 }
 
+/// An Argo CD `Application` as the Kubernetes API serves it (custom
+/// resource `applications.argoproj.io`, version `v1alpha1`).
+fn application_object(a: &Application) -> Value {
+    let mut v = application_json(a);
+    v["apiVersion"] = json!("argoproj.io/v1alpha1");
+    v["kind"] = json!("Application");
+    v
+}
+
+/// An Argo CD `Application` (Argo CD's REST API answer; metadata as the
+/// Kubernetes object's).
 fn application_json(a: &Application) -> Value {
     json!({
-        "metadata": {"name": a.spec.name, "namespace": "argocd"},
+        "metadata": {"name": a.spec.name, "namespace": ARGOCD_NAMESPACE, "uid": a.uid,
+                     "resourceVersion": a.rv.to_string(), "generation": 1,
+                     "creationTimestamp": "2025-01-17T14:00:00Z"},
         "spec": {
             "project": "default",
             "source": {"repoURL": "https://gitlab.softwareheritage.org/swh/infra/ci-cd/swh-charts.git",
@@ -1074,11 +1176,11 @@ fn respond(w: &mut impl Write, code: u16, body: &Value) -> std::io::Result<()> {
         415 => "Unsupported Media Type",
         _ => "Error",
     };
-    write!(
-        w,
+    let answer = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
         text.len()
-    )?;
+    );
+    w.write_all(answer.as_bytes())?;
     w.flush()
 }
 
@@ -1129,7 +1231,6 @@ fn split_cluster(path: &str) -> (Option<&str>, Vec<&str>) {
 
 fn handle(s: &Shared, req: &Request) -> (u16, Value) {
     let (cluster, segs) = split_cluster(&req.path);
-    let in_cluster = |c: &str| cluster.is_none_or(|want| want == c);
     // Argo CD.
     if segs.len() >= 3 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "applications" {
         if !authorized(s, req, &s.argocd_token) {
@@ -1183,7 +1284,9 @@ fn handle(s: &Shared, req: &Request) -> (u16, Value) {
             200,
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]}),
+                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
+                {"name": "argoproj.io", "versions": [{"groupVersion": "argoproj.io/v1alpha1", "version": "v1alpha1"}],
+                 "preferredVersion": {"groupVersion": "argoproj.io/v1alpha1", "version": "v1alpha1"}}]}),
         ),
         ("GET", ["api", "v1"]) => (
             200,
@@ -1200,65 +1303,371 @@ fn handle(s: &Shared, req: &Request) -> (u16, Value) {
                  "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
                  "shortNames": ["deploy"], "categories": ["all"]}]}),
         ),
-        ("GET", ["api", "v1", "nodes"]) => {
-            let st = s.state.lock().unwrap();
-            let items: Vec<Value> = st
-                .nodes
-                .iter()
-                .filter(|(_, x)| in_cluster(&x.cluster))
-                .map(|(n, x)| node_json(n, x))
-                .collect();
-            (
-                200,
-                json!({"kind": "NodeList", "apiVersion": "v1",
-                       "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
-            )
-        }
-        ("GET", ["api", "v1", "nodes", name]) => {
-            let st = s.state.lock().unwrap();
-            match st.nodes.get(*name).filter(|n| in_cluster(&n.cluster)) {
-                Some(n) => (200, node_json(name, n)),
-                None => not_found("nodes", "", name),
-            }
-        }
-        ("PATCH", ["api", "v1", "nodes", name]) => patch_node(s, req, cluster, name),
-        ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments"]) => {
-            let st = s.state.lock().unwrap();
-            let only = field_selector_name(req);
-            let items: Vec<Value> = st
-                .deployments
-                .iter()
-                .filter(|((n, d), x)| {
-                    n == ns && in_cluster(&x.cluster) && only.as_deref().is_none_or(|o| o == d)
-                })
-                .map(|((n, d), x)| deployment_json(n, d, x))
-                .collect();
-            (
-                200,
-                json!({"kind": "DeploymentList", "apiVersion": "apps/v1",
-                       "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
-            )
-        }
-        ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments", name]) => {
-            let st = s.state.lock().unwrap();
-            match st
-                .deployments
-                .get(&(ns.to_string(), name.to_string()))
-                .filter(|d| in_cluster(&d.cluster))
-            {
-                Some(d) => (200, deployment_json(ns, name, d)),
-                None => not_found("deployments", "apps", name),
-            }
-        }
-        _ => (
-            404,
-            status_json(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
+        // The CRD of Argo CD's Application, as the API server serves it
+        // once `applications.argoproj.io` is installed.
+        ("GET", ["apis", "argoproj.io", "v1alpha1"]) => (
+            200,
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "argoproj.io/v1alpha1", "resources": [
+                {"name": "applications", "singularName": "application", "namespaced": true, "kind": "Application",
+                 "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+                 "shortNames": ["app", "apps"]}]}),
         ),
+        ("GET", ["api", "v1", "namespaces"]) => {
+            let st = s.state.lock().unwrap();
+            let items: Vec<Value> = namespaces(&st).iter().map(|n| namespace_json(n)).collect();
+            (
+                200,
+                json!({"kind": "NamespaceList", "apiVersion": "v1",
+                       "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+            )
+        }
+        ("GET", ["api", "v1", "namespaces", name]) => {
+            let st = s.state.lock().unwrap();
+            if namespaces(&st).iter().any(|n| n == name) {
+                (200, namespace_json(name))
+            } else {
+                not_found("namespaces", "", name)
+            }
+        }
+        ("GET", path) => match collection_of(path) {
+            Some((kind, Some(name))) => get_one(s, &kind, cluster, name),
+            Some((kind, None)) => list(s, req, &kind, cluster),
+            None => not_found_path(),
+        },
+        ("PATCH", ["api", "v1", "nodes", name]) => patch_node(s, req, cluster, name),
+        _ => not_found_path(),
     }
+}
+
+/// The namespaces: `default`, `kube-system`, Argo CD's and the
+/// deployments' (kubectl asks for the namespace after a NotFound).
+fn namespaces(st: &State) -> Vec<String> {
+    let mut v: Vec<String> = ["default", "kube-system", ARGOCD_NAMESPACE]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (ns, _) in st.deployments.keys() {
+        if !v.contains(ns) {
+            v.push(ns.clone());
+        }
+    }
+    v.sort();
+    v
+}
+
+fn namespace_json(name: &str) -> Value {
+    json!({"kind": "Namespace", "apiVersion": "v1",
+           "metadata": {"name": name, "uid": uid(&format!("namespace/{name}")), "resourceVersion": "1",
+                        "creationTimestamp": "2025-01-17T14:00:00Z",
+                        "labels": {"kubernetes.io/metadata.name": name}},
+           "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+}
+
+fn not_found_path() -> (u16, Value) {
+    (
+        404,
+        status_json(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+    )
+}
+
+/// A collection served by the stand-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Collection {
+    /// `/api/v1/nodes`.
+    Nodes,
+    /// `/apis/apps/v1[/namespaces/NS]/deployments`.
+    Deployments(Option<String>),
+    /// `/apis/argoproj.io/v1alpha1[/namespaces/NS]/applications`.
+    Applications(Option<String>),
+}
+
+impl Collection {
+    fn kind(&self) -> &'static str {
+        match self {
+            Collection::Nodes => "Node",
+            Collection::Deployments(_) => "Deployment",
+            Collection::Applications(_) => "Application",
+        }
+    }
+    fn api_version(&self) -> &'static str {
+        match self {
+            Collection::Nodes => "v1",
+            Collection::Deployments(_) => "apps/v1",
+            Collection::Applications(_) => "argoproj.io/v1alpha1",
+        }
+    }
+    /// `(resource, group)` for error messages.
+    fn resource(&self) -> (&'static str, &'static str) {
+        match self {
+            Collection::Nodes => ("nodes", ""),
+            Collection::Deployments(_) => ("deployments", "apps"),
+            Collection::Applications(_) => ("applications", "argoproj.io"),
+        }
+    }
+}
+
+/// The collection (and object name) a GET path names.
+fn collection_of<'a>(segs: &[&'a str]) -> Option<(Collection, Option<&'a str>)> {
+    let ns = |n: &str| Some(n.to_string());
+    Some(match segs {
+        ["api", "v1", "nodes"] => (Collection::Nodes, None),
+        ["api", "v1", "nodes", name] => (Collection::Nodes, Some(*name)),
+        ["apis", "apps", "v1", "deployments"] => (Collection::Deployments(None), None),
+        ["apis", "apps", "v1", "namespaces", n, "deployments"] => {
+            (Collection::Deployments(ns(n)), None)
+        }
+        ["apis", "apps", "v1", "namespaces", n, "deployments", name] => {
+            (Collection::Deployments(ns(n)), Some(*name))
+        }
+        ["apis", "argoproj.io", "v1alpha1", "applications"] => {
+            (Collection::Applications(None), None)
+        }
+        ["apis", "argoproj.io", "v1alpha1", "namespaces", n, "applications"] => {
+            (Collection::Applications(ns(n)), None)
+        }
+        ["apis", "argoproj.io", "v1alpha1", "namespaces", n, "applications", name] => {
+            (Collection::Applications(ns(n)), Some(*name))
+        }
+        _ => return None,
+    })
+}
+
+/// One object of a collection, as served.
+struct Object {
+    name: String,
+    rv: u64,
+    labels: BTreeMap<String, String>,
+    json: Value,
+}
+
+/// The objects of `c` in `cluster` (Rancher path; `None`: all clusters).
+/// Argo CD's applications are served in every cluster (the stand-in does
+/// not model which cluster runs Argo CD).
+fn objects(st: &State, c: &Collection, cluster: Option<&str>) -> Vec<Object> {
+    let in_cluster = |x: &str| cluster.is_none_or(|want| want == x);
+    match c {
+        Collection::Nodes => st
+            .nodes
+            .iter()
+            .filter(|(_, n)| in_cluster(&n.cluster))
+            .map(|(name, n)| Object {
+                name: name.clone(),
+                rv: n.rv,
+                labels: n.labels.clone(),
+                json: node_json(name, n),
+            })
+            .collect(),
+        Collection::Deployments(ns) => st
+            .deployments
+            .iter()
+            .filter(|((n, _), d)| in_cluster(&d.cluster) && ns.as_ref().is_none_or(|w| w == n))
+            .map(|((n, name), d)| Object {
+                name: name.clone(),
+                rv: d.rv,
+                labels: [("app".to_string(), name.clone())].into(),
+                json: deployment_json(n, name, d),
+            })
+            .collect(),
+        Collection::Applications(ns) => {
+            if ns.as_deref().is_some_and(|n| n != ARGOCD_NAMESPACE) {
+                return Vec::new();
+            }
+            st.apps
+                .iter()
+                .map(|(name, a)| Object {
+                    name: name.clone(),
+                    rv: a.rv,
+                    labels: BTreeMap::new(),
+                    json: application_object(a),
+                })
+                .collect()
+        }
+    }
+}
+
+fn get_one(s: &Shared, c: &Collection, cluster: Option<&str>, name: &str) -> (u16, Value) {
+    let st = s.state.lock().unwrap();
+    match objects(&st, c, cluster)
+        .into_iter()
+        .find(|o| o.name == name)
+    {
+        Some(o) => (200, o.json),
+        None => {
+            let (kind, group) = c.resource();
+            not_found(kind, group, name)
+        }
+    }
+}
+
+/// The `labelSelector` and `fieldSelector` (`metadata.name=X`) of a request.
+struct Selectors {
+    labels: Vec<Requirement>,
+    name: Option<String>,
+}
+
+impl Selectors {
+    fn of(req: &Request) -> Result<Selectors, (u16, Value)> {
+        let labels = match req.query.get("labelSelector") {
+            Some(l) => {
+                parse_label_selector(l).map_err(|e| (400, status_json(400, "BadRequest", &e)))?
+            }
+            None => Vec::new(),
+        };
+        let name = match req.query.get("fieldSelector").map(String::as_str) {
+            None | Some("") => None,
+            Some(f) => match f
+                .strip_prefix("metadata.name=")
+                .or_else(|| f.strip_prefix("metadata.name=="))
+            {
+                Some(n) => Some(n.to_string()),
+                None => {
+                    return Err((
+                        400,
+                        status_json(
+                            400,
+                            "BadRequest",
+                            &format!("field label not supported: {f} (the stand-in knows metadata.name only)"),
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(Selectors { labels, name })
+    }
+
+    fn matches(&self, o: &Object) -> bool {
+        self.name.as_deref().is_none_or(|n| n == o.name)
+            && self.labels.iter().all(|r| r.matches(&o.labels))
+    }
+}
+
+fn list(s: &Shared, req: &Request, c: &Collection, cluster: Option<&str>) -> (u16, Value) {
+    let sel = match Selectors::of(req) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let st = s.state.lock().unwrap();
+    let items: Vec<Value> = objects(&st, c, cluster)
+        .into_iter()
+        .filter(|o| sel.matches(o))
+        .map(|o| o.json)
+        .collect();
+    (
+        200,
+        json!({"kind": format!("{}List", c.kind()), "apiVersion": c.api_version(),
+               "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+    )
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    /// `key`.
+    Exists(String),
+    /// `!key`.
+    DoesNotExist(String),
+    /// `key=v`, `key==v`, `key in (v,...)`.
+    In(String, Vec<String>),
+    /// `key!=v`, `key notin (v,...)` (true when the key is absent).
+    NotIn(String, Vec<String>),
+}
+
+impl Requirement {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+        }
+    }
+}
+
+/// Parses a label selector as the API server does (`k8s.io/apimachinery`
+/// `labels.Parse`): comma-separated `key`, `!key`, `key=value`,
+/// `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`.
+fn parse_label_selector(s: &str) -> Result<Vec<Requirement>, String> {
+    let bad = |what: &str| format!("unable to parse requirement: {what} (label selector {s:?})");
+    let key_ok = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 317
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    };
+    let value_ok = |v: &str| {
+        v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    // Split at commas outside parentheses.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    let mut out = Vec::new();
+    for p in parts {
+        let p = p.trim();
+        if p.is_empty() {
+            if s.trim().is_empty() {
+                continue;
+            }
+            return Err(bad("empty requirement"));
+        }
+        let set = |op: &str| -> Option<Result<(String, Vec<String>), String>> {
+            let (k, rest) = p.split_once(&format!(" {op} "))?;
+            let rest = rest.trim();
+            let inner = match rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+                Some(i) => i,
+                None => return Some(Err(bad(&format!("{p}: expected ( values )")))),
+            };
+            let vs: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
+            if !key_ok(k.trim()) || !vs.iter().all(|v| value_ok(v)) {
+                return Some(Err(bad(p)));
+            }
+            Some(Ok((k.trim().to_string(), vs)))
+        };
+        if let Some(r) = set("notin") {
+            let (k, vs) = r?;
+            out.push(Requirement::NotIn(k, vs));
+        } else if let Some(r) = set("in") {
+            let (k, vs) = r?;
+            out.push(Requirement::In(k, vs));
+        } else if let Some(k) = p.strip_prefix('!') {
+            if !key_ok(k.trim()) {
+                return Err(bad(p));
+            }
+            out.push(Requirement::DoesNotExist(k.trim().to_string()));
+        } else if let Some((k, v)) = p.split_once("!=") {
+            if !key_ok(k.trim()) || !value_ok(v.trim()) {
+                return Err(bad(p));
+            }
+            out.push(Requirement::NotIn(k.trim().into(), vec![v.trim().into()]));
+        } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+            if !key_ok(k.trim()) || !value_ok(v.trim()) {
+                return Err(bad(p));
+            }
+            out.push(Requirement::In(k.trim().into(), vec![v.trim().into()]));
+        } else if key_ok(p) {
+            out.push(Requirement::Exists(p.to_string()));
+        } else {
+            return Err(bad(p));
+        }
+    }
+    Ok(out)
 }
 
 fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
@@ -1272,11 +1681,16 @@ fn not_found(kind: &str, group: &str, name: &str) -> (u16, Value) {
     (404, v)
 }
 
-fn field_selector_name(req: &Request) -> Option<String> {
-    req.query
-        .get("fieldSelector")
-        .and_then(|f| f.strip_prefix("metadata.name="))
-        .map(String::from)
+/// How a PATCH body is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchKind {
+    /// RFC 7386 (`application/merge-patch+json`).
+    Merge,
+    /// Kubernetes' strategic merge patch
+    /// (`application/strategic-merge-patch+json`).
+    Strategic,
+    /// RFC 6902 (`application/json-patch+json`).
+    Json,
 }
 
 fn patch_node(s: &Shared, req: &Request, cluster: Option<&str>, name: &str) -> (u16, Value) {
@@ -1285,16 +1699,21 @@ fn patch_node(s: &Shared, req: &Request, cluster: Option<&str>, name: &str) -> (
         .get("content-type")
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
         .unwrap_or_default();
-    if ct != "application/merge-patch+json" && ct != "application/strategic-merge-patch+json" {
-        return (
-            415,
-            status_json(
+    let kind = match ct.as_str() {
+        "application/merge-patch+json" => PatchKind::Merge,
+        "application/strategic-merge-patch+json" => PatchKind::Strategic,
+        "application/json-patch+json" => PatchKind::Json,
+        _ => {
+            return (
                 415,
-                "UnsupportedMediaType",
-                &format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?}) [stand-in]"),
-            ),
-        );
-    }
+                status_json(
+                    415,
+                    "UnsupportedMediaType",
+                    &format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?}) [stand-in]"),
+                ),
+            )
+        }
+    };
     let patch: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(e) => {
@@ -1304,52 +1723,215 @@ fn patch_node(s: &Shared, req: &Request, cluster: Option<&str>, name: &str) -> (
             )
         }
     };
+    // As the API server words it: kubectl prints the causes.
+    let invalid = |field: &str, msg: String| {
+        let mut v = status_json(
+            422,
+            "Invalid",
+            &format!("Node \"{name}\" is invalid: {field}: {msg}"),
+        );
+        v["details"] = json!({"name": name, "kind": "Node",
+                              "causes": [{"reason": "FieldValueInvalid", "message": msg, "field": field}]});
+        (422, v)
+    };
     let mut st = s.state.lock().unwrap();
-    if st
+    let Some(n) = st
         .nodes
         .get(name)
-        .is_none_or(|n| cluster.is_some_and(|c| c != n.cluster))
-    {
+        .filter(|n| cluster.is_none_or(|c| c == n.cluster))
+    else {
         return not_found("nodes", "", name);
-    }
-    let rv = st.next_rv();
-    let n = st.nodes.get_mut(name).unwrap();
-    if let Some(labels) = patch
-        .pointer("/metadata/labels")
-        .and_then(|l| l.as_object())
-    {
-        for (k, v) in labels {
-            match v {
-                Value::Null => {
-                    n.labels.remove(k);
-                }
-                Value::String(v) => {
-                    n.labels.insert(k.clone(), v.clone());
-                }
-                other => {
+    };
+    let current = node_json(name, n);
+    let mut patched = current.clone();
+    match kind {
+        PatchKind::Merge | PatchKind::Strategic if !patch.is_object() => {
+            return (
+                400,
+                status_json(400, "BadRequest", "a merge patch must be a JSON object"),
+            )
+        }
+        PatchKind::Merge => json_patch::merge(&mut patched, &patch),
+        PatchKind::Strategic => {
+            if let Err(e) = strategic_merge(&mut patched, &patch, "") {
+                return (400, status_json(400, "BadRequest", &e));
+            }
+        }
+        PatchKind::Json => {
+            let ops: json_patch::Patch = match serde_json::from_value(patch.clone()) {
+                Ok(p) => p,
+                Err(e) => {
                     return (
                         400,
-                        status_json(
-                            400,
-                            "BadRequest",
-                            &format!("label {k}: not a string: {other}"),
-                        ),
+                        status_json(400, "BadRequest", &format!("invalid JSON patch: {e}")),
                     )
                 }
+            };
+            if let Err(e) = json_patch::patch(&mut patched, &ops) {
+                return (
+                    422,
+                    status_json(422, "Invalid", &format!("the JSON patch failed: {e}")),
+                );
             }
         }
     }
-    n.rv = rv;
-    (200, node_json(name, n))
+    // Optimistic concurrency: a resourceVersion in the patch must be current.
+    let want_rv = patched.pointer("/metadata/resourceVersion").cloned();
+    if want_rv != current.pointer("/metadata/resourceVersion").cloned() {
+        let mut v = status_json(
+            409,
+            "Conflict",
+            &format!("Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+        );
+        v["details"] = json!({"name": name, "kind": "nodes"});
+        return (409, v);
+    }
+    if patched.pointer("/metadata/name") != Some(&json!(name)) {
+        return invalid("metadata.name", "Invalid value: field is immutable".into());
+    }
+    let string_map = |field: &str| -> Result<BTreeMap<String, String>, (String, String)> {
+        match patched.pointer(&format!("/metadata/{field}")) {
+            None | Some(Value::Null) => Ok(BTreeMap::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(v) => Ok((k.clone(), v.clone())),
+                    other => Err((
+                        format!("metadata.{field}.{k}"),
+                        format!("Invalid value: {other}: must be a string"),
+                    )),
+                })
+                .collect(),
+            Some(other) => Err((
+                format!("metadata.{field}"),
+                format!("Invalid value: {other}: must be a map"),
+            )),
+        }
+    };
+    let labels = match string_map("labels") {
+        Ok(l) => l,
+        Err((f, e)) => return invalid(&f, e),
+    };
+    let annotations = match string_map("annotations") {
+        Ok(a) => a,
+        Err((f, e)) => return invalid(&f, e),
+    };
+    let spec = match patched.get("spec") {
+        None | Some(Value::Null) => json!({}),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(other) => {
+            return invalid("spec", format!("Invalid value: {other}: must be an object"))
+        }
+    };
+    let changed = {
+        let n = &st.nodes[name];
+        n.labels != labels || n.annotations != annotations || n.spec != spec
+    };
+    // Like the API server, a patch that changes nothing keeps the
+    // resourceVersion.
+    if changed {
+        let rv = st.next_rv();
+        let n = st.nodes.get_mut(name).unwrap();
+        n.labels = labels;
+        n.annotations = annotations;
+        n.spec = spec;
+        n.rv = rv;
+    }
+    (200, node_json(name, &st.nodes[name]))
 }
 
-/// A watch on deployments: `ADDED`/`MODIFIED` events, one JSON object per
-/// line, until the object's state settles or `timeoutSeconds` (at most 60 s).
+/// Kubernetes' strategic merge patch on a Node: a JSON merge patch (maps
+/// merged, `null` deletes a key) where `$patch: replace` replaces a map,
+/// `$patch: delete` deletes it, and the list `spec.taints` is merged by its
+/// `key` (an element `{"key": K, "$patch": "delete"}` removes taint K);
+/// other lists are replaced, as for Node's other list fields. Other `$`
+/// directives are refused (not simulated by the stand-in).
+fn strategic_merge(target: &mut Value, patch: &Value, path: &str) -> Result<(), String> {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return Ok(());
+    };
+    match p.get("$patch").and_then(Value::as_str) {
+        Some("replace") => {
+            let mut m = p.clone();
+            m.remove("$patch");
+            *target = Value::Object(m);
+            return Ok(());
+        }
+        Some("delete") => {
+            *target = Value::Null;
+            return Ok(());
+        }
+        Some(other) => return Err(format!("{path}: unknown patch type {other:?}")),
+        None => {}
+    }
+    if let Some(k) = p.keys().find(|k| k.starts_with('$')) {
+        return Err(format!(
+            "{path}: directive {k} is not supported by the stand-in"
+        ));
+    }
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let t = target.as_object_mut().expect("an object");
+    for (k, v) in p {
+        let here = format!("{path}/{k}");
+        match v {
+            Value::Null => {
+                t.remove(k);
+            }
+            Value::Object(_) => {
+                let mut sub = t.remove(k).unwrap_or(Value::Null);
+                strategic_merge(&mut sub, v, &here)?;
+                if !sub.is_null() {
+                    t.insert(k.clone(), sub);
+                }
+            }
+            Value::Array(items) if here == "/spec/taints" => {
+                let mut list: Vec<Value> = t
+                    .remove(k)
+                    .and_then(|l| l.as_array().cloned())
+                    .unwrap_or_default();
+                for item in items {
+                    let key = item
+                        .get("key")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| format!("{here}: an element has no \"key\""))?;
+                    let pos = list
+                        .iter()
+                        .position(|e| e.get("key").and_then(Value::as_str) == Some(key));
+                    if item.get("$patch").and_then(Value::as_str) == Some("delete") {
+                        if let Some(i) = pos {
+                            list.remove(i);
+                        }
+                        continue;
+                    }
+                    match pos {
+                        Some(i) => strategic_merge(&mut list[i], item, &here)?,
+                        None => list.push(item.clone()),
+                    }
+                }
+                t.insert(k.clone(), Value::Array(list));
+            }
+            other => {
+                t.insert(k.clone(), other.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A watch (`?watch=true`) on nodes, deployments or applications: JSON
+/// events, one per line, until `timeoutSeconds` (at most 60 s) or the
+/// client goes away. With a `resourceVersion`, the changes after it
+/// (`MODIFIED`, or `ADDED`/`DELETED` when an object enters or leaves the
+/// label selector); without one (or `0`), first an `ADDED` event per
+/// object, as the API server does.
 fn serve_watch(s: &Shared, w: &mut impl Write, req: &Request) {
     let (cluster, segs) = split_cluster(&req.path);
     let cluster = cluster.map(String::from);
-    let ns = match segs.as_slice() {
-        ["apis", "apps", "v1", "namespaces", ns, "deployments"] => ns.to_string(),
+    let c = match collection_of(&segs) {
+        Some((c, None)) => c,
         _ => {
             let _ = respond(
                 w,
@@ -1359,7 +1941,13 @@ fn serve_watch(s: &Shared, w: &mut impl Write, req: &Request) {
             return;
         }
     };
-    let only = field_selector_name(req);
+    let sel = match Selectors::of(req) {
+        Ok(s) => s,
+        Err((code, body)) => {
+            let _ = respond(w, code, &body);
+            return;
+        }
+    };
     let timeout = req
         .query
         .get("timeoutSeconds")
@@ -1376,37 +1964,46 @@ fn serve_watch(s: &Shared, w: &mut impl Write, req: &Request) {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .is_err()
+        || w.flush().is_err()
     {
         return;
     }
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut sent: BTreeMap<String, u64> = BTreeMap::new();
+    // What the client has seen: name -> (resourceVersion, matched).
+    let mut seen: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    let mut first = true;
     while Instant::now() < deadline && !s.stop.load(Ordering::SeqCst) {
-        let events: Vec<String> = {
+        let mut events = Vec::new();
+        {
             let st = s.state.lock().unwrap();
-            st.deployments
-                .iter()
-                .filter(|((n, d), x)| {
-                    *n == ns
-                        && cluster.as_deref().is_none_or(|c| c == x.cluster)
-                        && only.as_deref().is_none_or(|o| o == d)
-                })
-                .filter(|((_, d), x)| x.rv > since && sent.get(d.as_str()) != Some(&x.rv))
-                .map(|((n, d), x)| {
-                    (
-                        d.clone(),
-                        x.rv,
-                        json!({"type": "MODIFIED", "object": deployment_json(n, d, x)}).to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|(d, rv, e)| {
-                    sent.insert(d, rv);
-                    e
-                })
-                .collect()
-        };
+            for o in objects(&st, &c, cluster.as_deref()) {
+                let now_matches = sel.matches(&o);
+                let event = if first && since == 0 {
+                    now_matches.then_some("ADDED")
+                } else if first {
+                    // Objects not changed since the client's version are
+                    // as it knows them; changed ones are modifications.
+                    if o.rv <= since {
+                        seen.insert(o.name.clone(), (o.rv, now_matches));
+                        continue;
+                    }
+                    now_matches.then_some("MODIFIED")
+                } else {
+                    match seen.get(&o.name) {
+                        Some((rv, _)) if *rv == o.rv => continue,
+                        Some((_, true)) if now_matches => Some("MODIFIED"),
+                        Some((_, true)) => Some("DELETED"),
+                        _ if now_matches => Some("ADDED"),
+                        _ => None,
+                    }
+                };
+                seen.insert(o.name.clone(), (o.rv, now_matches));
+                if let Some(t) = event {
+                    events.push(json!({"type": t, "object": o.json}).to_string());
+                }
+            }
+        }
+        first = false;
         for e in events {
             let line = format!("{e}\n");
             if write!(w, "{:x}\r\n{line}\r\n", line.len()).is_err() || w.flush().is_err() {

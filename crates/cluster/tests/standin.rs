@@ -175,6 +175,7 @@ fn wait_live_reports_progress_then_live_or_the_failing_deployment() {
     standin.set_faults(Faults {
         degraded_revisions: vec![],
         degraded_versions: vec!["20250700.2".into()],
+        ..Faults::default()
     });
     let rev2 = push_chart_version(
         &remotes.charts.url,

@@ -1,8 +1,9 @@
 //! `kube-standin`: a **STAND-IN** for a Kubernetes API server and an Argo CD
 //! API server (see `swh_deploy_testbed::kube`), in the foreground until
 //! SIGINT or SIGTERM. Not Kubernetes: it serves the JSON shapes of nodes,
-//! deployments and Argo CD applications that swh-deploy and `kubectl get
-//! nodes` / `kubectl label` / `kubectl rollout status` use, and simulates
+//! deployments and Argo CD applications that swh-deploy and kubectl (`get`,
+//! `-l`, `--watch`, `label`, `patch`, `rollout status`, `get
+//! applications.argoproj.io`) use, and simulates
 //! Argo CD's automated sync of branches of a bare swh-charts repository.
 
 use anyhow::{bail, Result};
@@ -33,6 +34,10 @@ struct Args {
     /// Revision (full commit id) whose rollout fails; repeatable.
     #[arg(long, value_name = "SHA")]
     degrade_revision: Vec<String>,
+    /// Image version whose rollout stays half-way (Progressing) for as long
+    /// as the stand-in runs; repeatable.
+    #[arg(long, value_name = "VERSION")]
+    hold_version: Vec<String>,
 }
 
 fn main() {
@@ -50,6 +55,7 @@ fn run(args: Args) -> Result<()> {
     opts.faults = Faults {
         degraded_revisions: args.degrade_revision,
         degraded_versions: args.degrade_version,
+        held_versions: args.hold_version,
     };
     let standin = KubeStandin::start(opts)?;
     if let Some(p) = &args.kubeconfig {
