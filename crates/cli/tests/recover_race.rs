@@ -4,6 +4,10 @@
 //! behind must not undo the compensations, and `recover` must never say
 //! done while a host still has cron stopped or puppet disabled.
 //!
+//! Also `resume` after a kill -9 in the middle of a migration: each resume
+//! and the operator's decision are recorded, the host is asked whether the
+//! migration began, and the migration step is closed.
+//!
 //! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
 //! except under CI (`CI=true`), where it fails.
 
@@ -36,10 +40,18 @@ struct Bed {
 }
 
 impl Bed {
-    fn up(n: usize) -> Bed {
+    /// `n` systemd hosts; with `apt`, the local apt repository (the
+    /// upgrade's apt steps then succeed).
+    fn up(n: usize, apt: bool) -> Bed {
         let tb = Testbed::up(&Options {
             hosts: n,
             systemd: true,
+            apt_repo: apt,
+            apt_versions: if apt {
+                vec!["1.0-1~swh1".into()]
+            } else {
+                vec![]
+            },
             ..Options::default()
         })
         .expect("test bed up");
@@ -62,12 +74,12 @@ fanout = 16
 environment = "staging"
 nodes = "host[1-{n}]"
 
-[services.loader-git]
+[services.cron]
 kind = "worker"
-units = ["swh-worker@loader_git"]
-packages = ["python3-swh.loader.git"]
+units = ["cron.service"]
+packages = ["cron"]
 groups = ["rpc"]
-health = {{ check = "systemd", deadline = "5s", interval = "500ms" }}
+health = {{ check = "systemd", deadline = "10s", interval = "500ms" }}
 "#,
             cfg = tb.ssh_config_path().display()
         );
@@ -185,7 +197,7 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
     if !can_run() {
         return;
     }
-    let bed = Bed::up(3);
+    let bed = Bed::up(3, false);
     let seed = std::env::var("RECOVER_RACE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -283,4 +295,94 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn resume_after_a_kill_in_the_migration_records_decisions_and_closes_the_step() {
+    if !can_run() {
+        return;
+    }
+    let bed = Bed::up(2, true);
+    let migration = "echo began >> /run/mig-log; \
+        for i in $(seq 1200); do test -e /run/mig-go && exit 0; sleep 0.1; done; exit 1";
+    let mut child = bed
+        .command(&[
+            "upgrade",
+            "-w",
+            "host[1-2]",
+            "--mode",
+            "long-standing",
+            "--migration",
+            migration,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = bed
+        .wait_step(0, "migration", Duration::from_secs(90))
+        .expect("the migration step never started");
+    // It began on host1 (its log line is there), then swh-deploy dies.
+    let end = Instant::now() + Duration::from_secs(60);
+    while bed.sh("host1", "cat /run/mig-log 2>/dev/null") != "began" {
+        assert!(Instant::now() < end, "the migration never began on host1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let r = run.to_string();
+
+    // resume without a decision: refused, saying where it began.
+    let out = bed.swh_deploy(&["resume", &r]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("host1: it began running there"), "{err}");
+    let out = bed.swh_deploy(&["history", &r]);
+    let hist = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        hist.contains("decision: refused: migration unfinished")
+            && hist.contains("migration-started: on host1: the migration began running there"),
+        "{hist}"
+    );
+
+    // The operator lets the migration finish, then says it completed.
+    bed.sh("host1", "touch /run/mig-go");
+    wait_remote_commands_gone(&bed, Duration::from_secs(60));
+    let out = bed.swh_deploy(&["resume", &r, "--skip-migration"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It was not started again.
+    assert_eq!(bed.sh("host1", "cat /run/mig-log"), "began");
+    assert!(bed.bad_hosts().is_empty(), "{:?}", bed.bad_hosts());
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(run).unwrap();
+    let step = d.steps.iter().find(|s| s.name == "migration").unwrap();
+    assert_eq!(step.status, swh_deploy_journal::StepStatus::Succeeded);
+    assert!(step.ended_at.is_some());
+    let resumes: Vec<&swh_deploy_journal::RunEvent> =
+        d.events.iter().filter(|e| e.kind == "resume").collect();
+    assert_eq!(resumes.len(), 2);
+    assert_eq!(resumes[1].detail["decision"], "skip-migration");
+    assert_eq!(resumes[1].detail["flag"], "--skip-migration");
+    assert!(resumes[1]
+        .command_line
+        .iter()
+        .any(|a| a == "--skip-migration"));
+    assert!(!resumes[1].user.is_empty());
+    assert_eq!(
+        resumes[1].detail["migration_started"]["host1"],
+        serde_json::json!(true)
+    );
+    let started: Vec<&swh_deploy_journal::RunEvent> = d
+        .events
+        .iter()
+        .filter(|e| e.kind == "migration-started")
+        .collect();
+    assert_eq!(started.len(), 2, "one per resume");
+    assert!(started.iter().all(|e| e.detail["host"] == "host1"));
 }
