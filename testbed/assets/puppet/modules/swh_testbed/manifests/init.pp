@@ -6,6 +6,9 @@
 #   Service name => { config => absolute path, unit => systemd unit,
 #   content => the file's content }. A changed content is written and the
 #   unit restarted (when it runs): the agent's exit code is 2.
+# @param managed
+#   The services of this host (per-host data, e.g. `[storage]`); default:
+#   every service of $services.
 # @param fail
 #   Adds a resource that fails (an exec of /bin/false): the agent's exit
 #   code is 4, or 6 with changes.
@@ -14,10 +17,19 @@
 #   a slow puppet run.
 class swh_testbed (
   Hash[String, Struct[{ config => Pattern[/^\//], unit => String[1], content => String }]] $services = {},
+  Optional[Array[String]] $managed = undef,
   Boolean $fail = false,
   Integer[0] $run_seconds = 0,
 ) {
-  $services.each |String $name, Hash $svc| {
+  $names = $managed ? {
+    undef   => keys($services),
+    default => $managed,
+  }
+  $names.each |String $name| {
+    $svc = $services[$name]
+    if $svc == undef {
+      fail("swh_testbed::managed: unknown service '${name}'")
+    }
     file { $svc['config']:
       ensure  => file,
       owner   => 'root',
