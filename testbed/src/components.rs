@@ -1307,3 +1307,133 @@ pub fn write_containers_config(dir: &Path) -> Result<Vec<(&'static str, PathBuf)
         ("BUILDAH_ISOLATION", PathBuf::from("chroot")),
     ])
 }
+
+// ---------------------------------------------------------------------------
+// Real images: a Debian base image with Python, from debootstrap
+
+/// Packages of [`python_base_image`] on top of debootstrap's minbase: the
+/// Python of Debian bookworm (3.11, the version SWH's images run) with
+/// `venv` (and the pip wheel it bootstraps), as the `python:3.11-bookworm`
+/// image that the real swh-base builds FROM.
+pub const PYTHON_IMAGE_PACKAGES: &[&str] = &["python3", "python3-venv", "ca-certificates"];
+
+/// Bumped whenever [`python_base_image`]'s recipe changes (part of its
+/// cache key).
+const PYTHON_IMAGE_VERSION: u32 = 1;
+
+/// An OCI archive of a Debian bookworm image with Python 3.11 and venv
+/// (`debootstrap --variant=minbase --include=`[`PYTHON_IMAGE_PACKAGES`]
+/// from the machine's Debian mirror, apt lists and caches removed, imported
+/// `FROM scratch` with `ADD rootfs.tar /`), built once per machine and
+/// cached as `/var/cache/swh-deploy-testbed/image-python-<key>.tar` (the
+/// key hashes suite, mirror, packages and recipe; a build happens under a
+/// lock and is renamed into place). `containers` is the buildah environment
+/// ([`write_containers_config`]). Returns the archive's path and whether it
+/// was built now (about 1-2 minutes) rather than taken from the cache.
+pub fn python_base_image(containers: &[(&'static str, PathBuf)]) -> Result<(PathBuf, bool)> {
+    let mirror = crate::golden::machine_mirror()?;
+    let mut h = crate::util::fnv64(b"swh-deploy-testbed python image", 0);
+    for part in [crate::golden::SUITE, mirror.as_str()]
+        .into_iter()
+        .chain(PYTHON_IMAGE_PACKAGES.iter().copied())
+    {
+        h = crate::util::fnv64(part.as_bytes(), h);
+        h = crate::util::fnv64(b"\0", h);
+    }
+    h = crate::util::fnv64(&PYTHON_IMAGE_VERSION.to_le_bytes(), h);
+    let cache = Path::new(crate::golden::CACHE_DIR);
+    fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let archive = cache.join(format!("image-python-{h:016x}.tar"));
+    if archive.is_file() {
+        return Ok((archive, false));
+    }
+    let _lock =
+        crate::util::Lock::acquire(&cache.join("image-python.lock"), Duration::from_secs(1200))?;
+    if archive.is_file() {
+        return Ok((archive, false));
+    }
+    let work = cache.join(format!("image-python-{h:016x}.tmp"));
+    if work.exists() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    let root = work.join("rootfs");
+    fs::create_dir_all(&root)?;
+    let result = (|| -> Result<()> {
+        let log = work.join("debootstrap.log");
+        let logf = fs::File::create(&log)?;
+        let mut c = Command::new("debootstrap");
+        c.arg("--variant=minbase")
+            .arg(format!("--include={}", PYTHON_IMAGE_PACKAGES.join(",")))
+            .arg(crate::golden::SUITE)
+            .arg(&root)
+            .arg(&mirror)
+            .stdout(logf.try_clone()?)
+            .stderr(logf);
+        let status = c.status().context("cannot run debootstrap")?;
+        ensure!(
+            status.success(),
+            "debootstrap of the python image failed ({status}): {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        // No apt lists or caches in the image, no device nodes (the
+        // container runtime provides /dev).
+        for d in ["var/lib/apt/lists", "var/cache/apt", "dev"] {
+            let p = root.join(d);
+            if p.exists() {
+                fs::remove_dir_all(&p)?;
+            }
+            fs::create_dir_all(&p)?;
+        }
+        crate::util::run(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .args(["--numeric-owner", "-cf"])
+                .arg(work.join("rootfs.tar"))
+                .arg("."),
+        )?;
+        fs::remove_dir_all(&root)?;
+        fs::write(
+            work.join("Containerfile"),
+            "FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD [\"python3\"]\n",
+        )?;
+        let name = format!("localhost/swh-testbed-python-{h:016x}");
+        crate::util::run(
+            Command::new("buildah")
+                .envs(containers.iter().cloned())
+                .args(["build", "-q", "-f"])
+                .arg(work.join("Containerfile"))
+                .args(["-t", &name])
+                .arg(&work),
+        )?;
+        let tmp_archive = work.join("image.tar");
+        let pushed = crate::util::run(
+            Command::new("buildah")
+                .envs(containers.iter().cloned())
+                .args(["push", "-q", &name])
+                .arg(format!("oci-archive:{}", tmp_archive.display())),
+        );
+        let _ = Command::new("buildah")
+            .envs(containers.iter().cloned())
+            .args(["rmi", &name])
+            .output();
+        pushed?;
+        fs::rename(&tmp_archive, &archive)
+            .with_context(|| format!("renaming {} into place", archive.display()))?;
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result.map(|()| (archive, true))
+}
+
+/// Pushes the image of an OCI archive (e.g. [`python_base_image`]) to
+/// `registry` as `name:tag` (`skopeo copy`, plain HTTP).
+pub fn push_archive(archive: &Path, registry: &Registry, name: &str, tag: &str) -> Result<()> {
+    crate::util::run(
+        Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg(format!("docker://{}/{name}:{tag}", registry.host())),
+    )?;
+    Ok(())
+}
