@@ -7,7 +7,10 @@
 # the real server's page, titled "Software Heritage storage server"),
 # host[3-4] the git loader (swh-worker@loader_git, health: unit active).
 # swh-deploy upgrades them from 1.0 to 1.1 in rolling batches (canary first)
-# with health gates, then shows the journal and the versions.
+# with health gates, then shows the journal and the versions. Then a
+# configuration change through the test bed's real Puppet server (pergamon,
+# Debian's puppetserver): a new storage setting in its Hiera data reaches the
+# hosts with `swh-deploy upgrade --mode config-change` (puppet agent -t first).
 # Usage (as root): scripts/demo-static.sh [BIN_DIR]   (BIN_DIR holds swh-deploy and testbed)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,9 +26,9 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-step "static: starting 4 systemd hosts and the apt repository (1.0 and 1.1)"
+step "static: starting 4 systemd hosts, the apt repository (1.0 and 1.1) and the Puppet server pergamon"
 up=1
-run "$bin/testbed" --name "$name" up --hosts 4 --systemd --apt-versions '1.0-1~swh1,1.1-1~swh1'
+run "$bin/testbed" --name "$name" up --hosts 4 --systemd --apt-versions '1.0-1~swh1,1.1-1~swh1' --puppet
 cfg=/run/swh-deploy-testbed/$name/ssh_config
 
 # The site file of this test bed.
@@ -90,3 +93,19 @@ sd history 1
 step "which version runs where"
 sd versions --service storage --color always
 sd versions --service loader-git --color always
+
+step "config change: Puppet's data on pergamon (this test bed's environment)"
+env=/run/swh-deploy-testbed/$name/puppet
+mkdir -p "$env/data/hosts"
+for h in 1 2; do printf 'swh_testbed::managed: [storage]\n' >"$env/data/hosts/host$h.yaml"; done
+for h in 3 4; do printf 'swh_testbed::managed: [loader-git]\n' >"$env/data/hosts/host$h.yaml"; done
+# First run: the packages' configuration files become Puppet's (exit 2).
+sd run -F "$cfg" -b -w 'host[1-4]' 'puppet agent -t >/dev/null 2>&1; echo "puppet agent -t: exit $?"'
+# The change: a new setting in the storage configuration.
+sed -i 's/^\(  *\)cls: memory$/&\n\1# demo: a new storage setting/' "$env/data/common.yaml"
+run grep -n -B3 'demo: a new storage setting' "$env/data/common.yaml"
+
+step "config-change upgrade: puppet agent -t on each host first (0 and 2 are success), then the upgrade and its health gates"
+sd upgrade --service storage --service loader-git --mode config-change --batch 1,50% --max-fail 1
+sd history 2
+sd run -F "$cfg" -w 'host[1-2]' "grep -c 'demo: a new storage setting' /etc/softwareheritage/storage/storage.yml"
