@@ -294,6 +294,9 @@ pub fn probe_once(
     }
 }
 
+/// Time allowed for ssh on top of the probe's own timeout.
+const LOCAL_PROBE_SLACK: Duration = Duration::from_secs(10);
+
 /// The HTTP probe made on each of `hosts` itself over the fleet transport
 /// ([`RemoteCommand::HttpGetLocal`]: `curl -i` to 127.0.0.1 with the host's
 /// name as `Host`); the answer is judged here, as for [`http_probe`].
@@ -307,11 +310,29 @@ fn local_probe(
 ) -> Vec<ProbeResult> {
     let options = RunOptions {
         fanout: 1,
-        command_timeout: Some(timeout + Duration::from_secs(10)),
+        command_timeout: Some(timeout + LOCAL_PROBE_SLACK),
         merge_stderr: false,
         hosts_label: None,
     };
-    // One command per host (each has its own Host header), run together.
+    // One command per host (each has its own Host header), at most
+    // `fanout` at a time.
+    let mut results = Vec::with_capacity(hosts.len());
+    for chunk in hosts.chunks(ctx.fanout.max(1)) {
+        results.extend(local_probe_chunk(chunk, port, path, expect, &options, ctx));
+    }
+    results
+}
+
+/// [`local_probe`] on `hosts`, all at once.
+fn local_probe_chunk(
+    hosts: &[String],
+    port: u16,
+    path: &str,
+    expect: Option<&str>,
+    options: &RunOptions,
+    ctx: &GateContext<'_>,
+) -> Vec<ProbeResult> {
+    let timeout = options.command_timeout.unwrap_or_default();
     std::thread::scope(|s| {
         let handles: Vec<_> = hosts
             .iter()
@@ -325,7 +346,7 @@ fn local_probe(
                         port,
                         path: path.to_owned(),
                         host: h.clone(),
-                        timeout_secs: timeout.as_secs().max(1),
+                        timeout_secs: timeout.saturating_sub(LOCAL_PROBE_SLACK).as_secs().max(1),
                     };
                     let line = command.to_shell();
                     let report = match swh_deploy_fleet::run(
