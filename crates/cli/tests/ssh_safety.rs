@@ -387,3 +387,65 @@ fn a_host_cut_during_a_later_slow_step_is_unreachable_with_sshs_message() {
     assert_eq!(r.outcome, swh_deploy_journal::Outcome::Unreachable, "{r:?}");
     assert!(r.stderr.contains("not responding"), "{r:?}");
 }
+
+/// A ClusterShell group source answering a name that is not a host name
+/// fails `site check` (naming the source and the group) and `upgrade`,
+/// before anything is journaled.
+#[test]
+fn a_clustershell_source_naming_an_option_fails_site_check_and_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let cs = dir.path().join("cs");
+    std::fs::create_dir_all(cs.join("groups.d")).unwrap();
+    std::fs::write(
+        cs.join("groups.conf"),
+        format!(
+            "[Main]\ndefault: local\nautodir: {}\n",
+            cs.join("groups.d").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cs.join("groups.d/local.yaml"),
+        "local:\n    evil: 'w1,-oProxyCommand=id'\n",
+    )
+    .unwrap();
+    let path = dir.path().join("site.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[clustershell]
+config_dir = "{}"
+
+[groups.evil]
+source = "local"
+
+[services.storage]
+kind = "rpc"
+units = ["gunicorn-swh-storage"]
+packages = ["python3-swh.storage"]
+groups = ["evil"]
+"#,
+            cs.display()
+        ),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    for args in [
+        &["site", "check", "--site", path][..],
+        &["site", "check", "--quiet", "--site", path],
+        &["upgrade", "--site", path, "--service", "storage"],
+    ] {
+        let out = swh_deploy(&journal, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(
+                "ClusterShell group source `local`, group `evil`: `-oProxyCommand=id` is not a host name"
+            ),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(&format!("{path}:4:")), "{args:?}: {err}");
+    }
+    assert!(!journal.exists(), "the journal was written");
+}

@@ -43,6 +43,24 @@ fn check(path: Option<PathBuf>, quiet: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut resolved = std::collections::BTreeMap::new();
+    for group in site.groups.values() {
+        let nodes = site.nodes(&format!("@{}:{}", swh_deploy_site::SITE_SOURCE, group.name));
+        // A group source answering with a name that is not a host name
+        // makes the site unusable, unlike a source not available here.
+        if let Err(e) = &nodes {
+            if e.to_string()
+                .contains(swh_deploy_site::hosts::NOT_A_HOST_NAME)
+            {
+                eprintln!(
+                    "swh-deploy: group @{} ({}): {e}",
+                    group.name, group.defined_at
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        resolved.insert(group.name.clone(), nodes);
+    }
     if quiet {
         return ExitCode::SUCCESS;
     }
@@ -71,7 +89,7 @@ fn check(path: Option<PathBuf>, quiet: bool) -> ExitCode {
             GroupMembers::Nodes(_) => String::new(),
             GroupMembers::Source { source, group } => format!(" (ClusterShell @{source}:{group})"),
         };
-        match site.nodes(&format!("@{}:{}", swh_deploy_site::SITE_SOURCE, group.name)) {
+        match &resolved[&group.name] {
             Ok(nodes) if !nodes.is_empty() => println!(
                 "group @{}{env}{from}: {} ({} host(s))",
                 group.name,
