@@ -73,7 +73,7 @@ pub const JAVA_ARGS: &[&str] = &[
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Environment variable: seconds the server stays up after its last test
-/// bed went down (default 30).
+/// bed went down (default 120: tests that use it seldom run back to back).
 pub const LINGER_ENV: &str = "SWH_DEPLOY_TESTBED_PUPPET_LINGER";
 
 /// The server's runtime directory.
@@ -81,12 +81,12 @@ pub fn server_dir() -> PathBuf {
     Path::new(RUN_DIR).join(".puppetserver")
 }
 
-/// Seconds the server stays up once unused ([`LINGER_ENV`], default 30).
+/// Seconds the server stays up once unused ([`LINGER_ENV`], default 120).
 pub fn linger() -> u64 {
     std::env::var(LINGER_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(120)
 }
 
 /// The test bed's Puppet environment directory (`<state dir>/puppet`):

@@ -90,7 +90,13 @@ fn real_catalogs_give_exit_codes_0_2_4_and_6() {
     if !can_run() {
         return;
     }
-    let tb = bed();
+    let mut tb = bed();
+    if let Some(pid) = puppet::java_pid() {
+        eprintln!(
+            "puppetserver JVM resident memory: {} MiB",
+            puppet::rss_kib(pid).unwrap_or(0) / 1024
+        );
+    }
     // The host's certificate was signed by pergamon's CA at start.
     let certname = sh(&tb, "host1", "puppet config print certname");
     assert!(
@@ -157,6 +163,20 @@ fn real_catalogs_give_exit_codes_0_2_4_and_6() {
         text.contains("intruder.example.org") && !text.contains("Completed SSL initialization"),
         "{text}"
     );
+
+    // down removes the test bed's link into the server's namespace.
+    let o = tb.hosts()[0].addr.octets();
+    let server_addr = format!("{}.{}.{}.254/24", o[0], o[1], o[2]);
+    let server_addrs = || {
+        let out = std::process::Command::new("ip")
+            .args(["-n", puppet::NETNS, "-4", "-o", "addr", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(server_addrs().contains(&server_addr), "{}", server_addrs());
+    tb.down().unwrap();
+    assert!(!server_addrs().contains(&server_addr), "{}", server_addrs());
 }
 
 #[test]
