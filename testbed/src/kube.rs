@@ -2093,3 +2093,73 @@ pub fn push_chart_version(
     let _ = std::fs::remove_dir_all(&clone);
     Ok(head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn label_selectors_parse_and_match_like_the_api_server() {
+        let l = labels(&[("swh/loader", "true"), ("tier", "a")]);
+        let m = |s: &str| {
+            parse_label_selector(s)
+                .unwrap()
+                .iter()
+                .all(|r| r.matches(&l))
+        };
+        assert!(m("swh/loader=true"));
+        assert!(m("swh/loader==true,tier"));
+        assert!(m("tier in (a, b),!swh/lister"));
+        assert!(m("swh/lister!=true"));
+        assert!(m("tier notin (b,c)"));
+        assert!(m(""));
+        assert!(!m("tier notin (a)"));
+        assert!(!m("swh/loader,!tier"));
+        for bad in ["a b", "tier in a", "=x", "tier=(a)", "tier in (a,b", "a,,b"] {
+            let e = parse_label_selector(bad).unwrap_err();
+            assert!(e.contains("unable to parse requirement"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn strategic_merge_merges_taints_by_key_and_honours_directives() {
+        let mut node = json!({"metadata": {"labels": {"a": "1", "b": "2"}},
+                              "spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}});
+        strategic_merge(
+            &mut node,
+            &json!({"metadata": {"labels": {"b": null, "c": "3"}},
+                    "spec": {"taints": [{"key": "y", "effect": "NoExecute"},
+                                        {"key": "x", "value": "v"}]}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(node["metadata"]["labels"], json!({"a": "1", "c": "3"}));
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "x", "effect": "NoSchedule", "value": "v"},
+                   {"key": "y", "effect": "NoExecute"}])
+        );
+        strategic_merge(
+            &mut node,
+            &json!({"metadata": {"labels": {"$patch": "replace", "z": "9"}},
+                    "spec": {"taints": [{"key": "x", "$patch": "delete"}]}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(node["metadata"]["labels"], json!({"z": "9"}));
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "y", "effect": "NoExecute"}])
+        );
+        let e =
+            strategic_merge(&mut node, &json!({"spec": {"$retainKeys": ["a"]}}), "").unwrap_err();
+        assert!(e.contains("not supported by the stand-in"), "{e}");
+    }
+}
