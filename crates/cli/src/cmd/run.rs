@@ -66,6 +66,8 @@ enum Key {
     All,
     GroupSource,
     GroupsConf,
+    Conf,
+    Axis,
     Hostfile,
     Pick,
     Site,
@@ -152,11 +154,11 @@ static OPTIONS: &[Spec<Key>] =
             "use this groups.conf(5) file instead of ClusterShell's"
         ),
         opt!(
-            Unsupported,
+            Conf,
             None,
             ["--conf"],
             Some("FILE"),
-            "clush.conf(5) file: not supported"
+            "read these clush.conf(5) [Main] settings (the keys of -O); flags win over them"
         ),
         opt!(
             ConfOption,
@@ -297,11 +299,12 @@ static OPTIONS: &[Spec<Key>] =
             "fold using node groups: not supported"
         ),
         opt!(
-            Unsupported,
+            Axis,
             None,
             ["--axis"],
             Some("RANGESET"),
-            "fold along axis: not supported"
+            "fold node sets in the output along these axes only (1..n for nD names; -1 is the \
+             last)"
         ),
         opt!(
             MaxRc,
@@ -464,6 +467,7 @@ struct Parsed {
     all: bool,
     group_source: Option<String>,
     groups_conf: Option<PathBuf>,
+    axis: Option<Vec<i64>>,
     hostfiles: Vec<PathBuf>,
     pick: Option<usize>,
     site: Option<PathBuf>,
@@ -670,6 +674,10 @@ fn parse(args: &[OsString]) -> Result<Request, String> {
         ..Parsed::default()
     };
     let mut conf: Vec<(String, String)> = Vec::new();
+    // --conf FILE first: the flags win over its [Main] keys.
+    if let Some(h) = hits.iter().rev().find(|h| h.spec.key == Key::Conf) {
+        read_conf(&mut p, Path::new(h.value.as_deref().unwrap_or("")))?;
+    }
     for h in &hits {
         let opt = h.name.as_str();
         let v = h.value.as_deref().unwrap_or("");
@@ -684,6 +692,8 @@ fn parse(args: &[OsString]) -> Result<Request, String> {
             Key::GroupSource => p.group_source = Some(safe_value(opt, v)?),
             Key::GroupsConf => p.groups_conf = Some(v.into()),
             Key::Hostfile => p.hostfiles.push(v.into()),
+            Key::Conf => {}
+            Key::Axis => p.axis = axis(opt, v)?,
             Key::Pick => {
                 let n = int_value(opt, v)?;
                 p.pick = Some(usize::try_from(n).map_err(|_| format!("option {opt}: {n} < 0"))?);
@@ -746,39 +756,7 @@ fn parse(args: &[OsString]) -> Result<Request, String> {
     }
     // -O KEY=VALUE wins over the flags, whatever the order (as in clush).
     for (k, v) in conf {
-        let o = format!("-O {k}");
-        match k.as_str() {
-            "color" => {
-                choice(&o, &v, &["", "never", "always", "auto"])?;
-                p.color = color(&v);
-            }
-            "maxrc" => p.maxrc = conf_bool(&k, &v)?,
-            "node_count" => p.node_count = conf_bool(&k, &v)?,
-            "fanout" => p.fanout = Some(positive(&o, int_value(&o, &v)?)?),
-            "connect_timeout" => p.connect_timeout = Some(float_value(&o, &v)?),
-            "command_timeout" => {
-                // clush.conf's default, 0, means no timeout.
-                let t = float_value(&o, &v)?;
-                p.command_timeout = (t > 0.0).then_some(t);
-            }
-            "ssh_user" => p.user = Some(v),
-            "ssh_options" => p.ssh_options.push(v),
-            "command_prefix" => p.command_prefix = (!v.is_empty()).then_some(v),
-            "verbosity" => {
-                let n = int_value(&o, &v)?;
-                p.quiet = n <= 0;
-                p.verbose = n >= 2;
-            }
-            "fd_max" => {
-                int_value(&o, &v)?;
-            }
-            _ => {
-                return Err(format!(
-                "option -O: unknown or unsupported clush.conf key {} (see swh-deploy run --help)",
-                repr(&k)
-            ))
-            }
-        }
+        apply_conf(&mut p, "-O", &k, &v)?;
     }
     if command.is_empty() {
         return Err("no command given (clush's interactive mode is not supported)".into());
@@ -788,6 +766,104 @@ fn parse(args: &[OsString]) -> Result<Request, String> {
         return Err("--json excludes -b, -B and -L".into());
     }
     Ok(Request::Run(Box::new(p)))
+}
+
+/// One clush.conf key (from `-O` or a `--conf` file, `what` says which).
+fn apply_conf(p: &mut Parsed, what: &str, k: &str, v: &str) -> Result<(), String> {
+    let o = format!("{what} {k}");
+    match k {
+        "color" => {
+            choice(&o, v, &["", "never", "always", "auto"])?;
+            p.color = color(v);
+        }
+        "maxrc" => p.maxrc = conf_bool(&o, v)?,
+        "node_count" => p.node_count = conf_bool(&o, v)?,
+        "fanout" => p.fanout = Some(positive(&o, int_value(&o, v)?)?),
+        "connect_timeout" => p.connect_timeout = Some(float_value(&o, v)?),
+        "command_timeout" => {
+            // clush.conf's default, 0, means no timeout.
+            let t = float_value(&o, v)?;
+            p.command_timeout = (t > 0.0).then_some(t);
+        }
+        "ssh_user" => p.user = Some(v.to_string()),
+        "ssh_options" => p.ssh_options.push(v.to_string()),
+        "command_prefix" => p.command_prefix = (!v.is_empty()).then(|| v.to_string()),
+        "verbosity" => {
+            let n = int_value(&o, v)?;
+            p.quiet = n <= 0;
+            p.verbose = n >= 2;
+        }
+        // Accepted and not used: file descriptors are not a limit here,
+        // and these only matter to clush's interactive mode or to file
+        // copy, which swh-deploy does not have.
+        "fd_max" => {
+            int_value(&o, v)?;
+        }
+        "history_size" | "confdir" | "scp_path" | "rcp_path" | "scp_options" => {}
+        "password_prompt" if !conf_bool(&o, v)? => {}
+        _ => {
+            return Err(format!(
+                "{what}: unknown or unsupported clush.conf key {} (see swh-deploy run --help)",
+                repr(k)
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// A clush.conf file (`--conf`): its `[Main]` keys, as ConfigParser reads
+/// them (`key: value` or `key = value`, `#`/`;` comments); other sections
+/// (clush's modes) are not used.
+fn read_conf(p: &mut Parsed, path: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--conf {}: {e}", path.display()))?;
+    let mut main = false;
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", path.display(), i + 1);
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            main = section.trim() == "Main";
+            continue;
+        }
+        let Some(sep) = t.find([':', '=']) else {
+            return Err(format!("{at}: not a 'key: value' line: {}", repr(t)));
+        };
+        if line.starts_with([' ', '\t']) {
+            return Err(format!("{at}: continuation lines are not supported"));
+        }
+        if main {
+            let key = t[..sep].trim().to_ascii_lowercase();
+            apply_conf(p, &at, &key, t[sep + 1..].trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// clush's `--axis`: 1-based axes as a range set (`1`, `1-2`, `1,3`), or
+/// one negative axis counted from the end; 0-based for the node set.
+fn axis(opt: &str, v: &str) -> Result<Option<Vec<i64>>, String> {
+    let bad = || format!("option {opt}: invalid axis: {}", repr(v));
+    if v.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Some(n) = v.trim().strip_prefix('-') {
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        return Ok(Some(vec![-n]));
+    }
+    let mut out = Vec::new();
+    for part in v.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: i64 = a.trim().parse().map_err(|_| bad())?;
+        let b: i64 = b.trim().parse().map_err(|_| bad())?;
+        if a < 1 || b < a || b - a > 64 {
+            return Err(bad());
+        }
+        out.extend((a..=b).map(|i| i - 1));
+    }
+    Ok(Some(out))
 }
 
 fn positive(opt: &str, n: i64) -> Result<usize, String> {
@@ -1083,7 +1159,16 @@ fn run(prog: Prog, args: Parsed) -> anyhow::Result<ExitCode> {
     drop(guard);
     printer.clear_progress();
 
-    let fold = swh_deploy_fleet::fold;
+    let axis = args.axis.clone();
+    let fold = move |hosts: &[&str]| -> String {
+        match (&axis, swh_deploy_nodeset::NodeSet::from_names(hosts)) {
+            (Some(axis), Ok(mut set)) => {
+                set.set_fold_axis(Some(axis.clone()));
+                set.to_string()
+            }
+            _ => swh_deploy_fleet::fold(hosts),
+        }
+    };
     let mut out = printer.out;
     let written = match mode {
         Mode::Gather => render::write_gathered(&mut out, &report, &style, &fold),

@@ -55,13 +55,10 @@ SKIPS = {
                              "forwarded (no 'write: N B/s')",
         "test_038_rlimits": "-O fd_max: expects an OSError raised inside the Python "
                             "process at ClusterShell's pipe creation",
-        "test_039_conf_option": "--conf (clush.conf files) is not supported",
         "test_043_password_prompt": "-O password_prompt is not supported (needs stdin "
                                     "forwarding and ClusterShell's ask_pass)",
         "test_044_command_prefix_and_password_prompt":
             "-O password_prompt is not supported",
-        "test_046_axis": "--axis is not supported (and the test sets "
-                         "DEFAULTS.fold_axis in-process)",
     },
     "CLIClushTest_B_StdinFailure": {
         "test_100_broken_stdin": "mocks sys.stdin.fileno() inside the Python process",
