@@ -1098,7 +1098,7 @@ impl AppsRepo {
                     "{}/{branch} moved: rebase onto it and push again",
                     self.remote
                 ));
-                if let Err(e) = self.git_run(&["rebase", "-q", &remote_ref]) {
+                if let Err(e) = self.git_run(&["rebase", "-q", "--autostash", &remote_ref]) {
                     let _ = self.git_run(&["rebase", "--abort"]);
                     return Err(e);
                 }
@@ -1193,6 +1193,12 @@ impl AppsRepo {
                 command: vec![],
             });
         }
+        // Known before the reservation, so that nothing fails between the
+        // placeholder's push and the undo that deletes it.
+        let dirty = python
+            && !self
+                .git_run(&["status", "--porcelain", "--", &frozen_rel])?
+                .is_empty();
         let mut reservation = None;
         let version = if opts.push && !opts.dry_run {
             let Some(branch) = &branch else {
@@ -1227,10 +1233,6 @@ impl AppsRepo {
             });
         }
         let image = opts.registry.image_ref(&a.image);
-        let dirty = python
-            && !self
-                .git_run(&["status", "--porcelain", "--", &frozen_rel])?
-                .is_empty();
         let commit_msg = format!("{tag}: Build image");
         if dirty || (opts.dry_run && freeze.as_ref().is_some_and(|f| f.changed)) {
             steps.push(Step {
