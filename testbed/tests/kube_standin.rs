@@ -101,6 +101,23 @@ impl Bed {
     fn push(&self, branch: &str, version: &str) -> String {
         push_version(&self.remotes, self.tmp.path(), branch, version)
     }
+    /// Waits (at most 30 s) until kubectl has opened a watch on a path
+    /// containing `path` (its list came first).
+    fn wait_for_watch(&self, path: &str) {
+        let t0 = Instant::now();
+        while !self
+            .standin
+            .requests()
+            .iter()
+            .any(|r| r.contains(path) && r.contains("watch=true"))
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "kubectl never watched {path}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     /// Starts a watching kubectl (`args` + `--watch -o json
     /// --output-watch-events`); [`Watch::events_until`] reads it.
     fn watch(&self, args: &[&str]) -> Watch {
@@ -701,7 +718,7 @@ fn kubectl_get_watch_follows_deployments_and_labelled_nodes() {
     let bed = Bed::new();
     // Deployments: the list first (ADDED), then the rollout (MODIFIED).
     let w = bed.watch(&["-n", "swh", "get", "deployments"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    bed.wait_for_watch("/deployments?");
     let rev = bed.push("staging", "20251000.1");
     wait_synced(&bed.standin, "archive-staging-rke2-swh", &rev);
     let t0 = Instant::now();
@@ -754,7 +771,7 @@ fn kubectl_get_watch_follows_deployments_and_labelled_nodes() {
 
     // Nodes with a selector: a node entering it is ADDED, leaving DELETED.
     let w = bed.watch(&["get", "nodes", "-l", "swh/loader=true"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    bed.wait_for_watch("/nodes?");
     bed.ok(&["label", "node", W3, "swh/loader=true"]);
     bed.ok(&["label", "node", W1, "swh/loader-"]);
     std::thread::sleep(Duration::from_millis(800));
