@@ -569,13 +569,15 @@ impl SshTransport {
     }
 
     /// How the process about to use `socket` reads its master's messages.
-    /// When no master is up, this process (ssh's `ControlMaster=auto`)
+    /// When no master listens there, this process (ssh's `ControlMaster=auto`)
     /// becomes the master and keeps its `-E` log `own`: the log is made
     /// now and linked as `SOCKET.log`, which outlives the process's own
     /// log (read and removed by the engine when it exits).
     fn share(&self, socket: &Path, own: &Path) -> SharedConnection {
         let master_log = socket.with_extension("log");
-        if socket.exists() {
+        // A socket nobody listens on (its master was killed) is replaced by
+        // ssh: this process then becomes the master.
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
             let offset = std::fs::metadata(&master_log).map_or(0, |m| m.len());
             return SharedConnection {
                 log: Some(master_log),
