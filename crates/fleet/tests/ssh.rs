@@ -331,4 +331,22 @@ fn a_host_lost_under_a_shared_connection_is_unreachable_with_the_masters_message
     assert_eq!(r.results[2].status, Status::Unreachable);
     let err = String::from_utf8_lossy(&r.results[2].stderr);
     assert!(err.contains("control master is gone"), "{err}");
+
+    // host3's next command starts a new master over the dead one's socket;
+    // that master's word is the one kept when host3 is cut in turn.
+    let host3 = std::slice::from_ref(&hosts[2]);
+    assert!(go(&t, host3, "true").all_succeeded());
+    let cutter = {
+        let h = hosts[2].clone();
+        let state = tb.state_dir();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            Testbed::attach(&state).unwrap().cut(&h).unwrap();
+        })
+    };
+    let r = go(&t, host3, "echo started; sleep 20");
+    cutter.join().unwrap();
+    assert_eq!(r.results[0].status, Status::Unreachable);
+    let err = String::from_utf8_lossy(&r.results[0].stderr);
+    assert!(err.contains("not responding"), "{err}");
 }
