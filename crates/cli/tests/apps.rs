@@ -700,6 +700,35 @@ fn freeze_for_a_python_version() {
         "{}",
         text(&o).1
     );
+    // The site file's [apps] python_version, below the flag.
+    let site = root.join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "[site]\nname = \"pyv\"\n\n[apps]\ncheckout = \"{dir}\"\npython_version = \"3.13\"\n"
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["app", "freeze", "swh-pyv", "--index-url"];
+    let url = index.url();
+    args.push(&url);
+    let o = swh_deploy(root, &args)
+        .args(["--python", "3.11"])
+        .env("SWH_DEPLOY_SITE", &site)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("cannot freeze for Python 3.13"),
+        "{}",
+        text(&o).1
+    );
+    args.extend(["--python-version", "3.11"]);
+    let o = swh_deploy(root, &args)
+        .env("SWH_DEPLOY_SITE", &site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
     // The environment sets it too.
     let mut args = vec!["app", "freeze", "swh-pyv", "--apps-dir", dir, "--index-url"];
     let url = index.url();

@@ -391,6 +391,9 @@ pub struct AppsOptions {
     pub checkout: PathBuf,
     /// Git remote to push to (default `origin`).
     pub remote: String,
+    /// The Python version requirements are frozen for (`python_version =
+    /// "3.11"`; default: the swh-apps checkout's own, else 3.11).
+    pub python_version: Option<String>,
 }
 
 /// `[charts]`: the swh-charts checkout (elastic path).

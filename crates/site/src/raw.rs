@@ -112,6 +112,7 @@ struct RawHealth {
 struct RawApps {
     checkout: PathBuf,
     remote: Option<String>,
+    python_version: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -518,6 +519,36 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
         );
     }
 
+    let apps = match raw.apps {
+        None => None,
+        Some(a) => {
+            let python_version = match a.python_version {
+                None => None,
+                Some(v) => {
+                    let text = v.get_ref();
+                    let parts: Vec<&str> = text.split('.').collect();
+                    let ok = (2..=3).contains(&parts.len())
+                        && parts[0] == "3"
+                        && parts
+                            .iter()
+                            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                    if !ok {
+                        return Err(ctx.at(
+                            v.span(),
+                            format!("`{text}` is not a Python version: expected 3.N or 3.N.M (e.g. 3.11)"),
+                        ));
+                    }
+                    Some(text.clone())
+                }
+            };
+            Some(AppsOptions {
+                checkout: ctx.resolve(a.checkout),
+                remote: a.remote.unwrap_or_else(|| "origin".into()),
+                python_version,
+            })
+        }
+    };
+
     let release = match raw.release {
         None => None,
         Some(r) => {
@@ -553,10 +584,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
         environments,
         groups,
         services,
-        apps: raw.apps.map(|a| AppsOptions {
-            checkout: ctx.resolve(a.checkout),
-            remote: a.remote.unwrap_or_else(|| "origin".into()),
-        }),
+        apps,
         charts: raw.charts.map(|c| ChartsOptions {
             checkout: ctx.resolve(c.checkout),
             remote: c.remote.unwrap_or_else(|| "origin".into()),

@@ -709,3 +709,23 @@ fn clustershell_group_sources_name_only_host_names() {
     assert!(e.contains("group source `local`"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn apps_python_version_is_read_and_checked() {
+    let site = Site::parse(
+        &format!("{BASE}\n[apps]\ncheckout = \"/src/swh-apps\"\npython_version = \"3.11\"\n"),
+        Path::new("ok.toml"),
+    )
+    .unwrap();
+    assert_eq!(site.apps.unwrap().python_version.as_deref(), Some("3.11"));
+    let site = Site::parse(
+        &format!("{BASE}\n[apps]\ncheckout = \"/src/swh-apps\"\n"),
+        Path::new("ok.toml"),
+    )
+    .unwrap();
+    assert_eq!(site.apps.unwrap().python_version, None);
+    assert_eq!(
+        error_of("\n[apps]\ncheckout = \"/src/swh-apps\"\npython_version = \"3.x\"\n"),
+        "bad.toml:9:18: `3.x` is not a Python version: expected 3.N or 3.N.M (e.g. 3.11)"
+    );
+}

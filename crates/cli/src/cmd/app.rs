@@ -153,8 +153,9 @@ struct UvOpts {
     #[arg(long, value_name = "PATH")]
     uv: Option<PathBuf>,
     /// The Python version to freeze for, passed to uv as --python-version
-    /// (default: $SWH_DEPLOY_PYTHON_VERSION, else the python:X.Y image
-    /// apps/swh-base/Dockerfile builds FROM, else 3.11 as SWH).
+    /// (default: $SWH_DEPLOY_PYTHON_VERSION, else the site file's [apps]
+    /// python_version, else the python:X.Y image apps/swh-base/Dockerfile
+    /// builds FROM, else 3.11 as SWH).
     #[arg(long, value_name = "3.N")]
     python_version: Option<String>,
     /// The interpreter uv freezes with (a path or a version request; it
@@ -165,14 +166,23 @@ struct UvOpts {
 }
 
 impl UvOpts {
-    /// Applies --python-version / $SWH_DEPLOY_PYTHON_VERSION and --python to
-    /// `repo` (otherwise the repository's own default applies).
-    fn apply_python(&self, repo: AppsRepo) -> Result<AppsRepo, String> {
-        let version = self.python_version.clone().or_else(|| {
-            std::env::var("SWH_DEPLOY_PYTHON_VERSION")
-                .ok()
-                .filter(|v| !v.is_empty())
-        });
+    /// Applies the Python to freeze for: --python-version, else
+    /// $SWH_DEPLOY_PYTHON_VERSION, else the site file's `[apps]
+    /// python_version`, else the checkout's own (see
+    /// `AppsRepo::python_target`); and --python.
+    fn apply_python(&self, repo: AppsRepo, site: Option<&Site>) -> Result<AppsRepo, String> {
+        let version = self
+            .python_version
+            .clone()
+            .or_else(|| {
+                std::env::var("SWH_DEPLOY_PYTHON_VERSION")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
+            .or_else(|| {
+                site.and_then(|s| s.apps.as_ref())
+                    .and_then(|a| a.python_version.clone())
+            });
         if version.is_none() && self.python.is_none() {
             return Ok(repo);
         }
@@ -403,7 +413,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
                 r.step(&format!("freeze apps/{app}/requirements-frozen.txt"), &app);
                 Some(r)
             };
-            let repo = uv.apply_python(repo)?;
+            let repo = uv.apply_python(repo, site)?;
             let result = repo.freeze(&app, &uv.options(), !dry_run);
             if let Some(r) = rec.take() {
                 r.finish(result.is_ok());
@@ -432,7 +442,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             uv,
             dry_run,
         } => {
-            let repo = uv.apply_python(repo)?;
+            let repo = uv.apply_python(repo, site)?;
             let opts = BuildOptions {
                 builder: match builder {
                     BuilderArg::Buildah => Builder::Buildah,
