@@ -391,3 +391,77 @@ fn option_parsing_matches_clustershell_optparse() {
         }
     }
 }
+
+/// Huge node sets are counted, folded, combined, sliced and indexed as
+/// ranges, under a 1 GiB address-space limit (a billion indexes would take
+/// 16 GB expanded); what must expand past a limit stops with a clear error
+/// and exit 1, never an abort.
+#[test]
+fn huge_node_sets_work_on_ranges_under_a_memory_limit() {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["-c", "x[1-999999999]"], 0, "999999999\n"),
+        (
+            &["-f", "x[1-999999999]", "-x", "x[500-600]"],
+            0,
+            "x[1-499,601-999999999]\n",
+        ),
+        (
+            &["-c", "x[1-999999999]", "-i", "x[999999990-1000000010]"],
+            0,
+            "10\n",
+        ),
+        (&["-f", "x[1-999999999]", "-X", "x[2-999999999]"], 0, "x1\n"),
+        (&["-c", "x[1-999999999]y[1-2],x1y3"], 0, "1999999999\n"),
+        (
+            &["-I", "5-7,999999990", "-f", "x[1-999999999]"],
+            0,
+            "x[6-8,999999991]\n",
+        ),
+        (
+            &["--index", "x999999999", "x[1-999999999]"],
+            0,
+            "999999998\n",
+        ),
+        (
+            &["--split", "2", "-f", "x[1-999999999]"],
+            0,
+            "x[1-500000000]\nx[500000001-999999999]\n",
+        ),
+        (
+            &["--autostep", "3", "-f", "x[1-999999999]"],
+            0,
+            "x[1-999999999]\n",
+        ),
+        (&["--pick", "3", "-c", "x[1-999999999]"], 0, "3\n"),
+        (
+            &["-f", "n[99999999999999999998-100000000000000000001]"],
+            0,
+            "n[99999999999999999998-100000000000000000001]\n",
+        ),
+        (&["-c", "x[1-999999999/2]"], 1, ""),
+        (&["-O", "%s-ib", "-f", "x[1-999999999]"], 1, ""),
+    ];
+    let mut failures = Vec::new();
+    for (args, status, stdout) in cases {
+        let out = Command::new("prlimit")
+            .arg("--as=1073741824")
+            .arg(&ours)
+            .arg("nodeset")
+            .args(*args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("prlimit runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let ok = out.status.code() == Some(*status)
+            && String::from_utf8_lossy(&out.stdout) == *stdout
+            && (*status == 0 || err.lines().count() == 1 && !err.contains("memory allocation"));
+        if !ok {
+            failures.push(format!(
+                "{args:?}: {:?} {:?} {err:?}",
+                out.status, out.stdout
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -18,15 +18,24 @@ pub(crate) enum Entry {
     Nd(RangeSetNd),
 }
 
+/// Adds `rs` to a one-slot entry: small sets wait in `pending` (merged
+/// once by `normalize`), large ones are merged at once (never expanded).
+fn add_pending(set: &mut RangeSet, pending: &mut Vec<Index>, rs: &RangeSet) {
+    if rs.len() <= 64 {
+        pending.extend(rs.iter());
+    } else {
+        *set = set.union(rs);
+    }
+}
+
 impl Entry {
     fn normalize(&mut self) {
         match self {
             Entry::Plain => {}
             Entry::One { set, pending } => {
                 if !pending.is_empty() {
-                    let mut all = std::mem::take(pending);
-                    all.extend_from_slice(set.indexes());
-                    *set = RangeSet::from_indexes(all);
+                    let added = RangeSet::from_indexes(std::mem::take(pending));
+                    *set = set.union(&added);
                 }
             }
             Entry::Nd(nd) => nd.fold(),
@@ -217,7 +226,7 @@ impl NodeSet {
             1 => {
                 let rs = rsets.into_iter().next().expect("one");
                 match self.patterns.get_mut(&pat) {
-                    Some(Entry::One { pending, .. }) => pending.extend_from_slice(rs.indexes()),
+                    Some(Entry::One { set, pending }) => add_pending(set, pending, &rs),
                     Some(_) => {}
                     None => {
                         self.patterns.insert(
@@ -339,7 +348,7 @@ impl NodeSet {
                     Entry::Plain => Box::new(std::iter::once(plain_name(pat))),
                     Entry::One { set, .. } => {
                         let pieces = pattern_pieces(pat);
-                        Box::new(set.indexes().iter().map(move |i| {
+                        Box::new(set.iter().map(move |i| {
                             let mut out = String::with_capacity(pat.len() + i.width());
                             out.push_str(&pieces[0]);
                             i.write_to(&mut out);
@@ -371,7 +380,7 @@ impl NodeSet {
                 Entry::Plain => f(&plain_name(pat)),
                 Entry::One { set, .. } => {
                     let pieces = pattern_pieces(pat);
-                    for i in set.indexes() {
+                    for i in set.iter() {
                         buf.clear();
                         buf.push_str(&pieces[0]);
                         i.write_to(&mut buf);
@@ -433,8 +442,8 @@ impl NodeSet {
                 (None, _) => {
                     self.patterns.insert(pat.clone(), e.clone());
                 }
-                (Some(Entry::One { pending, .. }), Entry::One { set, pending: p2 }) => {
-                    pending.extend_from_slice(set.indexes());
+                (Some(Entry::One { set: mine, pending }), Entry::One { set, pending: p2 }) => {
+                    add_pending(mine, pending, set);
                     pending.extend_from_slice(p2);
                 }
                 (Some(Entry::Nd(a)), Entry::Nd(b)) => a.update(b),
@@ -558,6 +567,9 @@ impl NodeSet {
         let start = norm(start);
         let stop = stop.map_or(i64::MAX, norm);
         let step = step.max(1) as i64;
+        if step == 1 {
+            return self.slice_range(start.max(0) as u128, stop.max(0) as u128);
+        }
         let names = self
             .iter()
             .enumerate()
@@ -567,6 +579,72 @@ impl NodeSet {
             })
             .map(|(_, n)| n);
         NodeSet::from_names(names).unwrap_or_default()
+    }
+
+    /// The nodes at positions `start..stop`, pattern by pattern, without
+    /// expanding one-slot patterns.
+    fn slice_range(&self, start: u128, stop: u128) -> NodeSet {
+        let mut out = NodeSet::new();
+        let mut pos: u128 = 0;
+        for (pat, e) in self.sorted_patterns() {
+            if pos >= stop {
+                break;
+            }
+            let n = e.len() as u128;
+            if pos + n <= start {
+                pos += n;
+                continue;
+            }
+            let lo = start.saturating_sub(pos);
+            let hi = (stop - pos).min(n);
+            match e {
+                Entry::Plain => {
+                    out.patterns.insert(pat.clone(), Entry::Plain);
+                }
+                Entry::One { set, .. } => {
+                    out.patterns.insert(
+                        pat.clone(),
+                        Entry::One {
+                            set: set.slice_positions(lo as usize, hi as usize),
+                            pending: Vec::new(),
+                        },
+                    );
+                }
+                Entry::Nd(_) => {
+                    let mut one = NodeSet::new();
+                    one.patterns.insert(pat.clone(), e.clone());
+                    let names = one.iter().skip(lo as usize).take((hi - lo) as usize);
+                    out.update(&NodeSet::from_names(names).unwrap_or_default());
+                }
+            }
+            pos += n;
+        }
+        out
+    }
+
+    /// The 0-based position of the node `name` in the iteration order, if
+    /// it is in the set (one-slot patterns are not expanded).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let esc = escape(name.trim());
+        let (pat, idx) = scan_single(&esc).ok()?;
+        let mut base = 0usize;
+        for (p, e) in self.sorted_patterns() {
+            if *p != pat {
+                base = base.saturating_add(e.len());
+                continue;
+            }
+            return match e {
+                Entry::Plain => Some(base),
+                Entry::One { set, .. } => set.position(idx.first()?).map(|i| base + i),
+                Entry::Nd(_) => {
+                    let mut one = NodeSet::new();
+                    one.patterns.insert(p.clone(), e.clone());
+                    let found = one.iter().position(|n| n == name);
+                    found.map(|i| base + i)
+                }
+            };
+        }
+        None
     }
 
     /// Writes the folded form into `out`.
@@ -601,7 +679,7 @@ impl NodeSet {
                         }
                         format_pattern(out, pat, &mut std::iter::once(rs.as_str()));
                     } else {
-                        for i in set.indexes() {
+                        for i in set.iter() {
                             if !first {
                                 out.push(',');
                             }
@@ -632,7 +710,7 @@ impl NodeSet {
                                     f.push(']');
                                     vec![f]
                                 } else {
-                                    rs.indexes().iter().map(Index::to_string).collect()
+                                    rs.iter().map(|i| i.to_string()).collect()
                                 }
                             } else {
                                 vec![rs.to_string()]
@@ -692,7 +770,7 @@ fn pattern_pieces(pat: &str) -> Vec<String> {
 /// changed (usually just the last index and the tail).
 struct NdNames {
     pieces: Vec<String>,
-    axes: Vec<Vec<String>>,
+    axes: Vec<Axis>,
     pos: Vec<usize>,
     /// `marks[k]`: length of `buf` before axis `k`'s index.
     marks: Vec<usize>,
@@ -703,20 +781,61 @@ struct NdNames {
     done: bool,
 }
 
+/// The index strings of one axis: written out when the axis is small,
+/// computed on demand otherwise (a huge axis is never expanded).
+enum Axis {
+    Strings(Vec<String>),
+    Lazy(RangeSet, usize),
+}
+
+/// Axes up to this many indexes keep their strings.
+const AXIS_STRINGS: usize = 1 << 16;
+
+impl Axis {
+    fn len(&self) -> usize {
+        match self {
+            Axis::Strings(v) => v.len(),
+            Axis::Lazy(_, n) => *n,
+        }
+    }
+
+    fn push(&self, pos: usize, out: &mut String) {
+        match self {
+            Axis::Strings(v) => out.push_str(&v[pos]),
+            Axis::Lazy(r, _) => {
+                if let Some(i) = r.nth(pos as u128) {
+                    i.write_to(out);
+                }
+            }
+        }
+    }
+
+    fn max_width(&self) -> usize {
+        match self {
+            Axis::Strings(v) => v.iter().map(String::len).max().unwrap_or(0),
+            Axis::Lazy(r, _) => r.last().map_or(0, |i| i.width() + 1),
+        }
+    }
+}
+
 impl NdNames {
     fn new(pieces: &[String], v: &[RangeSet]) -> NdNames {
-        let axes: Vec<Vec<String>> = v
+        let axes: Vec<Axis> = v
             .iter()
-            .map(|r| r.indexes().iter().map(Index::to_string).collect())
+            .map(|r| {
+                let n = r.len();
+                if n <= AXIS_STRINGS {
+                    Axis::Strings(r.iter().map(|i| i.to_string()).collect())
+                } else {
+                    Axis::Lazy(r.clone(), n)
+                }
+            })
             .collect();
         let len = pieces.iter().map(String::len).sum::<usize>()
-            + axes
-                .iter()
-                .map(|a| a.iter().map(String::len).max().unwrap_or(0))
-                .sum::<usize>();
+            + axes.iter().map(Axis::max_width).sum::<usize>();
         NdNames {
             pieces: pieces.to_vec(),
-            done: axes.iter().any(Vec::is_empty) || axes.is_empty(),
+            done: axes.iter().any(|a| a.len() == 0) || axes.is_empty(),
             pos: vec![0; axes.len()],
             marks: vec![0; axes.len()],
             buf: String::with_capacity(len),
@@ -740,7 +859,7 @@ impl NdNames {
         }
         for k in from..self.axes.len() {
             self.marks[k] = self.buf.len();
-            self.buf.push_str(&self.axes[k][self.pos[k]]);
+            self.axes[k].push(self.pos[k], &mut self.buf);
             if let Some(piece) = self.pieces.get(k + 1) {
                 self.buf.push_str(piece);
             }

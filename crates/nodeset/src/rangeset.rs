@@ -1,15 +1,22 @@
 //! One-dimension range sets: sorted sets of node indexes that keep the way
 //! each index was written (`7`, `07` and `007` are three different indexes).
+//!
+//! A set is kept as runs of consecutive values written with the same width,
+//! never index by index: `x[1-999999999]` is one run, and counting, folding
+//! and set operations cost the number of runs, not of indexes.
 
 use std::cmp::Ordering;
 use std::fmt;
 
 /// Largest magnitude an index may have (exclusive): indexes are kept in an
-/// `i64`, ClusterShell accepts up to 10^100 (documented difference).
-const MAX_VALUE: i64 = 1_000_000_000_000_000_000;
+/// `i128` (ClusterShell accepts up to 10^100; documented difference).
+const MAX_VALUE: i128 = 10_i128.pow(37);
 /// Largest number of indexes one `a-b` range may produce (ClusterShell's
 /// "range too large" limit).
-const MAX_RANGE: i64 = 1_000_000_000;
+const MAX_RANGE: i128 = 1_000_000_000;
+/// Largest number of separate indexes one stepped range (`a-b/step`, step
+/// > 1) may produce: each is stored on its own.
+pub const MAX_STEPPED: i128 = 5_000_000;
 
 /// One index of a range set: a value and the length of its written form.
 ///
@@ -18,11 +25,11 @@ const MAX_RANGE: i64 = 1_000_000_000;
 /// negative indexes are never padded and their width counts the sign.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Index {
-    value: i64,
+    value: i128,
     width: u16,
 }
 
-fn digit_count(mut v: u64) -> u16 {
+fn digit_count(mut v: u128) -> u16 {
     let mut n = 1;
     while v >= 10 {
         v /= 10;
@@ -34,7 +41,7 @@ fn digit_count(mut v: u64) -> u16 {
 impl Index {
     /// The index `value` written with at least `pad` digits (padding is
     /// ignored for negative values, as ClusterShell does).
-    pub fn new(value: i64, pad: u16) -> Index {
+    pub fn new(value: i128, pad: u16) -> Index {
         let digits = digit_count(value.unsigned_abs());
         let width = if value < 0 {
             digits + 1
@@ -51,13 +58,13 @@ impl Index {
             return None;
         }
         let significant = s.trim_start_matches('0');
-        if significant.len() > 18 {
+        if significant.len() > 37 {
             return None;
         }
         let value = if significant.is_empty() {
             0
         } else {
-            significant.parse::<i64>().ok()?
+            significant.parse::<i128>().ok()?
         };
         Some(Index {
             value,
@@ -66,7 +73,7 @@ impl Index {
     }
 
     /// The numeric value.
-    pub fn value(&self) -> i64 {
+    pub fn value(&self) -> i128 {
         self.value
     }
 
@@ -77,12 +84,22 @@ impl Index {
 
     /// Whether the written form starts with a padding zero (`07`, `00`).
     pub fn is_padded(&self) -> bool {
-        self.value >= 0 && self.width > digit_count(self.value as u64)
+        self.value >= 0 && self.width > digit_count(self.value as u128)
+    }
+
+    /// The class of indexes this one sorts and folds with: the negative
+    /// width for negative values, the width otherwise.
+    fn class(&self) -> i32 {
+        if self.value < 0 {
+            -i32::from(self.width)
+        } else {
+            i32::from(self.width)
+        }
     }
 
     /// Appends the written form to `out`.
     pub fn write_to(&self, out: &mut String) {
-        let mut buf = [0u8; 20];
+        let mut buf = [0u8; 40];
         let mut i = buf.len();
         let mut v = self.value.unsigned_abs();
         loop {
@@ -116,18 +133,7 @@ impl Ord for Index {
     /// ClusterShell's order: negative indexes first (longest first, then by
     /// value), then the others by written length, then by value.
     fn cmp(&self, other: &Self) -> Ordering {
-        match (self.value < 0, other.value < 0) {
-            (true, false) => Ordering::Less,
-            (false, true) => Ordering::Greater,
-            (true, true) => other
-                .width
-                .cmp(&self.width)
-                .then(self.value.cmp(&other.value)),
-            (false, false) => self
-                .width
-                .cmp(&other.width)
-                .then(self.value.cmp(&other.value)),
-        }
+        (self.class(), self.value).cmp(&(other.class(), other.value))
     }
 }
 
@@ -170,7 +176,7 @@ impl std::error::Error for RangeError {}
 
 /// Parses an integer the way Python's `int()` does for the inputs node sets
 /// meet: optional surrounding whitespace, optional sign, ASCII digits.
-fn py_int(s: &str) -> Option<i64> {
+fn py_int(s: &str) -> Option<i128> {
     let t = s.trim();
     let (neg, digits) = match t.as_bytes().first() {
         Some(b'+') => (false, &t[1..]),
@@ -181,11 +187,11 @@ fn py_int(s: &str) -> Option<i64> {
         return None;
     }
     let significant = digits.trim_start_matches('0');
-    if significant.len() > 18 {
+    if significant.len() > 37 {
         // Too large for us: reported as an invalid value by the caller.
         return Some(if neg { -MAX_VALUE } else { MAX_VALUE });
     }
-    let v: i64 = if significant.is_empty() {
+    let v: i128 = if significant.is_empty() {
         0
     } else {
         significant.parse().ok()?
@@ -193,234 +199,332 @@ fn py_int(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// Consecutive values `first..=last`, all written with the width of
+/// `class` (see [`Index::class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Run {
+    class: i32,
+    first: i128,
+    last: i128,
+}
+
+impl Run {
+    fn index(&self, value: i128) -> Index {
+        Index {
+            value,
+            width: self.class.unsigned_abs() as u16,
+        }
+    }
+
+    fn count(&self) -> u128 {
+        (self.last - self.first) as u128 + 1
+    }
+
+    fn key(&self) -> (i32, i128) {
+        (self.class, self.first)
+    }
+}
+
+/// Appends the runs of `first..=last` written with at least `pad` digits,
+/// one per width class (`8-12` is `8-9` and `10-12`).
+fn push_values(runs: &mut Vec<Run>, first: i128, last: i128, pad: u16) {
+    let mut v = first;
+    while v <= last {
+        let idx = Index::new(v, pad);
+        // The last value of the same width (and sign).
+        let end = if v < 0 {
+            // -99..-10 share width 3: the class ends at -(10^(d-1)).
+            let d = u32::from(idx.width) - 1;
+            -(10_i128.pow(d - 1))
+        } else {
+            10_i128
+                .checked_pow(u32::from(idx.width))
+                .map_or(i128::MAX, |p| p - 1)
+        };
+        let end = end.min(last);
+        runs.push(Run {
+            class: idx.class(),
+            first: v,
+            last: end,
+        });
+        v = end + 1;
+    }
+}
+
 /// A sorted set of [`Index`]es (ClusterShell's `RangeSet`).
 ///
-/// Indexes are kept sorted in ClusterShell's order and unique; the folded
-/// form (`Display`) groups consecutive indexes of the same padding into
-/// `a-b` ranges: `1-3,5,08-10`.
+/// Indexes are kept in ClusterShell's order, as runs of consecutive values
+/// of one width; the folded form (`Display`) groups consecutive indexes of
+/// the same padding into `a-b` ranges: `1-3,5,08-10`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RangeSet {
-    items: Vec<Index>,
+    runs: Vec<Run>,
 }
 
 impl RangeSet {
     /// An empty range set.
     pub fn new() -> RangeSet {
-        RangeSet { items: Vec::new() }
+        RangeSet { runs: Vec::new() }
     }
 
     /// A range set of one index.
     pub fn one(index: Index) -> RangeSet {
-        RangeSet { items: vec![index] }
+        RangeSet {
+            runs: vec![Run {
+                class: index.class(),
+                first: index.value,
+                last: index.value,
+            }],
+        }
     }
 
     /// Builds a range set from indexes in any order (duplicates allowed).
     pub fn from_indexes(mut items: Vec<Index>) -> RangeSet {
         items.sort_unstable();
         items.dedup();
-        RangeSet { items }
+        let mut runs: Vec<Run> = Vec::new();
+        for i in items {
+            match runs.last_mut() {
+                Some(r) if r.class == i.class() && r.last + 1 == i.value => r.last = i.value,
+                _ => runs.push(Run {
+                    class: i.class(),
+                    first: i.value,
+                    last: i.value,
+                }),
+            }
+        }
+        RangeSet { runs }
+    }
+
+    /// Sorts and merges runs given in any order.
+    fn from_runs(mut runs: Vec<Run>) -> RangeSet {
+        runs.sort_unstable_by_key(Run::key);
+        let mut out: Vec<Run> = Vec::with_capacity(runs.len());
+        for r in runs {
+            match out.last_mut() {
+                Some(p) if p.class == r.class && r.first <= p.last.saturating_add(1) => {
+                    p.last = p.last.max(r.last)
+                }
+                _ => out.push(r),
+            }
+        }
+        RangeSet { runs: out }
+    }
+
+    /// The consecutive indexes from `first` to `last` (same padding as
+    /// `first`, as in a folded `a-b`).
+    pub fn from_run(first: Index, last: Index) -> RangeSet {
+        let mut runs = Vec::new();
+        let pad = if first.is_padded() { first.width } else { 0 };
+        push_values(&mut runs, first.value, last.value, pad);
+        RangeSet::from_runs(runs)
     }
 
     /// Parses ClusterShell's range-set syntax: comma-separated `a`, `a-b`
     /// and `a-b/step` items, zero padding kept (`001-010`).
     pub fn parse(pattern: &str) -> Result<RangeSet, RangeError> {
-        let mut items = Vec::new();
+        let mut runs = Vec::new();
         for raw in pattern.split(',') {
-            parse_subrange(raw.trim(), &mut items)?;
+            parse_subrange(raw.trim(), &mut runs)?;
         }
-        Ok(RangeSet::from_indexes(items))
+        Ok(RangeSet::from_runs(runs))
     }
 
-    /// Number of indexes.
+    /// Number of indexes (saturating).
     pub fn len(&self) -> usize {
-        self.items.len()
+        let n: u128 = self.runs.iter().map(Run::count).sum();
+        usize::try_from(n).unwrap_or(usize::MAX)
     }
 
     /// Whether the set has no index.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.runs.is_empty()
     }
 
     /// The indexes in ClusterShell's order.
-    pub fn indexes(&self) -> &[Index] {
-        &self.items
+    pub fn iter(&self) -> impl Iterator<Item = Index> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|r| (r.first..=r.last).map(move |v| r.index(v)))
+    }
+
+    /// The indexes in ClusterShell's order, in a vector.
+    pub fn to_vec(&self) -> Vec<Index> {
+        self.iter().collect()
+    }
+
+    /// The index at position `n` of the order, if any.
+    pub fn nth(&self, mut n: u128) -> Option<Index> {
+        for r in &self.runs {
+            if n < r.count() {
+                return Some(r.index(r.first + n as i128));
+            }
+            n -= r.count();
+        }
+        None
     }
 
     /// First index, if any.
     pub fn first(&self) -> Option<Index> {
-        self.items.first().copied()
+        self.runs.first().map(|r| r.index(r.first))
     }
 
     /// Last index, if any.
     pub fn last(&self) -> Option<Index> {
-        self.items.last().copied()
+        self.runs.last().map(|r| r.index(r.last))
     }
 
     /// Whether `index` (with its exact written form) is in the set.
     pub fn contains(&self, index: &Index) -> bool {
-        self.items.binary_search(index).is_ok()
+        self.position(index).is_some()
+    }
+
+    /// The 0-based position of `index` (with its written form), if present.
+    pub fn position(&self, index: &Index) -> Option<usize> {
+        let key = (index.class(), index.value);
+        let p = self.runs.partition_point(|r| r.key() <= key);
+        if p == 0 {
+            return None;
+        }
+        let r = &self.runs[p - 1];
+        if r.class != key.0 || r.last < index.value {
+            return None;
+        }
+        let before: u128 = self.runs[..p - 1].iter().map(Run::count).sum();
+        usize::try_from(before + (index.value - r.first) as u128).ok()
     }
 
     /// Whether every index of `self` is in `other`.
     pub fn is_subset(&self, other: &RangeSet) -> bool {
-        if self.items.len() > other.items.len() {
-            return false;
-        }
-        let mut j = 0;
-        for a in &self.items {
-            while j < other.items.len() && other.items[j] < *a {
-                j += 1;
-            }
-            if j == other.items.len() || other.items[j] != *a {
-                return false;
-            }
-            j += 1;
-        }
-        true
+        self.difference(other).is_empty()
     }
 
     /// Whether the two sets have no index in common.
     pub fn is_disjoint(&self, other: &RangeSet) -> bool {
-        let (mut i, mut j) = (0, 0);
-        while i < self.items.len() && j < other.items.len() {
-            match self.items[i].cmp(&other.items[j]) {
-                Ordering::Less => i += 1,
-                Ordering::Greater => j += 1,
-                Ordering::Equal => return false,
-            }
-        }
-        true
-    }
-
-    fn merge(&self, other: &RangeSet, keep_a: bool, keep_b: bool, keep_both: bool) -> RangeSet {
-        let (a, b) = (&self.items, &other.items);
-        let mut out =
-            Vec::with_capacity(if keep_a { a.len() } else { 0 } + if keep_b { b.len() } else { 0 });
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].cmp(&b[j]) {
-                Ordering::Less => {
-                    if keep_a {
-                        out.push(a[i]);
-                    }
-                    i += 1;
-                }
-                Ordering::Greater => {
-                    if keep_b {
-                        out.push(b[j]);
-                    }
-                    j += 1;
-                }
-                Ordering::Equal => {
-                    if keep_both {
-                        out.push(a[i]);
-                    }
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        if keep_a {
-            out.extend_from_slice(&a[i..]);
-        }
-        if keep_b {
-            out.extend_from_slice(&b[j..]);
-        }
-        RangeSet { items: out }
+        self.intersection(other).is_empty()
     }
 
     /// Indexes in either set.
     pub fn union(&self, other: &RangeSet) -> RangeSet {
-        if other.items.is_empty() {
+        if other.runs.is_empty() {
             return self.clone();
         }
-        if self.items.is_empty() {
+        if self.runs.is_empty() {
             return other.clone();
         }
-        if self.items.last() < other.items.first() {
-            let mut items = self.items.clone();
-            items.extend_from_slice(&other.items);
-            return RangeSet { items };
-        }
-        self.merge(other, true, true, true)
+        let mut runs = Vec::with_capacity(self.runs.len() + other.runs.len());
+        runs.extend_from_slice(&self.runs);
+        runs.extend_from_slice(&other.runs);
+        RangeSet::from_runs(runs)
     }
 
     /// Indexes in both sets.
     pub fn intersection(&self, other: &RangeSet) -> RangeSet {
-        self.merge(other, false, false, true)
+        let (a, b) = (&self.runs, &other.runs);
+        let (mut i, mut j) = (0, 0);
+        let mut out = Vec::new();
+        while i < a.len() && j < b.len() {
+            let (x, y) = (a[i], b[j]);
+            if x.class != y.class {
+                if x.class < y.class {
+                    i += 1;
+                } else {
+                    j += 1;
+                }
+                continue;
+            }
+            let lo = x.first.max(y.first);
+            let hi = x.last.min(y.last);
+            if lo <= hi {
+                out.push(Run {
+                    class: x.class,
+                    first: lo,
+                    last: hi,
+                });
+            }
+            if x.last < y.last {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        RangeSet { runs: out }
     }
 
     /// Indexes of `self` not in `other`.
     pub fn difference(&self, other: &RangeSet) -> RangeSet {
-        self.merge(other, true, false, false)
+        let b = &other.runs;
+        let mut j = 0;
+        let mut out = Vec::new();
+        for x in &self.runs {
+            while j < b.len()
+                && (b[j].class < x.class || b[j].class == x.class && b[j].last < x.first)
+            {
+                j += 1;
+            }
+            let mut cur = x.first;
+            let mut k = j;
+            while k < b.len() && b[k].class == x.class && b[k].first <= x.last {
+                if b[k].first > cur {
+                    out.push(Run {
+                        class: x.class,
+                        first: cur,
+                        last: b[k].first - 1,
+                    });
+                }
+                cur = cur.max(b[k].last + 1);
+                k += 1;
+            }
+            if cur <= x.last {
+                out.push(Run {
+                    class: x.class,
+                    first: cur,
+                    last: x.last,
+                });
+            }
+        }
+        RangeSet { runs: out }
     }
 
     /// Indexes in exactly one of the sets.
     pub fn symmetric_difference(&self, other: &RangeSet) -> RangeSet {
-        self.merge(other, true, true, false)
+        self.difference(other).union(&other.difference(self))
     }
 
     /// Runs of consecutive indexes with the same padding, as (first, last):
     /// the items of the folded form.
     pub fn runs(&self) -> Vec<(Index, Index)> {
-        let mut out = Vec::new();
-        let mut it = self.items.iter();
-        let Some(&first) = it.next() else {
-            return out;
-        };
-        let (mut start, mut last) = (first, first);
-        for &idx in it {
-            let compatible = if start.is_padded() {
-                idx.width == start.width
-            } else {
-                !idx.is_padded()
-            };
-            if compatible && idx.value == last.value + 1 {
-                last = idx;
-            } else {
-                out.push((start, last));
-                start = idx;
-                last = idx;
+        let mut out: Vec<(Index, Index)> = Vec::new();
+        for r in &self.runs {
+            let (a, b) = (r.index(r.first), r.index(r.last));
+            if let Some((start, last)) = out.last_mut() {
+                let compatible = if start.is_padded() {
+                    a.width == start.width
+                } else {
+                    !a.is_padded()
+                };
+                if compatible && last.value + 1 == a.value {
+                    *last = b;
+                    continue;
+                }
             }
+            out.push((a, b));
         }
-        out.push((start, last));
         out
     }
 
     /// Appends the folded form (`1-3,5`) to `out`.
     pub fn write_folded(&self, out: &mut String) {
-        let mut it = self.items.iter();
-        let Some(&first) = it.next() else {
-            return;
-        };
-        let (mut start, mut last) = (first, first);
-        let emit = |out: &mut String, start: Index, last: Index, sep: bool| {
-            if sep {
+        for (n, (a, b)) in self.runs().into_iter().enumerate() {
+            if n > 0 {
                 out.push(',');
             }
-            start.write_to(out);
-            if start != last {
+            a.write_to(out);
+            if a != b {
                 out.push('-');
-                last.write_to(out);
-            }
-        };
-        let mut sep = false;
-        for &idx in it {
-            let compatible = if start.is_padded() {
-                idx.width == start.width
-            } else {
-                !idx.is_padded()
-            };
-            if compatible && idx.value == last.value + 1 {
-                last = idx;
-            } else {
-                emit(out, start, last, sep);
-                sep = true;
-                start = idx;
-                last = idx;
+                b.write_to(out);
             }
         }
-        emit(out, start, last, sep);
     }
 }
 
@@ -430,22 +534,22 @@ impl RangeSet {
     /// indexes an arithmetic progression must hold to be written
     /// `a-b/step` (`None`: never; runs of consecutive indexes are always
     /// `a-b`). Padding classes never mix within one item.
-    pub fn folded_items(&self, autostep: Option<i64>) -> Vec<(Index, Index, i64)> {
+    pub fn folded_items(&self, autostep: Option<i64>) -> Vec<(Index, Index, i128)> {
         // ClusterShell keeps the threshold minus one and compares it with
         // the distance covered; a disabled autostep never matches.
         let threshold: Option<i128> = autostep.map(|a| a as i128 - 1);
-        let reaches = |first: i64, last: i64, step: i64| match threshold {
+        let reaches = |first: i128, last: i128, step: i128| match threshold {
             None => false,
-            Some(t) => (last as i128 - first as i128) >= t * step as i128,
+            Some(t) => (last - first) >= t.saturating_mul(step),
         };
-        let mut out: Vec<(Index, Index, i64)> = Vec::new();
-        let mut it = self.items.iter();
-        let Some(&head) = it.next() else {
+        let mut out: Vec<(Index, Index, i128)> = Vec::new();
+        let Some(head) = self.first() else {
             return out;
         };
-        let mk = |v: i64, like: Index| Index::new(v, if like.is_padded() { like.width } else { 0 });
+        let mk =
+            |v: i128, like: Index| Index::new(v, if like.is_padded() { like.width } else { 0 });
         let singles =
-            |out: &mut Vec<(Index, Index, i64)>, from: i64, stop: i64, step: i64, like| {
+            |out: &mut Vec<(Index, Index, i128)>, from: i128, stop: i128, step: i128, like| {
                 let mut j = from;
                 while j < stop {
                     let ix = mk(j, like);
@@ -455,38 +559,59 @@ impl RangeSet {
             };
         let mut start = head;
         let mut last = head;
-        let mut step: Option<i64> = None;
-        for &idx in it {
-            let padding_mismatch = if start.is_padded() {
-                idx.width != start.width
-            } else {
-                idx.is_padded()
-            };
-            let gap = idx.value - last.value;
-            let step_mismatch = !padding_mismatch && step.is_some_and(|s| s != gap);
-            if padding_mismatch || step_mismatch {
-                let (stepped, s) = match step {
-                    Some(s) => (s == 1 || reaches(start.value, last.value, s), s),
-                    None => (true, 1),
-                };
-                if stepped {
-                    out.push((start, last, s));
-                    start = idx;
-                } else {
-                    let stop = if padding_mismatch {
-                        last.value + 1
-                    } else {
-                        last.value - s + 1
-                    };
-                    singles(&mut out, start.value, stop, s, start);
-                    start = if padding_mismatch { idx } else { last };
-                }
-                step = step_mismatch.then_some(gap);
-                last = idx;
-                continue;
+        let mut step: Option<i128> = None;
+        for r in &self.runs {
+            let mut v = r.first;
+            if r.first == head.value && r.class == head.class() {
+                v += 1;
             }
-            step = Some(gap);
-            last = idx;
+            while v <= r.last {
+                let idx = r.index(v);
+                let padding_mismatch = if start.is_padded() {
+                    idx.width != start.width
+                } else {
+                    idx.is_padded()
+                };
+                let gap = idx.value - last.value;
+                let step_mismatch = !padding_mismatch && step.is_some_and(|s| s != gap);
+                if padding_mismatch || step_mismatch {
+                    let (stepped, s) = match step {
+                        Some(s) => (s == 1 || reaches(start.value, last.value, s), s),
+                        None => (true, 1),
+                    };
+                    if stepped {
+                        out.push((start, last, s));
+                        start = idx;
+                    } else {
+                        let stop = if padding_mismatch {
+                            last.value + 1
+                        } else {
+                            last.value - s + 1
+                        };
+                        singles(&mut out, start.value, stop, s, start);
+                        start = if padding_mismatch { idx } else { last };
+                    }
+                    step = step_mismatch.then_some(gap);
+                } else {
+                    step = Some(gap);
+                }
+                last = idx;
+                v += 1;
+                // The rest of a run of consecutive indexes changes nothing
+                // but `last` when it continues the current step-1 item.
+                if step == Some(1) && v <= r.last {
+                    let next = r.index(v);
+                    let same = if start.is_padded() {
+                        next.width == start.width
+                    } else {
+                        !next.is_padded()
+                    };
+                    if same {
+                        last = r.index(r.last);
+                        v = r.last + 1;
+                    }
+                }
+            }
         }
         match step {
             Some(s) if s != 1 && !reaches(start.value, last.value, s) => {
@@ -522,30 +647,33 @@ impl RangeSet {
     /// The maximal runs of consecutive indexes with the same padding, each
     /// as its own range set (ClusterShell's `contiguous()`).
     pub fn contiguous(&self) -> Vec<RangeSet> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        for (a, b) in self.runs() {
-            let n = (b.value - a.value) as usize + 1;
-            out.push(RangeSet {
-                items: self.items[i..i + n].to_vec(),
-            });
-            i += n;
-        }
-        out
+        self.runs()
+            .into_iter()
+            .map(|(a, b)| RangeSet::from_run(a, b))
+            .collect()
     }
 
     /// The indexes at positions `start..stop` (clamped), in order.
     pub fn slice_positions(&self, start: usize, stop: usize) -> RangeSet {
-        let stop = stop.min(self.items.len());
-        let start = start.min(stop);
-        RangeSet {
-            items: self.items[start..stop].to_vec(),
+        let (start, stop) = (start as u128, stop as u128);
+        let mut out = Vec::new();
+        let mut pos: u128 = 0;
+        for r in &self.runs {
+            let n = r.count();
+            let (lo, hi) = (start.max(pos), stop.min(pos + n));
+            if lo < hi {
+                out.push(Run {
+                    class: r.class,
+                    first: r.first + (lo - pos) as i128,
+                    last: r.first + (hi - pos) as i128 - 1,
+                });
+            }
+            pos += n;
+            if pos >= stop {
+                break;
+            }
         }
-    }
-
-    /// The 0-based position of `index` (with its written form), if present.
-    pub fn position(&self, index: &Index) -> Option<usize> {
-        self.items.binary_search(index).ok()
+        RangeSet { runs: out }
     }
 }
 
@@ -558,7 +686,7 @@ impl fmt::Display for RangeSet {
 }
 
 /// Parses one comma-separated item (`5`, `1-5`, `01-10/2`, `-3`, `-5--2`).
-fn parse_subrange(sub: &str, items: &mut Vec<Index>) -> Result<(), RangeError> {
+fn parse_subrange(sub: &str, runs: &mut Vec<Run>) -> Result<(), RangeError> {
     let err = |msg: &str| Err(RangeError::new(sub, msg));
     let (base, step_s) = match sub.split_once('/') {
         None => (sub, None),
@@ -622,7 +750,7 @@ fn parse_subrange(sub: &str, items: &mut Vec<Index>) -> Result<(), RangeError> {
         return conv_err();
     };
     let mut pad: usize = 0;
-    let start: i64;
+    let start: i128;
     if begin_v != 0 {
         let stripped = begin.trim_start_matches('0');
         if stripped.len() < begin.len() {
@@ -669,10 +797,21 @@ fn parse_subrange(sub: &str, items: &mut Vec<Index>) -> Result<(), RangeError> {
         return err("range too large");
     }
     let pad = pad.min(u16::MAX as usize) as u16;
+    if step == 1 {
+        push_values(runs, first, last, pad);
+        return Ok(());
+    }
+    // Each index of a stepped range is stored on its own: bounded.
+    let count = (last - first) / step + 1;
+    if count > MAX_STEPPED {
+        return err("stepped range too large to expand (more than 5000000 indexes)");
+    }
+    if runs.try_reserve(count as usize).is_err() {
+        return err("out of memory for this range");
+    }
     let mut v = first;
-    items.reserve(((last - first) / step + 1) as usize);
     while v <= last {
-        items.push(Index::new(v, pad));
+        push_values(runs, v, v, pad);
         v += step;
     }
     Ok(())

@@ -170,12 +170,12 @@ impl RangeSetNd {
             }
         }
         let d = vardim.unwrap_or(0);
-        let mut all: Vec<Index> = Vec::new();
+        let mut all = RangeSet::new();
         for v in &self.vecs {
-            all.extend_from_slice(v[d].indexes());
+            all = all.union(&v[d]);
         }
         let mut merged = self.vecs.swap_remove(0);
-        merged[d] = RangeSet::from_indexes(all);
+        merged[d] = all;
         self.vecs.clear();
         self.vecs.push(merged);
         true
@@ -183,6 +183,33 @@ impl RangeSetNd {
 
     fn fold_multivariate(&mut self) {
         let dims = self.dims();
+        let total = self
+            .vecs
+            .iter()
+            .map(|v| v.iter().map(|r| r.len() as u128).product::<u128>())
+            .fold(0u128, u128::saturating_add);
+        if total > MAX_FOLD_POINTS {
+            // Too many points to fold point by point (ClusterShell's way):
+            // keep the vectors, made disjoint, never expanded.
+            let mut out: Vec<Vec<RangeSet>> = Vec::new();
+            for v in std::mem::take(&mut self.vecs) {
+                let mut pieces = vec![v];
+                for o in &out {
+                    let mut next = Vec::new();
+                    for p in pieces {
+                        subtract_vector(p, o, &mut next);
+                    }
+                    pieces = next;
+                }
+                out.extend(
+                    pieces
+                        .into_iter()
+                        .filter(|p| !p.iter().any(RangeSet::is_empty)),
+                );
+            }
+            self.vecs = out;
+            return;
+        }
         // Phase 1: the set of single points.
         let mut flat: Vec<Index> = Vec::new();
         for v in &self.vecs {
@@ -208,8 +235,7 @@ impl RangeSetNd {
         let ranks: Vec<HashMap<Index, u32>> = axes
             .iter()
             .map(|a| {
-                let mut strs: Vec<(String, Index)> =
-                    a.indexes().iter().map(|i| (i.to_string(), *i)).collect();
+                let mut strs: Vec<(String, Index)> = a.iter().map(|i| (i.to_string(), i)).collect();
                 strs.sort();
                 strs.into_iter()
                     .enumerate()
@@ -414,25 +440,29 @@ fn subtract_vector(a: Vec<RangeSet>, b: &[RangeSet], out: &mut Vec<Vec<RangeSet>
     }
 }
 
+/// Above this many points, a union of vectors is kept as disjoint vectors
+/// instead of being folded point by point.
+const MAX_FOLD_POINTS: u128 = 1_000_000;
+
 /// Iterator over the Cartesian product of range sets, last one fastest.
-struct ProductIter<'a> {
-    sets: &'a [RangeSet],
+struct ProductIter {
+    sets: Vec<Vec<Index>>,
     pos: Vec<usize>,
     done: bool,
 }
 
-impl<'a> ProductIter<'a> {
-    fn new(sets: &'a [RangeSet]) -> Self {
+impl ProductIter {
+    fn new(sets: &[RangeSet]) -> Self {
         let done = sets.is_empty() || sets.iter().any(RangeSet::is_empty);
         ProductIter {
-            sets,
+            sets: sets.iter().map(RangeSet::to_vec).collect(),
             pos: vec![0; sets.len()],
             done,
         }
     }
 }
 
-impl Iterator for ProductIter<'_> {
+impl Iterator for ProductIter {
     type Item = Vec<Index>;
 
     fn next(&mut self) -> Option<Vec<Index>> {
@@ -443,7 +473,7 @@ impl Iterator for ProductIter<'_> {
             .sets
             .iter()
             .zip(&self.pos)
-            .map(|(s, &p)| s.indexes()[p])
+            .map(|(s, &p)| s[p])
             .collect();
         let mut d = self.sets.len();
         loop {

@@ -28,6 +28,9 @@ use swh_deploy_nodeset::{
 const PROG: &str = "swh-deploy nodeset";
 /// The usage line, as optparse prints it.
 const USAGE: &str = "swh-deploy nodeset [COMMAND] [OPTIONS] [ns1 [-ixX] ns2|...]";
+/// Largest node set `--fold -O FORMAT` formats (each formatted name is
+/// kept before folding again).
+const MAX_FORMATTED: usize = 10_000_000;
 /// The ClusterShell release whose `nodeset` this command follows.
 const CLUSTERSHELL: &str = "1.10.1";
 
@@ -529,12 +532,16 @@ fn parse_axis(axis: &str) -> Result<Vec<i64>, Failure> {
     }
     let rs = RangeSet::parse(axis).map_err(|e| Failure::Error(range_error(e), None))?;
     Ok(rs
-        .indexes()
         .iter()
-        .map(|i| i.value())
+        .map(|i| clamp64(i.value()))
         .filter(|v| *v > 0)
         .map(|v| v - 1)
         .collect())
+}
+
+/// An index as an `i64` position, saturated.
+fn clamp64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn range_error(e: swh_deploy_nodeset::RangeError) -> ParseError {
@@ -680,7 +687,7 @@ impl XSet {
             XSet::Nodes(n) => n.for_each_name(f),
             XSet::Ranges(r) => {
                 let mut buf = String::new();
-                for i in r.indexes() {
+                for i in r.iter() {
                     buf.clear();
                     i.write_to(&mut buf);
                     f(&buf);
@@ -971,7 +978,14 @@ fn execute(o: &Options, out: &mut dyn Write) -> Result<(), Failure> {
             }
         }
     }
-    // The rest of the arguments, in order.
+    // The rest of the arguments, in order. Consecutive unions are gathered
+    // and folded once (a thousand single names fold in one pass).
+    let mut unions: Option<NodeSetBuilder> = None;
+    let flush = |xset: &mut XSet, unions: &mut Option<NodeSetBuilder>| {
+        if let Some(b) = unions.take() {
+            xset.apply(Op::Union, &XSet::Nodes(b.build()));
+        }
+    };
     let mut args = o.args.iter();
     while let Some(arg) = args.next() {
         let op = match arg.as_str() {
@@ -982,6 +996,7 @@ fn execute(o: &Options, out: &mut dyn Write) -> Result<(), Failure> {
         };
         match op {
             Some(op) => {
+                flush(&mut xset, &mut unions);
                 let Some(val) = args.next() else {
                     return Err(value_error("pop from empty list"));
                 };
@@ -992,13 +1007,17 @@ fn execute(o: &Options, out: &mut dyn Write) -> Result<(), Failure> {
                     xset.apply(op, &s);
                 }
             }
-            None if arg == "-" => stdin_op(&mut xset, Op::Union, rs, &groups)?,
-            None => {
-                let s = parse_lines(arg, rs, &groups)?;
-                xset.apply(Op::Union, &s);
+            None if arg == "-" => {
+                flush(&mut xset, &mut unions);
+                stdin_op(&mut xset, Op::Union, rs, &groups)?
             }
+            None => match parse_lines(arg, rs, &groups)? {
+                XSet::Nodes(n) => unions.get_or_insert_with(NodeSetBuilder::new).add(&n),
+                r => xset.apply(Op::Union, &r),
+            },
         }
     }
+    flush(&mut xset, &mut unions);
 
     let XSet::Nodes(nodes) = &xset else {
         return output(o, xset, maxsplit, &groups, out);
@@ -1085,7 +1104,10 @@ fn output(
         let rs = RangeSet::parse(slice).map_err(|e| Failure::Error(range_error(e), None))?;
         let mut acc = XSet::empty(o.rangeset);
         for (a, b) in rs.runs() {
-            acc.apply(Op::Union, &xset.slice(a.value(), b.value() + 1));
+            acc.apply(
+                Op::Union,
+                &xset.slice(clamp64(a.value()), clamp64(b.value()).saturating_add(1)),
+            );
         }
         xset = acc;
     }
@@ -1199,7 +1221,14 @@ fn render(
     }
     if o.fold {
         if let (XSet::Nodes(n), false) = (part, fmt == "%s") {
-            // Each node formatted, then folded again (ClusterShell #277).
+            // Each node formatted, then folded again (ClusterShell #277):
+            // bounded, as every name is kept.
+            if n.len() > MAX_FORMATTED {
+                return Err(value_error(format!(
+                    "too many nodes to fold with -O: {} (limit {MAX_FORMATTED})",
+                    n.len()
+                )));
+            }
             let mut names = Vec::with_capacity(n.len());
             for name in n.iter() {
                 names.push(pyfmt::format(fmt, PyArg::Str(&name))?);
@@ -1229,7 +1258,7 @@ fn index_of(xset: &XSet, node: &str, groups: &LazyGroups) -> Result<usize, Failu
     match xset {
         XSet::Ranges(r) => {
             let one = RangeSet::parse(node).map_err(|e| Failure::Error(range_error(e), None))?;
-            let found = match one.indexes() {
+            let found = match one.to_vec().as_slice() {
                 [i] => r.position(i),
                 _ => None,
             };
@@ -1241,8 +1270,7 @@ fn index_of(xset: &XSet, node: &str, groups: &LazyGroups) -> Result<usize, Failu
                 return Err(value_error("index() argument must be a single node"));
             }
             let name = other.iter().next().unwrap_or_default();
-            n.iter()
-                .position(|x| x == name)
+            n.position(&name)
                 .ok_or_else(|| value_error(format!("'{other}' is not in nodeset")))
         }
     }

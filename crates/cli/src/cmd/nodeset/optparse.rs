@@ -219,9 +219,7 @@ pub fn py_int_option(value: &str) -> Option<i64> {
         _ => (false, t),
     };
     if t.is_empty() || t.starts_with('_') || t.ends_with('_') || t.contains("__") {
-        if !(radix == 8 && t.is_empty() && !digits.is_empty()) {
-            return None;
-        }
+        return None;
     }
     let clean: String = t.chars().filter(|c| *c != '_').collect();
     let v = if clean.is_empty() {
