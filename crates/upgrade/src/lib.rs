@@ -155,6 +155,21 @@ pub fn select(
     if targets.is_empty() {
         return Err(SelectError::NoTargets);
     }
+    // Every source of names was checked already (site file, ClusterShell
+    // group sources, the command line); this catches any other way a name
+    // ssh could misread gets in, before anything is planned.
+    let names: Vec<String> = targets.iter().collect();
+    for h in &names {
+        if let Err(reason) = swh_deploy_site::check_host_name(h) {
+            return Err(SiteError::Unknown {
+                message: format!(
+                    "target `{h}` {}: {reason}",
+                    swh_deploy_site::hosts::NOT_A_HOST_NAME
+                ),
+            }
+            .into());
+        }
+    }
     let mut selected = Vec::new();
     for (service, hosts) in service_hosts {
         let on_targets = hosts.intersection(&targets);
@@ -177,7 +192,7 @@ pub fn select(
         });
     }
     Ok(Selection {
-        targets: targets.iter().collect(),
+        targets: names,
         services: selected,
         environment: env,
     })

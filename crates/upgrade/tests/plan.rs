@@ -94,6 +94,17 @@ fn select_by_service_by_nodes_and_both() {
 }
 
 #[test]
+fn select_refuses_targets_that_are_not_host_names() {
+    let site = sandbox();
+    for bad in ["-oProxyCommand=id", "host1,-x", "a_b"] {
+        let err = select(&site, None, &strings(&[bad]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a host name"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn environments_choose_the_groups() {
     let site = Site::parse(TWO_ENVS, Path::new("two.toml")).unwrap();
     // The default environment applies to --service alone.
