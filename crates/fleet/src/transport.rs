@@ -657,12 +657,16 @@ pub fn process_start(pid: u32) -> Option<u64> {
 
 /// Removes the working directories under `tmp` left by dead transports of
 /// this user: a name `swh-deploy-ssh.PID-START.*` whose process is gone or
-/// started at another time. The masters listening on their control
+/// started at another time (START 0, "unknown", is never removed). The masters listening on their control
 /// sockets are ended first (`ssh -O exit`, with `program`). Directories of
 /// live processes, of other users, and of unknown shape are left alone.
 /// Returns how many were removed.
 pub fn remove_stale_workdirs(tmp: &Path, program: &Path) -> usize {
     use std::os::unix::fs::MetadataExt;
+    // Without /proc no owner can be checked: nothing is removed.
+    if process_start(std::process::id()).is_none() {
+        return 0;
+    }
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return 0;
     };
@@ -685,7 +689,7 @@ pub fn remove_stale_workdirs(tmp: &Path, program: &Path) -> usize {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if !meta.is_dir() || meta.uid() != uid || process_start(pid) == Some(start) {
+        if !meta.is_dir() || meta.uid() != uid || start == 0 || process_start(pid) == Some(start) {
             continue;
         }
         if let Ok(files) = std::fs::read_dir(&path) {
@@ -1050,6 +1054,7 @@ mod tests {
             (format!("swh-deploy-ssh.{me}-{}.reused", start + 1), false),
             (format!("swh-deploy-ssh.{dead}-{start}.dead"), false),
             ("swh-deploy-ssh.oldstyle".to_string(), true),
+            (format!("swh-deploy-ssh.{dead}-0.unknown"), true),
             ("something-else.1-2.x".to_string(), true),
         ];
         for (d, _) in &dirs {
