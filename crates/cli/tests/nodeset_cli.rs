@@ -465,3 +465,54 @@ fn huge_node_sets_work_on_ranges_under_a_memory_limit() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// YAML group files are read like PyYAML's safe loader (as ClusterShell
+/// reads them): a tag naming a Python object, or any non-standard tag, is
+/// refused with an error naming the file; standard tags (`!!str`) are fine.
+#[test]
+fn yaml_group_files_refuse_unsafe_tags() {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("g")).unwrap();
+    let conf = dir.path().join("groups.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[Main]\ndefault: yaml\nautodir: {}\n",
+            dir.path().join("g").display()
+        ),
+    )
+    .unwrap();
+    let yaml = dir.path().join("g/site.yaml");
+    let conf_s = conf.to_string_lossy().to_string();
+    for (body, tag) in [
+        (
+            "yaml:\n  foo: !!python/object/new:os.system [echo EXPLOIT]\n  bar: n[1-2]\n",
+            "tag:yaml.org,2002:python/object/new:os.system",
+        ),
+        ("yaml:\n  foo: !custom n[1-2]\n", "!custom"),
+        ("yaml: !!python/name:os.system\n", "python/name:os.system"),
+    ] {
+        std::fs::write(&yaml, body).unwrap();
+        let (status, stdout, stderr) = run_full(
+            &ours,
+            &["nodeset", "--groupsconf", &conf_s],
+            &["-l"],
+            dir.path(),
+        );
+        assert_eq!(status, 1, "{body}: {stderr}");
+        assert_eq!(stdout, "");
+        assert!(
+            stderr.contains(&*yaml.to_string_lossy()) && stderr.contains(tag),
+            "{body}: {stderr}"
+        );
+    }
+    std::fs::write(&yaml, "yaml:\n  foo: !!str n[1-2]\n").unwrap();
+    let (status, stdout, _) = run_full(
+        &ours,
+        &["nodeset", "--groupsconf", &conf_s],
+        &["-ll"],
+        dir.path(),
+    );
+    assert_eq!((status, stdout.as_str()), (0, "@foo n[1-2]\n"));
+}

@@ -409,6 +409,11 @@ impl ClusterShellGroups {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
             Err(e) => return Err(GroupError::Config(format!("{}: {e}", path.display()))),
         };
+        // A safe loader: tags that name anything but YAML's standard types
+        // (`!!python/object/new:os.system`...) are refused, never applied.
+        if let Some(msg) = unsafe_yaml_tag(&text) {
+            return Err(GroupError::Config(format!("{}: {msg}", path.display())));
+        }
         let docs = YamlLoader::load_from_str(&text)
             .map_err(|e| GroupError::Config(format!("{}: {e}", path.display())))?;
         let Some(Yaml::Hash(top)) = docs.into_iter().next() else {
@@ -864,6 +869,64 @@ pub fn all_nodes(
         ns.update(&NodeSet::parse_with(&item, resolver)?);
     }
     Ok(ns)
+}
+
+/// The first YAML tag of `text` that PyYAML's safe loader would refuse,
+/// described as PyYAML does (`None` when every tag is a standard one or the
+/// text does not parse: the loader reports that).
+fn unsafe_yaml_tag(text: &str) -> Option<String> {
+    use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+    use yaml_rust2::scanner::Marker;
+    const SAFE: &[&str] = &[
+        "null",
+        "bool",
+        "int",
+        "float",
+        "str",
+        "seq",
+        "map",
+        "binary",
+        "timestamp",
+        "set",
+        "omap",
+        "pairs",
+        "merge",
+        "value",
+    ];
+    struct Check(Option<String>);
+    impl MarkedEventReceiver for Check {
+        fn on_event(&mut self, ev: Event, mark: Marker) {
+            if self.0.is_some() {
+                return;
+            }
+            let tag: Option<Tag> = match ev {
+                Event::Scalar(_, _, _, t)
+                | Event::SequenceStart(_, t)
+                | Event::MappingStart(_, t) => t,
+                _ => None,
+            };
+            let Some(tag) = tag else {
+                return;
+            };
+            let standard = matches!(tag.handle.as_str(), "!!" | "tag:yaml.org,2002:")
+                && SAFE.contains(&tag.suffix.as_str());
+            if !standard {
+                let full = if tag.handle == "!!" {
+                    format!("tag:yaml.org,2002:{}", tag.suffix)
+                } else {
+                    format!("{}{}", tag.handle, tag.suffix)
+                };
+                self.0 = Some(format!(
+                    "could not determine a constructor for the tag '{full}' (line {})",
+                    mark.line()
+                ));
+            }
+        }
+    }
+    let mut check = Check(None);
+    let mut parser = Parser::new_from_str(text);
+    let _ = parser.load(&mut check, true);
+    check.0
 }
 
 /// Python's `repr()` of a configuration line, as configparser quotes it in
