@@ -449,3 +449,57 @@ groups = ["evil"]
     }
     assert!(!journal.exists(), "the journal was written");
 }
+
+/// `run -o -oStrictHostKeyChecking=no` (what clush users type) cannot reach
+/// a re-keyed host: swh-deploy's own `StrictHostKeyChecking=yes` comes
+/// first on the ssh command line.
+#[test]
+fn run_dash_o_cannot_switch_host_key_checking_off_for_a_rekeyed_host() {
+    let tb = Testbed::up(&Options {
+        loopback: Some(1),
+        apt_repo: false,
+        ..Options::default()
+    })
+    .expect("loopback test bed");
+    let keydir = tempfile::tempdir().unwrap();
+    let key = keydir.path().join("k");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut words = public.split_whitespace();
+    let line = format!("* {} {}\n", words.next().unwrap(), words.next().unwrap());
+    std::fs::write(tb.known_hosts_path(), line).unwrap();
+    let cfg = tb.ssh_config_path().display().to_string();
+    for opt in [
+        "-oStrictHostKeyChecking=no",
+        "-oStrictHostKeyChecking=accept-new",
+    ] {
+        let out = tb
+            .exec_command(&[
+                bin(),
+                "run",
+                "-F",
+                &cfg,
+                "-o",
+                opt,
+                "-w",
+                "host1",
+                "echo ran",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(!stdout.contains("ran"), "{opt}: the command ran: {stdout}");
+        assert!(
+            stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+                || stderr.contains("Host key verification failed"),
+            "{opt}: {stderr}"
+        );
+        assert!(stderr.contains("unreachable"), "{opt}: {stderr}");
+    }
+}
