@@ -45,7 +45,17 @@ fn write_config(dir: &Path) -> PathBuf {
          reverse: echo $NODE | sed -n 's/^node[1-4]$/ga/p'\n\
          \n\
          [nolist]\n\
-         map: echo x1\n",
+         map: echo x1\n\
+         \n\
+         [ma]\n\
+         mapall: printf 'ga: m[1-3]\\ngb: m[4-5]\\nga: m9\\n'\n\
+         \n\
+         [mabad]\n\
+         mapall: echo oops\n\
+         \n\
+         [mamap]\n\
+         mapall: echo 'ga: m1'\n\
+         map: echo m$GROUP\n",
     )
     .unwrap();
     std::fs::write(
@@ -182,6 +192,14 @@ fn cli_matches_clustershell_nodeset() {
         (&["-f", "-c", "a"], ""),
         (&[], ""),
         (&["-e", "--axis", "1", "a"], ""),
+        (&["-ll", "-s", "ma"], ""),
+        (&["-f", "@ma:ga,@ma:nosuch"], ""),
+        (&["-r", "-s", "ma", "m[1-5]"], ""),
+        (&["-l", "-s", "mabad"], ""),
+        (&["-f", "@mabad:x"], ""),
+        (&["-f", "@mamap:ga,@mamap:7"], ""),
+        (&["-ll", "-s", "mamap"], ""),
+        (&["-l", "-s", "nolist"], ""),
     ];
     let mut failures = Vec::new();
     for (args, stdin) in cases {

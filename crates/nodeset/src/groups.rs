@@ -59,6 +59,9 @@ enum Source {
     /// External commands run through `sh -c` in `cfgdir`.
     Upcall {
         map: Option<String>,
+        /// Every group and its nodes in one call (`group: nodes` lines);
+        /// serves `map` and `list` when given.
+        mapall: Option<String>,
         all: Option<String>,
         list: Option<String>,
         reverse: Option<String>,
@@ -391,6 +394,7 @@ impl ClusterShellGroups {
                     name.to_string(),
                     Source::Upcall {
                         map,
+                        mapall: get("mapall"),
                         all: get("all"),
                         list: get("list"),
                         reverse: get("reverse"),
@@ -492,6 +496,47 @@ impl ClusterShellGroups {
             })
     }
 
+    /// The `mapall` upcall's groups, in output order, duplicate lines
+    /// united (ClusterShell 1.10's `mapall`).
+    fn mapall(
+        &self,
+        source_name: &str,
+        template: &String,
+        cfgdir: &Path,
+    ) -> Result<Vec<(String, String)>, GroupError> {
+        let out = self.upcall(source_name, "mapall", Some(template), cfgdir, &[])?;
+        let mut groups: Vec<(String, String)> = Vec::new();
+        for line in out.lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (group, nodes) = match line.split_once(':') {
+                Some((g, n)) if !g.trim().is_empty() && g.split_whitespace().count() == 1 => {
+                    (g.trim(), n.trim())
+                }
+                _ => {
+                    return Err(GroupError::QueryFailed {
+                        command: format!("mapall: invalid line '{line}' (expected 'group: nodes')"),
+                        source_name: source_name.to_string(),
+                    })
+                }
+            };
+            match groups.iter_mut().find(|(g, _)| g == group) {
+                Some((_, prev)) => {
+                    if !nodes.is_empty() {
+                        if !prev.is_empty() {
+                            prev.push(',');
+                        }
+                        prev.push_str(nodes);
+                    }
+                }
+                None => groups.push((group.to_string(), nodes.to_string())),
+            }
+        }
+        Ok(groups)
+    }
+
     fn upcall(
         &self,
         source_name: &str,
@@ -573,10 +618,38 @@ impl ClusterShellGroups {
             },
             Source::Upcall {
                 map,
+                mapall: Some(mapall),
+                cfgdir,
+                ..
+            } if what == "map" || what == "list" => {
+                let groups = self.mapall(name, mapall, cfgdir)?;
+                if what == "list" {
+                    vec![groups
+                        .iter()
+                        .map(|(g, _)| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")]
+                } else {
+                    match groups.iter().find(|(g, _)| g == arg) {
+                        Some((_, nodes)) => vec![nodes.clone()],
+                        None if map.is_some() => vec![self.upcall(
+                            name,
+                            "map",
+                            map.as_ref(),
+                            cfgdir,
+                            &[("GROUP", arg)],
+                        )?],
+                        None => vec![String::new()],
+                    }
+                }
+            }
+            Source::Upcall {
+                map,
                 all,
                 list,
                 reverse,
                 cfgdir,
+                ..
             } => {
                 let out = match what {
                     "map" => self.upcall(name, "map", map.as_ref(), cfgdir, &[("GROUP", arg)])?,
@@ -838,9 +911,15 @@ pub fn group_names(
     resolver: &dyn GroupResolver,
     source: Option<&str>,
 ) -> Result<Vec<String>, ParseError> {
+    // A failing list upcall is a group error here (`Group error: CMD`), as
+    // in ClusterShell's grouplist(); only node-set parsing reports it as a
+    // parse error.
     Engine::new(Some(resolver))
         .grouplist_opt(source)
-        .map_err(|f| f.at_top(""))
+        .map_err(|f| match f {
+            crate::parser::Failure::Group(e) => e.into_parse_error(),
+            f => f.at_top(""),
+        })
 }
 
 /// Every node of `source` (or the default one), as ClusterShell's
