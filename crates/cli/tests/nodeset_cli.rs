@@ -254,10 +254,12 @@ fn parse_errors_point_at_the_position() {
     assert!(err.contains("            ^ (column 11)"), "{err}");
 }
 
-/// ClusterShell 1.10.1's own `tests/CLINodesetTest.py`, unchanged, with its
-/// in-process CLI call replaced by `swh-deploy nodeset` as a subprocess
-/// (crates/cli/tests/peer/nodeset_peer.py). Every test must pass; the
-/// adapter's summary line (`peer CLINodesetTest.py: N passed, ...`) is
+/// ClusterShell 1.10.1's own `tests/CLINodesetTest.py` and
+/// `NodeSetGroupTest.py`, unchanged, with the in-process CLI call (and, for
+/// the second, the Python objects of group resolution) replaced by
+/// `swh-deploy nodeset` as a subprocess (crates/cli/tests/peer/). No test
+/// may fail; tests of the Python object API only are skipped with their
+/// reason. The adapter's summary lines (`peer SUITE: N passed, ...`) are
 /// printed in the test output.
 #[test]
 fn clustershell_peer_suite_cli_nodeset() {
@@ -287,14 +289,16 @@ fn clustershell_peer_suite_cli_nodeset() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
     eprint!("{stderr}");
-    let summary = stdout
-        .lines()
-        .find(|l| l.starts_with("peer CLINodesetTest.py:"))
-        .expect("the adapter prints its summary line");
-    assert!(
-        out.status.success() && summary.contains(" 0 failed"),
-        "ClusterShell's CLINodesetTest.py fails against swh-deploy nodeset: {summary}"
-    );
+    for suite in ["CLINodesetTest.py", "NodeSetGroupTest.py"] {
+        let summary = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("peer {suite}:")))
+            .expect("the adapter prints one summary line per suite");
+        assert!(
+            out.status.success() && summary.contains(" 0 failed"),
+            "ClusterShell's {suite} fails against swh-deploy nodeset: {summary}"
+        );
+    }
 }
 
 /// Runs `program pre args` and returns (status, stdout, stderr) with the

@@ -34,15 +34,38 @@ def load(module, state, pattern):
     return kept
 
 
+def filter_suite(suite, pattern):
+    """The tests of SUITE whose id contains PATTERN (all without one)."""
+    if not pattern:
+        return suite
+    kept = unittest.TestSuite()
+
+    def walk(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                walk(t)
+            elif pattern in t.id():
+                kept.addTest(t)
+    walk(suite)
+    return kept
+
+
 def main():
     args = [a for a in sys.argv[1:] if a != "-v"]
     verbosity = 2 if "-v" in sys.argv[1:] else 1
     pattern = args[0] if args else None
     state = peer.StdResolver()
+    failed = 0
     try:
         cli = peer.import_peer_module("CLINodesetTest")
-        _, failed, _ = peer.run_suite(
-            "CLINodesetTest.py", load(cli, state, pattern), verbosity)
+        failed += peer.run_suite(
+            "CLINodesetTest.py", load(cli, state, pattern), verbosity)[1]
+        import groups_proxy
+        grp = peer.import_peer_module("NodeSetGroupTest")
+        groups_proxy.patch(grp)
+        suite = unittest.defaultTestLoader.loadTestsFromModule(grp)
+        failed += peer.run_suite("NodeSetGroupTest.py",
+                                 filter_suite(suite, pattern), verbosity)[1]
     finally:
         state.cleanup()
     return 1 if failed else 0
