@@ -581,6 +581,10 @@ fn options_are_parsed_as_clush_parses_them() {
     for args in [
         &["-w", "n[1-2]", "-b", "false"][..],
         &["-w", "n[1-2]", "-bq", "false"],
+        &["-w", "n1", "exit 3"],
+        &["-w", "n1", "-S", "-u", "1", "sleep 3"],
+        &["-w", "n1", "-qS", "exit 3"],
+        &["-w", "n[1-2]", "-b", "-u", "0", "-S", "exit 4"],
     ] {
         let mut ours = Command::new(&link);
         ours.args(["-R", "exec"]).args(args);
@@ -595,6 +599,7 @@ fn options_are_parsed_as_clush_parses_them() {
             show(&b)
         );
         assert_eq!(a.stdout, b.stdout, "{args:?}");
+        assert_eq!(a.status.code(), b.status.code(), "{args:?}");
     }
 }
 

@@ -153,9 +153,11 @@ fn set_with_count(fold: Fold<'_>, hosts: &[&str]) -> String {
 pub struct SummaryOptions {
     /// ` (N)` after a set of more than one host (clush drops it with `-q`).
     pub node_count: bool,
-    /// The exit code and command timeout lines (clush drops them with
-    /// `-q -S`, where the exit status says it).
+    /// The exit code lines (clush drops them with `-q -S`, where the exit
+    /// status says it, and prints them as hosts finish without `-b`).
     pub exit_codes: bool,
+    /// The command timeout line.
+    pub timeouts: bool,
     /// Unreachable hosts as `exited with exit code 255`, as clush words
     /// them, instead of `unreachable`.
     pub unreachable_as_255: bool,
@@ -168,6 +170,7 @@ impl Default for SummaryOptions {
         SummaryOptions {
             node_count: true,
             exit_codes: true,
+            timeouts: true,
             unreachable_as_255: false,
             count_line: true,
         }
@@ -239,7 +242,7 @@ pub fn summary_with(
             ));
         }
     }
-    if !timed_out.is_empty() && opts.exit_codes {
+    if !timed_out.is_empty() && opts.timeouts {
         out.push(format!(
             "{prog}: {}: command timeout",
             set_with_count(fold, &timed_out)

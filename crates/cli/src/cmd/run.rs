@@ -14,7 +14,7 @@ use std::time::Duration;
 use swh_deploy_fleet::render::{self, Style};
 use swh_deploy_fleet::{
     CancelToken, ConnectionReuse, ExecTransport, HostKeyPolicy, HostResult, Observer, RunOptions,
-    RunReport, SshOptions, SshTransport, Stream, Transport,
+    RunReport, SshOptions, SshTransport, Status, Stream, Transport,
 };
 use swh_deploy_site::Site;
 
@@ -27,7 +27,8 @@ pub mod optparse;
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
-    /// clush's options, then the command.
+    /// clush's options, then the command (`swh-deploy run --help` lists
+    /// them).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     args: Vec<OsString>,
 }
@@ -536,6 +537,11 @@ pub fn main_from_argv(argv: &[OsString]) -> Option<ExitCode> {
         };
         return Some(main_with(prog, &argv[1..]));
     }
+    let word = |i: usize| argv.get(i).map(|a| a.as_os_str());
+    if word(1) == Some("help".as_ref()) && word(2) == Some("run".as_ref()) && argv.len() == 3 {
+        print!("{}", help(SWH_DEPLOY));
+        return Some(ExitCode::SUCCESS);
+    }
     if argv.get(1).map(|a| a.as_os_str()) == Some("run".as_ref()) {
         return Some(main_with(SWH_DEPLOY, &argv[2..]));
     }
@@ -703,8 +709,16 @@ fn parse(args: &[OsString]) -> Result<Request, String> {
                 let n = int_value(opt, v)?;
                 p.fanout = Some(positive(opt, n)?);
             }
-            Key::ConnectTimeout => p.connect_timeout = Some(float_value(opt, v)?),
-            Key::CommandTimeout => p.command_timeout = Some(float_value(opt, v)?),
+            // 0 is clush's "not given": the default connect timeout, no
+            // command timeout.
+            Key::ConnectTimeout => {
+                let t = float_value(opt, v)?;
+                p.connect_timeout = (t != 0.0).then_some(t);
+            }
+            Key::CommandTimeout => {
+                let t = float_value(opt, v)?;
+                p.command_timeout = (t != 0.0).then_some(t);
+            }
             Key::Gather => p.gather = true,
             Key::GatherAll => p.gather_all = true,
             Key::LineMode => p.line_mode = true,
@@ -779,7 +793,10 @@ fn apply_conf(p: &mut Parsed, what: &str, k: &str, v: &str) -> Result<(), String
         "maxrc" => p.maxrc = conf_bool(&o, v)?,
         "node_count" => p.node_count = conf_bool(&o, v)?,
         "fanout" => p.fanout = Some(positive(&o, int_value(&o, v)?)?),
-        "connect_timeout" => p.connect_timeout = Some(float_value(&o, v)?),
+        "connect_timeout" => {
+            let t = float_value(&o, v)?;
+            p.connect_timeout = (t != 0.0).then_some(t);
+        }
         "command_timeout" => {
             // clush.conf's default, 0, means no timeout.
             let t = float_value(&o, v)?;
@@ -1137,7 +1154,13 @@ fn run(prog: Prog, args: Parsed) -> anyhow::Result<ExitCode> {
     };
     let cancel = CancelToken::new();
     let guard = cancel.cancel_on_signals()?;
+    // clush prints a host's exit code line as it finishes, except when it
+    // gathers; and none with -q -S (the exit status says it).
+    let clush = prog.prog == "clush";
+    let exit_lines = !(args.quiet && args.maxrc);
+    let live_exit_lines = clush && mode == Mode::Direct && exit_lines;
     let mut printer = Printer {
+        live_exit_lines,
         prog: prog.prog,
         mode,
         verbose: args.verbose,
@@ -1192,10 +1215,10 @@ fn run(prog: Prog, args: Parsed) -> anyhow::Result<ExitCode> {
     write_dirs(&args, &report)?;
 
     let mut err = io::stderr().lock();
-    let clush = prog.prog == "clush";
     let summary = render::SummaryOptions {
         node_count: !args.quiet,
-        exit_codes: !(args.quiet && args.maxrc),
+        exit_codes: exit_lines && !live_exit_lines,
+        timeouts: exit_lines,
         unreachable_as_255: clush,
         count_line: !clush,
     };
@@ -1293,6 +1316,9 @@ impl Progress {
 }
 
 struct Printer<W: Write> {
+    /// `PROG: HOST: exited with exit code N` on stderr as each host
+    /// finishes (clush's direct mode).
+    live_exit_lines: bool,
     prog: &'static str,
     mode: Mode,
     /// `-v`: stdout lines as they arrive in the -b, -B and -L modes too.
@@ -1355,6 +1381,19 @@ impl<W: Write> Observer for Printer<W> {
                 p.failed += 1;
             }
             p.dirty = true;
+        }
+        if self.live_exit_lines {
+            let rc = match result.status {
+                Status::Exited(rc) if rc != 0 => Some(rc),
+                Status::Unreachable => Some(255),
+                _ => None,
+            };
+            if let Some(rc) = rc {
+                self.clear_progress();
+                let r = self.out.flush();
+                self.check(r);
+                eprintln!("{}: {}: exited with exit code {rc}", self.prog, result.host);
+            }
         }
         if self.mode == Mode::Json && self.write_error.is_none() {
             let line = result.to_json();

@@ -205,7 +205,10 @@ mod tests {
         },
     ];
 
-    fn p(args: &[&str]) -> Result<(Vec<(u8, String, Option<String>)>, Vec<String>), String> {
+    /// (key, name, value) of each option found, and the arguments left.
+    type Found = (Vec<(u8, String, Option<String>)>, Vec<String>);
+
+    fn p(args: &[&str]) -> Result<Found, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         parse(SPECS, &args).map(|(h, r)| {
             (
