@@ -60,10 +60,12 @@
 //!
 //! # Differences from ClusterShell
 //!
-//! Indexes are limited to 18 significant digits (ClusterShell: 100); only
-//! ASCII digits and `*`/`?` wildcards are recognised; `autostep` (`a-b/step`
-//! output) is not supported; upcall variables that are not plain words are
-//! shell-quoted before substitution.
+//! Indexes are limited to 37 significant digits (ClusterShell: 100); range
+//! sets are kept as runs of consecutive indexes (huge ranges cost nothing),
+//! stepped ranges of more than 5,000,000 indexes are
+//! refused; only ASCII digits and `*`/`?` wildcards are recognised; upcall
+//! variables that are not plain words are shell-quoted before
+//! substitution.
 
 mod error;
 mod groups;
