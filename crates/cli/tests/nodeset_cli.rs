@@ -538,3 +538,43 @@ fn yaml_group_files_refuse_unsafe_tags() {
     );
     assert_eq!((status, stdout.as_str()), (0, "@foo n[1-2]\n"));
 }
+
+/// Node names that are not UTF-8 (on standard input or in arguments) pass
+/// through as the same bytes, as ClusterShell's surrogate escapes do.
+#[test]
+fn invalid_utf8_passes_through_as_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(cs) = clustershell_nodeset() else {
+        return;
+    };
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let dir = tempfile::tempdir().unwrap();
+    let stdin: &[u8] = b"n\xff1 n\xff2 ok1\nn\xfe7 # c\xff\n";
+    let raw = |args: &[&[u8]], prog: &Path, pre: &[&str]| {
+        let mut child = Command::new(prog)
+            .args(pre)
+            .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+            .env("HOME", dir.path())
+            .env("LANG", "C.UTF-8")
+            .env_remove("CLUSTERSHELL_CFGDIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), out.stdout)
+    };
+    for args in [
+        &[&b"-f"[..]][..],
+        &[b"-e"],
+        &[b"-c"],
+        &[b"-f", b"-", b"x\xc3(1", b"x\xc3(2"],
+        &[b"-e", b"-S", b":", b"n\xff[3-4]"],
+    ] {
+        let theirs = raw(args, &cs, &[]);
+        let mine = raw(args, &ours, &["nodeset"]);
+        assert_eq!(mine, theirs, "{args:?}");
+    }
+}

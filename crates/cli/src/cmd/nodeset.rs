@@ -765,7 +765,7 @@ fn read_stdin(rangeset: bool, groups: &LazyGroups) -> Result<XSet, Failure> {
         if n == 0 {
             break;
         }
-        let line = String::from_utf8_lossy(&buf);
+        let line = decode_bytes(&buf);
         // ClusterShell cuts at '#', or drops the last character (the
         // newline) when there is none.
         let line: &str = match line.find('#') {
@@ -808,6 +808,74 @@ fn stdin_op(xset: &mut XSet, op: Op, rangeset: bool, groups: &LazyGroups) -> Res
     Ok(())
 }
 
+/// First code point of the range that carries bytes that are not UTF-8
+/// (like Python's `surrogateescape`: `U+10FF80`..`U+10FFFF` for bytes
+/// 0x80..0xFF, in Unicode's last private-use plane).
+const RAW_BASE: u32 = 0x10_FF00;
+
+/// Decodes `bytes` as UTF-8, each byte of an invalid sequence kept as a
+/// private-use character that [`RawBytes`] writes back as that byte: node
+/// names that are not UTF-8 pass through unchanged, as in ClusterShell.
+fn decode_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                let n = e.error_len().unwrap_or(bad.len()).max(1);
+                for &b in &bad[..n] {
+                    out.push(char::from_u32(RAW_BASE + u32::from(b)).unwrap_or('\u{fffd}'));
+                }
+                rest = &bad[n..];
+            }
+        }
+    }
+}
+
+/// Standard output that writes the characters of [`decode_bytes`] back as
+/// the raw bytes they stand for.
+struct RawBytes<W: Write>(W);
+
+impl<W: Write> Write for RawBytes<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        // U+10FF80..U+10FFFF is F4 8F BE/BF xx in UTF-8.
+        if !buf.windows(2).any(|w| w == [0xF4, 0x8F]) {
+            return self.0.write_all(buf);
+        }
+        let mut out = Vec::with_capacity(buf.len());
+        let mut i = 0;
+        while i < buf.len() {
+            if buf[i] == 0xF4
+                && i + 3 < buf.len()
+                && buf[i + 1] == 0x8F
+                && buf[i + 2] & 0xFE == 0xBE
+            {
+                out.push(((buf[i + 2] & 0x03) << 6) | (buf[i + 3] & 0x3F));
+                i += 4;
+            } else {
+                out.push(buf[i]);
+                i += 1;
+            }
+        }
+        self.0.write_all(&out)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Runs `swh-deploy nodeset` (when reached through clap).
 pub fn run(args: NodesetArgs) -> ExitCode {
     main(args.args)
@@ -817,10 +885,10 @@ pub fn run(args: NodesetArgs) -> ExitCode {
 pub fn main(raw: Vec<OsString>) -> ExitCode {
     let argv: Vec<String> = raw
         .into_iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| decode_bytes(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
         .collect();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = RawBytes(std::io::BufWriter::new(stdout.lock()));
     let r = parse_options(&argv).and_then(|o| execute(&o, &mut out));
     let flushed = out.flush();
     match r {
