@@ -198,6 +198,26 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
         return;
     }
     let bed = Bed::up(3, false);
+    // A loaded host: `puppet agent --disable` there takes up to 2.5 s more
+    // than usual before real puppet runs (a shim first in root's PATH).
+    // An orphaned --disable then lands after an immediate recover's
+    // --enable unless something makes recover wait for it.
+    for h in &bed.hosts {
+        let shim = bed.sh(
+            h,
+            "cat > /usr/local/sbin/puppet <<'EOF'\n\
+             #!/bin/sh\n\
+             case \" $* \" in *' --disable '*) sleep \"$(shuf -i 0-2500 -n 1 | awk '{print $1/1000}')\" ;; esac\n\
+             for p in /usr/local/bin/puppet /usr/bin/puppet; do [ -x \"$p\" ] && exec \"$p\" \"$@\"; done\n\
+             exit 127\n\
+             EOF\n\
+             chmod 755 /usr/local/sbin/puppet && command -v puppet",
+        );
+        assert_eq!(
+            shim, "/usr/local/sbin/puppet",
+            "the slow puppet shim on {h}"
+        );
+    }
     let seed = std::env::var("RECOVER_RACE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -214,7 +234,8 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let deadline = Instant::now() + Duration::from_secs(600);
+    // Within nextest's 15-minute limit, golden rootfs build included.
+    let deadline = Instant::now() + Duration::from_secs(480);
     let mut last = 0;
     let mut failures = Vec::new();
     let mut done = 0;
@@ -232,8 +253,8 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
             .unwrap();
         let run = bed.wait_step(last, "stop-cron", Duration::from_secs(60));
         // Somewhere in stop-cron / disable-puppet (real puppet takes about
-        // 2 s per call).
-        let delay = rng.next(3000);
+        // 2 s per call, plus the shim's delay).
+        let delay = rng.next(4000);
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap();
         let _ = child.wait();
@@ -244,14 +265,19 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
             );
         };
         last = run;
+        let killed = Instant::now();
         let out = bed.swh_deploy(&["recover"]);
+        let recover_secs = killed.elapsed().as_secs_f64();
         let report = String::from_utf8_lossy(&out.stdout).into_owned();
         // The killed run's remote commands all end, then the hosts are
         // checked.
+        let waited = Instant::now();
         wait_remote_commands_gone(&bed, Duration::from_secs(60));
+        let wait_secs = waited.elapsed().as_secs_f64();
         let bad = bed.bad_hosts();
         eprintln!(
-            "cycle {cycle}: run {run} killed after {delay} ms; recover exit {:?}; bad hosts: {bad:?} ({:.1} s)",
+            "cycle {cycle}: run {run} killed after {delay} ms; recover exit {:?} in {recover_secs:.1} s; \
+             remote commands gone {wait_secs:.1} s later; bad hosts: {bad:?} (cycle {:.1} s)",
             out.status.code(),
             began.elapsed().as_secs_f64()
         );
