@@ -1,4 +1,6 @@
-"""ClusterShell 1.10.1's CLINodesetTest.py against `swh-deploy nodeset`.
+"""ClusterShell 1.10.1's CLINodesetTest.py and NodeSetGroupTest.py against
+`swh-deploy nodeset` (gating), and NodeSetTest.py / RangeSetTest.py /
+RangeSetNDTest.py replayed through set stand-ins (reported only).
 
 Run by crates/cli/tests/nodeset_peer.rs (under `scripts/test`) with the
 venv's python; exits 1 if any test fails. Usage:
@@ -66,6 +68,15 @@ def main():
         suite = unittest.defaultTestLoader.loadTestsFromModule(grp)
         failed += peer.run_suite("NodeSetGroupTest.py",
                                  filter_suite(suite, pattern), verbosity)[1]
+        import sets_proxy
+        for name in ("NodeSetTest", "RangeSetTest", "RangeSetNDTest"):
+            mod = peer.import_peer_module(name)
+            sets_proxy.patch(mod)
+            suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
+            # Replayed through set stand-ins (sets_proxy.py): reported, not
+            # gating yet (the remaining failures are not triaged).
+            peer.run_suite(name + ".py (replay, not gating)",
+                           filter_suite(suite, pattern), verbosity)
     finally:
         state.cleanup()
     return 1 if failed else 0
