@@ -21,6 +21,7 @@
 //! (fast-forward only) and [`ChartsRepo::show`].
 
 pub mod git;
+pub mod images;
 pub mod values;
 pub mod yaml;
 
@@ -262,6 +263,11 @@ impl ChartsRepo {
     pub fn with_values_file(mut self, path: &str) -> Self {
         self.values_file = path.to_string();
         self
+    }
+
+    /// The name of the remote (`origin` unless [`ChartsRepo::with_remote`]).
+    pub fn remote(&self) -> &str {
+        &self.remote
     }
 
     /// The git runner of the checkout.

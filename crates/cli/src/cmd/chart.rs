@@ -2,8 +2,10 @@
 //! Kubernetes" (bump image versions, promote between environments, show).
 
 use clap::{Args, Subcommand, ValueEnum};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use swh_deploy_apps::registry::Registry;
 use swh_deploy_charts::values::Bump;
 use swh_deploy_charts::{BumpOutcome, BumpRequest, ChartsRepo, Env};
 
@@ -100,6 +102,11 @@ enum ChartCommand {
         /// Show only the apps whose versions differ between environments.
         #[arg(long)]
         diff: bool,
+        /// Also check that every image:tag each shown environment deploys
+        /// (global versions and per-deployment imageVersion pins) exists in
+        /// the site's registry; exit 1 naming the missing ones.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -237,7 +244,11 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             };
             promote(&repo, site, env, dry_run, no_gate)?;
         }
-        ChartCommand::Show { branch, diff } => {
+        ChartCommand::Show {
+            branch,
+            diff,
+            check,
+        } => {
             let envs: Vec<String> = match branch {
                 Some(b) => vec![b],
                 None => Env::ALL.iter().map(|e| e.branch().to_string()).collect(),
@@ -264,6 +275,22 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             if envs.len() > 1 {
                 let n = ov.apps.keys().filter(|a| ov.differs(a)).count();
                 println!("{n} app(s) differ between environments (marked *)");
+            }
+            if check {
+                let mut failed = Vec::new();
+                for e in &envs {
+                    let Some(env) = Env::ALL.into_iter().find(|x| x.branch() == e) else {
+                        return Err(format!("--check: {e} is not an environment branch"));
+                    };
+                    let rev = format!("{}/{e}", repo.remote());
+                    if let Err(m) = check_images(&repo, site, &rev, env) {
+                        eprintln!("swh-deploy chart: {m}");
+                        failed.push(e.clone());
+                    }
+                }
+                if !failed.is_empty() {
+                    return Err(format!("image check failed for {}", failed.join(", ")));
+                }
             }
         }
     }
@@ -377,6 +404,9 @@ pub(crate) fn promote(
     for c in &plan.commits {
         println!("  {c}");
     }
+    if let Some(head) = &plan.new_head {
+        check_images(repo, site, head, plan.to)?;
+    }
     if plan.changes.is_empty() {
         println!("no image version changes");
     } else {
@@ -427,6 +457,67 @@ pub(crate) fn promote(
             plan.new_head.as_deref().unwrap_or("")
         );
     }
+    Ok(())
+}
+
+/// Checks that every image:tag `env`'s application would deploy from
+/// `rev` exists in the registry: the images on the site's `[registry]` host
+/// are looked up (tag list, with the docker config's credentials); images
+/// on other hosts are listed as not checked. Refuses naming every missing
+/// image and where its tag is set.
+pub(crate) fn check_images(
+    repo: &ChartsRepo,
+    site: Option<&swh_deploy_site::Site>,
+    rev: &str,
+    env: Env,
+) -> Result<(), String> {
+    let uses = repo.images_at(rev, env).map_err(|e| e.to_string())?;
+    let Some(reg) = site.and_then(|s| s.registry.as_ref()) else {
+        println!(
+            "images not checked: no [registry] in the site file ({} image(s) in {env})",
+            uses.len()
+        );
+        return Ok(());
+    };
+    let host = reg.host.trim_end_matches('/');
+    let registry = Registry::parse(&format!(
+        "{}://{host}",
+        if reg.insecure { "http" } else { "https" }
+    ))
+    .map_err(|e| e.to_string())?;
+    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    let (mut checked, mut elsewhere) = (0, BTreeSet::new());
+    for u in &uses {
+        let Some(path) = u.image.strip_prefix(host).and_then(|p| p.strip_prefix('/')) else {
+            elsewhere.insert(u.image.split('/').next().unwrap_or_default().to_string());
+            continue;
+        };
+        if !tags.contains_key(path) {
+            let t = registry.tags(path, None).map_err(|e| e.to_string())?;
+            tags.insert(path.to_string(), t);
+        }
+        checked += 1;
+        if !tags[path].contains(&u.tag) {
+            missing.push(format!("  {}:{} ({})", u.image, u.tag, u.source));
+        }
+    }
+    if !elsewhere.is_empty() {
+        println!(
+            "images not checked (not on the site's registry {host}): {} image(s) on {}",
+            uses.len() - checked,
+            elsewhere.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "{env} would deploy {} image(s) missing from the registry {host}:\n{}\n\
+             push them (swh-deploy app build --push) or fix the values; nothing was changed",
+            missing.len(),
+            missing.join("\n")
+        ));
+    }
+    println!("images checked: {checked} image:tag(s) of {env} exist in {host}");
     Ok(())
 }
 

@@ -1,0 +1,158 @@
+//! The images an environment deploys: the global `<key>_image` /
+//! `<key>_image_version` pairs of [`crate::values::VALUES_FILE`] and the
+//! per-deployment pins of the environment's other values files (a top-level
+//! section with `imageVersion`, like swh-graph's `graph.imageVersion`, and
+//! optionally its own `image`). Files are taken in the order of the Argo CD
+//! application's `valueFiles`, a later file overriding an earlier one, as
+//! Helm merges them.
+
+use crate::values::{self, IMAGE_SUFFIX, VERSION_SUFFIX};
+use crate::{ChartsRepo, Env, Error};
+use std::collections::BTreeMap;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// One image:tag an environment uses, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// The image reference without tag (`host/path`).
+    pub image: String,
+    /// The tag.
+    pub tag: String,
+    /// Where the tag is set (`file: key`).
+    pub source: String,
+}
+
+/// The values files of an environment's Argo CD application, relative to
+/// the swh-charts checkout, in Helm's merge order (the application's
+/// `valueFiles`, relative to `swh/`): first the image versions file, then
+/// `swh/values/default.yaml` and the environment's files.
+pub fn env_value_files(env: Env) -> &'static [&'static str] {
+    match env {
+        Env::NextVersion => &[
+            "swh/values/default.yaml",
+            "swh/values/staging/default.yaml",
+            "swh/values/staging/next-version.yaml",
+        ],
+        Env::Staging => &[
+            "swh/values/default.yaml",
+            "swh/values/staging/default.yaml",
+            "swh/values/staging/swh-cassandra.yaml",
+        ],
+        Env::Production => &[
+            "swh/values/default.yaml",
+            "swh/values/production/default.yaml",
+            "swh/values/production/swh-cassandra.yaml",
+        ],
+    }
+}
+
+#[derive(Default)]
+struct Pin {
+    image: Option<(String, String)>,
+    version: Option<(String, String)>,
+}
+
+impl ChartsRepo {
+    /// Every image:tag that `env`'s application deploys from revision
+    /// `rev`: one per global app with both keys, one per per-deployment
+    /// `imageVersion` pin (whose image is the section's `image`, else the
+    /// global `swh_<section>_image`, else `<section>_image`). A values file
+    /// absent at `rev` is skipped; a pin whose image cannot be found is an
+    /// error naming the file and the key.
+    pub fn images_at(&self, rev: &str, env: Env) -> Result<Vec<ImageUse>, Error> {
+        let mut globals: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut pins: BTreeMap<String, Pin> = BTreeMap::new();
+        let mut files = vec![self.values_file.as_str()];
+        files.extend(env_value_files(env).iter().copied());
+        for file in files {
+            let spec = format!("{rev}:{file}");
+            if !self.git.succeeds(&["cat-file", "-e", &spec])? {
+                continue;
+            }
+            let text = self.git.show_file(rev, file)?;
+            let (_, body) = values::split_bom(&text).map_err(|e| Error::Yaml {
+                file: spec.clone().into(),
+                pos: e.pos,
+                message: e.message,
+            })?;
+            let docs = YamlLoader::load_from_str(body).map_err(|e| {
+                Error::Input(format!(
+                    "{spec}:{}:{}: {}",
+                    e.marker().line(),
+                    e.marker().col() + 1,
+                    e.info()
+                ))
+            })?;
+            let Some(Yaml::Hash(top)) = docs.into_iter().next() else {
+                continue;
+            };
+            for (k, v) in top {
+                let Yaml::String(key) = k else { continue };
+                let scalar = match &v {
+                    Yaml::String(s) => Some(s.clone()),
+                    Yaml::Integer(i) => Some(i.to_string()),
+                    Yaml::Real(r) => Some(r.clone()),
+                    _ => None,
+                };
+                if key.ends_with(IMAGE_SUFFIX) || key.ends_with(VERSION_SUFFIX) {
+                    if let Some(s) = scalar {
+                        globals.insert(key.clone(), (s, format!("{file}: {key}")));
+                    }
+                    continue;
+                }
+                let Yaml::Hash(section) = v else { continue };
+                for (field, slot) in [("image", 0), ("imageVersion", 1)] {
+                    let value = match section.get(&Yaml::String(field.into())) {
+                        Some(Yaml::String(s)) => s.clone(),
+                        Some(Yaml::Integer(i)) => i.to_string(),
+                        Some(Yaml::Real(r)) => r.clone(),
+                        _ => continue,
+                    };
+                    let pin = pins.entry(key.clone()).or_default();
+                    let at = (value, format!("{file}: {key}.{field}"));
+                    if slot == 0 {
+                        pin.image = Some(at);
+                    } else {
+                        pin.version = Some(at);
+                    }
+                }
+            }
+        }
+        let mut uses = Vec::new();
+        for (key, (image, _)) in &globals {
+            let Some(app) = key.strip_suffix(IMAGE_SUFFIX) else {
+                continue;
+            };
+            if let Some((tag, source)) = globals.get(&format!("{app}{VERSION_SUFFIX}")) {
+                uses.push(ImageUse {
+                    image: image.clone(),
+                    tag: tag.clone(),
+                    source: source.clone(),
+                });
+            }
+        }
+        for (section, pin) in pins {
+            let Some((tag, source)) = pin.version else {
+                continue;
+            };
+            let key = values::app_key(&section);
+            let image = pin
+                .image
+                .map(|(i, _)| i)
+                .or_else(|| {
+                    globals
+                        .get(&format!("swh_{key}{IMAGE_SUFFIX}"))
+                        .or_else(|| globals.get(&format!("{key}{IMAGE_SUFFIX}")))
+                        .map(|(i, _)| i.clone())
+                })
+                .ok_or_else(|| {
+                    Error::Input(format!(
+                        "{rev}:{source}: no image for this pin ({section}.image, swh_{key}_image \
+                         or {key}_image)"
+                    ))
+                })?;
+            uses.push(ImageUse { image, tag, source });
+        }
+        Ok(uses)
+    }
+}

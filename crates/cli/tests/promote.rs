@@ -1,0 +1,230 @@
+//! `chart promote` and `chart show --check` on the test bed's real
+//! components: the swh-charts bare remote (git), the loopback OCI registry
+//! (docker-registry, images pushed with skopeo). A promotion is refused,
+//! changing nothing, when the target environment would deploy an image:tag
+//! the registry does not have: a global `<app>_image_version` or a
+//! per-deployment `imageVersion` pin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use swh_deploy_testbed::components::{write_oci_layout, GitRemotes, Registry};
+
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    sh(Command::new("git").arg("-C").arg(dir).args(args))
+        .trim()
+        .to_string()
+}
+
+/// A clone of the test bed's swh-charts remote whose image versions file
+/// names images of a loopback registry, on all three environment branches.
+struct Bed {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    remote: PathBuf,
+    work: PathBuf,
+    registry: Registry,
+}
+
+const APPS: &str = "swh/infra/swh-apps";
+
+impl Bed {
+    fn new() -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
+        let registry = Registry::start(&root.join("registry")).unwrap();
+        let work = root.join("swh-charts");
+        sh(Command::new("git")
+            .args(["clone", "-q", &remotes.charts.url])
+            .arg(&work));
+        git(&work, &["config", "user.name", "Sysadmin"]);
+        git(&work, &["config", "user.email", "sysadmin@example.invalid"]);
+        let host = registry.host();
+        std::fs::write(
+            work.join("values-swh-application-versions.yaml"),
+            format!(
+                "swh_graph_image: {host}/{APPS}/graph\n\
+                 swh_graph_image_version: '20250123.1'\n\
+                 swh_loader_git_image: {host}/{APPS}/loader_git\n\
+                 swh_loader_git_image_version: '20250101.1'\n"
+            ),
+        )
+        .unwrap();
+        git(&work, &["checkout", "-q", "production"]);
+        git(&work, &["add", "values-swh-application-versions.yaml"]);
+        git(
+            &work,
+            &[
+                "commit",
+                "-q",
+                "-m",
+                "test bed: images on the loopback registry",
+            ],
+        );
+        for b in ["production", "staging", "swh-next-version"] {
+            git(
+                &work,
+                &["push", "-q", "origin", &format!("HEAD:refs/heads/{b}")],
+            );
+        }
+        std::fs::write(
+            root.join("site.toml"),
+            format!(
+                "[site]\nname = \"promote-test\"\n\n[charts]\ncheckout = \"{}\"\n\n\
+                 [registry]\nhost = \"{host}\"\nprefix = \"{APPS}\"\ninsecure = true\n",
+                work.display()
+            ),
+        )
+        .unwrap();
+        let bed = Bed {
+            _tmp: tmp,
+            root,
+            remote: remotes.charts.path.clone(),
+            work,
+            registry,
+        };
+        // graph: the global version and values/default.yaml's pin.
+        for (image, tag) in [
+            ("graph", "20250123.1"),
+            ("graph", "20241015.1"),
+            ("loader_git", "20250101.1"),
+        ] {
+            bed.push_image(image, tag);
+        }
+        bed
+    }
+
+    fn push_image(&self, image: &str, tag: &str) {
+        let dir = self.root.join(format!("oci-{image}-{tag}"));
+        write_oci_layout(&dir, tag, &format!("{image} {tag}\n")).unwrap();
+        sh(Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", dir.display()))
+            .arg(format!(
+                "docker://{}/{APPS}/{image}:{tag}",
+                self.registry.host()
+            )));
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        c.args(args)
+            .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
+            .env("SWH_DEPLOY_SITE", self.root.join("site.toml"));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        sh(&mut self.cmd(args))
+    }
+
+    fn fails(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        out
+    }
+
+    fn head(&self, branch: &str) -> String {
+        git(&self.remote, &["rev-parse", branch])
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn promote_refuses_a_global_image_version_missing_from_the_registry() {
+    let bed = Bed::new();
+    let host = bed.registry.host();
+    bed.run(&["chart", "bump", "swh-loader-git=20250202.1"]);
+    let staging = bed.head("staging");
+    let next = bed.head("swh-next-version");
+    assert_ne!(staging, next);
+
+    let out = bed.fails(&["chart", "promote", "staging", "--no-gate"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{host}/{APPS}/loader_git:20250202.1 (values-swh-application-versions.yaml: swh_loader_git_image_version)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("1 image(s) missing"), "{err}");
+    assert_eq!(bed.head("staging"), staging, "staging must not move");
+    // show --check names it too, for swh-next-version only.
+    let out = bed.fails(&["chart", "show", "--check"]);
+    assert!(
+        stderr(&out).contains("image check failed for swh-next-version\n"),
+        "{}",
+        stderr(&out)
+    );
+
+    bed.push_image("loader_git", "20250202.1");
+    let out = bed.run(&["chart", "promote", "staging", "--no-gate"]);
+    assert!(
+        out.contains(&format!(
+            "images checked: 3 image:tag(s) of staging exist in {host}"
+        )),
+        "{out}"
+    );
+    assert_eq!(bed.head("staging"), next);
+    let out = bed.run(&["chart", "show", "--check"]);
+    assert!(out.contains("images checked: 3"), "{out}");
+}
+
+#[test]
+fn promote_refuses_a_per_deployment_pin_missing_from_the_registry() {
+    let bed = Bed::new();
+    let host = bed.registry.host();
+    // A pin in the staging environment's own values file overrides
+    // values/default.yaml's graph.imageVersion.
+    let file = bed.work.join("swh/values/staging/default.yaml");
+    git(&bed.work, &["checkout", "-q", "swh-next-version"]);
+    git(
+        &bed.work,
+        &["merge", "-q", "--ff-only", "origin/swh-next-version"],
+    );
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("graph:\n  imageVersion: \"20250301.1\"\n");
+    std::fs::write(&file, text).unwrap();
+    git(&bed.work, &["commit", "-q", "-am", "staging: pin graph"]);
+    git(
+        &bed.work,
+        &["push", "-q", "origin", "HEAD:refs/heads/swh-next-version"],
+    );
+    let staging = bed.head("staging");
+
+    let out = bed.fails(&["chart", "promote", "staging", "--no-gate"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{host}/{APPS}/graph:20250301.1 (swh/values/staging/default.yaml: graph.imageVersion)"
+        )),
+        "{err}"
+    );
+    assert_eq!(bed.head("staging"), staging, "staging must not move");
+    // Production's files do not have the pin: values/default.yaml's
+    // 20241015.1 exists.
+    let out = bed.run(&["chart", "show", "--branch", "production", "--check"]);
+    assert!(
+        out.contains("images checked: 3 image:tag(s) of production"),
+        "{out}"
+    );
+
+    bed.push_image("graph", "20250301.1");
+    bed.run(&["chart", "promote", "staging", "--no-gate"]);
+    assert_eq!(bed.head("staging"), bed.head("swh-next-version"));
+}
