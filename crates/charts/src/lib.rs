@@ -207,6 +207,22 @@ pub struct PromoteOutcome {
     pub commits: Vec<String>,
     /// The target's new commit; None when there was nothing to promote.
     pub new_head: Option<String>,
+    /// When promoting to staging, `staging` had commits `swh-next-version`
+    /// lacked: `swh-next-version` rebased onto `staging` (not pushed yet;
+    /// [`ChartsRepo::push_promote`] pushes it with the promotion).
+    pub rebase: Option<Rebase>,
+}
+
+/// `swh-next-version` rebased onto `staging` before a promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebase {
+    /// The source branch's commit before the rebase.
+    pub old: String,
+    /// The rebased commit (the new head of both branches once pushed).
+    pub new: String,
+    /// The target's commits the source lacked (oneline), which the source
+    /// now sits on.
+    pub onto: Vec<String>,
 }
 
 /// `chart show`: versions per app and environment.
@@ -572,10 +588,12 @@ impl ChartsRepo {
             changes: Vec::new(),
             commits: Vec::new(),
             new_head: None,
+            rebase: None,
         };
         if src == dst {
             return Ok(outcome);
         }
+        let mut src = src;
         if !self
             .git
             .succeeds(&["merge-base", "--is-ancestor", &dst, &src])?
@@ -586,11 +604,24 @@ impl ChartsRepo {
                 "--no-decorate",
                 &format!("{src}..{dst}"),
             ])?;
-            return Err(Error::Refused(format!(
+            if to == Env::Staging {
+                let new = self.rebase_onto(&src, &dst, from, to, &extra)?;
+                outcome.rebase = Some(Rebase {
+                    old: src.clone(),
+                    new: new.clone(),
+                    onto: extra.lines().map(String::from).collect(),
+                });
+                src = new;
+                if src == dst {
+                    return Ok(outcome);
+                }
+            } else {
+                return Err(Error::Refused(format!(
                 "cannot promote {from} to {to}: not a fast-forward. {to} has commit(s) that {from} lacks:\n{extra}\n\
                  Bring them into {from} first (merge or cherry-pick), or reset {to} by hand after review; \
                  swh-deploy only fast-forwards."
-            )));
+                )));
+            }
         }
         outcome.changes = self.version_changes(&dst, &src)?;
         outcome.commits = self
@@ -608,16 +639,97 @@ impl ChartsRepo {
         Ok(outcome)
     }
 
+    /// Rebases `src` onto `dst` in a temporary detached work tree (the
+    /// checkout is not touched) and returns the rebased commit. On a
+    /// conflict the rebase is aborted and the promotion refused, naming the
+    /// conflicting files; nothing is changed.
+    fn rebase_onto(
+        &self,
+        src: &str,
+        dst: &str,
+        from: Env,
+        to: Env,
+        extra: &str,
+    ) -> Result<String, Error> {
+        let tmp = tempfile::Builder::new()
+            .prefix("swh-deploy-rebase-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let wt = tmp.path().join("work");
+        let wt_s = wt.to_string_lossy().into_owned();
+        self.git
+            .run(&["worktree", "add", "-q", "--detach", &wt_s, src])?;
+        let tree = Git::new(&wt);
+        let result = (|| {
+            if tree.succeeds(&["rebase", "-q", dst])? {
+                return tree.run(&["rev-parse", "HEAD"]);
+            }
+            let conflicts = tree.run(&["diff", "--name-only", "--diff-filter=U"])?;
+            let _ = tree.run(&["rebase", "--abort"]);
+            Err(Error::Refused(format!(
+                "cannot promote {from} to {to}: {to} has commit(s) that {from} lacks:\n{extra}\n\
+                 and rebasing {from} onto {to} conflicts in: {}\n\
+                 Resolve it by hand (git rebase {to} on {from}, then push); nothing was changed.",
+                if conflicts.is_empty() {
+                    "(see git rebase)".to_string()
+                } else {
+                    conflicts.lines().collect::<Vec<_>>().join(", ")
+                }
+            )))
+        })();
+        let _ = self.git.run(&["worktree", "remove", "--force", &wt_s]);
+        let _ = self.git.run(&["worktree", "prune"]);
+        result
+    }
+
     /// Pushes a planned promotion: the source commit to the target branch,
-    /// which the remote accepts only as a fast-forward.
+    /// which the remote accepts only as a fast-forward. With a rebase, the
+    /// rebased source branch (`--force-with-lease` on its old commit) and
+    /// the target are pushed in one atomic push, and a local source branch
+    /// still at the old commit is moved to the new one.
     pub fn push_promote(&self, plan: &PromoteOutcome) -> Result<(), Error> {
         let Some(head) = &plan.new_head else {
-            return Ok(());
+            if plan.rebase.is_none() {
+                return Ok(());
+            }
+            return self.push_rebase(plan, None);
         };
+        if plan.rebase.is_some() {
+            return self.push_rebase(plan, Some(head));
+        }
         let refspec = format!("{head}:refs/heads/{}", plan.to.branch());
         self.git
             .run(&["push", "-q", &self.remote, &refspec])
             .map(|_| ())
+    }
+
+    fn push_rebase(&self, plan: &PromoteOutcome, head: Option<&String>) -> Result<(), Error> {
+        let Some(r) = &plan.rebase else {
+            return Ok(());
+        };
+        let from = plan.from.branch();
+        let lease = format!("--force-with-lease=refs/heads/{from}:{}", r.old);
+        let src_spec = format!("{}:refs/heads/{from}", r.new);
+        let mut args = vec!["push", "-q", "--atomic", &lease, &self.remote, &src_spec];
+        let dst_spec = head.map(|h| format!("{h}:refs/heads/{}", plan.to.branch()));
+        if let Some(d) = &dst_spec {
+            args.push(d);
+        }
+        self.git.run(&args)?;
+        let local = format!("refs/heads/{from}");
+        if self.git.rev(&local)?.as_deref() == Some(r.old.as_str()) {
+            let current = self.git.run(&["symbolic-ref", "-q", "HEAD"]).ok();
+            if current.as_deref() == Some(local.as_str()) {
+                // --keep refuses rather than lose local changes.
+                self.git.run(&["reset", "-q", "--keep", &r.new])?;
+            } else {
+                self.git.run(&["update-ref", &local, &r.new, &r.old])?;
+            }
+        }
+        Ok(())
     }
 
     /// Versions per app in `envs` (the remote's branches).

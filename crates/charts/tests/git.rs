@@ -368,25 +368,24 @@ fn promote_fast_forwards_and_reports_changes() {
 #[test]
 fn promote_refuses_a_non_fast_forward() {
     let bed = Bed::new();
-    // A hotfix committed directly on staging.
+    // A hotfix committed directly on production (staging is rebased onto
+    // by a promotion to staging; production is only fast-forwarded).
     let other = bed.clone_other("hotfix");
-    git(&other, &["checkout", "-q", "staging"]);
+    git(&other, &["checkout", "-q", "production"]);
     std::fs::write(other.join("HOTFIX"), "x").unwrap();
     git(&other, &["add", "HOTFIX"]);
-    git(&other, &["commit", "-q", "-m", "hotfix on staging"]);
-    git(&other, &["push", "-q", "origin", "staging"]);
-    let staging = bed.remote_head("staging");
+    git(&other, &["commit", "-q", "-m", "hotfix on production"]);
+    git(&other, &["push", "-q", "origin", "production"]);
+    let production = bed.remote_head("production");
     let repo = ChartsRepo::open(&bed.work).unwrap();
-    repo.bump(&request(&[("swh-loader-git", "20250201.1")]))
-        .unwrap();
-    let e = repo.plan_promote(Env::Staging).unwrap_err();
+    let e = repo.plan_promote(Env::Production).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Refused(_)), "{msg}");
     assert!(
-        msg.contains("not a fast-forward") && msg.contains("hotfix on staging"),
+        msg.contains("not a fast-forward") && msg.contains("hotfix on production"),
         "{msg}"
     );
-    assert_eq!(bed.remote_head("staging"), staging);
+    assert_eq!(bed.remote_head("production"), production);
 }
 
 fn log1(dir: &Path, format: &str, rev: &str) -> String {

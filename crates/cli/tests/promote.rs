@@ -228,3 +228,147 @@ fn promote_refuses_a_per_deployment_pin_missing_from_the_registry() {
     bed.run(&["chart", "promote", "staging", "--no-gate"]);
     assert_eq!(bed.head("staging"), bed.head("swh-next-version"));
 }
+
+/// Commits `file` (written with `text`) on `branch` from another clone and
+/// pushes it: a hotfix made directly on an environment branch.
+fn hotfix(bed: &Bed, branch: &str, file: &str, text: &str, subject: &str) {
+    let other = bed
+        .root
+        .join(format!("other-{}", subject.replace(' ', "-")));
+    sh(Command::new("git")
+        .arg("clone")
+        .arg("-q")
+        .arg(&bed.remote)
+        .arg(&other));
+    git(&other, &["config", "user.name", "Hotfixer"]);
+    git(&other, &["config", "user.email", "hotfix@example.invalid"]);
+    git(&other, &["checkout", "-q", branch]);
+    std::fs::write(other.join(file), text).unwrap();
+    git(&other, &["add", file]);
+    git(&other, &["commit", "-q", "-m", subject]);
+    git(&other, &["push", "-q", "origin", branch]);
+}
+
+fn is_ancestor(dir: &Path, a: &str, b: &str) -> bool {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["merge-base", "--is-ancestor", a, b])
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn promote_staging_rebases_next_version_onto_a_staging_hotfix() {
+    let bed = Bed::new();
+    bed.push_image("loader_git", "20250202.1");
+    hotfix(&bed, "staging", "HOTFIX", "x\n", "hotfix on staging");
+    let staging = bed.head("staging");
+    bed.run(&["chart", "bump", "swh-loader-git=20250202.1"]);
+    let next = bed.head("swh-next-version");
+    assert!(!is_ancestor(&bed.remote, &staging, &next));
+
+    // Dry run: says it would rebase, pushes nothing.
+    let out = bed.run(&["chart", "promote", "staging", "--dry-run"]);
+    assert!(
+        out.contains("staging has 1 commit(s) that swh-next-version lacks; rebasing")
+            && out.contains("hotfix on staging")
+            && out.contains("(dry run: not pushed)"),
+        "{out}"
+    );
+    assert_eq!(bed.head("staging"), staging);
+    assert_eq!(bed.head("swh-next-version"), next);
+
+    let out = bed.run(&["chart", "promote", "staging", "--no-gate"]);
+    assert!(
+        out.contains("swh_loader_git: 20250101.1 -> 20250202.1"),
+        "{out}"
+    );
+    let new = bed.head("swh-next-version");
+    assert_ne!(new, next);
+    assert_eq!(
+        bed.head("staging"),
+        new,
+        "staging promoted to the rebased commit"
+    );
+    assert_eq!(
+        git(&bed.remote, &["rev-parse", &format!("{new}^")]),
+        staging,
+        "the release commit sits on the hotfix"
+    );
+    assert_eq!(
+        git(&bed.remote, &["log", "-1", "--format=%s", &new]),
+        git(&bed.remote, &["log", "-1", "--format=%s", &next])
+    );
+    // The checkout's branch follows, with no temporary work tree left.
+    assert_eq!(git(&bed.work, &["rev-parse", "swh-next-version"]), new);
+    assert_eq!(git(&bed.work, &["worktree", "list"]).lines().count(), 1);
+    // The journal has the rebase step.
+    let journal = swh_deploy_journal::Journal::open(&bed.root.join("journal.sqlite")).unwrap();
+    let runs = journal.runs(10).unwrap();
+    let run = runs.iter().find(|r| r.mode == "chart promote").unwrap();
+    let steps = journal.run_details(run.id).unwrap().steps;
+    assert!(
+        steps[0].name.starts_with(&format!(
+            "rebase swh-next-version onto staging: {next} -> {new}"
+        )),
+        "{:?}",
+        steps.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    // A later bump works on the rebased branch.
+    bed.push_image("loader_git", "20250203.1");
+    bed.run(&["chart", "bump", "swh-loader-git=20250203.1"]);
+    assert!(is_ancestor(
+        &bed.remote,
+        &new,
+        &bed.head("swh-next-version")
+    ));
+}
+
+#[test]
+fn promote_staging_refuses_a_conflicting_rebase_and_changes_nothing() {
+    let bed = Bed::new();
+    bed.push_image("loader_git", "20250202.1");
+    // The hotfix changes the same line as the release commit will.
+    let chart = std::fs::read_to_string(bed.work.join("swh/Chart.yaml")).unwrap();
+    let v = chart
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let n: u64 = v.trim_matches(['"', '\'']).parse().unwrap();
+    hotfix(
+        &bed,
+        "staging",
+        "swh/Chart.yaml",
+        &chart.replace(
+            &format!("appVersion: {v}"),
+            &format!("appVersion: {}", n + 5),
+        ),
+        "hotfix appVersion on staging",
+    );
+    let staging = bed.head("staging");
+    bed.run(&["chart", "bump", "swh-loader-git=20250202.1"]);
+    let next = bed.head("swh-next-version");
+
+    for args in [
+        &["chart", "promote", "staging", "--dry-run"][..],
+        &["chart", "promote", "staging", "--no-gate"][..],
+    ] {
+        let out = bed.fails(args);
+        let err = stderr(&out);
+        assert!(
+            err.contains("rebasing swh-next-version onto staging conflicts in: swh/Chart.yaml")
+                && err.contains("hotfix appVersion on staging")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(bed.head("staging"), staging);
+        assert_eq!(bed.head("swh-next-version"), next);
+        assert_eq!(git(&bed.work, &["rev-parse", "swh-next-version"]), next);
+        assert_eq!(git(&bed.work, &["status", "--porcelain"]), "");
+        assert_eq!(git(&bed.work, &["worktree", "list"]).lines().count(), 1);
+    }
+}

@@ -395,6 +395,26 @@ pub(crate) fn promote(
         );
         return Ok(());
     }
+    if let Some(r) = &plan.rebase {
+        println!(
+            "{} has {} commit(s) that {} lacks; rebasing {} onto {}: {} -> {}{}",
+            plan.to,
+            r.onto.len(),
+            plan.from,
+            plan.from,
+            plan.to,
+            &r.old[..r.old.len().min(12)],
+            &r.new[..r.new.len().min(12)],
+            if dry_run {
+                " (dry run: not pushed)"
+            } else {
+                ""
+            }
+        );
+        for c in &r.onto {
+            println!("  {c}");
+        }
+    }
     println!(
         "promoting {} -> {} ({} commit(s)):",
         plan.from,
@@ -438,8 +458,20 @@ pub(crate) fn promote(
                 "commit": plan.new_head,
                 "changes": plan.changes,
                 "gate": gate,
+                "rebase": plan.rebase.as_ref().map(|r| serde_json::json!({
+                    "old": r.old, "new": r.new, "onto": r.onto,
+                })),
             }),
         )?;
+        if let Some(r) = &plan.rebase {
+            rec.step(
+                &format!(
+                    "rebase {} onto {}: {} -> {} (pushed with --force-with-lease, atomically with the promotion)",
+                    plan.from, plan.to, r.old, r.new
+                ),
+                plan.from.branch(),
+            );
+        }
         rec.step(
             &format!(
                 "fast-forward {} to {}",
