@@ -10,11 +10,13 @@ pub mod nodeset;
 pub mod recover;
 pub mod release;
 pub mod resume;
+pub mod rollback;
 pub mod run;
 pub mod ship;
 pub mod site;
 pub mod upgrade;
 pub mod versions;
+pub mod where_;
 
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -50,6 +52,8 @@ pub enum Command {
     /// Put hosts back after a crash: run the pending compensations (start
     /// cron, enable puppet) of interrupted runs.
     Recover(recover::RecoverArgs),
+    /// Put back the package versions an upgrade run replaced (static path).
+    Rollback(rollback::RollbackArgs),
     /// Installed package versions per host, as version -> node set.
     Versions(versions::VersionsArgs),
     /// Debian packaging fixes: a new debian/changelog entry (`debian
@@ -64,6 +68,9 @@ pub enum Command {
     /// chart and promote staging then production (--elastic). Idempotent:
     /// re-run it to continue after a failure.
     Ship(ship::ShipArgs),
+    /// Where a module runs and at which version: Debian package on the
+    /// site's hosts, apps and images per chart branch; behind a VERSION?
+    Where(where_::WhereArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -95,10 +102,12 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Site(args) => site::run(args),
         Command::Resume(args) => resume::run(args),
         Command::Recover(args) => recover::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Versions(args) => versions::run(args),
         Command::Debian(args) => debian::run(args),
         Command::Release(args) => release::run(args),
         Command::Ship(args) => ship::run(args),
+        Command::Where(args) => where_::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
