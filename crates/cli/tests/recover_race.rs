@@ -412,3 +412,61 @@ fn resume_after_a_kill_in_the_migration_records_decisions_and_closes_the_step() 
     assert_eq!(started.len(), 2, "one per resume");
     assert!(started.iter().all(|e| e.detail["host"] == "host1"));
 }
+
+#[test]
+fn recover_does_not_count_an_enable_that_exited_0_on_a_host_still_disabled() {
+    if !can_run() {
+        return;
+    }
+    let bed = Bed::up(1, false);
+    // puppet agent --enable "succeeds" without doing anything on host1.
+    let shim = bed.sh(
+        "host1",
+        "cat > /usr/local/sbin/puppet <<'EOF'\n\
+         #!/bin/sh\n\
+         case \" $* \" in *' --enable '*) exit 0 ;; esac\n\
+         for p in /usr/local/bin/puppet /usr/bin/puppet; do [ -x \"$p\" ] && exec \"$p\" \"$@\"; done\n\
+         exit 127\n\
+         EOF\n\
+         chmod 755 /usr/local/sbin/puppet && command -v puppet",
+    );
+    assert_eq!(shim, "/usr/local/sbin/puppet");
+    let out = bed.sh(
+        "host1",
+        "puppet agent --disable 'swh-deploy 1: test' 2>&1; echo rc=$?",
+    );
+    assert_eq!(bed.bad_hosts(), ["host1: active disabled"], "{out}");
+    // A dead run (a reaped pid) left enable-puppet pending on host1.
+    let mut j = Journal::open(&bed.journal()).unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    j.set_identity("bob", dead, &swh_deploy_journal::this_hostname());
+    let run = j
+        .start_run(&swh_deploy_journal::NewRun {
+            command_line: vec!["swh-deploy".into(), "upgrade".into()],
+            mode: "long-standing".into(),
+            parameters: serde_json::json!({}),
+        })
+        .unwrap();
+    j.add_compensation(run, "host1", "enable-puppet").unwrap();
+    drop(j);
+    let site = bed.dir.path().join("site.toml");
+    let out = bed.swh_deploy(&["recover", "--site", site.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAILED   enable-puppet  host1")
+            && report.contains("exited 0 but the host is not back")
+            && report.contains("puppet is still disabled"),
+        "{report}"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    assert_eq!(j.pending_compensations(None).unwrap().len(), 1);
+    drop(j);
+    // Once puppet really enables, recover completes.
+    bed.sh("host1", "rm -f /usr/local/sbin/puppet");
+    let out = bed.swh_deploy(&["recover", "--site", site.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(bed.bad_hosts().is_empty());
+}

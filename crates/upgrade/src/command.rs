@@ -35,6 +35,19 @@ pub enum RemoteCommand {
         /// The packages.
         packages: Vec<PackageName>,
     },
+    /// The same non-interactive `apt-get` as [`RemoteCommand::DistUpgrade`],
+    /// as `--allow-downgrades install PKG=VERSION...`: put these exact
+    /// versions back (`swh-deploy rollback`).
+    InstallVersions {
+        /// The packages and the versions to install.
+        packages: Vec<(PackageName, DebianVersion)>,
+    },
+    /// `apt-cache madison PKG...`: the versions the host's apt sources
+    /// offer, one `PKG | VERSION | SOURCE` line each.
+    AptCacheMadison {
+        /// The packages.
+        packages: Vec<PackageName>,
+    },
     /// `systemctl restart UNIT...`.
     Restart {
         /// The units.
@@ -109,6 +122,17 @@ impl RemoteCommand {
             RemoteCommand::OnlyUpgrade { packages } => {
                 let mut v = apt_upgrade();
                 v.extend(s(&["--only-upgrade", "install"]));
+                v.extend(packages.iter().map(|p| p.to_string()));
+                v
+            }
+            RemoteCommand::InstallVersions { packages } => {
+                let mut v = apt_upgrade();
+                v.extend(s(&["--allow-downgrades", "install"]));
+                v.extend(packages.iter().map(|(p, ver)| format!("{p}={ver}")));
+                v
+            }
+            RemoteCommand::AptCacheMadison { packages } => {
+                let mut v = s(&["apt-cache", "madison"]);
                 v.extend(packages.iter().map(|p| p.to_string()));
                 v
             }
@@ -223,6 +247,29 @@ pub fn compensation_command(action: &str) -> Option<RemoteCommand> {
         .iter()
         .find(|(name, _)| *name == action)
         .map(|(_, c)| c.clone())
+}
+
+/// Parses the output of [`RemoteCommand::AptCacheMadison`]: the (package,
+/// version) pairs the host's apt sources offer. Lines that are not
+/// `PKG | VERSION | SOURCE` with valid values are skipped.
+pub fn parse_madison(stdout: &str) -> Vec<(PackageName, DebianVersion)> {
+    let mut out = Vec::new();
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+        if fields.len() < 3 {
+            continue;
+        }
+        let (Ok(p), Ok(v)) = (
+            fields[0].parse::<PackageName>(),
+            fields[1].parse::<DebianVersion>(),
+        ) else {
+            continue;
+        };
+        if !out.contains(&(p.clone(), v.clone())) {
+            out.push((p, v));
+        }
+    }
+    out
 }
 
 /// Parses the output of [`RemoteCommand::InstalledVersions`]: package ->
@@ -408,6 +455,38 @@ mod tests {
         assert_eq!(v[&storage].as_ref().unwrap().as_str(), "1.1-1~swh1");
         assert_eq!(v[&git], None);
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn rollback_installs_exact_versions_and_reads_madison() {
+        let c = RemoteCommand::InstallVersions {
+            packages: vec![(
+                "python3-swh.storage".parse().unwrap(),
+                "1.0-1~swh1".parse().unwrap(),
+            )],
+        };
+        assert_eq!(
+            c.to_shell(),
+            "env DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y --allow-downgrades install 'python3-swh.storage=1.0-1~swh1'"
+        );
+        let m = RemoteCommand::AptCacheMadison {
+            packages: packages(&["python3-swh.storage"]),
+        };
+        assert_eq!(m.to_shell(), "apt-cache madison python3-swh.storage");
+        let out = "python3-swh.storage | 1.1-1~swh1 | http://10.213.0.1/debian ./ Packages\n\
+                   python3-swh.storage | 1.0-1~swh1 | http://10.213.0.1/debian ./ Packages\n\
+                   N: junk\n";
+        let v: Vec<String> = parse_madison(out)
+            .iter()
+            .map(|(p, v)| format!("{p}={v}"))
+            .collect();
+        assert_eq!(
+            v,
+            [
+                "python3-swh.storage=1.1-1~swh1",
+                "python3-swh.storage=1.0-1~swh1"
+            ]
+        );
     }
 
     #[test]

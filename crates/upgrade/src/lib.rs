@@ -36,6 +36,7 @@ pub mod guard;
 pub mod health;
 pub mod plan;
 pub mod recover;
+pub mod rollback;
 pub mod ssh;
 pub mod versions;
 

@@ -140,7 +140,7 @@ pub fn refused_code(refused: &LockRefused) -> u8 {
     }
 }
 
-fn drive(
+pub(crate) fn drive(
     site: &Site,
     json: bool,
     host_keys: HostKeyPolicy,

@@ -1,0 +1,238 @@
+//! `swh-deploy rollback RUN` through the real binary, on a test bed of real
+//! systemd hosts (systemd-nspawn) with the real local apt repository: an
+//! upgrade 1.0 -> 1.1, a rollback refused while the repository no longer
+//! offers 1.0 (nothing changed), then the rollback to 1.0 once it does,
+//! checked ON the hosts (versions, restarted units) and in the journal.
+//!
+//! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
+//! and a failure under CI (CI=true).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use swh_deploy_journal::{Journal, RunStatus};
+use swh_deploy_testbed::{Options, Testbed};
+
+const V10: &str = "1.0-1~swh1";
+const V11: &str = "1.1-1~swh1";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+struct Bed {
+    tb: Testbed,
+    dir: tempfile::TempDir,
+}
+
+impl Bed {
+    fn site(&self) -> PathBuf {
+        self.dir.path().join("site.toml")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal.sqlite")
+    }
+
+    fn sh(&self, host: &str, cmd: &str) -> String {
+        let out = self
+            .tb
+            .ssh_command(host, cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn versions(&self, host: &str) -> String {
+        self.sh(
+            host,
+            "dpkg-query -W -f='${Version} ' python3-swh.storage python3-swh.loader.git",
+        )
+    }
+
+    fn main_pids(&self, host: &str) -> String {
+        self.sh(
+            host,
+            "systemctl show -p MainPID --value gunicorn-swh-storage swh-worker@loader_git | tr '\\n' ' '",
+        )
+    }
+
+    fn swh_deploy(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
+            .args(args)
+            .env("SWH_DEPLOY_JOURNAL", self.journal())
+            .env("SWH_DEPLOY_SITE", self.site())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ swh-deploy {}\n-> {:?}\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+#[test]
+fn upgrade_then_rollback_refused_without_the_old_version_then_done() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "needs root (network namespaces, systemd-nspawn)"
+        );
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tb = Testbed::up(&Options {
+        hosts: 2,
+        systemd: true,
+        apt_repo: true,
+        apt_versions: vec![V10.into(), V11.into()],
+        ..Options::default()
+    })
+    .expect("test bed up");
+    let bed = Bed {
+        tb,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let site = format!(
+        r#"[site]
+name = "rollback-static-test"
+default_environment = "staging"
+
+[ssh]
+config = "{cfg}"
+user = "root"
+connect_timeout = "3s"
+
+[environments.staging]
+
+[groups.rpc]
+environment = "staging"
+nodes = "host[1-2]"
+
+[services.storage]
+kind = "rpc"
+units = ["gunicorn-swh-storage"]
+packages = ["python3-swh.storage"]
+groups = ["rpc"]
+health = {{ check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "30s", interval = "500ms" }}
+
+[services.loader-git]
+kind = "worker"
+units = ["swh-worker@loader_git"]
+packages = ["python3-swh.loader.git"]
+groups = ["rpc"]
+health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
+"#,
+        cfg = bed.tb.ssh_config_path().display()
+    );
+    std::fs::write(bed.site(), site).unwrap();
+    let hosts = ["host1", "host2"];
+    for h in hosts {
+        bed.sh(
+            h,
+            &format!(
+                "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                 python3-swh.storage={V10} python3-swh.loader.git={V10} >/dev/null 2>&1"
+            ),
+        );
+        assert_eq!(bed.versions(h), format!("{V10} {V10}"), "1.0 on {h}");
+    }
+
+    // The upgrade, run 1.
+    let out = bed.swh_deploy(&["upgrade", "-w", "host[1-2]", "--batch", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    for h in hosts {
+        assert_eq!(bed.versions(h), format!("{V11} {V11}"), "1.1 on {h}");
+    }
+
+    // The dry run shows the versions to put back and the typed command.
+    let out = bed.swh_deploy(&["rollback", "1", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains(&format!(
+            "host1: python3-swh.loader.git={V10} python3-swh.storage={V10}"
+        )),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!(
+            "--allow-downgrades install 'python3-swh.loader.git={V10}' 'python3-swh.storage={V10}'"
+        )),
+        "{plan}"
+    );
+
+    // The repository no longer offers 1.0: refused, nothing changed, no
+    // rollback run recorded.
+    bed.tb.publish(&[V11]).unwrap();
+    let pids: Vec<String> = hosts.iter().map(|h| bed.main_pids(h)).collect();
+    let out = bed.swh_deploy(&["rollback", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rollback of run 1 refused, nothing was changed")
+            && err.contains(&format!(
+                "python3-swh.storage {V10} (to put back on host[1-2]) is not in the repository seen by host1 (it offers: {V11})"
+            )),
+        "{err}"
+    );
+    for (h, p) in hosts.iter().zip(&pids) {
+        assert_eq!(bed.versions(h), format!("{V11} {V11}"), "still 1.1 on {h}");
+        assert_eq!(&bed.main_pids(h), p, "{h} not restarted");
+    }
+    assert_eq!(
+        Journal::open(&bed.journal())
+            .unwrap()
+            .runs(10)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // 1.0 is offered again: the rollback runs, in the upgrade's batches.
+    bed.tb.publish(&[V10, V11]).unwrap();
+    let out = bed.swh_deploy(&["rollback", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(&format!("python3-swh.storage {V11} -> {V10}: host[1-2]")),
+        "{summary}"
+    );
+    for (h, p) in hosts.iter().zip(&pids) {
+        assert_eq!(
+            bed.versions(h),
+            format!("{V10} {V10}"),
+            "back to 1.0 on {h}"
+        );
+        assert_ne!(&bed.main_pids(h), p, "{h}'s units restarted");
+        assert_eq!(
+            bed.sh(h, "systemctl is-active gunicorn-swh-storage"),
+            "active"
+        );
+    }
+    let journal = Journal::open(&bed.journal()).unwrap();
+    let runs = journal.runs(10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].mode, "rollback");
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    assert_eq!(runs[0].parameters["rollback_of"], 1);
+    let details = journal.run_details(runs[0].id).unwrap();
+    let install: Vec<&str> = details
+        .steps
+        .iter()
+        .filter(|s| s.name == "install-pinned")
+        .map(|s| s.hosts.as_str())
+        .collect();
+    assert_eq!(install, ["host1", "host2"], "one install step per batch");
+    assert_eq!(
+        details.steps.iter().filter(|s| s.name == "health").count(),
+        2,
+        "a health gate per batch"
+    );
+}
