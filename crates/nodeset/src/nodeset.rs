@@ -35,7 +35,11 @@ impl Entry {
             Entry::One { set, pending } => {
                 if !pending.is_empty() {
                     let added = RangeSet::from_indexes(std::mem::take(pending));
-                    *set = set.union(&added);
+                    *set = if set.is_empty() {
+                        added
+                    } else {
+                        set.union(&added)
+                    };
                 }
             }
             Entry::Nd(nd) => nd.fold(),

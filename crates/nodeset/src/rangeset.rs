@@ -298,7 +298,9 @@ impl RangeSet {
 
     /// Sorts and merges runs given in any order.
     fn from_runs(mut runs: Vec<Run>) -> RangeSet {
-        runs.sort_unstable_by_key(Run::key);
+        if !runs.windows(2).all(|w| w[0].key() <= w[1].key()) {
+            runs.sort_unstable_by_key(Run::key);
+        }
         let mut out: Vec<Run> = Vec::with_capacity(runs.len());
         for r in runs {
             match out.last_mut() {
@@ -515,7 +517,7 @@ impl RangeSet {
 
     /// Appends the folded form (`1-3,5`) to `out`.
     pub fn write_folded(&self, out: &mut String) {
-        for (n, (a, b)) in self.runs().into_iter().enumerate() {
+        let emit = |out: &mut String, n: usize, a: Index, b: Index| {
             if n > 0 {
                 out.push(',');
             }
@@ -524,6 +526,29 @@ impl RangeSet {
                 out.push('-');
                 b.write_to(out);
             }
+        };
+        // The same merge as `runs()`, without building its vector.
+        let mut cur: Option<(Index, Index)> = None;
+        let mut n = 0;
+        for r in &self.runs {
+            let (a, b) = (r.index(r.first), r.index(r.last));
+            if let Some((start, last)) = cur.as_mut() {
+                let compatible = if start.is_padded() {
+                    a.width == start.width
+                } else {
+                    !a.is_padded()
+                };
+                if compatible && last.value + 1 == a.value {
+                    *last = b;
+                    continue;
+                }
+                emit(out, n, *start, *last);
+                n += 1;
+            }
+            cur = Some((a, b));
+        }
+        if let Some((a, b)) = cur {
+            emit(out, n, a, b);
         }
     }
 }
