@@ -11,7 +11,6 @@ pub mod recover;
 pub mod release;
 pub mod resume;
 pub mod rollback;
-pub mod rollback;
 pub mod run;
 pub mod ship;
 pub mod site;
@@ -53,8 +52,6 @@ pub enum Command {
     /// Put hosts back after a crash: run the pending compensations (start
     /// cron, enable puppet) of interrupted runs.
     Recover(recover::RecoverArgs),
-    /// Put back the package versions an upgrade run replaced (static path).
-    Rollback(rollback::RollbackArgs),
     /// Put back the package versions an upgrade run replaced (static path).
     Rollback(rollback::RollbackArgs),
     /// Installed package versions per host, as version -> node set.
@@ -105,7 +102,6 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Site(args) => site::run(args),
         Command::Resume(args) => resume::run(args),
         Command::Recover(args) => recover::run(args),
-        Command::Rollback(args) => rollback::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Versions(args) => versions::run(args),
         Command::Debian(args) => debian::run(args),
