@@ -3,9 +3,12 @@
 
 pub mod app;
 pub mod chart;
+pub mod chart_rollback;
 pub mod cluster;
+pub mod completions;
 pub mod debian;
 pub mod history;
+pub mod man;
 pub mod nodeset;
 pub mod recover;
 pub mod release;
@@ -71,6 +74,10 @@ pub enum Command {
     /// Where a module runs and at which version: Debian package on the
     /// site's hosts, apps and images per chart branch; behind a VERSION?
     Where(where_::WhereArgs),
+    /// Print the shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write all of them into a directory.
+    Man(man::ManArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -82,6 +89,8 @@ pub fn dispatch(command: Command) -> ExitCode {
     if !matches!(
         command,
         Command::ExitCodes
+            | Command::Completions(_)
+            | Command::Man(_)
             | Command::Nodeset(_)
             | Command::Upgrade(_)
             | Command::History(_)
@@ -108,6 +117,8 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Release(args) => release::run(args),
         Command::Ship(args) => ship::run(args),
         Command::Where(args) => where_::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
