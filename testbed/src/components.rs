@@ -591,6 +591,12 @@ fn publish(
     args.extend(refspecs.iter().map(String::as_str));
     args.push("refs/tags/*:refs/tags/*");
     git(&work.dir, &args, "2025-01-01T00:00:00Z")?;
+    // As GitLab: pushes may carry options (`-o merge_request.create`).
+    git(
+        &path,
+        &["config", "receive.advertisePushOptions", "true"],
+        "2025-01-01T00:00:00Z",
+    )?;
     Ok(GitRemote {
         url: format!("file://{}", utf8_path(&path)?),
         path,

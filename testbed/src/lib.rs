@@ -32,6 +32,7 @@
 pub mod aptrepo;
 mod bed;
 pub mod components;
+pub mod gitlab;
 pub mod golden;
 pub mod kube;
 pub mod puppet;

@@ -22,6 +22,7 @@
 
 pub mod git;
 pub mod images;
+pub mod rollback;
 pub mod values;
 pub mod yaml;
 
@@ -145,6 +146,12 @@ pub struct BumpRequest {
     /// commit for this module version (SWH's history has such repeats,
     /// e.g. v408-v410 for swh.web v0.9.4).
     pub again: bool,
+    /// Open (or, when one is open, update) a GitLab merge request from the
+    /// branch to this target branch with the push: git push options
+    /// `-o merge_request.create -o merge_request.target=TARGET -o
+    /// merge_request.title=SUBJECT`, as SWH's automation does for
+    /// `swh-next-version` -> `staging`.
+    pub merge_request: Option<String>,
 }
 
 /// What `chart bump` did (or would do, with `dry_run`).
@@ -188,6 +195,7 @@ pub struct PreparedBump {
     new_chart: String,
     branch: String,
     push: bool,
+    merge_request: Option<String>,
 }
 
 /// An image version difference: app key, version before, version after
@@ -482,6 +490,7 @@ impl ChartsRepo {
             new_chart,
             branch: req.branch.clone(),
             push: req.push,
+            merge_request: req.merge_request.clone(),
         })
     }
 
@@ -495,6 +504,7 @@ impl ChartsRepo {
             new_chart,
             branch,
             push,
+            merge_request,
         } = prepared;
         if !outcome.has_work() {
             return Ok(outcome);
@@ -524,7 +534,21 @@ impl ChartsRepo {
         outcome.commit = Some(commit);
         if push {
             let refspec = format!("HEAD:refs/heads/{branch}");
-            if let Err(e) = self.git.run(&["push", "-q", &self.remote, &refspec]) {
+            let title = outcome.message.lines().next().unwrap_or_default();
+            let options: Vec<String> = match &merge_request {
+                Some(target) => vec![
+                    "merge_request.create".into(),
+                    format!("merge_request.target={target}"),
+                    format!("merge_request.title={title}"),
+                ],
+                None => Vec::new(),
+            };
+            let mut args = vec!["push", "-q"];
+            for o in &options {
+                args.extend(["-o", o.as_str()]);
+            }
+            args.extend([self.remote.as_str(), refspec.as_str()]);
+            if let Err(e) = self.git.run(&args) {
                 self.git.run(&["reset", "-q", "--hard", &before])?;
                 return Err(Error::Command(format!(
                     "{e}\nthe local release commit was undone; fetch and run the bump again"

@@ -140,6 +140,7 @@ fn request(bumps: &[(&str, &str)]) -> BumpRequest {
         release_only: false,
         body: false,
         again: false,
+        merge_request: None,
     }
 }
 

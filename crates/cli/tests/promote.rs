@@ -262,6 +262,7 @@ fn is_ancestor(dir: &Path, a: &str, b: &str) -> bool {
 #[test]
 fn promote_staging_rebases_next_version_onto_a_staging_hotfix() {
     let bed = Bed::new();
+    let gl = swh_deploy_testbed::gitlab::GitlabStandin::start(&bed.remote, 77).unwrap();
     bed.push_image("loader_git", "20250202.1");
     hotfix(&bed, "staging", "HOTFIX", "x\n", "hotfix on staging");
     let staging = bed.head("staging");
@@ -301,6 +302,10 @@ fn promote_staging_rebases_next_version_onto_a_staging_hotfix() {
         git(&bed.remote, &["log", "-1", "--format=%s", &new]),
         git(&bed.remote, &["log", "-1", "--format=%s", &next])
     );
+    // The merge request followed the rebase and is merged.
+    let mr = api_mrs(&gl, "/1");
+    assert_eq!(mr["state"], "merged", "{mr}");
+    assert_eq!(mr["sha"], new.as_str());
     // The checkout's branch follows, with no temporary work tree left.
     assert_eq!(git(&bed.work, &["rev-parse", "swh-next-version"]), new);
     assert_eq!(git(&bed.work, &["worktree", "list"]).lines().count(), 1);
@@ -371,4 +376,68 @@ fn promote_staging_refuses_a_conflicting_rebase_and_changes_nothing() {
         assert_eq!(git(&bed.work, &["status", "--porcelain"]), "");
         assert_eq!(git(&bed.work, &["worktree", "list"]).lines().count(), 1);
     }
+}
+
+/// The GitLab merge requests of the stand-in, through its HTTP API.
+fn api_mrs(gl: &swh_deploy_testbed::gitlab::GitlabStandin, query: &str) -> serde_json::Value {
+    let r = swh_deploy_testbed::components::http_get(
+        gl.addr(),
+        &format!("/api/v4/projects/77/merge_requests{query}"),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    serde_json::from_str(&r.text()).unwrap()
+}
+
+#[test]
+fn chart_bump_opens_then_updates_the_merge_request_and_promotion_merges_it() {
+    let bed = Bed::new();
+    let gl = swh_deploy_testbed::gitlab::GitlabStandin::start(&bed.remote, 77).unwrap();
+    bed.push_image("loader_git", "20250202.1");
+    bed.push_image("loader_git", "20250203.1");
+
+    // --no-merge-request: a plain push, no merge request.
+    bed.run(&[
+        "chart",
+        "bump",
+        "--no-merge-request",
+        "--release-only",
+        "--module",
+        "swh.core",
+        "--module-version",
+        "v1.0.0",
+    ]);
+    assert_eq!(api_mrs(&gl, ""), serde_json::json!([]));
+
+    let out = bed.run(&["chart", "bump", "swh-loader-git=20250202.1"]);
+    assert!(
+        out.contains("merge request swh-next-version -> staging: opened"),
+        "{out}"
+    );
+    let first = bed.head("swh-next-version");
+    let list = api_mrs(&gl, "?state=opened&source_branch=swh-next-version");
+    let mrs = list.as_array().unwrap();
+    assert_eq!(mrs.len(), 1, "{list}");
+    let mr = &mrs[0];
+    assert_eq!(mr["iid"], 1);
+    assert_eq!(mr["state"], "opened");
+    assert_eq!(mr["target_branch"], "staging");
+    assert_eq!(mr["sha"], first.as_str());
+    let subject = git(&bed.remote, &["log", "-1", "--format=%s", &first]);
+    assert_eq!(mr["title"], subject.as_str());
+
+    // A second bump updates the open merge request; none is added.
+    bed.run(&["chart", "bump", "swh-loader-git=20250203.1"]);
+    let second = bed.head("swh-next-version");
+    let list = api_mrs(&gl, "?state=opened");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["iid"], 1);
+    assert_eq!(list[0]["sha"], second.as_str());
+
+    // Promoting staging merges it.
+    bed.run(&["chart", "promote", "staging", "--no-gate"]);
+    assert_eq!(api_mrs(&gl, "?state=opened"), serde_json::json!([]));
+    let one = api_mrs(&gl, "/1");
+    assert_eq!(one["state"], "merged", "{one}");
+    assert!(one["merged_at"].is_string());
 }

@@ -76,6 +76,11 @@ enum ChartCommand {
         /// Commit but do not push.
         #[arg(long)]
         no_push: bool,
+        /// Do not open or update the merge request to staging that a push
+        /// of swh-next-version carries by default (git push options
+        /// merge_request.create, merge_request.target=staging).
+        #[arg(long)]
+        no_merge_request: bool,
         /// Print the changes and commit message; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -94,6 +99,9 @@ enum ChartCommand {
         #[arg(long)]
         no_gate: bool,
     },
+    /// Roll an environment back: a revert commit on its chart branch
+    /// (never a force-push), pushed, then the Argo CD wait.
+    Rollback(super::chart_rollback::RollbackArgs),
     /// Apps and their image versions per environment, marking differences.
     Show {
         /// Show only this branch.
@@ -187,8 +195,11 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             branch,
             add,
             no_push,
+            no_merge_request,
             dry_run,
         } => {
+            let merge_request = (branch == Env::NextVersion.branch() && !no_merge_request)
+                .then(|| Env::Staging.branch().to_string());
             let req = BumpRequest {
                 bumps: parse_bumps(&apps, &add)?,
                 module: module.clone().zip(module_version.clone()),
@@ -198,6 +209,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 release_only,
                 body,
                 again,
+                merge_request: merge_request.clone(),
             };
             let mut rec = if dry_run {
                 None
@@ -212,6 +224,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                         "module_version": module_version,
                         "branch": branch,
                         "push": !no_push,
+                        "merge_request_to": merge_request,
                     }),
                 )?)
             };
@@ -232,6 +245,15 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             }
             let out = result.map_err(|e| e.to_string())?;
             print_bump(&out, &branch, dry_run, no_push);
+            if let Some(target) = &merge_request {
+                if out.pushed {
+                    println!(
+                        "merge request {branch} -> {target}: opened, or updated if open (git push options)"
+                    );
+                } else if dry_run && out.has_work() && !no_push {
+                    println!("dry run: the push would open or update the merge request {branch} -> {target}");
+                }
+            }
         }
         ChartCommand::Promote {
             target,
@@ -244,6 +266,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             };
             promote(&repo, site, env, dry_run, no_gate)?;
         }
+        ChartCommand::Rollback(a) => return super::chart_rollback::run(&repo, site, a),
         ChartCommand::Show {
             branch,
             diff,

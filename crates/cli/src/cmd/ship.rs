@@ -1314,6 +1314,7 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
                 release_only: ctx.release_only,
                 body: false,
                 again: false,
+                merge_request: Some(Env::Staging.branch().into()),
             };
             let mut rec = Recorder::start(
                 "chart bump",
