@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod chart_rollback;
 pub mod cluster;
 pub mod completions;
 pub mod debian;

@@ -1,0 +1,243 @@
+//! `swh-deploy chart rollback` through the binary: revert commits on an
+//! environment's branch of a real bare git remote (never a force-push),
+//! then the wait against the test bed's Kubernetes/Argo CD STAND-IN
+//! (`swh_deploy_testbed::kube`), whose applications follow the branches.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use swh_deploy_journal::Journal;
+use swh_deploy_testbed::components::GitRemotes;
+use swh_deploy_testbed::kube::{push_chart_version, KubeStandin, StandinOptions};
+
+const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
+const VALUES: &str = "values-swh-application-versions.yaml";
+
+struct Bed {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    remotes: GitRemotes,
+    standin: KubeStandin,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
+        let standin = KubeStandin::start(StandinOptions::swh(&remotes.charts.path)).unwrap();
+        standin
+            .write_kubeconfig(
+                &root.join("kubeconfig"),
+                &["archive-staging-rke2", "archive-production-rke2"],
+            )
+            .unwrap();
+        let checkout = root.join("swh-charts");
+        let git = |args: &[&str]| {
+            let st = Command::new("git")
+                .arg("-C")
+                .arg(&root)
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "git {args:?}");
+        };
+        git(&["clone", "-q", &remotes.charts.url, "swh-charts"]);
+        for (k, v) in [
+            ("user.name", "Sysadmin"),
+            ("user.email", "sysadmin@example.invalid"),
+        ] {
+            git(&["-C", "swh-charts", "config", k, v]);
+        }
+        std::fs::write(
+            root.join("site.toml"),
+            format!(
+                "[site]\nname = \"chart-rollback-test\"\n\n\
+                 [environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
+                 argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
+                 [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
+                 argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n\n\
+                 [charts]\ncheckout = \"{}\"\n\n\
+                 [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
+                checkout.display(),
+                standin.url()
+            ),
+        )
+        .unwrap();
+        Bed {
+            _tmp: tmp,
+            root,
+            remotes,
+            standin,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let o = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
+            .args(args)
+            .env("SWH_DEPLOY_SITE", self.root.join("site.toml"))
+            .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
+            .env("KUBECONFIG", self.root.join("kubeconfig"))
+            .env(TOKEN_VAR, self.standin.argocd_token())
+            .env_remove("SWH_DEPLOY_CHARTS_DIR")
+            .env_remove("ARGOCD_AUTH_TOKEN")
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ swh-deploy {}\n-> {:?}\n{}{}",
+            args.join(" "),
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    fn push(&self, branch: &str, version: &str) -> String {
+        push_chart_version(
+            &self.remotes.charts.url,
+            &self.root.join("scratch"),
+            branch,
+            "swh_loader_git",
+            version,
+        )
+        .unwrap()
+    }
+
+    fn remote_git(&self, args: &[&str]) -> (bool, String) {
+        let o = Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.remotes.charts.path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+    }
+
+    fn head(&self, branch: &str) -> String {
+        self.remote_git(&["rev-parse", branch]).1
+    }
+
+    fn loader_version(&self, rev: &str) -> String {
+        let text = self.remote_git(&["show", &format!("{rev}:{VALUES}")]).1;
+        text.lines()
+            .find_map(|l| l.strip_prefix("swh_loader_git_image_version:"))
+            .map(|v| v.trim().trim_matches('\'').to_string())
+            .unwrap_or_default()
+    }
+
+    fn is_ancestor(&self, a: &str, b: &str) -> bool {
+        self.remote_git(&["merge-base", "--is-ancestor", a, b]).0
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const WAIT: [&str; 4] = ["--interval", "50ms", "--timeout", "30s"];
+
+#[test]
+fn rollback_reverts_on_top_waits_until_live_and_never_rewrites_history() {
+    let bed = Bed::new();
+    let good = bed.push("production", "20250600.1");
+    let bad = bed.push("production", "20250600.2");
+    assert_eq!(bed.loader_version(&bad), "20250600.2");
+
+    // Dry run: the image change, nothing pushed, nothing journaled.
+    let o = bed.run(&["chart", "rollback", "production", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        out(&o).contains("swh_loader_git: 20250600.2 -> 20250600.1"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(bed.head("production"), bad);
+    assert!(
+        !bed.root.join("journal.sqlite").exists() || {
+            let j = Journal::open(&bed.root.join("journal.sqlite")).unwrap();
+            j.runs(10)
+                .unwrap()
+                .iter()
+                .all(|r| r.mode != "chart rollback")
+        }
+    );
+
+    // The last commit undone: a new commit on top of `bad`, live in Argo CD.
+    let mut args = vec!["chart", "rollback", "production"];
+    args.extend(WAIT);
+    let o = bed.run(&args);
+    assert_eq!(o.status.code(), Some(0));
+    let reverted = bed.head("production");
+    assert_ne!(reverted, good, "a new commit, not a reset to the old one");
+    assert_eq!(
+        bed.remote_git(&["rev-parse", &format!("{reverted}^")]).1,
+        bad
+    );
+    assert_eq!(bed.loader_version(&reverted), "20250600.1");
+    assert_eq!(
+        bed.remote_git(&["diff", "--stat", &good, &reverted]).1,
+        "",
+        "the tree of the commit before"
+    );
+    assert!(
+        out(&o).contains(&format!("production is live at {}", &reverted[..12])),
+        "{}",
+        out(&o)
+    );
+
+    // APP=VERSION: only that version set back, on top again.
+    let mut args = vec![
+        "chart",
+        "rollback",
+        "production",
+        "swh-loader-git=20250600.2",
+    ];
+    args.extend(WAIT);
+    let o = bed.run(&args);
+    assert_eq!(o.status.code(), Some(0));
+    let pinned = bed.head("production");
+    assert!(bed.is_ancestor(&reverted, &pinned));
+    assert_eq!(bed.loader_version(&pinned), "20250600.2");
+    assert_eq!(
+        bed.remote_git(&["log", "-1", "--format=%s", &pinned]).1,
+        "Rollback production: swh_loader_git 20250600.1 -> 20250600.2"
+    );
+
+    // --to an earlier commit of the branch: every later commit undone at once.
+    let mut args = vec!["chart", "rollback", "production", "--to", good.as_str()];
+    args.extend(WAIT);
+    let o = bed.run(&args);
+    assert_eq!(o.status.code(), Some(0));
+    let back = bed.head("production");
+    assert!(bed.is_ancestor(&pinned, &back));
+    assert_eq!(bed.loader_version(&back), "20250600.1");
+
+    // --to a commit that is not in production's history: refused, unchanged.
+    let other = bed.push("staging", "20250600.9");
+    let o = bed.run(&["chart", "rollback", "production", "--to", other.as_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is not in production's history"), "{err}");
+    assert_eq!(bed.head("production"), back);
+
+    // Journaled: three rollback runs, succeeded, with their changes.
+    let j = Journal::open(&bed.root.join("journal.sqlite")).unwrap();
+    let runs: Vec<_> = j
+        .runs(50)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.mode == "chart rollback")
+        .collect();
+    assert_eq!(runs.len(), 3);
+    assert!(runs
+        .iter()
+        .all(|r| r.status == swh_deploy_journal::RunStatus::Succeeded));
+    assert_eq!(runs[2].parameters["head"], bad.as_str());
+    assert_eq!(
+        runs[2].parameters["changes"][0],
+        serde_json::json!(["swh_loader_git", "20250600.2", "20250600.1"])
+    );
+}
