@@ -133,6 +133,22 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        let url = self.url(path);
+        let mut req = self
+            .agent
+            .post(&url)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {}", t.expose()));
+        }
+        finish(&url, req.send(body.to_string()))
+    }
+}
+
 fn finish(
     url: &str,
     r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,

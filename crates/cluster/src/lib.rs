@@ -46,6 +46,7 @@
 pub mod affinity;
 pub mod argocd;
 pub mod gate;
+pub mod grafana;
 pub mod http;
 pub mod kube;
 pub mod kubeconfig;

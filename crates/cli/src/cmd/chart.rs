@@ -511,6 +511,7 @@ pub(crate) fn promote(
             plan.to,
             plan.new_head.as_deref().unwrap_or("")
         );
+        super::annotate::annotate_promotion(&plan);
     }
     Ok(())
 }

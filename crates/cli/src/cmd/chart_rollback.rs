@@ -139,6 +139,32 @@ pub(crate) fn run(
         }
     };
     println!("{branch} is now at {new}");
+    let keys: Vec<String> = plan.changes.iter().map(|(k, _, _)| k.clone()).collect();
+    let what: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|(k, a, b)| {
+            format!(
+                "{k} {} -> {}",
+                a.as_deref().unwrap_or("(absent)"),
+                b.as_deref().unwrap_or("(absent)")
+            )
+        })
+        .collect();
+    super::annotate::annotate(
+        &args.env,
+        &keys,
+        &format!(
+            "chart rollback {}: {} ({branch} at {})",
+            args.env,
+            if what.is_empty() {
+                "no image change".to_string()
+            } else {
+                what.join(", ")
+            },
+            &new[..new.len().min(12)]
+        ),
+    );
     let wait_env = match (site, env) {
         (Some(s), Some(e)) if e.argocd_application.is_some() && !args.no_wait => Some(s),
         _ => None,

@@ -1,6 +1,7 @@
 //! One module per subcommand. To add one: a module here, a variant in
 //! [`Command`], and a line in [`dispatch`].
 
+pub mod annotate;
 pub mod app;
 pub mod chart;
 pub mod chart_rollback;

@@ -96,10 +96,59 @@ fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
     }
     let argv: Vec<String> = std::env::args().collect();
     let of = args.run;
+    let original = execute::stored_request(&journal, of).ok();
     Ok(super::resume::drive(
         &site,
         args.json,
         HostKeyPolicy::Strict,
-        |ctx| rollback::start(&mut journal, &site, of, argv, ctx),
+        |ctx| {
+            let result = rollback::start(&mut journal, &site, of, argv, ctx);
+            if let Ok(summary) = &result {
+                annotate(&site, original.as_ref(), summary, of);
+            }
+            result
+        },
     ))
+}
+
+/// The Grafana annotation of a rollback that ran (when configured): tagged
+/// with the run's environment (else the site's default, else `static`) and
+/// its services (else the packages rolled back).
+fn annotate(
+    site: &Site,
+    original: Option<&execute::UpgradeRequest>,
+    summary: &execute::Summary,
+    of: i64,
+) {
+    let env = original
+        .and_then(|r| r.env.clone())
+        .or_else(|| site.default_environment.clone())
+        .unwrap_or_else(|| "static".into());
+    let mut services: Vec<String> = original.map(|r| r.services.clone()).unwrap_or_default();
+    if services.is_empty() {
+        services = summary.versions.iter().map(|v| v.package.clone()).collect();
+    }
+    let versions: Vec<String> = summary
+        .versions
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {} -> {} on {}",
+                v.package,
+                v.before.as_deref().unwrap_or("(none)"),
+                v.after.as_deref().unwrap_or("(none)"),
+                v.hosts
+            )
+        })
+        .collect();
+    super::annotate::annotate(
+        &env,
+        &services,
+        &format!(
+            "rollback of run {of} (run {}: {}): {}",
+            summary.run,
+            summary.status,
+            versions.join(", ")
+        ),
+    );
 }
