@@ -124,6 +124,32 @@ pub struct Faults {
     pub held_versions: Vec<String>,
 }
 
+/// An Argo CD `ApplicationSet` with a `pullRequest` generator (GitLab),
+/// as SWH's `swh-cassandra-next-version`: while a merge request of
+/// `branch` is open in the project, an Application named after
+/// `name_template` (`{branch}` and `{number}` replaced by the source branch
+/// and the merge request's iid) tracks that branch with automated sync;
+/// it is deleted once the merge request is no longer open. The merge
+/// requests are read, every `requeue`, from a GitLab API (`GET
+/// /api/v4/projects/:id/merge_requests?state=opened`; the test bed's
+/// [`crate::gitlab::GitlabStandin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestGenerator {
+    /// The GitLab API's address (`127.0.0.1:PORT`).
+    pub api: std::net::SocketAddr,
+    /// The project id (`'77'` for swh-charts).
+    pub project: String,
+    /// The source branch the generator keeps (`filters: branchMatch`,
+    /// here an exact name).
+    pub branch: String,
+    /// The generated Application's name, e.g. `swh-{branch}-{number}`.
+    pub name_template: String,
+    /// The generated Application's destination namespace.
+    pub namespace: String,
+    /// How often the merge requests are read (`requeueAfterSeconds`).
+    pub requeue: Duration,
+}
+
 /// What the stand-in serves.
 #[derive(Debug, Clone, Default)]
 pub struct StandinOptions {
@@ -141,6 +167,8 @@ pub struct StandinOptions {
     pub applications: Vec<ApplicationSpec>,
     /// Fault knobs (can be changed later with [`KubeStandin::set_faults`]).
     pub faults: Faults,
+    /// ApplicationSets with a pull-request generator.
+    pub pull_request_generators: Vec<PullRequestGenerator>,
 }
 
 impl StandinOptions {
@@ -206,6 +234,7 @@ impl StandinOptions {
                 },
             ],
             faults: Faults::default(),
+            pull_request_generators: Vec::new(),
         }
     }
 }
@@ -294,6 +323,10 @@ struct Shared {
     charts_repo: PathBuf,
     addr: String,
     tls_addr: String,
+    generators: Vec<PullRequestGenerator>,
+    /// Per generator: when it last read the merge requests, and the
+    /// Applications it made.
+    generated: Mutex<Vec<(Option<Instant>, Vec<String>)>>,
 }
 
 /// The running **stand-in** (see the module documentation). Stopped on drop.
@@ -420,6 +453,8 @@ impl KubeStandin {
             charts_repo: opts.charts_repo.clone(),
             addr,
             tls_addr,
+            generators: opts.pull_request_generators.clone(),
+            generated: Mutex::new(vec![(None, Vec::new()); opts.pull_request_generators.len()]),
         });
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -737,7 +772,86 @@ fn versions_in(repo: &Path, revision: &str, versions: &[String]) -> Vec<String> 
 
 /// One step of the simulated controllers (Argo CD automated sync and the
 /// deployment controller).
+/// Runs the pull-request generators that are due: creates the
+/// Applications of newly opened merge requests (`OutOfSync`, so that the
+/// next ticks sync them to their branch's head) and deletes those whose
+/// merge request is no longer open. A failed read of the API keeps the
+/// Applications as they are (as Argo CD does).
+fn generate(s: &Shared) {
+    for (i, g) in s.generators.iter().enumerate() {
+        let due = {
+            let gen = s.generated.lock().unwrap();
+            gen[i].0.is_none_or(|t| t.elapsed() >= g.requeue)
+        };
+        if !due {
+            continue;
+        }
+        let path = format!("/api/v4/projects/{}/merge_requests?state=opened", g.project);
+        let wanted: Option<Vec<(String, String)>> =
+            crate::components::http_get(g.api, &path, Duration::from_secs(2))
+                .ok()
+                .filter(|r| r.status == 200)
+                .and_then(|r| serde_json::from_str::<Value>(&r.text()).ok())
+                .and_then(|v| v.as_array().cloned())
+                .map(|mrs| {
+                    mrs.iter()
+                        .filter(|m| m["source_branch"] == g.branch.as_str())
+                        .filter_map(|m| {
+                            let n = m["iid"].as_u64()?;
+                            let name = g
+                                .name_template
+                                .replace("{branch}", &g.branch)
+                                .replace("{number}", &n.to_string());
+                            Some((name, g.branch.clone()))
+                        })
+                        .collect()
+                });
+        let mut gen = s.generated.lock().unwrap();
+        gen[i].0 = Some(Instant::now());
+        let Some(wanted) = wanted else { continue };
+        let mut st = s.state.lock().unwrap();
+        for old in gen[i].1.clone() {
+            if !wanted.iter().any(|(n, _)| *n == old) {
+                st.apps.remove(&old);
+                gen[i].1.retain(|n| *n != old);
+            }
+        }
+        for (name, branch) in wanted {
+            if st.apps.contains_key(&name) {
+                continue;
+            }
+            let ts = rfc3339_now();
+            let rv = st.next_rv();
+            st.apps.insert(
+                name.clone(),
+                Application {
+                    spec: ApplicationSpec {
+                        name: name.clone(),
+                        branch,
+                        namespace: g.namespace.clone(),
+                    },
+                    sync: "OutOfSync",
+                    revision: String::new(),
+                    health: "Missing",
+                    phase: "",
+                    message: String::new(),
+                    op_revision: String::new(),
+                    op_started: Instant::now(),
+                    started_at: String::new(),
+                    finished_at: String::new(),
+                    reconciled_at: ts,
+                    rv,
+                    uid: uid(&format!("argocd/{name}")),
+                    print: String::new(),
+                },
+            );
+            gen[i].1.push(name);
+        }
+    }
+}
+
 fn tick(s: &Shared) {
+    generate(s);
     let heads: Vec<(String, Option<String>)> = {
         let st = s.state.lock().unwrap();
         st.apps

@@ -441,3 +441,107 @@ fn chart_bump_opens_then_updates_the_merge_request_and_promotion_merges_it() {
     assert_eq!(one["state"], "merged", "{one}");
     assert!(one["merged_at"].is_string());
 }
+
+#[test]
+fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
+    use swh_deploy_testbed::kube::{KubeStandin, PullRequestGenerator, StandinOptions};
+    const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
+    let bed = Bed::new();
+    let gl = swh_deploy_testbed::gitlab::GitlabStandin::start(&bed.remote, 77).unwrap();
+    let mut opts = StandinOptions::swh(&bed.remote);
+    opts.pull_request_generators.push(PullRequestGenerator {
+        api: gl.addr(),
+        project: "77".into(),
+        branch: "swh-next-version".into(),
+        name_template: "swh-{branch}-{number}".into(),
+        namespace: "swh-cassandra-next-version".into(),
+        requeue: std::time::Duration::from_millis(100),
+    });
+    let standin = KubeStandin::start(opts).unwrap();
+    let mut site = std::fs::read_to_string(bed.root.join("site.toml")).unwrap();
+    site.push_str(&format!(
+        "\n[environments.next-version]\nchart_branch = \"swh-next-version\"\n\
+         argocd_application = \"swh-swh-next-version-1\"\n\
+         namespace = \"swh-cassandra-next-version\"\n\n\
+         [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
+        standin.url()
+    ));
+    std::fs::write(bed.root.join("site.toml"), site).unwrap();
+    let token = standin.argocd_token().to_string();
+    let with_token = |args: &[&str]| {
+        let mut c = bed.cmd(args);
+        c.env(TOKEN_VAR, &token);
+        c
+    };
+
+    // Without a merge request, no next-version Application: the gate
+    // refuses and staging stays.
+    bed.run(&[
+        "chart",
+        "bump",
+        "--no-merge-request",
+        "--release-only",
+        "--module",
+        "swh.core",
+        "--module-version",
+        "v1.0.0",
+    ]);
+    let staging = bed.head("staging");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = with_token(&["chart", "promote", "staging"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "promoted without the Application");
+    assert!(
+        stderr(&out).contains("swh-swh-next-version-1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(bed.head("staging"), staging);
+
+    // The bump opens merge request !1: the generator creates
+    // swh-swh-next-version-1, which syncs to the branch's head; then the
+    // gate opens.
+    bed.push_image("loader_git", "20250202.1");
+    bed.run(&["chart", "bump", "swh-loader-git=20250202.1"]);
+    let head = bed.head("swh-next-version");
+    sh(&mut with_token(&[
+        "cluster",
+        "wait",
+        "next-version",
+        "--revision",
+        &head,
+        "--timeout",
+        "30s",
+        "--interval",
+        "100ms",
+    ]));
+    let out = sh(&mut with_token(&["chart", "promote", "staging"]));
+    assert_eq!(bed.head("staging"), head, "{out}");
+
+    // Merged, the merge request's Application goes away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = with_token(&[
+            "cluster",
+            "wait",
+            "next-version",
+            "--revision",
+            &head,
+            "--timeout",
+            "1s",
+            "--interval",
+            "100ms",
+        ])
+        .output()
+        .unwrap();
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Application of the merged request is still there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
