@@ -8,6 +8,7 @@ pub mod chart_rollback;
 pub mod cluster;
 pub mod completions;
 pub mod debian;
+pub mod doctor;
 pub mod history;
 pub mod man;
 pub mod nodeset;
@@ -79,6 +80,9 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page, or write all of them into a directory.
     Man(man::ManArgs),
+    /// Check the admin host before a release (ssh, known_hosts, site,
+    /// kube contexts, registry, uv, git remotes, journal) with fixes.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs one subcommand and turns its outcome into the process exit code.
@@ -92,6 +96,7 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::ExitCodes
             | Command::Completions(_)
             | Command::Man(_)
+            | Command::Doctor(_)
             | Command::Nodeset(_)
             | Command::Upgrade(_)
             | Command::History(_)
@@ -120,6 +125,7 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Where(args) => where_::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::ExitCodes => {
             print!("{}", EXIT_CODES);
             ExitCode::SUCCESS
