@@ -34,6 +34,7 @@ mod bed;
 pub mod components;
 pub mod gitlab;
 pub mod golden;
+pub mod grafana;
 pub mod kube;
 pub mod puppet;
 mod util;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use swh_deploy_journal::Journal;
 use swh_deploy_testbed::components::GitRemotes;
+use swh_deploy_testbed::grafana::GrafanaStandin;
 use swh_deploy_testbed::kube::{push_chart_version, KubeStandin, StandinOptions};
 
 const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
@@ -72,14 +73,21 @@ impl Bed {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let o = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
             .args(args)
+            .envs(env.iter().copied())
+            .env_remove("SWH_DEPLOY_GRAFANA_URL")
             .env("SWH_DEPLOY_SITE", self.root.join("site.toml"))
             .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
             .env("KUBECONFIG", self.root.join("kubeconfig"))
             .env(TOKEN_VAR, self.standin.argocd_token())
             .env_remove("SWH_DEPLOY_CHARTS_DIR")
             .env_remove("ARGOCD_AUTH_TOKEN")
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         eprintln!(
@@ -240,4 +248,116 @@ fn rollback_reverts_on_top_waits_until_live_and_never_rewrites_history() {
         runs[2].parameters["changes"][0],
         serde_json::json!(["swh_loader_git", "20250600.2", "20250600.1"])
     );
+}
+
+#[test]
+fn grafana_annotations_at_rollback_and_promotion_token_never_shown() {
+    let bed = Bed::new();
+    let grafana = GrafanaStandin::start("grafana-test-token-5f2e9").unwrap();
+    let env = [
+        ("SWH_DEPLOY_GRAFANA_URL", grafana.url()),
+        ("SWH_DEPLOY_GRAFANA_TOKEN", grafana.token()),
+    ];
+    let mut shown = String::new();
+    let mut keep = |o: &Output| {
+        shown.push_str(&String::from_utf8_lossy(&o.stdout));
+        shown.push_str(&String::from_utf8_lossy(&o.stderr));
+    };
+
+    // A promotion is annotated.
+    bed.push("staging", "20250700.3");
+    let o = bed.run_env(&["chart", "promote", "production", "--no-gate"], &env);
+    assert_eq!(o.status.code(), Some(0));
+    keep(&o);
+    let r = grafana.requests();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0].method.as_str(), r[0].path.as_str()),
+        ("POST", "/api/annotations")
+    );
+    assert_eq!(
+        r[0].authorization.as_deref(),
+        Some("Bearer grafana-test-token-5f2e9")
+    );
+    assert_eq!(
+        r[0].body["tags"],
+        serde_json::json!(["deployment", "production", "swh_loader_git"])
+    );
+    let text = r[0].body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("chart promote staging -> production: swh_loader_git")
+            && text.contains("-> 20250700.3"),
+        "{text}"
+    );
+    assert!(r[0].body["time"].as_u64().unwrap() > 1_600_000_000_000);
+
+    // Not configured: nothing sent.
+    bed.push("production", "20250700.4");
+    let o = bed.run(&["chart", "rollback", "production", "--no-wait"]);
+    assert_eq!(o.status.code(), Some(0));
+    keep(&o);
+    assert_eq!(grafana.requests().len(), 1);
+
+    // Configured: a dry run sends nothing, a rollback one annotation.
+    let o = bed.run_env(&["chart", "rollback", "production", "--dry-run"], &env);
+    assert_eq!(o.status.code(), Some(0));
+    keep(&o);
+    assert_eq!(grafana.requests().len(), 1, "a dry run annotates nothing");
+    let o = bed.run_env(
+        &[
+            "chart",
+            "rollback",
+            "production",
+            "swh-loader-git=20250700.1",
+            "--no-wait",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    keep(&o);
+    let head = bed.head("production");
+    let r = grafana.requests();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(
+        r[1].body["tags"],
+        serde_json::json!(["deployment", "production", "swh_loader_git"])
+    );
+    assert_eq!(
+        r[1].body["text"],
+        format!(
+            "chart rollback production: swh_loader_git 20250700.3 -> 20250700.1 (production at {})",
+            &head[..12]
+        )
+    );
+
+    // A refused token: a warning, the rollback itself done (exit 0).
+    let bad = [
+        ("SWH_DEPLOY_GRAFANA_URL", grafana.url()),
+        ("SWH_DEPLOY_GRAFANA_TOKEN", "wrong-token-77ab"),
+    ];
+    let o = bed.run_env(&["chart", "rollback", "production", "--no-wait"], &bad);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("grafana annotation not added") && err.contains("401"),
+        "{err}"
+    );
+    keep(&o);
+    // A URL without a token: a warning naming the variable.
+    let o = bed.run_env(
+        &["chart", "rollback", "production", "--no-wait"],
+        &[("SWH_DEPLOY_GRAFANA_URL", grafana.url())],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("SWH_DEPLOY_GRAFANA_TOKEN is empty"), "{err}");
+    keep(&o);
+
+    // The tokens never appear in any output nor in the journal.
+    let journal = std::fs::read(bed.root.join("journal.sqlite")).unwrap();
+    let journal = String::from_utf8_lossy(&journal);
+    for secret in ["grafana-test-token-5f2e9", "wrong-token-77ab"] {
+        assert!(!shown.contains(secret), "{secret} shown");
+        assert!(!journal.contains(secret), "{secret} in the journal");
+    }
 }
