@@ -32,6 +32,10 @@ pub struct HistoryArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// With RUN: write a self-contained HTML page of the run (timeline per
+    /// host, summary, versions before/after) to FILE.
+    #[arg(long, value_name = "FILE", requires = "run")]
+    html: Option<PathBuf>,
 }
 
 /// Runs `swh-deploy history`.
@@ -81,6 +85,19 @@ fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalEr
         }
         Some(id) => {
             let details = journal.run_details(id)?;
+            if let Some(file) = &args.html {
+                let page = super::history_html::render(&details);
+                return Ok(match write_atomic(file, page.as_bytes()) {
+                    Ok(()) => {
+                        println!("wrote {}", file.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("swh-deploy: {}: {e}", file.display());
+                        ExitCode::FAILURE
+                    }
+                });
+            }
             if args.json {
                 println!(
                     "{}",
@@ -92,6 +109,21 @@ fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalEr
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `data` to `path` atomically (a temporary file in the same
+/// directory, renamed over it).
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Prints a warning on stderr when compensations are pending; returns how

@@ -10,6 +10,7 @@ pub mod completions;
 pub mod debian;
 pub mod doctor;
 pub mod history;
+pub mod history_html;
 pub mod man;
 pub mod nodeset;
 pub mod recover;
