@@ -53,17 +53,12 @@ struct Pin {
 }
 
 impl ChartsRepo {
-    /// Every image:tag that `env`'s application deploys from revision
-    /// `rev`: one per global app with both keys, one per per-deployment
-    /// `imageVersion` pin (whose image is the section's `image`, else the
-    /// global `swh_<section>_image`, else `<section>_image`). A values file
-    /// absent at `rev` is skipped; a pin whose image cannot be found is an
-    /// error naming the file and the key.
-    pub fn images_at(&self, rev: &str, env: Env) -> Result<Vec<ImageUse>, Error> {
-        let mut globals: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let mut pins: BTreeMap<String, Pin> = BTreeMap::new();
+    /// The environment's values files present at `rev`, parsed, in merge
+    /// order (`file`, first document).
+    fn value_docs(&self, rev: &str, env: Env) -> Result<Vec<(String, Yaml)>, Error> {
         let mut files = vec![self.values_file.as_str()];
         files.extend(env_value_files(env).iter().copied());
+        let mut docs = Vec::new();
         for file in files {
             let spec = format!("{rev}:{file}");
             if !self.git.succeeds(&["cat-file", "-e", &spec])? {
@@ -75,7 +70,7 @@ impl ChartsRepo {
                 pos: e.pos,
                 message: e.message,
             })?;
-            let docs = YamlLoader::load_from_str(body).map_err(|e| {
+            let loaded = YamlLoader::load_from_str(body).map_err(|e| {
                 Error::Input(format!(
                     "{spec}:{}:{}: {}",
                     e.marker().line(),
@@ -83,7 +78,60 @@ impl ChartsRepo {
                     e.info()
                 ))
             })?;
-            let Some(Yaml::Hash(top)) = docs.into_iter().next() else {
+            if let Some(doc) = loaded.into_iter().next() {
+                docs.push((file.to_string(), doc));
+            }
+        }
+        Ok(docs)
+    }
+
+    /// The values `env`'s application gets from revision `rev`: its values
+    /// files merged in order as Helm merges them (maps merged key by key,
+    /// anything else replaced, `null` removing the key), flattened to
+    /// dotted paths (`graph.imageVersion`) with their values.
+    pub fn effective_values(&self, rev: &str, env: Env) -> Result<BTreeMap<String, String>, Error> {
+        let mut merged = Yaml::Hash(Default::default());
+        for (_, doc) in self.value_docs(rev, env)? {
+            merge(&mut merged, doc);
+        }
+        let mut flat = BTreeMap::new();
+        flatten("", &merged, &mut flat);
+        Ok(flat)
+    }
+
+    /// The effective values change of `env`'s application between `old`
+    /// and `new`: (path, value at `old`, value at `new`) for each path that
+    /// differs.
+    pub fn values_diff(
+        &self,
+        old: &str,
+        new: &str,
+        env: Env,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>, Error> {
+        let a = self.effective_values(old, env)?;
+        let b = self.effective_values(new, env)?;
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| {
+                let (x, y) = (a.get(k).cloned(), b.get(k).cloned());
+                (x != y).then(|| (k.clone(), x, y))
+            })
+            .collect())
+    }
+    /// Every image:tag that `env`'s application deploys from revision
+    /// `rev`: one per global app with both keys, one per per-deployment
+    /// `imageVersion` pin (whose image is the section's `image`, else the
+    /// global `swh_<section>_image`, else `<section>_image`). A values file
+    /// absent at `rev` is skipped; a pin whose image cannot be found is an
+    /// error naming the file and the key.
+    pub fn images_at(&self, rev: &str, env: Env) -> Result<Vec<ImageUse>, Error> {
+        let mut globals: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut pins: BTreeMap<String, Pin> = BTreeMap::new();
+        for (file, doc) in self.value_docs(rev, env)? {
+            let Yaml::Hash(top) = doc else {
                 continue;
             };
             for (k, v) in top {
@@ -154,5 +202,64 @@ impl ChartsRepo {
             uses.push(ImageUse { image, tag, source });
         }
         Ok(uses)
+    }
+}
+
+/// Helm's merge of a values file over the values so far.
+fn merge(into: &mut Yaml, over: Yaml) {
+    match (into, over) {
+        (Yaml::Hash(a), Yaml::Hash(b)) => {
+            for (k, v) in b {
+                if v == Yaml::Null {
+                    a.remove(&k);
+                } else if let Some(old) = a.get_mut(&k) {
+                    merge(old, v);
+                } else {
+                    a.insert(k, v);
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn scalar_text(y: &Yaml) -> String {
+    match y {
+        Yaml::String(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        Yaml::Real(r) => r.clone(),
+        Yaml::Boolean(b) => b.to_string(),
+        Yaml::Null => "null".into(),
+        Yaml::Array(a) => format!(
+            "[{}]",
+            a.iter().map(scalar_text).collect::<Vec<_>>().join(", ")
+        ),
+        Yaml::Hash(h) => format!(
+            "{{{}}}",
+            h.iter()
+                .map(|(k, v)| format!("{}: {}", scalar_text(k), scalar_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!("{y:?}"),
+    }
+}
+
+fn flatten(prefix: &str, y: &Yaml, out: &mut BTreeMap<String, String>) {
+    match y {
+        Yaml::Hash(h) if !h.is_empty() => {
+            for (k, v) in h {
+                let key = scalar_text(k);
+                let path = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&path, v, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string(), scalar_text(y));
+        }
     }
 }

@@ -175,6 +175,10 @@ fn promote_refuses_a_global_image_version_missing_from_the_registry() {
     bed.push_image("loader_git", "20250202.1");
     let out = bed.run(&["chart", "promote", "staging", "--no-gate"]);
     assert!(
+        out.contains("  swh_loader_git_image_version: 20250101.1 -> 20250202.1\n"),
+        "{out}"
+    );
+    assert!(
         out.contains(&format!(
             "images checked: 3 image:tag(s) of staging exist in {host}"
         )),
@@ -225,7 +229,13 @@ fn promote_refuses_a_per_deployment_pin_missing_from_the_registry() {
     );
 
     bed.push_image("graph", "20250301.1");
-    bed.run(&["chart", "promote", "staging", "--no-gate"]);
+    let out = bed.run(&["chart", "promote", "staging", "--no-gate"]);
+    // The effective change of staging's application: the pin, merged over
+    // values/default.yaml's.
+    assert!(
+        out.contains("values of staging's application (valueFiles merged as Helm does), 1 change(s):\n  graph.imageVersion: 20241015.1 -> 20250301.1\n"),
+        "{out}"
+    );
     assert_eq!(bed.head("staging"), bed.head("swh-next-version"));
 }
 
@@ -505,17 +515,33 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
     bed.push_image("loader_git", "20250202.1");
     bed.run(&["chart", "bump", "swh-loader-git=20250202.1"]);
     let head = bed.head("swh-next-version");
-    sh(&mut with_token(&[
-        "cluster",
-        "wait",
-        "next-version",
-        "--revision",
-        &head,
-        "--timeout",
-        "30s",
-        "--interval",
-        "100ms",
-    ]));
+    // The generator reads the merge requests every 100 ms: until then the
+    // Application does not exist (cluster wait: not found); bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = with_token(&[
+            "cluster",
+            "wait",
+            "next-version",
+            "--revision",
+            &head,
+            "--timeout",
+            "30s",
+            "--interval",
+            "100ms",
+        ])
+        .output()
+        .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            stderr(&out).contains("not found") && std::time::Instant::now() < deadline,
+            "{}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let out = sh(&mut with_token(&["chart", "promote", "staging"]));
     assert_eq!(bed.head("staging"), head, "{out}");
 

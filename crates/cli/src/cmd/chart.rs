@@ -448,6 +448,22 @@ pub(crate) fn promote(
         println!("  {c}");
     }
     if let Some(head) = &plan.new_head {
+        let current = format!("{}/{}", repo.remote(), plan.to.branch());
+        let diff = repo
+            .values_diff(&current, head, plan.to)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "values of {}'s application (valueFiles merged as Helm does), {} change(s):",
+            plan.to,
+            diff.len()
+        );
+        for (k, a, b) in &diff {
+            println!(
+                "  {k}: {} -> {}",
+                a.as_deref().unwrap_or("(absent)"),
+                b.as_deref().unwrap_or("(absent)")
+            );
+        }
         check_images(repo, site, head, plan.to)?;
     }
     if plan.changes.is_empty() {
