@@ -107,7 +107,7 @@ impl ChartsRepo {
         old: &str,
         new: &str,
         env: Env,
-    ) -> Result<Vec<(String, Option<String>, Option<String>)>, Error> {
+    ) -> Result<Vec<crate::VersionChange>, Error> {
         let a = self.effective_values(old, env)?;
         let b = self.effective_values(new, env)?;
         let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
