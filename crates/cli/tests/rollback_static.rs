@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use swh_deploy_journal::{Journal, RunStatus};
+use swh_deploy_testbed::grafana::GrafanaStandin;
 use swh_deploy_testbed::{Options, Testbed};
 
 const V10: &str = "1.0-1~swh1";
@@ -59,8 +60,14 @@ impl Bed {
     }
 
     fn swh_deploy(&self, args: &[&str]) -> Output {
+        self.swh_deploy_env(args, &[])
+    }
+
+    fn swh_deploy_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
             .args(args)
+            .env_remove("SWH_DEPLOY_GRAFANA_URL")
+            .envs(env.iter().copied())
             .env("SWH_DEPLOY_JOURNAL", self.journal())
             .env("SWH_DEPLOY_SITE", self.site())
             .stdin(Stdio::null())
@@ -197,7 +204,14 @@ health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
 
     // 1.0 is offered again: the rollback runs, in the upgrade's batches.
     bed.tb.publish(&[V10, V11]).unwrap();
-    let out = bed.swh_deploy(&["rollback", "1"]);
+    let grafana = GrafanaStandin::start("grafana-static-token").unwrap();
+    let out = bed.swh_deploy_env(
+        &["rollback", "1"],
+        &[
+            ("SWH_DEPLOY_GRAFANA_URL", grafana.url()),
+            ("SWH_DEPLOY_GRAFANA_TOKEN", grafana.token()),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -216,6 +230,19 @@ health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
             "active"
         );
     }
+    // One Grafana annotation: the run's environment and services.
+    let r = grafana.requests();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        r[0].body["tags"],
+        serde_json::json!(["deployment", "staging", "loader-git", "storage"])
+    );
+    let text = r[0].body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("rollback of run 1 (run 2: succeeded): ")
+            && text.contains(&format!("python3-swh.storage {V11} -> {V10} on host[1-2]")),
+        "{text}"
+    );
     let journal = Journal::open(&bed.journal()).unwrap();
     let runs = journal.runs(10).unwrap();
     assert_eq!(runs.len(), 2);

@@ -97,6 +97,10 @@ fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
     let argv: Vec<String> = std::env::args().collect();
     let of = args.run;
     let original = execute::stored_request(&journal, of).ok();
+    // The services the rollback restarts, for its annotation.
+    let services = rollback::plan_rollback(&journal, &site, of, None)
+        .map(|r| r.plan.services)
+        .unwrap_or_default();
     Ok(super::resume::drive(
         &site,
         args.json,
@@ -104,7 +108,7 @@ fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
         |ctx| {
             let result = rollback::start(&mut journal, &site, of, argv, ctx);
             if let Ok(summary) = &result {
-                annotate(&site, original.as_ref(), summary, of);
+                annotate(&site, original.as_ref(), &services, summary, of);
             }
             result
         },
@@ -113,10 +117,11 @@ fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
 
 /// The Grafana annotation of a rollback that ran (when configured): tagged
 /// with the run's environment (else the site's default, else `static`) and
-/// its services (else the packages rolled back).
+/// the services it restarts (else the packages rolled back).
 fn annotate(
     site: &Site,
     original: Option<&execute::UpgradeRequest>,
+    services: &[String],
     summary: &execute::Summary,
     of: i64,
 ) {
@@ -124,7 +129,7 @@ fn annotate(
         .and_then(|r| r.env.clone())
         .or_else(|| site.default_environment.clone())
         .unwrap_or_else(|| "static".into());
-    let mut services: Vec<String> = original.map(|r| r.services.clone()).unwrap_or_default();
+    let mut services: Vec<String> = services.to_vec();
     if services.is_empty() {
         services = summary.versions.iter().map(|v| v.package.clone()).collect();
     }
