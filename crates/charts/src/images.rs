@@ -263,3 +263,38 @@ fn flatten(prefix: &str, y: &Yaml, out: &mut BTreeMap<String, String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{flatten, merge};
+    use std::collections::BTreeMap;
+    use yaml_rust2::{Yaml, YamlLoader};
+
+    fn doc(s: &str) -> Yaml {
+        YamlLoader::load_from_str(s).unwrap().remove(0)
+    }
+
+    #[test]
+    fn values_merge_as_helm_does() {
+        let mut v = doc(
+            "a: 1\ngraph:\n  imageVersion: '1'\n  sentry: {enabled: true}\nlist: [1, 2]\ngone: x\n",
+        );
+        merge(
+            &mut v,
+            doc("graph:\n  imageVersion: '2'\nlist: [3]\ngone: null\nnew: {k: v}\n"),
+        );
+        let mut flat = BTreeMap::new();
+        flatten("", &v, &mut flat);
+        let got: Vec<(&str, &str)> = flat.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", "1"),
+                ("graph.imageVersion", "2"),
+                ("graph.sentry.enabled", "true"),
+                ("list", "[3]"),
+                ("new.k", "v"),
+            ]
+        );
+    }
+}
