@@ -263,3 +263,46 @@ health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
         "a health gate per batch"
     );
 }
+
+/// Bad input needs no host: an unknown run and a run that is not an
+/// upgrade are refused with a clear message, exit 1.
+#[test]
+fn rollback_refuses_an_unknown_run_and_a_run_that_is_not_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
+            .args(args)
+            .env("SWH_DEPLOY_JOURNAL", &journal)
+            .env_remove("SWH_DEPLOY_SITE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["rollback", "7"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("run 7:") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    // A run of another command (here `chart rollback`'s kind of record).
+    let mut j = Journal::open(&journal).unwrap();
+    let id = j
+        .start_run(&swh_deploy_journal::NewRun {
+            command_line: vec!["swh-deploy".into(), "app".into(), "build".into()],
+            mode: "app build".into(),
+            parameters: serde_json::json!({}),
+        })
+        .unwrap();
+    drop(j);
+    let o = run(&["rollback", &id.to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "run {id} is not an upgrade run: only the package versions of an upgrade can be rolled back"
+        )),
+        "{err}"
+    );
+}

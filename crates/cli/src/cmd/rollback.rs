@@ -60,6 +60,12 @@ pub fn run(args: RollbackArgs) -> ExitCode {
 
 fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
     let mut journal = Journal::open_default(args.journal.as_deref()).map_err(|e| e.to_string())?;
+    journal.run(args.run).map_err(|e| {
+        format!(
+            "run {}: {e} (see `swh-deploy history`); nothing was changed",
+            args.run
+        )
+    })?;
     let site_path = match &args.site {
         Some(p) => p.clone(),
         None => {
