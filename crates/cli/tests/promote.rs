@@ -468,11 +468,22 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
         requeue: std::time::Duration::from_millis(100),
     });
     let standin = KubeStandin::start(opts).unwrap();
-    let mut site = std::fs::read_to_string(bed.root.join("site.toml")).unwrap();
+    // The environment names the generator's Application by its template;
+    // chart promote finds the number from the merge request. A second
+    // environment names Application !1 for `cluster wait`.
+    let site = std::fs::read_to_string(bed.root.join("site.toml")).unwrap();
+    let mut site = site.replace(
+        "[charts]\n",
+        &format!(
+            "[charts]\nmerge_requests = \"{}/api/v4/projects/77\"\n",
+            gl.url()
+        ),
+    );
     site.push_str(&format!(
         "\n[environments.next-version]\nchart_branch = \"swh-next-version\"\n\
-         argocd_application = \"swh-swh-next-version-1\"\n\
+         argocd_application = \"swh-{{branch}}-{{number}}\"\n\
          namespace = \"swh-cassandra-next-version\"\n\n\
+         [environments.next-version-1]\nargocd_application = \"swh-swh-next-version-1\"\n\n\
          [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
         standin.url()
     ));
@@ -503,7 +514,7 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
         .unwrap();
     assert!(!out.status.success(), "promoted without the Application");
     assert!(
-        stderr(&out).contains("swh-swh-next-version-1"),
+        stderr(&out).contains("no open merge request swh-next-version -> staging"),
         "{}",
         stderr(&out)
     );
@@ -522,7 +533,7 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
         let out = with_token(&[
             "cluster",
             "wait",
-            "next-version",
+            "next-version-1",
             "--revision",
             &head,
             "--timeout",
@@ -543,6 +554,10 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let out = sh(&mut with_token(&["chart", "promote", "staging"]));
+    assert!(
+        out.contains("next-version: merge request !1, Application swh-swh-next-version-1"),
+        "{out}"
+    );
     assert_eq!(bed.head("staging"), head, "{out}");
 
     // Merged, the merge request's Application goes away.
@@ -551,7 +566,7 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
         let out = with_token(&[
             "cluster",
             "wait",
-            "next-version",
+            "next-version-1",
             "--revision",
             &head,
             "--timeout",

@@ -406,6 +406,11 @@ pub struct ChartsOptions {
     /// The versions file, relative to the checkout (default
     /// `values-swh-application-versions.yaml`).
     pub values_file: String,
+    /// The GitLab API of the swh-charts project
+    /// (`https://gitlab.softwareheritage.org/api/v4/projects/77`), where
+    /// the merge request of swh-next-version is looked up to name its
+    /// Argo CD Application (`{number}` in `argocd_application`).
+    pub merge_requests: Option<String>,
 }
 
 /// `[registry]`: the OCI registry images are pushed to (elastic path).

@@ -121,6 +121,7 @@ struct RawCharts {
     checkout: PathBuf,
     remote: Option<String>,
     values_file: Option<String>,
+    merge_requests: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -591,6 +592,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
             values_file: c
                 .values_file
                 .unwrap_or_else(|| "values-swh-application-versions.yaml".into()),
+            merge_requests: c.merge_requests,
         }),
         registry: raw.registry.map(|r| RegistryOptions {
             host: r.host,

@@ -482,9 +482,15 @@ pub(crate) fn promote(
         println!("dry run: nothing pushed");
     } else {
         // The source environment must be live at the commit being
-        // promoted (Argo CD), unless --no-gate.
+        // promoted (Argo CD), unless --no-gate. swh-next-version's
+        // Application is named after its open merge request.
+        let resolved = if no_gate {
+            None
+        } else {
+            next_version_application(site, plan.from)?
+        };
         let gate = super::cluster::promote_gate(
-            site,
+            resolved.as_ref().or(site),
             plan.from.branch(),
             plan.new_head.as_deref().unwrap_or_default(),
             no_gate,
@@ -530,6 +536,82 @@ pub(crate) fn promote(
         super::annotate::annotate_promotion(&plan);
     }
     Ok(())
+}
+
+/// For a promotion from swh-next-version whose environment's
+/// `argocd_application` has `{number}` (an ApplicationSet's pull-request
+/// generator, `swh-{branch}-{number}`): the site with the number of the
+/// open merge request swh-next-version -> staging, read from `[charts]
+/// merge_requests` (GitLab's API; `PRIVATE-TOKEN` from $GITLAB_TOKEN when
+/// set, never printed), put in the name. None when there is nothing to
+/// resolve; an error when no merge request is open.
+fn next_version_application(
+    site: Option<&swh_deploy_site::Site>,
+    from: Env,
+) -> Result<Option<swh_deploy_site::Site>, String> {
+    let Some(site) = site else { return Ok(None) };
+    if from != Env::NextVersion {
+        return Ok(None);
+    }
+    let branch = from.branch();
+    let Some((name, template)) = site.environments.iter().find_map(|(n, e)| {
+        (e.chart_branch.as_deref() == Some(branch))
+            .then_some(())
+            .and(e.argocd_application.as_ref())
+            .filter(|a| a.contains("{number}"))
+            .map(|a| (n.clone(), a.clone()))
+    }) else {
+        return Ok(None);
+    };
+    let api = site
+        .charts
+        .as_ref()
+        .and_then(|c| c.merge_requests.as_deref())
+        .ok_or_else(|| {
+            format!(
+                "{}: environment {name}'s argocd_application {template:?} needs the merge request's number: set [charts] merge_requests (the GitLab project's API URL)",
+                site.path.display()
+            )
+        })?
+        .trim_end_matches('/');
+    let url = format!(
+        "{api}/merge_requests?state=opened&source_branch={branch}&target_branch={}",
+        Env::Staging.branch()
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut req = agent.get(&url);
+    if let Some(t) = std::env::var("GITLAB_TOKEN").ok().filter(|t| !t.is_empty()) {
+        req = req.header("PRIVATE-TOKEN", &t);
+    }
+    let body = req
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let mrs: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("GET {url}: {e}"))?;
+    let Some(iid) = mrs
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|m| m["iid"].as_u64())
+    else {
+        return Err(format!(
+            "refusing to promote from {branch}: no open merge request {branch} -> staging ({url}), so no next-version Application ({template}) to check; chart bump opens it, or pass --no-gate"
+        ));
+    };
+    let app = template
+        .replace("{branch}", branch)
+        .replace("{number}", &iid.to_string());
+    println!("next-version: merge request !{iid}, Application {app}");
+    let mut site = site.clone();
+    if let Some(e) = site.environments.get_mut(&name) {
+        e.argocd_application = Some(app);
+    }
+    Ok(Some(site))
 }
 
 /// Checks that every image:tag `env`'s application would deploy from
