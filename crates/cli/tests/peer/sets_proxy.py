@@ -14,7 +14,7 @@ import subprocess
 import unittest
 
 import peer
-from ClusterShell.NodeSet import NodeSetParseError
+from ClusterShell.NodeSet import NodeSetParseError, NodeSetParseRangeError
 from ClusterShell.RangeSet import RangeSetParseError
 from groups_proxy import _raise_for, EMPTY_CONF
 
@@ -30,6 +30,12 @@ def _run(args):
             if "-R" in args:
                 # A range set's syntax error is a RangeSetParseError.
                 raise RangeSetParseError("", str(exc)) from None
+            prefix = 'bad range: "'
+            if exc.part.startswith(prefix) and exc.part.endswith('"'):
+                # ClusterShell prints a NodeSetParseRangeError as
+                # 'bad range: "MESSAGE"': raise that class again.
+                raise NodeSetParseRangeError(
+                    RangeSetParseError("", exc.part[len(prefix):-1])) from None
             raise
     return proc.stdout.decode("utf-8")
 
@@ -54,6 +60,11 @@ class _CLISet(metaclass=_PythonOnly):
         if pattern is not None and not isinstance(pattern, (str, _CLISet)):
             raise unittest.SkipTest("%s(%s): Python API only"
                                     % (type(self).__name__, type(pattern).__name__))
+        if self.MODE == ["-R"] and pattern == "":
+            # RangeSet("") is a RangeSetParseError of the Python
+            # constructor only: ClusterShell's `nodeset -R -f ''` prints an
+            # empty line with exit 0, as swh-deploy does.
+            raise unittest.SkipTest("RangeSet(''): Python API only (nodeset -R accepts '')")
         self.autostep = autostep
         self.folded = ""
         if pattern is not None and str(pattern) != "":
