@@ -222,6 +222,30 @@ prefix = "swh"
         "{stdout}"
     );
 
+    // A ClusterShell config_dir without groups.conf nor groups.d/.
+    let good = std::fs::read_to_string(dir.join("site.toml")).unwrap();
+    std::fs::create_dir_all(dir.join("clush")).unwrap();
+    std::fs::write(
+        dir.join("site.toml"),
+        format!(
+            "{good}\n[clustershell]\nconfig_dir = \"{}/clush\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (out, j) = doctor(dir, &uv(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(check(&j, "clustershell")["ok"], false, "{j}");
+    assert_eq!(j["problems"], 1, "{j}");
+    std::fs::write(
+        dir.join("clush/groups.conf"),
+        "[Main]\ndefault: local\n\n[local]\nmap: true\n",
+    )
+    .unwrap();
+    let (out, j) = doctor(dir, &uv(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(check(&j, "clustershell")["ok"], true, "{j}");
+
     // A bad site file: located, one problem, exit 1.
     std::fs::write(dir.join("site.toml"), "[groups.rpc]\nnodes = 3\n").unwrap();
     let (out, j) = doctor(dir, &uv(), &[]);

@@ -80,9 +80,20 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         }
     };
     if let Some(site) = &site {
-        let hosts = site_hosts(site);
-        checks.push(ssh_identity(site, hosts.first().map(String::as_str)));
-        checks.push(known_hosts(site, &hosts));
+        match site_hosts(site) {
+            Ok(hosts) => {
+                checks.push(ssh_identity(site, hosts.first().map(String::as_str)));
+                checks.push(known_hosts(site, &hosts));
+            }
+            Err(e) => {
+                checks.push(ssh_identity(site, None));
+                checks.push(fail(
+                    "known_hosts",
+                    format!("the site's hosts cannot be resolved: {e}"),
+                    "correct the site's groups (or the ClusterShell groups they name)",
+                ));
+            }
+        }
         checks.push(clustershell(site));
         if let Some(c) = kube_contexts(site) {
             checks.push(c);
@@ -135,15 +146,16 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     }
 }
 
-/// Every host of the site's groups, in order, without repeats.
-fn site_hosts(site: &Site) -> Vec<String> {
+/// Every host of the site's groups, in order, without repeats; or why they
+/// cannot be resolved.
+fn site_hosts(site: &Site) -> Result<Vec<String>, String> {
     let groups: Vec<String> = site.groups.keys().map(|g| format!("@{g}")).collect();
     if groups.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     swh_deploy_upgrade::select(site, None, &groups, &[])
         .map(|s| s.targets)
-        .unwrap_or_default()
+        .map_err(|e| e.to_string())
 }
 
 /// `ssh -G HOST` with the site's options: key -> values (lower-case keys).
@@ -278,7 +290,10 @@ fn known_hosts(site: &Site, hosts: &[String]) -> Check {
 fn clustershell(site: &Site) -> Check {
     const CHECK: &str = "clustershell";
     match &site.clustershell.config_dir {
-        None => ok(CHECK, "no [clustershell] config_dir (the site's groups are used)"),
+        None => ok(
+            CHECK,
+            "no [clustershell] config_dir (ClusterShell's search path is used)",
+        ),
         Some(d) if d.join("groups.conf").is_file() || d.join("groups.d").is_dir() => {
             ok(CHECK, format!("{}", d.display()))
         }
