@@ -484,6 +484,7 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
          argocd_application = \"swh-{{branch}}-{{number}}\"\n\
          namespace = \"swh-cassandra-next-version\"\n\n\
          [environments.next-version-1]\nargocd_application = \"swh-swh-next-version-1\"\n\n\
+         [environments.next-version-2]\nargocd_application = \"swh-swh-next-version-2\"\n\n\
          [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
         standin.url()
     ));
@@ -585,4 +586,58 @@ fn the_next_version_gate_waits_for_the_application_of_the_open_merge_request() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    // A hotfix on staging, a new release (merge request !2): the promotion
+    // rebases swh-next-version, pushes it alone (next-version has not
+    // deployed the rebased commit) and stops; once next-version is live at
+    // it, the promotion goes through.
+    hotfix(&bed, "staging", "HOTFIX", "x\n", "hotfix on staging");
+    let staging = bed.head("staging");
+    bed.push_image("loader_git", "20250203.1");
+    bed.run(&["chart", "bump", "swh-loader-git=20250203.1"]);
+    let before = bed.head("swh-next-version");
+    let out = with_token(&["chart", "promote", "staging"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("swh-next-version was rebased onto staging and pushed"),
+        "{}",
+        stderr(&out)
+    );
+    let rebased = bed.head("swh-next-version");
+    assert_ne!(rebased, before);
+    assert_eq!(
+        git(&bed.remote, &["rev-parse", &format!("{rebased}^")]),
+        staging
+    );
+    assert_eq!(bed.head("staging"), staging, "staging not promoted yet");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = with_token(&[
+            "cluster",
+            "wait",
+            "next-version-2",
+            "--revision",
+            &rebased,
+            "--timeout",
+            "30s",
+            "--interval",
+            "100ms",
+        ])
+        .output()
+        .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            stderr(&out).contains("not found") && std::time::Instant::now() < deadline,
+            "{}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = sh(&mut with_token(&["chart", "promote", "staging"]));
+    assert!(out.contains("merge request !2"), "{out}");
+    assert_eq!(bed.head("staging"), rebased);
 }

@@ -489,12 +489,54 @@ pub(crate) fn promote(
         } else {
             next_version_application(site, plan.from)?
         };
-        let gate = super::cluster::promote_gate(
+        let gate = match super::cluster::promote_gate(
             resolved.as_ref().or(site),
             plan.from.branch(),
             plan.new_head.as_deref().unwrap_or_default(),
             no_gate,
-        )?;
+        ) {
+            Ok(g) => g,
+            Err(e) => {
+                let Some(r) = &plan.rebase else {
+                    return Err(e);
+                };
+                // The rebased commit is deployed nowhere yet: push it to
+                // the source branch alone, so that its environment deploys
+                // it; the promotion itself waits for that.
+                let mut rec = Recorder::start(
+                    "chart promote",
+                    serde_json::json!({
+                        "from": plan.from.branch(),
+                        "to": plan.to.branch(),
+                        "rebase": {"old": r.old, "new": r.new, "onto": r.onto},
+                        "promoted": false,
+                    }),
+                )?;
+                rec.step(
+                    &format!(
+                        "rebase {} onto {}: {} -> {} (pushed alone with --force-with-lease; the promotion waits for {} to deploy it)",
+                        plan.from, plan.to, r.old, r.new, plan.from
+                    ),
+                    plan.from.branch(),
+                );
+                let mut only = plan.clone();
+                only.new_head = None;
+                let pushed = repo.push_promote(&only);
+                rec.finish(pushed.is_ok());
+                pushed.map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "{} was rebased onto {} and pushed ({}); {} is not promoted yet: {e}\n\
+                     Run `chart promote {}` again once {} is live at {}",
+                    plan.from,
+                    plan.to,
+                    &r.new[..r.new.len().min(12)],
+                    plan.to,
+                    plan.to,
+                    plan.from,
+                    &r.new[..r.new.len().min(12)]
+                ));
+            }
+        };
         let mut rec = Recorder::start(
             "chart promote",
             serde_json::json!({
