@@ -6,7 +6,8 @@ What the command line expresses is replayed: building a set from a string
 (parse errors raised as ClusterShell's exceptions), str(), len(),
 iteration, equality, fold()/expand(), union, difference, intersection and
 symmetric difference (operators and *_update methods), membership, and the
-autostep folding. Any other attribute of the Python objects raises
+autostep folding (also inherited by a copy, as the Python object does),
+fold_axis (as `--axis`) and copy(). Any other attribute of the Python objects raises
 unittest.SkipTest naming it, so those tests are listed as skipped.
 """
 
@@ -53,8 +54,8 @@ class _CLISet(metaclass=_PythonOnly):
 
     MODE = []
 
-    def __init__(self, pattern=None, autostep=None, **kwargs):
-        if kwargs.get("resolver") is not None or kwargs.get("fold_axis") is not None:
+    def __init__(self, pattern=None, autostep=None, fold_axis=None, **kwargs):
+        if kwargs.get("resolver") is not None:
             raise unittest.SkipTest("%s(%s=...): Python API only"
                                     % (type(self).__name__, ", ".join(kwargs)))
         if pattern is not None and not isinstance(pattern, (str, _CLISet)):
@@ -66,23 +67,74 @@ class _CLISet(metaclass=_PythonOnly):
             # empty line with exit 0, as swh-deploy does.
             raise unittest.SkipTest("RangeSet(''): Python API only (nodeset -R accepts '')")
         self.autostep = autostep
+        if autostep is None and isinstance(pattern, _CLISet):
+            # ClusterShell keeps the autostep in the copied range sets
+            # while the copy's autostep property reads None ("inherit").
+            self._inherit = pattern._effective_autostep()
+        self.fold_axis = fold_axis
         self.folded = ""
         if pattern is not None and str(pattern) != "":
             self.folded = _run(self._opts(["-f", "--", str(pattern)])).rstrip("\n")
 
-    def _opts(self, args):
+    @property
+    def autostep(self):
+        return self._autostep
+
+    @autostep.setter
+    def autostep(self, value):
+        self._autostep = value
+        self._inherit = None
+
+    def _effective_autostep(self):
+        return self._autostep if self._autostep is not None else self._inherit
+
+    def _axis_opt(self):
+        """fold_axis (0-based, Python) as `--axis` (1-based, or one
+        negative axis), as ClusterShell's parse_fold_axis reads it."""
+        axis = self.fold_axis
+        if axis is None:
+            return []
+        if isinstance(axis, (int, str)) or not axis:
+            # An int or a string is refused by NodeSet's folding (a Python
+            # type error); an empty list has no --axis form.
+            raise unittest.SkipTest("fold_axis=%r: Python API only (not a list of "
+                                    "axes; --axis always is one)" % (axis,))
+        axes = [int(str(x)) for x in axis]
+        if all(x >= 0 for x in axes):
+            return ["--axis=" + ",".join(str(x + 1) for x in axes)]
+        if len(axes) == 1:
+            return ["--axis=%d" % axes[0]]
+        raise unittest.SkipTest("fold_axis=%r: Python API only (--axis takes one "
+                                "negative axis)" % (axis,))
+
+    def _opts(self, args, axis=False):
         opts = list(self.MODE)
-        if self.autostep is not None:
-            if not isinstance(self.autostep, int) or self.autostep >= 10**9:
-                raise unittest.SkipTest("autostep=%r: Python API only" % (self.autostep,))
-            opts.append("--autostep=%d" % self.autostep)
+        autostep = self._effective_autostep()
+        if autostep is not None:
+            if isinstance(autostep, (int, float)) and autostep >= 10**9:
+                # AUTOSTEP_DISABLED: no step folding, the CLI default.
+                pass
+            elif not isinstance(autostep, int):
+                raise unittest.SkipTest("autostep=%r: Python API only" % (autostep,))
+            else:
+                opts.append("--autostep=%d" % autostep)
+        if axis:
+            opts += self._axis_opt()
         return opts + args
 
     def _new(self, folded):
         inst = type(self).__new__(type(self))
         inst.autostep = self.autostep
+        inst._inherit = self._inherit
+        inst.fold_axis = self.fold_axis
         inst.folded = folded
         return inst
+
+    def copy(self):
+        """A copy keeps autostep and fold_axis (NodeSet.copy())."""
+        return self._new(self.folded)
+
+    __copy__ = copy
 
     def _op(self, flag, other):
         other = other if isinstance(other, _CLISet) else type(self)(other)
@@ -100,9 +152,10 @@ class _CLISet(metaclass=_PythonOnly):
         return self._new(_run(self._opts(["-q", "-f", "--"] + args)).rstrip("\n"))
 
     def __str__(self):
-        if self.autostep is not None and self.folded:
-            # Folding follows the autostep set on the object.
-            return _run(self._opts(["-f", "--", self.folded])).rstrip("\n")
+        if self.folded and (self._effective_autostep() is not None
+                            or self.fold_axis is not None):
+            # Folding follows the autostep and fold axes set on the object.
+            return _run(self._opts(["-f", "--", self.folded], axis=True)).rstrip("\n")
         return self.folded
 
     def _python_only(self, *args, **kwargs):
