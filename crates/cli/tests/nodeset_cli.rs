@@ -257,9 +257,10 @@ fn parse_errors_point_at_the_position() {
 /// ClusterShell 1.10.1's own `tests/CLINodesetTest.py` and
 /// `NodeSetGroupTest.py`, unchanged, with the in-process CLI call (and, for
 /// the second, the Python objects of group resolution) replaced by
-/// `swh-deploy nodeset` as a subprocess (crates/cli/tests/peer/). No test
-/// may fail; tests of the Python object API only are skipped with their
-/// reason. The adapter's summary lines (`peer SUITE: N passed, ...`) are
+/// `swh-deploy nodeset` as a subprocess (crates/cli/tests/peer/), and
+/// `NodeSetTest.py` / `RangeSetTest.py` / `RangeSetNDTest.py` replayed
+/// through set stand-ins running `swh-deploy nodeset`. No test may fail;
+/// tests of the Python object API only are skipped with their reason. The adapter's summary lines (`peer SUITE: N passed, ...`) are
 /// printed in the test output.
 #[test]
 fn clustershell_peer_suite_cli_nodeset() {
@@ -289,7 +290,13 @@ fn clustershell_peer_suite_cli_nodeset() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
     eprint!("{stderr}");
-    for suite in ["CLINodesetTest.py", "NodeSetGroupTest.py"] {
+    for suite in [
+        "CLINodesetTest.py",
+        "NodeSetGroupTest.py",
+        "NodeSetTest.py (replay)",
+        "RangeSetTest.py (replay)",
+        "RangeSetNDTest.py (replay)",
+    ] {
         let summary = stdout
             .lines()
             .find(|l| l.starts_with(&format!("peer {suite}:")))

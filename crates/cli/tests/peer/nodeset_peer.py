@@ -1,8 +1,8 @@
 """ClusterShell 1.10.1's CLINodesetTest.py and NodeSetGroupTest.py against
 `swh-deploy nodeset` (gating), and NodeSetTest.py / RangeSetTest.py /
-RangeSetNDTest.py replayed through set stand-ins (reported only).
+RangeSetNDTest.py replayed through set stand-ins (all gating).
 
-Run by crates/cli/tests/nodeset_peer.rs (under `scripts/test`) with the
+Run by crates/cli/tests/nodeset_cli.rs (under `scripts/test`) with the
 venv's python; exits 1 if any test fails. Usage:
 
     SWH_DEPLOY=target/debug/swh-deploy .venv/bin/python \
@@ -73,10 +73,9 @@ def main():
             mod = peer.import_peer_module(name)
             sets_proxy.patch(mod)
             suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
-            # Replayed through set stand-ins (sets_proxy.py): reported, not
-            # gating yet (the remaining failures are not triaged).
-            peer.run_suite(name + ".py (replay, not gating)",
-                           filter_suite(suite, pattern), verbosity)
+            # Replayed through set stand-ins (sets_proxy.py); gating.
+            failed += peer.run_suite(name + ".py (replay)",
+                                     filter_suite(suite, pattern), verbosity)[1]
     finally:
         state.cleanup()
     return 1 if failed else 0
