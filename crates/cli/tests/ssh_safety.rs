@@ -503,3 +503,52 @@ fn run_dash_o_cannot_switch_host_key_checking_off_for_a_rekeyed_host() {
         assert!(stderr.contains("unreachable"), "{opt}: {stderr}");
     }
 }
+
+/// Issue 10 part 6: a node set of a billion hosts is refused at once by
+/// `site check` and `upgrade` (clear error, exit 1, nothing journaled),
+/// instead of growing the process past gigabytes.
+#[test]
+fn a_huge_node_set_is_refused_by_site_check_and_upgrade_without_expanding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let huge = site(dir.path(), "x[1-999999999]", "");
+    let huge = huge.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let out = swh_deploy(&journal, &["site", "check", "--site", huge]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("names 999999999 hosts, more than the 100000 a site may plan"),
+        "{}",
+        text(&out.stderr)
+    );
+    for args in [
+        &[
+            "upgrade",
+            "--site",
+            huge,
+            "--service",
+            "storage",
+            "--dry-run",
+        ][..],
+        &["upgrade", "--site", huge, "--service", "storage"],
+    ] {
+        let out = swh_deploy(&journal, args);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("names 999999999 hosts"));
+    }
+    let good = site(dir.path(), "host[1-2]", "");
+    let out = swh_deploy(
+        &journal,
+        &[
+            "upgrade",
+            "--site",
+            good.to_str().unwrap(),
+            "-w",
+            "y[1-999999999]",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("names 999999999 hosts"));
+    assert!(!journal.exists(), "the journal was written");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

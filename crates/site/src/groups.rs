@@ -113,6 +113,15 @@ fn checked(
     Ok(exprs)
 }
 
+/// The most hosts that one node set of a site may name. A site's groups and
+/// the node sets given to `upgrade` are planned host by host, so a larger
+/// set (`x[1-999999999]`, a typo of a range) is refused before any name is
+/// expanded, instead of growing the process past its memory.
+pub const MAX_HOSTS: usize = 100_000;
+
+/// The words that end the error of a node set larger than [`MAX_HOSTS`].
+pub const TOO_MANY_HOSTS: &str = "a site may plan";
+
 /// Refuses the first name of `hosts` that is not a host name; `what` says
 /// where the set came from.
 pub(crate) fn check_hosts(hosts: &NodeSet, what: &str) -> Result<(), SiteError> {
@@ -140,6 +149,14 @@ impl Site {
         let set = NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
             message: format!("invalid node set `{expr}`: {e}"),
         })?;
+        if set.len() > MAX_HOSTS {
+            return Err(SiteError::Unknown {
+                message: format!(
+                    "node set `{expr}` names {} hosts, more than the {MAX_HOSTS} {TOO_MANY_HOSTS}",
+                    set.len()
+                ),
+            });
+        }
         check_hosts(&set, &format!("node set `{expr}`"))?;
         Ok(set)
     }

@@ -729,3 +729,23 @@ fn apps_python_version_is_read_and_checked() {
         "bad.toml:9:18: `3.x` is not a Python version: expected 3.N or 3.N.M (e.g. 3.11)"
     );
 }
+
+#[test]
+fn a_huge_node_set_is_refused_before_it_is_expanded() {
+    let text = "[environments.staging]\n\n[groups.rpc]\nenvironment = \"staging\"\nnodes = \"x[1-999999999]\"\n";
+    let site = Site::parse(text, Path::new("huge.toml")).unwrap();
+    let started = std::time::Instant::now();
+    let err = site.group_hosts("rpc").unwrap_err().to_string();
+    assert!(
+        err.contains("names 999999999 hosts, more than the 100000"),
+        "{err}"
+    );
+    let err = site.nodes("y[1-100001]").unwrap_err().to_string();
+    assert!(err.contains("names 100001 hosts"), "{err}");
+    // At the limit, a set is planned as before.
+    assert_eq!(
+        site.nodes("z[1-100000]").unwrap().len(),
+        swh_deploy_site::MAX_HOSTS
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -109,10 +109,24 @@ pub fn select(
         None => None,
     };
     let resolver = site.resolver()?;
+    // A set larger than a site may plan is refused before it is expanded.
+    let bounded = |set: NodeSet, expr: &str| {
+        if set.len() > swh_deploy_site::MAX_HOSTS {
+            return Err(SiteError::Unknown {
+                message: format!(
+                    "node set `{expr}` names {} hosts, more than the {} a site may plan",
+                    set.len(),
+                    swh_deploy_site::MAX_HOSTS
+                ),
+            });
+        }
+        Ok(set)
+    };
     let parse = |expr: &str| {
-        NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
+        let set = NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
             message: format!("invalid node set `{expr}`: {e}"),
-        })
+        })?;
+        bounded(set, expr)
     };
     for name in services {
         site.service(name)?;
@@ -131,14 +145,15 @@ pub fn select(
                 _ => true,
             };
             if in_env {
-                let nodes = NodeSet::parse_with(&format!("@{SITE_SOURCE}:{g}"), &resolver)
-                    .map_err(|e| SiteError::Unknown {
+                let expr = format!("@{SITE_SOURCE}:{g}");
+                let nodes =
+                    NodeSet::parse_with(&expr, &resolver).map_err(|e| SiteError::Unknown {
                         message: format!(
                             "group `{g}` ({}) of service `{}` cannot be resolved: {e}",
                             group.defined_at, service.name
                         ),
                     })?;
-                hosts.update(&nodes);
+                hosts.update(&bounded(nodes, &expr)?);
             }
         }
         service_hosts.push((service, hosts));
@@ -153,6 +168,7 @@ pub fn select(
             targets.update(&parse(expr)?);
         }
     }
+    let targets = bounded(targets, "the selected hosts")?;
     if targets.is_empty() {
         return Err(SelectError::NoTargets);
     }

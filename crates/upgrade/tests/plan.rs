@@ -435,3 +435,25 @@ fn hosts_without_selected_services_are_upgraded_but_not_restarted() {
         strings(&["host1", "host2"]).as_slice()
     );
 }
+
+#[test]
+fn select_refuses_a_huge_node_set_before_expanding_it() {
+    let huge = TWO_ENVS.replace("nodes = \"pw[1-3]\"", "nodes = \"pw[1-999999999]\"");
+    let site = Site::parse(&huge, Path::new("huge.toml")).unwrap();
+    let started = std::time::Instant::now();
+    let err = select(&site, Some("production"), &[], &strings(&["loader-git"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("names 999999999 hosts"), "{err}");
+    let site = sandbox();
+    let err = select(&site, None, &strings(&["x[1-999999999]"]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("names 999999999 hosts"), "{err}");
+    // Two sets each within the limit, too many together.
+    let err = select(&site, None, &strings(&["a[1-60000]", "b[1-60000]"]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("names 120000 hosts"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

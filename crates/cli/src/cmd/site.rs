@@ -46,11 +46,13 @@ fn check(path: Option<PathBuf>, quiet: bool) -> ExitCode {
     let mut resolved = std::collections::BTreeMap::new();
     for group in site.groups.values() {
         let nodes = site.nodes(&format!("@{}:{}", swh_deploy_site::SITE_SOURCE, group.name));
-        // A group source answering with a name that is not a host name
-        // makes the site unusable, unlike a source not available here.
+        // A group source answering with a name that is not a host name, or
+        // a group too large to plan, makes the site unusable, unlike a
+        // source not available here.
         if let Err(e) = &nodes {
-            if e.to_string()
-                .contains(swh_deploy_site::hosts::NOT_A_HOST_NAME)
+            let message = e.to_string();
+            if message.contains(swh_deploy_site::hosts::NOT_A_HOST_NAME)
+                || message.contains(swh_deploy_site::TOO_MANY_HOSTS)
             {
                 eprintln!(
                     "swh-deploy: group @{} ({}): {e}",
