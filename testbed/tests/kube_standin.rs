@@ -380,6 +380,21 @@ fn kubectl_reads_nodes_labels_them_and_follows_a_rollout() {
         ..Faults::default()
     });
     let rev2 = push_version(&remotes, tmp.path(), "staging", "20250200.2");
+    // kubectl must see the new revision's rollout, not the one before it
+    // (on a loaded machine the stand-in syncs the push a little later).
+    let t0 = Instant::now();
+    loop {
+        let a = app(
+            &standin.url(),
+            standin.argocd_token(),
+            "archive-staging-rke2-swh",
+        );
+        if a["status"]["sync"]["revision"] == rev2.as_str() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no sync: {a}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let o = kubectl(
         tmp.path(),
         &kc,
