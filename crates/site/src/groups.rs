@@ -122,6 +122,20 @@ pub const MAX_HOSTS: usize = 100_000;
 /// The words that end the error of a node set larger than [`MAX_HOSTS`].
 pub const TOO_MANY_HOSTS: &str = "a site may plan";
 
+/// Refuses `set` (parsed from `expr`) when it names more than [`MAX_HOSTS`]
+/// hosts; counting does not expand it.
+pub fn bound_hosts(set: NodeSet, expr: &str) -> Result<NodeSet, SiteError> {
+    if set.len() > MAX_HOSTS {
+        return Err(SiteError::Unknown {
+            message: format!(
+                "node set `{expr}` names {} hosts, more than the {MAX_HOSTS} {TOO_MANY_HOSTS}",
+                set.len()
+            ),
+        });
+    }
+    Ok(set)
+}
+
 /// Refuses the first name of `hosts` that is not a host name; `what` says
 /// where the set came from.
 pub(crate) fn check_hosts(hosts: &NodeSet, what: &str) -> Result<(), SiteError> {
@@ -149,14 +163,7 @@ impl Site {
         let set = NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
             message: format!("invalid node set `{expr}`: {e}"),
         })?;
-        if set.len() > MAX_HOSTS {
-            return Err(SiteError::Unknown {
-                message: format!(
-                    "node set `{expr}` names {} hosts, more than the {MAX_HOSTS} {TOO_MANY_HOSTS}",
-                    set.len()
-                ),
-            });
-        }
+        let set = bound_hosts(set, expr)?;
         check_hosts(&set, &format!("node set `{expr}`"))?;
         Ok(set)
     }

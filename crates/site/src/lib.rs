@@ -27,7 +27,7 @@ pub mod names;
 mod raw;
 pub mod sshopt;
 
-pub use groups::{SiteGroups, MAX_HOSTS, SITE_SOURCE, TOO_MANY_HOSTS};
+pub use groups::{bound_hosts, SiteGroups, MAX_HOSTS, SITE_SOURCE, TOO_MANY_HOSTS};
 pub use hosts::{check_host_name, check_node_set_hosts, is_host_name};
 pub use raw::parse_duration;
 

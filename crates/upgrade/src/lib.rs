@@ -110,18 +110,7 @@ pub fn select(
     };
     let resolver = site.resolver()?;
     // A set larger than a site may plan is refused before it is expanded.
-    let bounded = |set: NodeSet, expr: &str| {
-        if set.len() > swh_deploy_site::MAX_HOSTS {
-            return Err(SiteError::Unknown {
-                message: format!(
-                    "node set `{expr}` names {} hosts, more than the {} a site may plan",
-                    set.len(),
-                    swh_deploy_site::MAX_HOSTS
-                ),
-            });
-        }
-        Ok(set)
-    };
+    let bounded = swh_deploy_site::bound_hosts;
     let parse = |expr: &str| {
         let set = NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
             message: format!("invalid node set `{expr}`: {e}"),
