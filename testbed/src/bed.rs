@@ -59,7 +59,7 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// A fault injected into a host with [`Testbed::cut`], [`Testbed::drop`]
+/// A fault injected into a host with [`Testbed::cut`], [`Testbed::drop_packets`]
 /// or [`Testbed::refuse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -510,7 +510,7 @@ impl Testbed {
 
     /// Drops every packet to `host` (nftables `drop` in a table this test
     /// bed owns): connects hang until the client's ConnectTimeout.
-    pub fn drop(&self, host: &str) -> Result<()> {
+    pub fn drop_packets(&self, host: &str) -> Result<()> {
         self.inject(host, Some(Fault::Drop))
     }
 

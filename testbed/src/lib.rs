@@ -17,7 +17,7 @@
 //!
 //! [`Testbed::up`] writes, in the state directory, an ssh client config,
 //! a pinned known_hosts, the client key and `hosts.toml` (a [`Site`]).
-//! Faults are injected with [`Testbed::cut`], [`Testbed::drop`],
+//! Faults are injected with [`Testbed::cut`], [`Testbed::drop_packets`],
 //! [`Testbed::refuse`] and undone with [`Testbed::restore`].
 //! [`Testbed::down`] (also run on drop) stops every process it started by
 //! pid, unmounts, and removes namespaces, links, cgroups and state.

@@ -171,7 +171,7 @@ fn run(cli: Cli) -> Result<()> {
             Testbed::attach(&dir)?.publish(&v)
         }
         Cmd::Cut { host } => Testbed::attach(&dir)?.cut(&host),
-        Cmd::Drop { host } => Testbed::attach(&dir)?.drop(&host),
+        Cmd::Drop { host } => Testbed::attach(&dir)?.drop_packets(&host),
         Cmd::Refuse { host } => Testbed::attach(&dir)?.refuse(&host),
         Cmd::Restore { host } => Testbed::attach(&dir)?.restore(&host),
     }

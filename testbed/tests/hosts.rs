@@ -252,7 +252,7 @@ fn check_faults(tb: &Testbed) {
         assert_works(tb, victim);
         match fault {
             Fault::Cut => tb.cut(victim),
-            Fault::Drop => tb.drop(victim),
+            Fault::Drop => tb.drop_packets(victim),
             Fault::Refuse => tb.refuse(victim),
         }
         .expect("inject fault");
@@ -387,7 +387,7 @@ fn loopback_fleet_of_200_hosts() {
     tb.refuse("host7").unwrap();
     assert_fails(&tb, "host7", false);
     assert_works(&tb, "host8");
-    tb.drop("host8").unwrap();
+    tb.drop_packets("host8").unwrap();
     assert_fails(&tb, "host8", true);
     tb.restore("host7").unwrap();
     tb.restore("host8").unwrap();
