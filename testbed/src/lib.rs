@@ -37,6 +37,7 @@ pub mod golden;
 pub mod grafana;
 pub mod kube;
 pub mod puppet;
+pub mod skip;
 mod util;
 
 pub use bed::{
