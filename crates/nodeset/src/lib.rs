@@ -81,3 +81,38 @@ pub use groups::{
 pub use nodeset::{NodeSet, NodeSetBuilder};
 pub use rangeset::{Index, RangeError, RangeSet};
 pub use rangeset_nd::RangeSetNd;
+
+/// Folds host names into one node-set string the way ClusterShell does
+/// (`web[1-3],db1`), for messages, plans and reports; when a name is not a
+/// valid node name the names are joined with `,` as they are. The one home
+/// of this helper: other crates call it rather than keep a copy.
+pub fn fold<I, S>(names: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let names: Vec<S> = names.into_iter().collect();
+    match NodeSet::from_names(names.iter().map(AsRef::as_ref)) {
+        Ok(set) => set.to_string(),
+        Err(_) => names
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(","),
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::fold;
+
+    #[test]
+    fn folds_like_clustershell_or_joins() {
+        assert_eq!(fold(["web2", "web1", "web3", "db1"]), "db1,web[1-3]");
+        let owned = vec!["n1".to_string(), "n2".to_string()];
+        assert_eq!(fold(&owned), "n[1-2]");
+        assert_eq!(fold(Vec::<String>::new()), "");
+        // Not node names: kept as given.
+        assert_eq!(fold(["a b", "c"]), "a b,c");
+    }
+}
