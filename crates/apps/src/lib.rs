@@ -25,6 +25,7 @@
 
 pub mod dockerfile;
 pub mod registry;
+pub mod resolve;
 pub mod version;
 
 use registry::Registry;
