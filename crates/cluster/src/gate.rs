@@ -79,3 +79,131 @@ pub fn promote_gate(
         )))
     }
 }
+
+/// Why a promotion passes the gate: the line printed and the note
+/// journaled differ (see [`PromotionGate::journal_note`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromotionGate {
+    /// `--no-gate`: the source environment is not checked.
+    NotChecked {
+        /// The source branch.
+        source_branch: String,
+    },
+    /// The source environment is live and healthy at the revision.
+    Open(String),
+    /// No check possible (see [`GateOutcome::Skipped`]).
+    Skipped(String),
+}
+
+impl PromotionGate {
+    /// The gate's note for the journal: `open: ...`, `skipped: ...`.
+    pub fn journal_note(&self) -> String {
+        match self {
+            PromotionGate::NotChecked { .. } => "skipped: --no-gate".into(),
+            PromotionGate::Open(m) => format!("open: {m}"),
+            PromotionGate::Skipped(m) => format!("skipped: {m}"),
+        }
+    }
+}
+
+impl std::fmt::Display for PromotionGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PromotionGate::NotChecked { source_branch } => write!(
+                f,
+                "gate: skipped (--no-gate): {source_branch} is not checked in Argo CD"
+            ),
+            PromotionGate::Open(m) => write!(f, "gate: {m}"),
+            PromotionGate::Skipped(m) => write!(f, "gate: skipped: {m}"),
+        }
+    }
+}
+
+/// A promotion the gate refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum GateRefusal {
+    /// The source environment is not live at the revision.
+    #[error("refusing to promote from {source_branch}: {why}.\nWait for it (`swh-deploy cluster wait <env>`), or pass --no-gate to promote anyway")]
+    Closed {
+        /// The source branch.
+        source_branch: String,
+        /// What Argo CD shows.
+        why: String,
+    },
+    /// Argo CD could not be asked.
+    #[error("refusing to promote from {source_branch}: the Argo CD gate could not be checked: {source} (--no-gate skips it)")]
+    Unchecked {
+        /// The source branch.
+        source_branch: String,
+        /// Why.
+        source: Error,
+    },
+}
+
+/// The gate of `chart promote` (see [`promote_gate`]), unless `no_gate`:
+/// `Ok` to go on, `Err` to refuse.
+pub fn promotion_gate(
+    site: Option<&Site>,
+    source_branch: &str,
+    revision: &str,
+    no_gate: bool,
+) -> Result<PromotionGate, GateRefusal> {
+    if no_gate {
+        return Ok(PromotionGate::NotChecked {
+            source_branch: source_branch.to_string(),
+        });
+    }
+    match promote_gate(site, source_branch, revision) {
+        Ok(GateOutcome::Open(m)) => Ok(PromotionGate::Open(m)),
+        Ok(GateOutcome::Skipped(m)) => Ok(PromotionGate::Skipped(m)),
+        Ok(GateOutcome::Closed(why)) => Err(GateRefusal::Closed {
+            source_branch: source_branch.to_string(),
+            why,
+        }),
+        Err(source) => Err(GateRefusal::Unchecked {
+            source_branch: source_branch.to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_gate_passes_without_a_site_and_says_so() {
+        let g = promotion_gate(None, "staging", "abc", true).unwrap();
+        assert_eq!(
+            g.to_string(),
+            "gate: skipped (--no-gate): staging is not checked in Argo CD"
+        );
+        assert_eq!(g.journal_note(), "skipped: --no-gate");
+    }
+
+    #[test]
+    fn without_a_site_the_gate_is_skipped_not_refused() {
+        let g = promotion_gate(None, "staging", "abc", false).unwrap();
+        assert_eq!(
+            g.to_string(),
+            "gate: skipped: no site file, so no [argocd] to ask"
+        );
+        assert_eq!(
+            g.journal_note(),
+            "skipped: no site file, so no [argocd] to ask"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_branch_and_the_way_out() {
+        let r = GateRefusal::Closed {
+            source_branch: "staging".into(),
+            why: "staging (swh-staging) is not live".into(),
+        };
+        let m = r.to_string();
+        assert!(
+            m.starts_with("refusing to promote from staging: staging (swh-staging) is not live.\n")
+        );
+        assert!(m.contains("--no-gate"));
+    }
+}

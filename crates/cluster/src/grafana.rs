@@ -86,6 +86,43 @@ impl Grafana {
     }
 }
 
+/// What [`annotate_deployment`] did. Its `Display` is the line to show
+/// on stderr (a failure is a warning: the deployment itself is done).
+#[derive(Debug)]
+pub enum Annotated {
+    /// Grafana is not configured ([`URL_VAR`] unset or empty).
+    NotConfigured,
+    /// Posted, with these tags.
+    Added(Vec<String>),
+    /// Not posted: why (configuration or request).
+    Failed(Error),
+}
+
+impl std::fmt::Display for Annotated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Annotated::NotConfigured => Ok(()),
+            Annotated::Added(tags) => write!(f, "grafana: annotation added ({})", tags.join(", ")),
+            Annotated::Failed(e) => {
+                write!(f, "swh-deploy: warning: grafana annotation not added: {e}")
+            }
+        }
+    }
+}
+
+/// Posts `a` to the Grafana configured in the environment, if any.
+pub fn annotate_deployment(a: &Annotation) -> Annotated {
+    let grafana = match Grafana::from_env() {
+        Ok(Some(g)) => g,
+        Ok(None) => return Annotated::NotConfigured,
+        Err(e) => return Annotated::Failed(e),
+    };
+    match grafana.annotate(a) {
+        Ok(_) => Annotated::Added(a.tags()),
+        Err(e) => Annotated::Failed(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +135,18 @@ mod tests {
             text: "x".into(),
         };
         assert_eq!(a.tags(), ["deployment", "production", "swh_loader_git"]);
+    }
+
+    #[test]
+    fn outcomes_read_as_notes_or_warnings() {
+        assert_eq!(Annotated::NotConfigured.to_string(), "");
+        assert_eq!(
+            Annotated::Added(vec!["deployment".into(), "staging".into()]).to_string(),
+            "grafana: annotation added (deployment, staging)"
+        );
+        assert_eq!(
+            Annotated::Failed(Error::Config("no token".into())).to_string(),
+            "swh-deploy: warning: grafana annotation not added: no token"
+        );
     }
 }
