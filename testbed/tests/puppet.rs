@@ -5,29 +5,15 @@
 //! own disable and run locks answer.
 //!
 //! Needs root (network namespaces, systemd-nspawn) and puppetserver
-//! (scripts/install-deps); fails under CI without them.
+//! (scripts/install-deps): skipped otherwise, a failure under CI
+//! (`swh_deploy_testbed::skip`).
 
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-use swh_deploy_testbed::{puppet, Options, Testbed};
+use swh_deploy_testbed::{puppet, skip, Options, Testbed};
 
 const V10: &str = "1.0-1~swh1";
 const STORAGE_CONF: &str = "/etc/softwareheritage/storage/storage.yml";
-
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
-    let server = std::path::Path::new("/usr/share/puppetserver/puppetserver.jar").exists();
-    if root && server {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: this test needs root and puppetserver (scripts/install-deps)"
-    );
-    eprintln!("skipped: needs root and puppetserver");
-    false
-}
 
 fn ssh(tb: &Testbed, host: &str, cmd: &str) -> Output {
     tb.ssh_command(host, cmd)
@@ -87,7 +73,7 @@ fn bed() -> Testbed {
 
 #[test]
 fn real_catalogs_give_exit_codes_0_2_4_and_6() {
-    if !can_run() {
+    if !skip::need_root_and_puppetserver() {
         return;
     }
     let mut tb = bed();
@@ -181,7 +167,7 @@ fn real_catalogs_give_exit_codes_0_2_4_and_6() {
 
 #[test]
 fn puppet_own_disable_and_run_locks() {
-    if !can_run() {
+    if !skip::need_root_and_puppetserver() {
         return;
     }
     let tb = bed();

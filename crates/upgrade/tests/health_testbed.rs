@@ -4,35 +4,18 @@
 //! nginx front, closes the connection on other names), and a service that
 //! listens on 127.0.0.1 only is probed on the host itself over ssh.
 //!
-//! Needs root (network namespaces, systemd-nspawn): fails under CI
-//! (`CI=true`) without it, skips with a loud message otherwise.
+//! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
+//! a failure under CI (`swh_deploy_testbed::skip`).
 
 use std::time::Duration;
 use swh_deploy_fleet::{CancelToken, HostKeyPolicy, SshOptions, SshTransport};
-use swh_deploy_testbed::{aptrepo, Options, Testbed};
+use swh_deploy_testbed::{aptrepo, skip, Options, Testbed};
 use swh_deploy_upgrade::health::{
     http_probe, probe_once, GateContext, HttpOutcome, ProbeResult, SshResolver,
 };
 use swh_deploy_upgrade::plan::PlannedProbe;
 
 const V10: &str = "1.0-1~swh1";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn needs_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "this test needs root (network namespaces, systemd-nspawn) and CI runs as root"
-    );
-    eprintln!("\n!!!!! SKIPPED: not root, the test bed cannot start !!!!!\n");
-    false
-}
 
 fn http(port: u16, expect: &str) -> PlannedProbe {
     PlannedProbe::Http {
@@ -45,7 +28,7 @@ fn http(port: u16, expect: &str) -> PlannedProbe {
 
 #[test]
 fn http_gates_send_the_host_name_and_probe_local_only_services_on_the_host() {
-    if !needs_root() {
+    if !skip::need_root("network namespaces, systemd-nspawn") {
         return;
     }
     let tb = Testbed::up(&Options {
