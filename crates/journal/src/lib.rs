@@ -29,7 +29,10 @@
 //! Times are UTC, RFC 3339 with milliseconds (`2026-11-26T12:00:00.123Z`),
 //! taken from SQLite's clock.
 
+mod recorder;
 mod schema;
+
+pub use recorder::Recorder;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;

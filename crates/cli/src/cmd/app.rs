@@ -10,13 +10,9 @@ use swh_deploy_apps::version::today_utc;
 use swh_deploy_apps::{
     check_python_version, AppsRepo, BuildOptions, Builder, FreezeOptions, Pin, PinChange,
 };
-use swh_deploy_journal::{Journal, NewRun, RunId, RunStatus, StepStatus};
+use swh_deploy_journal::Recorder;
 use swh_deploy_site::Site;
 
-/// Journals one elastic-path run (`app freeze`, `app build`, `chart bump`,
-/// `chart promote`): the run with its parameters, then one step per action,
-/// each recorded before it starts and when it ends. The journal is
-/// `$SWH_DEPLOY_JOURNAL`, else the default of the journal crate.
 /// The site file, if one is given (`--site`) or found (`SWH_DEPLOY_SITE`,
 /// `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`). A site file that is
 /// found but invalid is an error; no site file at all is not (the elastic
@@ -28,82 +24,6 @@ pub(crate) fn load_site(explicit: Option<&std::path::Path>) -> Result<Option<Sit
     match swh_deploy_site::find_site_file(None) {
         Ok(path) => Site::load(&path).map(Some).map_err(|e| e.to_string()),
         Err(_) => Ok(None),
-    }
-}
-
-pub(crate) struct Recorder {
-    journal: Journal,
-    run: RunId,
-    step: i64,
-    open: bool,
-    kind: &'static str,
-}
-
-impl Recorder {
-    /// Opens the journal and starts a run of `mode` (e.g. `app build`).
-    pub(crate) fn start(mode: &str, parameters: serde_json::Value) -> Result<Recorder, String> {
-        let explicit = std::env::var_os("SWH_DEPLOY_JOURNAL").map(PathBuf::from);
-        let mut journal = Journal::open_default(explicit.as_deref()).map_err(|e| e.to_string())?;
-        let run = journal
-            .start_run(&NewRun {
-                command_line: std::env::args().collect(),
-                mode: mode.to_string(),
-                parameters,
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Recorder {
-            journal,
-            run,
-            step: 0,
-            open: false,
-            kind: "elastic",
-        })
-    }
-
-    /// The kind recorded for the steps (default `elastic`; e.g. `git` for
-    /// the Debian packaging steps).
-    pub(crate) fn with_kind(mut self, kind: &'static str) -> Recorder {
-        self.kind = kind;
-        self
-    }
-
-    /// Ends the current step (succeeded) and records the start of `name`.
-    pub(crate) fn step(&mut self, name: &str, target: &str) {
-        self.close(StepStatus::Succeeded);
-        self.step += 1;
-        if let Err(e) = self
-            .journal
-            .start_step(self.run, self.step, name, self.kind, None, target)
-        {
-            eprintln!("swh-deploy: warning: journal: {e}");
-        }
-        self.open = true;
-    }
-
-    fn close(&mut self, status: StepStatus) {
-        if self.open {
-            if let Err(e) = self.journal.end_step(self.run, self.step, status) {
-                eprintln!("swh-deploy: warning: journal: {e}");
-            }
-            self.open = false;
-        }
-    }
-
-    /// Ends the current step and the run, succeeded or failed.
-    pub(crate) fn finish(mut self, ok: bool) {
-        self.close(if ok {
-            StepStatus::Succeeded
-        } else {
-            StepStatus::Failed
-        });
-        let status = if ok {
-            RunStatus::Succeeded
-        } else {
-            RunStatus::Failed
-        };
-        if let Err(e) = self.journal.end_run(self.run, status) {
-            eprintln!("swh-deploy: warning: journal: {e}");
-        }
     }
 }
 
@@ -409,7 +329,8 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             let mut rec = if dry_run {
                 None
             } else {
-                let mut r = Recorder::start("app freeze", serde_json::json!({ "app": app }))?;
+                let mut r = Recorder::start("app freeze", serde_json::json!({ "app": app }))
+                    .map_err(|e| e.to_string())?;
                 r.step(&format!("freeze apps/{app}/requirements-frozen.txt"), &app);
                 Some(r)
             };
@@ -466,7 +387,7 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
                         "builder": opts.builder.program(),
                         "registry": r.registry.clone().or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok()),
                     }),
-                )?)
+                ).map_err(|e| e.to_string())?)
             };
             let mut progress = |s: &str| {
                 eprintln!("swh-deploy app build: {s}");

@@ -9,7 +9,8 @@ use swh_deploy_apps::registry::Registry;
 use swh_deploy_charts::values::Bump;
 use swh_deploy_charts::{BumpOutcome, BumpRequest, ChartsRepo, Env};
 
-use super::app::{load_site, Recorder};
+use super::app::load_site;
+use swh_deploy_journal::Recorder;
 
 /// Arguments of `swh-deploy chart`.
 #[derive(Debug, Args)]
@@ -214,19 +215,22 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             let mut rec = if dry_run {
                 None
             } else {
-                Some(Recorder::start(
-                    "chart bump",
-                    serde_json::json!({
-                        "apps": apps,
-                        "release_only": release_only,
-                        "again": again,
-                        "module": module,
-                        "module_version": module_version,
-                        "branch": branch,
-                        "push": !no_push,
-                        "merge_request_to": merge_request,
-                    }),
-                )?)
+                Some(
+                    Recorder::start(
+                        "chart bump",
+                        serde_json::json!({
+                            "apps": apps,
+                            "release_only": release_only,
+                            "again": again,
+                            "module": module,
+                            "module_version": module_version,
+                            "branch": branch,
+                            "push": !no_push,
+                            "merge_request_to": merge_request,
+                        }),
+                    )
+                    .map_err(|e| e.to_string())?,
+                )
             };
             let result = repo.prepare_bump(&req).and_then(|prepared| {
                 if let Some(r) = rec.as_mut() {
@@ -511,7 +515,8 @@ pub(crate) fn promote(
                         "rebase": {"old": r.old, "new": r.new, "onto": r.onto},
                         "promoted": false,
                     }),
-                )?;
+                )
+                .map_err(|e| e.to_string())?;
                 rec.step(
                     &format!(
                         "rebase {} onto {}: {} -> {} (pushed alone with --force-with-lease; the promotion waits for {} to deploy it)",
@@ -549,7 +554,8 @@ pub(crate) fn promote(
                     "old": r.old, "new": r.new, "onto": r.onto,
                 })),
             }),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         if let Some(r) = &plan.rebase {
             rec.step(
                 &format!(

@@ -10,7 +10,7 @@ use swh_deploy_charts::rollback::RollbackTo;
 use swh_deploy_charts::values::Bump;
 use swh_deploy_charts::ChartsRepo;
 
-use super::app::Recorder;
+use swh_deploy_journal::Recorder;
 
 /// Arguments of `chart rollback`.
 #[derive(Debug, Args)]
@@ -126,7 +126,8 @@ pub(crate) fn run(
             "apps": args.apps,
             "changes": plan.changes,
         }),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     rec.step(
         &format!("revert commit on {branch} (parent {}), pushed", plan.head),
         &branch,

@@ -17,7 +17,8 @@ use swh_deploy_cluster::wait::{wait_live, WaitOutcome, WaitTarget};
 use swh_deploy_nodeset::NodeSet;
 use swh_deploy_site::Site;
 
-use super::app::{load_site, Recorder};
+use super::app::load_site;
+use swh_deploy_journal::Recorder;
 
 /// Exit code: a gate not reached before `--timeout` (see `exit-codes`).
 const EXIT_TIMEOUT: u8 = 6;
@@ -380,7 +381,8 @@ fn labels_set(
     let mut rec = Recorder::start(
         "cluster labels set",
         serde_json::json!({ "context": ctx, "nodes": set.to_string(), "labels": wanted }),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     for n in &names {
         rec.step(&format!("label --overwrite node {n} {assignment}"), n);
         match kube.set_node_labels(n, &wanted) {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use swh_deploy_debian::{rfc2822_now, ChangelogRequest, DebianVersion, PackagingRepo, TagState};
 
-use super::app::Recorder;
+use swh_deploy_journal::Recorder;
 
 /// Arguments of `swh-deploy debian`.
 #[derive(Debug, Args)]
@@ -197,7 +197,8 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
                     "remote": plan.remote,
                     "push": !no_push,
                 }),
-            )?
+            )
+            .map_err(|e| e.to_string())?
             .with_kind("git");
             if plan.state == TagState::Create {
                 rec.step(&format!("tag {} {}", plan.tag, plan.head), &plan.tag);

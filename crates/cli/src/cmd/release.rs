@@ -12,7 +12,8 @@ use swh_deploy_release::publish::{self, Channel, Checker, WaitOutcome};
 use swh_deploy_release::tag::{self, TagOptions, TagPlan, TagState};
 use swh_deploy_release::{Module, ReleaseVersion};
 
-use super::app::{load_site, Recorder};
+use super::app::load_site;
+use swh_deploy_journal::Recorder;
 
 /// Exit code of a gate not reached before `--timeout` (see `exit-codes`).
 const EXIT_TIMEOUT: u8 = 6;
@@ -210,7 +211,8 @@ pub(crate) fn execute_tag(plan: &TagPlan) -> Result<(), String> {
             "push_only": plan.state == TagState::PushOnly,
             "commands": plan.steps.iter().map(|s| plan.command_line(s)).collect::<Vec<_>>(),
         }),
-    )?
+    )
+    .map_err(|e| e.to_string())?
     .with_kind("release");
     for step in &plan.steps {
         let target = match step.kind {
@@ -369,7 +371,8 @@ pub(crate) fn wait_published(
             "channels": channels,
             "timeout_s": timeout.as_secs_f64(),
         }),
-    )?
+    )
+    .map_err(|e| e.to_string())?
     .with_kind("release");
     let kinds: Vec<&str> = channels.iter().map(Channel::kind).collect();
     rec.step("wait published", &kinds.join(","));

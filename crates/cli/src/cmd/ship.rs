@@ -44,7 +44,7 @@ use swh_deploy_release::{Module, ReleaseVersion};
 use swh_deploy_site::{PackageName, Site};
 use swh_deploy_upgrade::{BatchSpec, FailBudget, Mode, PlanRequest};
 
-use super::app::Recorder;
+use swh_deploy_journal::Recorder;
 
 /// Ship a module release: tag, wait until published, then the static path
 /// (upgrade the hosts, staging then production) and/or the elastic path
@@ -1325,7 +1325,8 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
                     "push": true,
                     "ship": true,
                 }),
-            )?;
+            )
+            .map_err(|e| e.to_string())?;
             let result = repo.prepare_bump(&req).and_then(|prepared| {
                 if prepared.outcome.has_work() {
                     rec.step(
@@ -1420,7 +1421,8 @@ fn build(ctx: &mut Ctx, app: &str) -> Result<String, Failure> {
     let mut rec = Recorder::start(
         "app build",
         serde_json::json!({ "app": app, "push": true, "builder": builder.program(), "ship": true }),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let mut progress = |s: &str| {
         eprintln!("swh-deploy app build: {s}");
         rec.step(s, app);
