@@ -395,7 +395,7 @@ pub fn build(dir: &Path, versions: &[&str]) -> Result<AptRepo> {
         .current_dir(dir))?;
     let packages_path = dir.join("Packages");
     write_atomic(&packages_path, &scan, 0o644)?;
-    let gz = run(Command::new("gzip").args(["-9n", "-c"]).arg(&packages_path))?;
+    let gz = crate::components::gzip(&scan)?;
     write_atomic(&dir.join("Packages.gz"), &gz, 0o644)?;
     write_atomic(&dir.join("Release"), release(&scan, &gz).as_bytes(), 0o644)?;
     write_atomic(&stamp, key.as_bytes(), 0o644)?;

@@ -1121,69 +1121,31 @@ fn write_wheel(files: &Path, dist: &str, version: &str, requires: &[&str]) -> Re
     Ok(path)
 }
 
-/// A zip archive of `entries`, stored (no compression), fixed timestamps.
+/// A zip archive of `entries`, stored (no compression), every entry dated
+/// 1980-01-01 00:00 and mode 0644 (deterministic bytes).
 fn zip_stored(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
-    // 1980-01-01 00:00:00 in DOS format.
-    const DOS_TIME: u16 = 0;
-    const DOS_DATE: u16 = (1 << 5) | 1;
-    let mut out = Vec::new();
-    let mut central = Vec::new();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
     for (name, data) in entries {
-        let crc = crc32fast::hash(data);
-        let size = u32::try_from(data.len()).context("zip entry too large")?;
-        let name_len = u16::try_from(name.len()).context("zip entry name too long")?;
-        let offset = u32::try_from(out.len()).context("zip too large")?;
-        // Local file header.
-        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        out.extend_from_slice(&20u16.to_le_bytes()); // version needed
-        out.extend_from_slice(&0u16.to_le_bytes()); // flags
-        out.extend_from_slice(&0u16.to_le_bytes()); // method: stored
-        out.extend_from_slice(&DOS_TIME.to_le_bytes());
-        out.extend_from_slice(&DOS_DATE.to_le_bytes());
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(&name_len.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes()); // extra length
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        // Central directory entry.
-        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        central.extend_from_slice(&(0x0300u16 | 20).to_le_bytes()); // made by: unix
-        central.extend_from_slice(&20u16.to_le_bytes());
-        central.extend_from_slice(&0u16.to_le_bytes());
-        central.extend_from_slice(&0u16.to_le_bytes());
-        central.extend_from_slice(&DOS_TIME.to_le_bytes());
-        central.extend_from_slice(&DOS_DATE.to_le_bytes());
-        central.extend_from_slice(&crc.to_le_bytes());
-        central.extend_from_slice(&size.to_le_bytes());
-        central.extend_from_slice(&size.to_le_bytes());
-        central.extend_from_slice(&name_len.to_le_bytes());
-        central.extend_from_slice(&0u16.to_le_bytes()); // extra
-        central.extend_from_slice(&0u16.to_le_bytes()); // comment
-        central.extend_from_slice(&0u16.to_le_bytes()); // disk
-        central.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
-        central.extend_from_slice(&(0o100644u32 << 16).to_le_bytes()); // external attrs
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
+        zip.start_file(name.as_str(), options)
+            .with_context(|| format!("zip entry {name}"))?;
+        zip.write_all(data)
+            .with_context(|| format!("zip entry {name}"))?;
     }
-    let count = u16::try_from(entries.len()).context("too many zip entries")?;
-    let cd_offset = u32::try_from(out.len()).context("zip too large")?;
-    let cd_size = u32::try_from(central.len()).context("zip too large")?;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&cd_size.to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    Ok(out)
+    Ok(zip
+        .finish()
+        .context("finishing the zip archive")?
+        .into_inner())
 }
 
 // ---------------------------------------------------------------------------
 // A tiny OCI image
+
+/// Media type of an OCI image manifest.
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Writes in `dir` an OCI image layout (`oci-layout`, `index.json`,
 /// `blobs/sha256/...`) holding one tiny image tagged `tag`: one
@@ -1210,81 +1172,76 @@ pub fn write_oci_layout(dir: &Path, tag: &str, content: &str) -> Result<String> 
     let diff_id = format!("sha256:{}", crate_hex(&Sha256::digest(&tar)));
     // Compressed like real layers, so that registries and skopeo keep the
     // manifest (and its digest) as is.
-    let (layer_digest, layer_size) = put(&gzip_stored(&tar))?;
-    let config = format!(
-        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"2025-01-17T00:00:00Z\",\
-         \"config\":{{\"Labels\":{{\"org.opencontainers.image.title\":\"swh-deploy-testbed\"}}}},\
-         \"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{diff_id}\"]}},\"history\":[]}}"
-    );
-    let (config_digest, config_size) = put(config.as_bytes())?;
-    let manifest = format!(
-        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
-         \"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\
-         \"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer_digest}\",\"size\":{layer_size}}}]}}"
-    );
-    let (manifest_digest, manifest_size) = put(manifest.as_bytes())?;
+    let (layer_digest, layer_size) = put(&gzip(&tar)?)?;
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2025-01-17T00:00:00Z",
+        "config": {"Labels": {"org.opencontainers.image.title": "swh-deploy-testbed"}},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [],
+    });
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config)?)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": layer_digest,
+            "size": layer_size,
+        }],
+    });
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest)?)?;
+    let layout = serde_json::json!({"imageLayoutVersion": "1.0.0"});
     write_atomic(
         &dir.join("oci-layout"),
-        b"{\"imageLayoutVersion\":\"1.0.0\"}",
+        &serde_json::to_vec(&layout)?,
         0o644,
     )?;
-    let index = format!(
-        "{{\"schemaVersion\":2,\"manifests\":[{{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
-         \"digest\":\"{manifest_digest}\",\"size\":{manifest_size},\
-         \"annotations\":{{\"org.opencontainers.image.ref.name\":\"{tag}\"}}}}]}}"
-    );
-    write_atomic(&dir.join("index.json"), index.as_bytes(), 0o644)?;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?, 0o644)?;
     Ok(manifest_digest)
 }
 
 /// A POSIX ustar archive with one regular file (mode 0644, root, mtime 0).
 fn tar_one_file(name: &str, data: &[u8]) -> Result<Vec<u8>> {
-    ensure!(name.len() < 100, "tar entry name too long: {name}");
-    let mut header = [0u8; 512];
-    header[..name.len()].copy_from_slice(name.as_bytes());
-    let octal = |field: &mut [u8], value: u64| {
-        let s = format!("{:0width$o}\0", value, width = field.len() - 1);
-        field.copy_from_slice(s.as_bytes());
-    };
-    octal(&mut header[100..108], 0o644);
-    octal(&mut header[108..116], 0);
-    octal(&mut header[116..124], 0);
-    octal(&mut header[124..136], data.len() as u64);
-    octal(&mut header[136..148], 0);
-    header[148..156].copy_from_slice(b"        ");
-    header[156] = b'0';
-    header[257..263].copy_from_slice(b"ustar\0");
-    header[263..265].copy_from_slice(b"00");
-    header[265..269].copy_from_slice(b"root");
-    header[297..301].copy_from_slice(b"root");
-    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    header[148..156].copy_from_slice(s.as_bytes());
-    let mut out = header.to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.resize(out.len() + 1024, 0);
-    Ok(out)
+    let mut header = tar::Header::new_ustar();
+    header
+        .set_path(name)
+        .with_context(|| format!("tar entry {name}"))?;
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_username("root")?;
+    header.set_groupname("root")?;
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append(&header, data)
+        .with_context(|| format!("tar entry {name}"))?;
+    tar.into_inner().context("finishing the tar archive")
 }
 
-/// A gzip stream of `data` made of deflate "stored" blocks (valid gzip,
-/// no compression, deterministic).
-fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut chunks = data.chunks(65_535).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none()));
-        let len = chunk.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
+/// `data` gzip-compressed, deterministically (no file name, mtime 0).
+pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).context("gzip")?;
+    gz.finish().context("gzip")
 }
 
 /// Writes a private containers configuration for buildah in `dir`
@@ -1442,4 +1399,104 @@ pub fn push_archive(archive: &Path, registry: &Registry, name: &str, tag: &str) 
             .arg(format!("docker://{}/{name}:{tag}", registry.host())),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zip_stored_is_a_deterministic_stored_zip() {
+        let entries = vec![
+            ("swh/core/__init__.py".to_string(), b"x = 1\n".to_vec()),
+            ("a.dist-info/METADATA".to_string(), b"Name: a\n".to_vec()),
+        ];
+        let bytes = zip_stored(&entries).unwrap();
+        assert_eq!(bytes, zip_stored(&entries).unwrap());
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(zip.len(), 2);
+        for (i, (name, data)) in entries.iter().enumerate() {
+            let mut f = zip.by_index(i).unwrap();
+            assert_eq!(f.name(), name);
+            assert_eq!(f.compression(), zip::CompressionMethod::Stored);
+            assert_eq!(f.unix_mode(), Some(0o100644));
+            let t = f.last_modified().unwrap();
+            assert_eq!((t.year(), t.month(), t.day(), t.hour()), (1980, 1, 1, 0));
+            let mut got = Vec::new();
+            f.read_to_end(&mut got).unwrap();
+            assert_eq!(&got, data);
+        }
+    }
+
+    #[test]
+    fn tar_one_file_is_a_ustar_archive_of_root_owned_file() {
+        let bytes = tar_one_file("etc/swh-testbed-image", b"loader_git").unwrap();
+        assert_eq!(bytes.len() % 512, 0);
+        assert_eq!(&bytes[257..263], b"ustar\0");
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut entries = archive.entries().unwrap();
+        let mut e = entries.next().unwrap().unwrap();
+        let h = e.header().clone();
+        assert_eq!(h.path().unwrap().to_str(), Some("etc/swh-testbed-image"));
+        assert_eq!(h.mode().unwrap(), 0o644);
+        assert_eq!(
+            (h.uid().unwrap(), h.gid().unwrap(), h.mtime().unwrap()),
+            (0, 0, 0)
+        );
+        assert_eq!(h.username().unwrap(), Some("root"));
+        assert_eq!(h.entry_type(), tar::EntryType::Regular);
+        let mut got = String::new();
+        e.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "loader_git");
+        drop(e);
+        assert!(entries.next().is_none());
+    }
+
+    #[test]
+    fn gzip_round_trips_and_is_deterministic() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let gz = gzip(&data).unwrap();
+        assert_eq!(gz, gzip(&data).unwrap());
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+        assert!(gz.len() < data.len() / 10, "compressed: {}", gz.len());
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn oci_layout_digests_and_sizes_match_its_blobs() {
+        let tmp = std::env::temp_dir().join(format!("swh-testbed-oci-{}", std::process::id()));
+        let digest = write_oci_layout(&tmp, "20250117.1", "loader_git").unwrap();
+        let blob =
+            |d: &str| fs::read(tmp.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
+        let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+        let sha = |b: &[u8]| format!("sha256:{}", crate_hex(&Sha256::digest(b)));
+        let layout = json(&fs::read(tmp.join("oci-layout")).unwrap());
+        assert_eq!(layout["imageLayoutVersion"], "1.0.0");
+        let index = json(&fs::read(tmp.join("index.json")).unwrap());
+        let m = &index["manifests"][0];
+        assert_eq!(m["digest"], digest.as_str());
+        assert_eq!(m["mediaType"], OCI_MANIFEST);
+        assert_eq!(
+            m["annotations"]["org.opencontainers.image.ref.name"],
+            "20250117.1"
+        );
+        let manifest_bytes = blob(&digest);
+        assert_eq!(sha(&manifest_bytes), digest);
+        assert_eq!(m["size"], manifest_bytes.len());
+        let manifest = json(&manifest_bytes);
+        let layer_ref = &manifest["layers"][0];
+        let layer = blob(layer_ref["digest"].as_str().unwrap());
+        assert_eq!(layer_ref["size"], layer.len());
+        let config = json(&blob(manifest["config"]["digest"].as_str().unwrap()));
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&layer[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"][0], sha(&tar).as_str());
+        fs::remove_dir_all(&tmp).unwrap();
+    }
 }
