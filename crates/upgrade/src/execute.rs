@@ -34,19 +34,18 @@
 use crate::command::{compensation_command, parse_installed_versions, RemoteCommand};
 use crate::guard::{guarded, start_mark, started_query, verify_line, Hold};
 use crate::health::{run_gate, AddressResolver, GateContext, ProbeResult};
-use crate::plan::{plan, Action, Batch, Mode, Plan, PlanRequest, Step, StepKind};
-use crate::{select, BatchSpec, FailBudget};
-use serde::{Deserialize, Serialize};
+use crate::plan::{Action, Batch, Plan, Step, StepKind};
+use crate::request::PlanRequestError;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use swh_deploy_fleet::{CancelToken, NoObserver, RunOptions, Status, Transport};
 use swh_deploy_journal::{
     Journal, JournalError, LockError, LockRefused, NewRun, Outcome, RunId, RunStatus, StepStatus,
 };
 use swh_deploy_nodeset::NodeSet;
-use swh_deploy_site::{PackageName, Site};
+use swh_deploy_site::Site;
 
 /// Exit status of `swh-deploy upgrade`/`resume` when hosts failed within
 /// the budget (or a compensation could not run).
@@ -54,9 +53,11 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit status when the failure budget was exceeded and the rollout
 /// stopped.
 pub const EXIT_BUDGET_EXCEEDED: u8 = 3;
-/// Exit status when the run was refused: hosts locked by another run, or
-/// compensations of an interrupted run pending.
+/// Exit status when the run was refused: hosts locked by another run.
 pub const EXIT_REFUSED: u8 = 4;
+/// Exit status when the run was refused: compensations of an interrupted
+/// run pending (`swh-deploy recover` runs them).
+pub const EXIT_PENDING: u8 = 5;
 /// Exit status after Ctrl-C / SIGTERM (compensations were run).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -71,31 +72,7 @@ pub fn exit_code(status: RunStatus) -> u8 {
     }
 }
 
-/// What the operator asked for, as stored with the run so that `resume`
-/// can rebuild the very same plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpgradeRequest {
-    /// The site file (absolute).
-    pub site: PathBuf,
-    /// `--env`.
-    pub env: Option<String>,
-    /// `-w NODES` and `@group` arguments.
-    pub nodes: Vec<String>,
-    /// `--service`.
-    pub services: Vec<String>,
-    /// `--mode` (`nominal`, `config-change`, `long-standing`).
-    pub mode: String,
-    /// `--packages`.
-    pub packages: Vec<String>,
-    /// `--migration`.
-    pub migration: Option<String>,
-    /// `--reason`.
-    pub reason: Option<String>,
-    /// `--batch` (empty: one batch).
-    pub batch: String,
-    /// `--max-fail` (empty: 0).
-    pub max_fail: String,
-}
+pub use crate::request::UpgradeRequest;
 
 /// Errors of the executor.
 #[derive(Debug, thiserror::Error)]
@@ -120,55 +97,31 @@ pub enum ExecError {
     /// The remote-execution engine could not start.
     #[error("remote execution: {0}")]
     Fleet(String),
+    /// The request cannot be planned (bad node set, selection or plan).
+    #[error(transparent)]
+    Plan(#[from] PlanRequestError),
+    /// The ssh transport could not be set up.
+    #[error(transparent)]
+    Transport(#[from] swh_deploy_fleet::TransportError),
 }
 
-impl UpgradeRequest {
-    /// Resolves the request against `site` into a [`PlanRequest`].
-    pub fn plan_request(
-        &self,
-        site: &Site,
-        run_id: Option<RunId>,
-    ) -> Result<PlanRequest, ExecError> {
-        let mode: Mode = self.mode.parse().map_err(ExecError::Input)?;
-        let batch: BatchSpec = if self.batch.is_empty() {
-            BatchSpec::default()
-        } else {
-            self.batch
-                .parse()
-                .map_err(|e: crate::SpecError| ExecError::Input(e.to_string()))?
-        };
-        let max_fail: FailBudget = if self.max_fail.is_empty() {
-            FailBudget::default()
-        } else {
-            self.max_fail
-                .parse()
-                .map_err(|e: crate::SpecError| ExecError::Input(e.to_string()))?
-        };
-        let mut packages = Vec::new();
-        for p in &self.packages {
-            packages.push(
-                p.parse::<PackageName>()
-                    .map_err(|e| ExecError::Input(format!("--packages {p:?}: {e}")))?,
-            );
+impl ExecError {
+    /// The exit status this error means: 4 when hosts are locked by another
+    /// run, 5 when compensations are pending, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExecError::Refused { refused, .. } => refused_code(refused),
+            _ => EXIT_FAILED,
         }
-        let selection = select(site, self.env.as_deref(), &self.nodes, &self.services)
-            .map_err(|e| ExecError::Input(e.to_string()))?;
-        Ok(PlanRequest {
-            mode,
-            targets: selection.targets,
-            services: selection.services,
-            packages,
-            migration: self.migration.clone(),
-            reason: self.reason.clone(),
-            batch,
-            max_fail,
-            run_id,
-        })
     }
+}
 
-    /// The plan of the request for `run_id` (`None`: as for a dry run).
-    pub fn plan(&self, site: &Site, run_id: Option<RunId>) -> Result<Plan, ExecError> {
-        plan(&self.plan_request(site, run_id)?).map_err(|e| ExecError::Input(e.to_string()))
+/// The exit status of a refused run: 4 when hosts are locked by another
+/// run, 5 when compensations of an interrupted run are pending.
+pub fn refused_code(refused: &LockRefused) -> u8 {
+    match refused {
+        LockRefused::Held { .. } => EXIT_REFUSED,
+        LockRefused::CompensationsPending { .. } => EXIT_PENDING,
     }
 }
 
@@ -450,7 +403,7 @@ pub fn start(
     });
     let run = journal.start_run(&NewRun {
         command_line: argv,
-        mode: request.mode.clone(),
+        mode: request.mode.to_string(),
         parameters,
     })?;
     let plan = request.plan(site, Some(run))?;
@@ -1607,48 +1560,5 @@ mod tests {
         assert_eq!(exit_code(s.status), EXIT_BUDGET_EXCEEDED);
         assert_eq!(exit_code(RunStatus::Succeeded), 0);
         assert_eq!(exit_code(RunStatus::Interrupted), 130);
-    }
-
-    #[test]
-    fn requests_are_validated_against_the_site() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sandbox.toml");
-        let site = Site::load(&path).unwrap();
-        let mut r = UpgradeRequest {
-            site: path.clone(),
-            env: None,
-            nodes: vec![],
-            services: vec!["storage".into()],
-            mode: "long-standing".into(),
-            packages: vec![],
-            migration: Some("swh db upgrade storage".into()),
-            reason: None,
-            batch: "1".into(),
-            max_fail: "1".into(),
-        };
-        let p = r.plan(&site, Some(42)).unwrap();
-        assert_eq!(p.hosts, ["host1", "host2"]);
-        assert_eq!(p.batches.len(), 2);
-        assert!(p.prepare[1].actions[0].hosts().len() == 2);
-        // The stored request survives a JSON round trip.
-        let back: UpgradeRequest =
-            serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
-        assert_eq!(back, r);
-        r.mode = "yolo".into();
-        assert!(r
-            .plan(&site, None)
-            .unwrap_err()
-            .to_string()
-            .contains("invalid mode `yolo`"));
-        r.mode = "nominal".into();
-        r.batch = "0".into();
-        assert!(r.plan(&site, None).is_err());
-        r.batch = String::new();
-        r.packages = vec!["Bad_Name".into()];
-        assert!(r
-            .plan(&site, None)
-            .unwrap_err()
-            .to_string()
-            .contains("--packages"));
     }
 }

@@ -31,11 +31,13 @@
 
 pub mod batch;
 pub mod command;
+pub mod driver;
 pub mod execute;
 pub mod guard;
 pub mod health;
 pub mod plan;
 pub mod recover;
+pub mod request;
 pub mod rollback;
 pub mod ssh;
 pub mod versions;
@@ -46,6 +48,7 @@ pub use plan::{
     plan, Action, Batch, CompensationSpec, Mode, Plan, PlanError, PlanRequest, PlannedProbe,
     ServiceOnHosts, Step, StepKind,
 };
+pub use request::{PlanRequestError, RequestError, UpgradeRequest};
 
 use swh_deploy_nodeset::NodeSet;
 use swh_deploy_site::{Site, SiteError, SITE_SOURCE};

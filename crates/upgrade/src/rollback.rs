@@ -22,7 +22,7 @@
 
 use crate::command::{parse_installed_versions, parse_madison, RemoteCommand};
 use crate::execute::{self, stored_request, Context, ExecError, Summary, UpgradeRequest};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Mode, Plan};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use swh_deploy_fleet::{NoObserver, RunOptions, Status};
@@ -142,12 +142,12 @@ pub fn plan_rollback(
         env: original.env.clone(),
         nodes: vec![fold(&targets)],
         services: original.services.clone(),
-        mode: "nominal".into(),
-        packages: packages.iter().map(|p| p.to_string()).collect(),
+        mode: Mode::Nominal,
+        packages,
         migration: None,
         reason: None,
         batch: original.batch.clone(),
-        max_fail: original.max_fail.clone(),
+        max_fail: original.max_fail,
     };
     let mut plan = request.plan(site, run_id)?;
     for batch in &mut plan.batches {

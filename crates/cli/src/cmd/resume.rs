@@ -1,20 +1,19 @@
 //! `swh-deploy resume RUN`: continues an interrupted upgrade run without
-//! redoing the hosts that finished. Also the shared driver that runs an
-//! upgrade through the executor of `swh_deploy_upgrade::execute` (used by
-//! `swh-deploy upgrade` without `--dry-run`): ssh transport from the site,
-//! Ctrl-C handling, progress on stderr (or JSON lines on stdout), summary,
-//! exit status.
+//! redoing the hosts that finished. Also the rendering shared by the
+//! commands that run the executor through `swh_deploy_upgrade::driver`
+//! (`upgrade` without `--dry-run`, `rollback`): progress on stderr (or JSON
+//! lines on stdout), summary, exit status.
 
 use clap::Args;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use swh_deploy_fleet::{CancelToken, HostKeyPolicy};
-use swh_deploy_journal::{Journal, LockRefused};
+use swh_deploy_fleet::HostKeyPolicy;
+use swh_deploy_journal::Journal;
 use swh_deploy_site::Site;
-use swh_deploy_upgrade::execute::{
-    self, Context, Event, Events, ExecError, ExecOptions, Summary, UpgradeRequest,
-};
+use swh_deploy_upgrade::driver::{self, HumanProgress, JsonProgress};
+use swh_deploy_upgrade::execute::{self, Context, Events, ExecError, Summary};
+use swh_deploy_upgrade::UpgradeRequest;
 
 /// Continue an interrupted upgrade run.
 #[derive(Debug, Args)]
@@ -114,186 +113,46 @@ pub fn run_upgrade(
     json: bool,
     host_keys: HostKeyPolicy,
 ) -> ExitCode {
-    // Bad input changes nothing, not even the journal file.
-    if let Err(e) = swh_deploy_upgrade::ssh::check(site) {
-        eprintln!("swh-deploy: {e}");
-        return ExitCode::FAILURE;
-    }
-    let mut journal = match Journal::open_default(journal) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let argv: Vec<String> = std::env::args().collect();
-    drive(site, json, host_keys, |ctx| {
-        execute::start(&mut journal, site, request, argv, ctx)
+    render(json, |events| {
+        driver::upgrade(site, request, journal, argv, host_keys, events)
     })
 }
 
-/// The exit status for a refused run.
-pub fn refused_code(refused: &LockRefused) -> u8 {
-    match refused {
-        LockRefused::Held { .. } => 4,
-        LockRefused::CompensationsPending { .. } => 5,
-    }
-}
-
+/// Runs `f` through [`driver::drive`] and renders its progress, summary
+/// and exit status.
 pub(crate) fn drive(
     site: &Site,
     json: bool,
     host_keys: HostKeyPolicy,
     f: impl FnOnce(&mut Context<'_>) -> Result<Summary, ExecError>,
 ) -> ExitCode {
-    let transport = match swh_deploy_upgrade::ssh::transport_with(site, host_keys) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let resolver = swh_deploy_upgrade::ssh::resolver(site);
-    let cancel = CancelToken::new();
-    let _guard = execute::cancel_on_signals(&cancel).ok();
+    render(json, |events| driver::drive(site, host_keys, events, f))
+}
+
+/// Progress on stderr (or JSON lines on stdout), then the summary and the
+/// exit status of the run, or the error.
+fn render(json: bool, f: impl FnOnce(&mut dyn Events) -> Result<Summary, ExecError>) -> ExitCode {
     let mut events: Box<dyn Events> = if json {
-        Box::new(JsonEvents)
+        Box::new(JsonProgress::new(std::io::stdout()))
     } else {
-        Box::new(HumanEvents {
-            tty: std::io::stderr().is_terminal(),
-        })
+        Box::new(HumanProgress::new(
+            std::io::stderr(),
+            std::io::stderr().is_terminal(),
+        ))
     };
-    let mut ctx = Context {
-        transport: &transport,
-        resolver: &resolver,
-        options: ExecOptions {
-            fanout: site.ssh.fanout.max(1),
-            ..ExecOptions::default()
-        },
-        cancel,
-        events: events.as_mut(),
-    };
-    match f(&mut ctx) {
+    match f(events.as_mut()) {
         Ok(summary) => {
             if json {
-                let mut v = serde_json::to_value(&summary).unwrap_or_default();
-                v["event"] = "summary".into();
-                println!("{v}");
+                println!("{}", summary.to_json_line());
             } else {
                 print!("{}", summary.render());
             }
-            ExitCode::from(execute::exit_code(summary.status))
-        }
-        Err(ExecError::Refused { run, refused }) => {
-            eprintln!("swh-deploy: run {run} refused: {refused}");
-            ExitCode::from(refused_code(&refused))
+            ExitCode::from(summary.exit_code())
         }
         Err(e) => {
             eprintln!("swh-deploy: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Progress as JSON lines on stdout.
-struct JsonEvents;
-
-impl Events for JsonEvents {
-    fn event(&mut self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-    }
-}
-
-/// Progress for humans on stderr (bold batch headers on a terminal).
-struct HumanEvents {
-    tty: bool,
-}
-
-impl Events for HumanEvents {
-    fn event(&mut self, event: &Event) {
-        let (b, r) = if self.tty {
-            ("\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "")
-        };
-        let mut err = std::io::stderr().lock();
-        match event {
-            Event::Run {
-                run,
-                mode,
-                hosts,
-                batches,
-                resumed,
-            } => {
-                let _ = writeln!(
-                    err,
-                    "{b}run {run}{}: {mode} upgrade of {hosts} in {batches} batch(es){r}",
-                    if *resumed { " (resumed)" } else { "" }
-                );
-            }
-            Event::Batch {
-                index,
-                of,
-                canary,
-                hosts,
-            } => {
-                let _ = writeln!(
-                    err,
-                    "{b}batch {}/{of}{}: {hosts}{r}",
-                    index + 1,
-                    if *canary { " (canary)" } else { "" }
-                );
-            }
-            Event::Step {
-                name,
-                hosts,
-                already_done,
-                ..
-            } => {
-                if !already_done.is_empty() {
-                    let _ = writeln!(err, "  {name:<16} already done on {already_done}");
-                }
-                if !hosts.is_empty() && self.tty {
-                    let _ = write!(err, "  {name:<16} {hosts} ...\r");
-                }
-            }
-            Event::StepDone {
-                name,
-                ok,
-                failed,
-                seconds,
-                ..
-            } => {
-                if ok.is_empty() && failed.is_empty() {
-                    return;
-                }
-                let _ = write!(err, "  {name:<16} ");
-                if !ok.is_empty() {
-                    let _ = write!(err, "ok {ok}");
-                }
-                if !failed.is_empty() {
-                    let hosts: Vec<&str> = failed.iter().map(|f| f.host.as_str()).collect();
-                    let _ = write!(
-                        err,
-                        "{}FAILED {}",
-                        if ok.is_empty() { "" } else { ", " },
-                        hosts.join(",")
-                    );
-                }
-                let clear = if self.tty { "\x1b[K" } else { "" };
-                let _ = writeln!(err, " ({seconds:.1}s){clear}");
-                for f in failed {
-                    let rc = f.rc.map(|c| format!(" (exit {c})")).unwrap_or_default();
-                    let _ = writeln!(err, "    {}: {}{rc}: {}", f.host, f.outcome, f.detail);
-                }
-            }
-            Event::Stop { reason } => {
-                let _ = writeln!(err, "{b}stopped: {reason}{r}");
-            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

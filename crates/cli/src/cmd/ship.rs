@@ -1225,8 +1225,6 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
             services,
             hosts,
         } => {
-            let site_path =
-                std::fs::canonicalize(&ctx.site.path).unwrap_or_else(|_| ctx.site.path.clone());
             // Only the hosts not at the release yet (a ship resumed after a
             // partial upgrade does not restart the others again).
             let nodes = if !ctx.behind.is_empty() && ctx.behind.len() < hosts.len() {
@@ -1245,22 +1243,14 @@ fn perform(ctx: &mut Ctx, action: &Action) -> Result<String, Failure> {
             } else {
                 Vec::new()
             };
-            let request = swh_deploy_upgrade::execute::UpgradeRequest {
-                site: site_path,
+            let request = swh_deploy_upgrade::UpgradeRequest {
                 env: Some(env.clone()),
                 nodes,
                 services: services.clone(),
-                mode: ctx.args.mode.as_str().to_owned(),
-                packages: Vec::new(),
-                migration: None,
-                reason: None,
-                batch: ctx
-                    .args
-                    .batch
-                    .as_ref()
-                    .map(|b| b.to_string())
-                    .unwrap_or_default(),
-                max_fail: ctx.args.max_fail.map(|b| b.to_string()).unwrap_or_default(),
+                mode: ctx.args.mode,
+                batch: ctx.args.batch.clone().unwrap_or_default(),
+                max_fail: ctx.args.max_fail.unwrap_or_default(),
+                ..swh_deploy_upgrade::UpgradeRequest::new(&ctx.site)
             };
             let code = super::resume::run_upgrade(&ctx.site, &request, None, false, host_keys(ctx));
             if code != ExitCode::SUCCESS {

@@ -1,14 +1,15 @@
 //! `swh-deploy upgrade`: the runbook's "Deployment with debian packaging"
 //! (nominal, configuration change, long-standing upgrade) as rolling
-//! batches. Selection and planning live in `swh_deploy_upgrade`; this module
-//! parses flags and prints the plan (`--dry-run`); without `--dry-run` the
-//! plan is run by `swh_deploy_upgrade::execute` (driven from `resume.rs`).
+//! batches. This module parses flags into a typed
+//! `swh_deploy_upgrade::UpgradeRequest`, whose one planning function gives
+//! the plan `--dry-run` prints; without `--dry-run` the request is run by
+//! `swh_deploy_upgrade::driver::upgrade` (rendered by `resume.rs`).
 
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use swh_deploy_site::{PackageName, Site};
-use swh_deploy_upgrade::{BatchSpec, FailBudget, Mode, PlanRequest};
+use swh_deploy_upgrade::{BatchSpec, FailBudget, Mode, UpgradeRequest};
 
 /// Upgrade packages on hosts and restart the right services, in batches.
 #[derive(Debug, Args)]
@@ -123,52 +124,24 @@ pub fn run(args: UpgradeArgs) -> ExitCode {
 
 fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
     let site = Site::discover(args.site.as_deref()).map_err(|e| e.to_string())?;
-    let mut nodes = args.nodes.clone();
-    nodes.extend(args.targets.iter().cloned());
-    // Names from the site and from ClusterShell group sources are checked
-    // as they are resolved; those typed here, before anything is planned.
-    for expr in &nodes {
-        if let Err(bad) = swh_deploy_site::check_node_set_hosts(expr) {
-            return Err(format!(
-                "node set `{expr}` (command line): `{}` is not a host name: {}",
-                bad.name, bad.reason
-            ));
-        }
-    }
-    let selection = swh_deploy_upgrade::select(&site, args.env.as_deref(), &nodes, &args.services)
-        .map_err(|e| e.to_string())?;
-    let request = PlanRequest {
+    let mut nodes = args.nodes;
+    nodes.extend(args.targets);
+    let request = UpgradeRequest {
+        env: args.env,
+        nodes,
+        services: args.services,
         mode: args.mode,
-        targets: selection.targets,
-        services: selection.services,
-        packages: args.packages.clone(),
-        migration: args.migration.clone(),
-        reason: args.reason.clone(),
-        batch: args.batch.clone().unwrap_or_default(),
+        packages: args.packages,
+        migration: args.migration,
+        reason: args.reason,
+        batch: args.batch.unwrap_or_default(),
         max_fail: args.max_fail.unwrap_or_default(),
-        run_id: None,
+        ..UpgradeRequest::new(&site)
     };
-    let plan = swh_deploy_upgrade::plan(&request).map_err(|e| e.to_string())?;
+    // The one planning function, for the dry run and the real run alike.
+    let plan = request.plan(&site, None).map_err(|e| e.to_string())?;
     super::history::warn_pending_if_any(args.journal.as_deref());
     if !args.dry_run {
-        // The executor (swh_deploy_upgrade::execute, driven by cmd/resume.rs).
-        let site_path = std::fs::canonicalize(&site.path).unwrap_or_else(|_| site.path.clone());
-        let request = swh_deploy_upgrade::execute::UpgradeRequest {
-            site: site_path,
-            env: args.env.clone(),
-            nodes,
-            services: args.services.clone(),
-            mode: args.mode.as_str().to_owned(),
-            packages: args.packages.iter().map(|p| p.to_string()).collect(),
-            migration: args.migration.clone(),
-            reason: args.reason.clone(),
-            batch: args
-                .batch
-                .as_ref()
-                .map(|b| b.to_string())
-                .unwrap_or_default(),
-            max_fail: args.max_fail.map(|b| b.to_string()).unwrap_or_default(),
-        };
         return Ok(super::resume::run_upgrade(
             &site,
             &request,
