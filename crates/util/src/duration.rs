@@ -19,6 +19,13 @@ pub struct DurationError {
     pub text: String,
 }
 
+impl DurationError {
+    /// Bad input: [`Exit::Failed`](crate::Exit::Failed).
+    pub fn exit(&self) -> crate::Exit {
+        crate::Exit::Failed
+    }
+}
+
 /// Parses a duration (see the module documentation). Spaces around the
 /// text are ignored.
 pub fn parse(text: &str) -> Result<Duration, DurationError> {

@@ -14,6 +14,13 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
+impl WriteError {
+    /// A failed step: [`Exit::Failed`](crate::Exit::Failed).
+    pub fn exit(&self) -> crate::Exit {
+        crate::Exit::Failed
+    }
+}
+
 /// Writes `data` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename over `path`, fsync of the directory. Readers
 /// see the old or the new content, never a mix; a crash or an error leaves

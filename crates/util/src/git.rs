@@ -44,6 +44,13 @@ pub enum GitError {
     },
 }
 
+impl GitError {
+    /// Bad input or a failed step: [`Exit::Failed`](crate::Exit::Failed).
+    pub fn exit(&self) -> crate::Exit {
+        crate::Exit::Failed
+    }
+}
+
 /// A git work tree (or any directory git commands should run in).
 #[derive(Debug, Clone)]
 pub struct Git {

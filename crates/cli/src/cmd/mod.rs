@@ -24,6 +24,7 @@ pub mod upgrade;
 pub mod versions;
 pub mod where_;
 
+use crate::error::{Exit, Outcome};
 use clap::Subcommand;
 use std::process::ExitCode;
 
@@ -108,60 +109,38 @@ pub fn dispatch(command: Command) -> ExitCode {
         history::warn_pending_if_any(None);
     }
     match command {
-        Command::Run(args) => run::main(args),
-        Command::Nodeset(args) => nodeset::run(args),
-        Command::App(args) => app::run(args),
-        Command::Chart(args) => chart::run(args),
-        Command::Cluster(args) => cluster::run(args),
-        Command::Upgrade(args) => upgrade::run(args),
-        Command::History(args) => history::run(args),
-        Command::Site(args) => site::run(args),
-        Command::Resume(args) => resume::run(args),
-        Command::Recover(args) => recover::run(args),
-        Command::Rollback(args) => rollback::run(args),
-        Command::Versions(args) => versions::run(args),
-        Command::Debian(args) => debian::run(args),
-        Command::Release(args) => release::run(args),
-        Command::Ship(args) => ship::run(args),
-        Command::Where(args) => where_::run(args),
-        Command::Completions(args) => completions::run(args),
-        Command::Man(args) => man::run(args),
-        Command::Doctor(args) => doctor::run(args),
+        Command::Run(args) => done(run::main(args)),
+        Command::Nodeset(args) => done(nodeset::run(args)),
+        Command::App(args) => done(app::run(args)),
+        Command::Chart(args) => done(chart::run(args)),
+        Command::Cluster(args) => done(cluster::run(args)),
+        Command::Upgrade(args) => done(upgrade::run(args)),
+        Command::History(args) => done(history::run(args)),
+        Command::Site(args) => done(site::run(args)),
+        Command::Resume(args) => done(resume::run(args)),
+        Command::Recover(args) => done(recover::run(args)),
+        Command::Rollback(args) => done(rollback::run(args)),
+        Command::Versions(args) => done(versions::run(args)),
+        Command::Debian(args) => done(debian::run(args)),
+        Command::Release(args) => done(release::run(args)),
+        Command::Ship(args) => done(ship::run(args)),
+        Command::Where(args) => done(where_::run(args)),
+        Command::Completions(args) => done(completions::run(args)),
+        Command::Man(args) => done(man::run(args)),
+        Command::Doctor(args) => done(doctor::run(args)),
         Command::ExitCodes => {
-            print!("{}", EXIT_CODES);
+            print!("{}", Exit::table());
             ExitCode::SUCCESS
         }
     }
 }
 
-/// A command for display: words quoted for a POSIX shell when they need it
-/// (plans, `--dry-run`, "to continue, run ..." hints).
-pub(crate) fn quote_words<S: AsRef<str>>(words: &[S]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            let w = w.as_ref();
-            if !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c))
-            {
-                w.to_string()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A command's outcome (an `ExitCode`, or a [`crate::error::CmdResult`] whose error is
+/// reported on stderr) as the process exit code.
+fn done(outcome: impl Outcome) -> ExitCode {
+    outcome.into_exit_code()
 }
 
-/// The documented exit codes, shared by every subcommand.
-pub const EXIT_CODES: &str = "\
-0    success
-1    failure: bad input (site file, node set, version...) or a step failed
-2    usage error (unknown flag, missing argument)
-3    failure budget exceeded: no new batch was started (upgrade)
-4    refused: hosts are locked by another run (who, since when, pid shown)
-5    refused: compensations pending (puppet/cron may be off): run `swh-deploy recover`
-6    gate not reached before --timeout: release not published, rollout not live or not healthy
-130  interrupted (Ctrl-C, SIGTERM): compensations were run; `swh-deploy resume RUN` continues
-";
+/// A command for display: words quoted for a POSIX shell when they need it
+/// (plans, `--dry-run`, "to continue, run ..." hints).
+pub(crate) use swh_deploy_util::quote_words;
