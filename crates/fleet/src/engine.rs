@@ -116,44 +116,6 @@ impl CancelToken {
     fn subscribe(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
     }
-
-    /// Cancels this token on SIGINT or SIGTERM, from a background thread,
-    /// until the returned guard is dropped. A second signal ends the process
-    /// at once with status 130 (for SIGINT) or 143 (SIGTERM).
-    pub fn cancel_on_signals(&self) -> std::io::Result<SignalGuard> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-        let handle = signals.handle();
-        let token = self.clone();
-        let thread = std::thread::spawn(move || {
-            for sig in signals.forever() {
-                if token.is_cancelled() {
-                    std::process::exit(128 + sig);
-                }
-                token.cancel();
-            }
-        });
-        Ok(SignalGuard {
-            handle,
-            thread: Some(thread),
-        })
-    }
-}
-
-/// Keeps signal handling of [`CancelToken::cancel_on_signals`] active.
-#[derive(Debug)]
-pub struct SignalGuard {
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for SignalGuard {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Errors that stop a run before it starts.

@@ -42,12 +42,12 @@ pub mod engine;
 pub mod gather;
 pub mod render;
 pub mod result;
+pub mod signals;
 pub mod transport;
 
-pub use engine::{
-    run, CancelToken, NoObserver, Observer, RunError, RunOptions, SignalGuard, Stream,
-};
+pub use engine::{run, CancelToken, NoObserver, Observer, RunError, RunOptions, Stream};
 pub use result::{HostResult, RunReport, Status};
+pub use signals::{SecondSignal, SignalGuard, SignalPolicy};
 pub use transport::{
     ConnectionReuse, ExecTransport, HostKeyPolicy, Job, Launch, SharedConnection, SshOptions,
     SshTransport, Transport, TransportError,

@@ -40,7 +40,9 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
-use swh_deploy_fleet::{CancelToken, NoObserver, RunOptions, Status, Transport};
+use swh_deploy_fleet::{
+    CancelToken, NoObserver, RunOptions, SecondSignal, SignalGuard, SignalPolicy, Status, Transport,
+};
 use swh_deploy_journal::{
     Journal, JournalError, LockError, LockRefused, NewRun, Outcome, RunId, RunStatus, StepStatus,
 };
@@ -1422,98 +1424,18 @@ pub(crate) fn compensate_and_verify(
     Ok(outs)
 }
 
-/// Cancels `token` on SIGINT and SIGTERM (every time: unlike
-/// [`CancelToken::cancel_on_signals`], a second signal does not end the
-/// process, so the compensations still run) until the guard is dropped.
-///
-/// Dropping the guard puts back the dispositions SIGINT and SIGTERM had
-/// before (the default action, for a command that goes on after an upgrade,
-/// such as `ship`): signal-hook never uninstalls its own handler, which would
-/// otherwise stay, doing nothing, and make Ctrl-C a no-op. The next guard
-/// installs signal-hook's handler again.
+/// Cancels `token` on SIGINT and SIGTERM (every time: a second signal
+/// does not end the process, so the compensations still run) until the
+/// guard is dropped, which puts back the signals' previous dispositions
+/// (see [`swh_deploy_fleet::signals`]).
 pub fn cancel_on_signals(token: &CancelToken) -> std::io::Result<SignalGuard> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let sigs = [SIGINT, SIGTERM];
-    let before = sigs.map(disposition);
-    let mut signals = signal_hook::iterator::Signals::new(sigs)?;
-    {
-        let mut hook = HOOK_HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
-        match &*hook {
-            // signal-hook installed its handler once, at its first
-            // registration; a previous guard replaced it when dropped.
-            Some(installed) => {
-                for (sig, action) in sigs.iter().zip(installed) {
-                    set_disposition(*sig, action);
-                }
-            }
-            None => *hook = Some(sigs.map(disposition)),
-        }
-    }
-    let handle = signals.handle();
-    let t = token.clone();
-    let thread = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if !t.is_cancelled() {
-                eprintln!(
-                    "swh-deploy: {} received: stopping after the running commands; compensations will run",
-                    if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
-                );
-            }
-            t.cancel();
-        }
-    });
-    Ok(SignalGuard {
-        handle,
-        thread: Some(thread),
-        before: sigs.into_iter().zip(before).collect(),
+    token.cancel_on_signals_with(SignalPolicy {
+        second: SecondSignal::Ignore,
+        notice: Some(
+            "swh-deploy: {signal} received: stopping after the running commands; compensations will run"
+                .into(),
+        ),
     })
-}
-
-/// signal-hook's handlers for SIGINT and SIGTERM, as first installed.
-static HOOK_HANDLERS: std::sync::Mutex<Option<[libc::sigaction; 2]>> = std::sync::Mutex::new(None);
-
-/// The current disposition of `sig`.
-fn disposition(sig: libc::c_int) -> libc::sigaction {
-    // SAFETY: a query (null new action) into a zeroed, valid structure.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(sig, std::ptr::null(), &mut old);
-        old
-    }
-}
-
-/// Sets the disposition of `sig` to `action` (one read by [`disposition`]).
-fn set_disposition(sig: libc::c_int, action: &libc::sigaction) {
-    // SAFETY: `action` was filled by sigaction for a valid signal.
-    unsafe {
-        libc::sigaction(sig, action, std::ptr::null_mut());
-    }
-}
-
-/// Keeps the handler of [`cancel_on_signals`] installed; dropping it puts
-/// back the dispositions found before.
-pub struct SignalGuard {
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-    before: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl std::fmt::Debug for SignalGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignalGuard").finish_non_exhaustive()
-    }
-}
-
-impl Drop for SignalGuard {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        for (sig, action) in &self.before {
-            set_disposition(*sig, action);
-        }
-    }
 }
 
 #[cfg(test)]
