@@ -21,8 +21,8 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +33,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::aptrepo::write_atomic;
+pub use crate::http::{http_get, HttpResponse};
 
 /// How long a component may take to answer after its process started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -103,62 +104,6 @@ impl Drop for ProcessGuard {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-/// An HTTP answer read by [`http_get`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// Status code (200, 404, ...).
-    pub status: u16,
-    /// Header lines, as received (without the status line).
-    pub headers: Vec<String>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// The body as (lossy) UTF-8 text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// `GET path` on `addr` with HTTP/1.0 over a plain TCP connection, every
-/// step bounded by `timeout`. For loopback / test bed addresses only.
-pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<HttpResponse> {
-    ensure!(
-        path.starts_with('/') && !path.bytes().any(|b| b.is_ascii_whitespace()),
-        "invalid HTTP path {path:?}"
-    );
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: swh-deploy-testbed\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer of {addr}{path}"))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .with_context(|| format!("{addr}{path}: no end of HTTP headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("{addr}{path}: bad status line {status_line:?}"))?;
-    Ok(HttpResponse {
-        status,
-        headers: lines.map(String::from).collect(),
-        body: raw[split + 4..].to_vec(),
-    })
 }
 
 /// A free TCP port on `ip` (bound then released: callers retry on a race).
@@ -1404,6 +1349,7 @@ pub fn push_archive(archive: &Path, registry: &Registry, name: &str, tag: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read as _;
 
     #[test]
     fn zip_stored_is_a_deterministic_stored_zip() {

@@ -21,16 +21,14 @@
 //! authentication (a public project's reads need none), no writes through
 //! the API.
 
+use crate::http::{JsonServer, Request};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One merge request of the stand-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +68,7 @@ struct Shared {
 /// drop.
 pub struct GitlabStandin {
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: JsonServer,
 }
 
 impl std::fmt::Debug for GitlabStandin {
@@ -161,33 +158,20 @@ impl GitlabStandin {
         std::fs::create_dir_all(repo.join("hooks"))?;
         let text = HOOK.replace("@EVENTS@", &shlex::try_quote(events_s)?);
         crate::util::write_atomic(&hook, text.as_bytes(), 0o755)?;
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            repo,
-            events,
-            project_id,
-            addr,
-            state: Mutex::new(State::default()),
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (shared.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(c) = conn {
-                    let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
-                    let _ = serve(&s, c);
-                }
-            }
-        });
-        Ok(GitlabStandin {
-            shared,
-            stop,
-            thread: Some(thread),
-        })
+        let mut shared = None;
+        let server = JsonServer::start("the GitLab stand-in", |addr| {
+            let s = Arc::new(Shared {
+                repo,
+                events,
+                project_id,
+                addr,
+                state: Mutex::new(State::default()),
+            });
+            shared = Some(s.clone());
+            move |rq: &mut Request| handle(&s, rq.method().as_str(), rq.url())
+        })?;
+        let shared = shared.context("the GitLab stand-in's state")?;
+        Ok(GitlabStandin { shared, server })
     }
 
     /// The API's base URL (`http://127.0.0.1:PORT`, to which GitLab's
@@ -210,17 +194,7 @@ impl GitlabStandin {
 
     /// Stops the server (also done on drop).
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.shared.addr, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for GitlabStandin {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }
 
@@ -346,35 +320,7 @@ fn mr_json(s: &Shared, m: &MergeRequest) -> Value {
     })
 }
 
-fn serve(s: &Shared, conn: TcpStream) -> std::io::Result<()> {
-    let mut r = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (code, body) = handle(s, method, target);
-    let body = body.to_string();
-    let reason = match code {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Internal Server Error",
-    };
-    let mut w = conn;
-    write!(
-        w,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    w.flush()
-}
-
+/// The answer to `method target`.
 fn handle(s: &Shared, method: &str, target: &str) -> (u16, Value) {
     if method != "GET" {
         return (405, json!({"message": "405 Method Not Allowed"}));
@@ -411,5 +357,48 @@ fn handle(s: &Shared, method: &str, target: &str) -> (u16, Value) {
             }
         }
         _ => (404, json!({"message": "404 Project Not Found"})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::http_get;
+    use std::time::Duration;
+
+    #[test]
+    fn serves_merge_requests_with_gitlab_shapes_and_codes() {
+        let tmp = std::env::temp_dir().join(format!("swh-testbed-gitlab-{}", std::process::id()));
+        let repo = tmp.join("charts.git");
+        let out = Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mut g = GitlabStandin::start(&repo, 7).unwrap();
+        let get = |path: &str| {
+            let r = http_get(g.addr(), path, Duration::from_secs(5)).unwrap();
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            (r.status, body)
+        };
+        assert_eq!(
+            get("/api/v4/projects/7/merge_requests?state=opened"),
+            (200, json!([]))
+        );
+        assert_eq!(
+            get("/api/v4/projects/7/merge_requests/1"),
+            (404, json!({"message": "404 Not found"}))
+        );
+        assert_eq!(
+            get("/api/v4/projects/8/merge_requests"),
+            (404, json!({"message": "404 Project Not Found"}))
+        );
+        assert!(g.merge_requests().unwrap().is_empty());
+        let addr = g.addr();
+        g.stop();
+        assert!(http_get(addr, "/", Duration::from_secs(1)).is_err());
+        drop(g);
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

@@ -4,14 +4,11 @@
 //! and records every request it gets, so that tests can check what
 //! swh-deploy sent (tags, text, token) and when it sent nothing.
 
-use anyhow::{Context, Result};
+use crate::http::{header, JsonServer, Request};
+use anyhow::Result;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// One request received.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,39 +27,23 @@ pub struct Recorded {
 pub struct GrafanaStandin {
     url: String,
     token: String,
-    stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<Recorded>>>,
-    thread: Option<JoinHandle<()>>,
-    port: u16,
+    _server: JsonServer,
 }
 
 impl GrafanaStandin {
     /// Starts the stand-in on 127.0.0.1 (a free port) expecting `token`.
     pub fn start(token: &str) -> Result<GrafanaStandin> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding the Grafana stand-in")?;
-        let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (st, rq, tok) = (stop.clone(), requests.clone(), token.to_string());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (rq, tok) = (rq.clone(), tok.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &rq, &tok);
-                });
-            }
-        });
+        let (rq, tok) = (requests.clone(), token.to_string());
+        let server = JsonServer::start("the Grafana stand-in", move |_| {
+            move |r: &mut Request| answer(r, &rq, &tok)
+        })?;
         Ok(GrafanaStandin {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{}", server.addr()),
             token: token.to_string(),
-            stop,
             requests,
-            thread: Some(thread),
-            port,
+            _server: server,
         })
     }
 
@@ -82,77 +63,85 @@ impl GrafanaStandin {
     }
 }
 
-impl Drop for GrafanaStandin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// Records one request and answers it as Grafana does.
+fn answer(rq: &mut Request, requests: &Mutex<Vec<Recorded>>, token: &str) -> (u16, Value) {
+    let authorization = header(rq, "Authorization");
+    let mut body = Vec::new();
+    let _ = rq.as_reader().take(1 << 20).read_to_end(&mut body);
+    let recorded = Recorded {
+        method: rq.method().as_str().to_string(),
+        path: rq.url().to_string(),
+        authorization: authorization.clone(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let post_annotation = recorded.method == "POST" && recorded.path == "/api/annotations";
+    let Ok(mut all) = requests.lock() else {
+        return (500, json!({"message": "poisoned"}));
+    };
+    all.push(recorded);
+    let n = all.len();
+    if authorization.as_deref() != Some(&format!("Bearer {token}")) {
+        (401, json!({"message": "Unauthorized"}))
+    } else if post_annotation {
+        (200, json!({"id": n, "message": "Annotation added"}))
+    } else {
+        (404, json!({"message": "Not found"}))
     }
 }
 
-/// Serves the requests of one connection (keep-alive), at most 100, each
-/// read within 10 s.
-fn serve(conn: TcpStream, requests: &Mutex<Vec<Recorded>>, token: &str) -> Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut writer = conn.try_clone()?;
-    let mut reader = BufReader::new(conn);
-    for _ in 0..100 {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(url: &str, auth: Option<&str>, body: &str) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into();
+        let mut rq = agent.post(url).header("Content-Type", "application/json");
+        if let Some(a) = auth {
+            rq = rq.header("Authorization", a);
         }
-        let mut words = line.split_whitespace();
-        let method = words.next().unwrap_or("").to_string();
-        let path = words.next().unwrap_or("").to_string();
-        let mut length = 0usize;
-        let mut authorization = None;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => length = v.trim().parse().unwrap_or(0),
-                    "authorization" => authorization = Some(v.trim().to_string()),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0u8; length.min(1 << 20)];
-        reader.read_exact(&mut body)?;
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let n = {
-            let mut r = requests.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            r.push(Recorded {
-                method: method.clone(),
-                path: path.clone(),
-                authorization: authorization.clone(),
-                body,
-            });
-            r.len()
-        };
-        let (status, answer) = if authorization.as_deref() != Some(&format!("Bearer {token}")) {
-            ("401 Unauthorized", json!({"message": "Unauthorized"}))
-        } else if method == "POST" && path == "/api/annotations" {
-            ("200 OK", json!({"id": n, "message": "Annotation added"}))
-        } else {
-            ("404 Not Found", json!({"message": "Not found"}))
-        };
-        let text = answer.to_string();
-        write!(
-            writer,
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
-            text.len()
-        )?;
-        writer.flush()?;
+        let mut answer = rq.send(body).unwrap();
+        let status = answer.status().as_u16();
+        let text = answer.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap())
     }
-    Ok(())
+
+    #[test]
+    fn answers_as_grafana_and_records_every_request() {
+        let g = GrafanaStandin::start("s3cret").unwrap();
+        let url = format!("{}/api/annotations", g.url());
+        let (code, body) = post(&url, Some("Bearer s3cret"), r#"{"text":"up","tags":["a"]}"#);
+        assert_eq!(code, 200);
+        assert_eq!(body, json!({"id": 1, "message": "Annotation added"}));
+        let (code, body) = post(&url, Some("Bearer wrong"), "{}");
+        assert_eq!((code, body), (401, json!({"message": "Unauthorized"})));
+        let (code, _) = post(
+            &format!("{}/api/other?x=1", g.url()),
+            Some("Bearer s3cret"),
+            "x",
+        );
+        assert_eq!(code, 404);
+        let r = g.requests();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].method, "POST");
+        assert_eq!(r[0].path, "/api/annotations");
+        assert_eq!(r[0].authorization.as_deref(), Some("Bearer s3cret"));
+        assert_eq!(r[0].body, json!({"text": "up", "tags": ["a"]}));
+        assert_eq!(r[2].path, "/api/other?x=1");
+        assert_eq!(r[2].body, Value::Null);
+        let url = g.url().to_string();
+        drop(g);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(2)))
+            .proxy(None)
+            .build()
+            .into();
+        assert!(
+            agent.get(&url).call().is_err(),
+            "still answering after drop"
+        );
+    }
 }

@@ -35,6 +35,7 @@ pub mod components;
 pub mod gitlab;
 pub mod golden;
 pub mod grafana;
+mod http;
 pub mod kube;
 pub mod puppet;
 pub mod skip;
