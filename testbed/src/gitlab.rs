@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One merge request of the stand-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,30 +79,11 @@ impl std::fmt::Debug for GitlabStandin {
     }
 }
 
+/// The current time in GitLab's format: `2025-01-17T14:00:00.123Z` (UTC).
 fn now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    // GitLab's format: 2025-01-17T14:00:00.123Z (UTC).
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 const HOOK: &str = r#"#!/bin/sh
@@ -365,6 +345,15 @@ mod tests {
     use super::*;
     use crate::http::http_get;
     use std::time::Duration;
+
+    #[test]
+    fn now_is_gitlab_s_utc_format() {
+        let t = now();
+        let parsed = chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.3fZ").unwrap();
+        let age = chrono::Utc::now().naive_utc() - parsed;
+        assert!(age.num_seconds().abs() < 60, "{t}");
+        assert_eq!(t.len(), "2025-01-17T14:00:00.123Z".len(), "{t}");
+    }
 
     #[test]
     fn serves_merge_requests_with_gitlab_shapes_and_codes() {
