@@ -20,16 +20,20 @@
 //! (edit, commit `v<appVersion>: Release ...`, push), [`ChartsRepo::promote`]
 //! (fast-forward only) and [`ChartsRepo::show`].
 
+pub mod env_rollback;
 pub mod git;
+pub mod gitlab;
+pub mod image_check;
 pub mod images;
+pub mod promotion;
 pub mod rollback;
 pub mod values;
 pub mod yaml;
 
 use git::Git;
+pub use promotion::{promote, PromoteError, PromoteEvent, PromoteRequest, Promoted};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use values::{Bump, Change, CHART_FILE, VALUES_FILE};
 
@@ -69,16 +73,11 @@ pub enum Error {
 /// directory, fsync, rename over `path` (keeping its permissions), fsync of
 /// the directory.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    // atomic-write-file: a temporary file in the same directory (keeping the
-    // old file's permissions), fsync, rename over `path`, fsync of the
-    // directory; dropped uncommitted, it leaves `path` untouched.
-    let mut file = atomic_write_file::AtomicWriteFile::open(path).map_err(io)?;
-    file.write_all(data).map_err(io)?;
-    file.commit().map_err(io)
+    // The one implementation, in swh-deploy-util.
+    swh_deploy_util::atomic_write(path, data).map_err(|e| Error::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// The environment branches, in promotion order.
@@ -181,6 +180,36 @@ impl BumpOutcome {
     /// Whether there is something to commit.
     pub fn has_work(&self) -> bool {
         self.already.is_none() && (!self.changes.is_empty() || self.release_only)
+    }
+
+    /// The journal step of the bump: every changed key with its old and
+    /// new version, appVersion, the commit subject, and whether it is
+    /// pushed (the commit message itself has the subject only, by
+    /// default).
+    pub fn journal_step(&self, branch: &str, push: bool) -> String {
+        let mut what: Vec<String> = self
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} -> {}",
+                    c.key,
+                    c.from.as_deref().unwrap_or("(new)"),
+                    c.to
+                )
+            })
+            .collect();
+        what.push(format!(
+            "appVersion {} -> {}",
+            self.app_version - 1,
+            self.app_version
+        ));
+        format!(
+            "bump {} on {branch}, commit \"{}\"{}",
+            what.join(", "),
+            self.message.lines().next().unwrap_or_default(),
+            if push { ", push" } else { "" }
+        )
     }
 }
 
@@ -777,5 +806,40 @@ impl ChartsRepo {
             envs: envs.to_vec(),
             apps,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bump_journal_step_names_every_change() {
+        let out = BumpOutcome {
+            changes: vec![
+                Change {
+                    key: "swh_loader_git".into(),
+                    from: Some("20250101.1".into()),
+                    to: "20250102.1".into(),
+                },
+                Change {
+                    key: "swh_lister".into(),
+                    from: None,
+                    to: "20250102.1".into(),
+                },
+            ],
+            app_version: 12,
+            message: "v12: Release swh.loader.git v1.2.0\n\nbody".into(),
+            commit: None,
+            pushed: false,
+            notes: vec![],
+            already: None,
+            release_only: false,
+        };
+        assert_eq!(
+            out.journal_step("swh-next-version", true),
+            "bump swh_loader_git 20250101.1 -> 20250102.1, swh_lister (new) -> 20250102.1, appVersion 11 -> 12 on swh-next-version, commit \"v12: Release swh.loader.git v1.2.0\", push"
+        );
+        assert!(!out.journal_step("b", false).ends_with(", push"));
     }
 }

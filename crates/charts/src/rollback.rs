@@ -59,6 +59,27 @@ impl RollbackPlan {
     pub fn is_noop(&self) -> bool {
         self.changes.is_empty() && self.files.is_empty()
     }
+
+    /// A plan made by hand, for unit tests of what renders it.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        branch: &str,
+        head: &str,
+        to: Option<&str>,
+        changes: Vec<VersionChange>,
+        files: Vec<String>,
+        message: &str,
+    ) -> RollbackPlan {
+        RollbackPlan {
+            branch: branch.into(),
+            head: head.into(),
+            to: to.map(String::from),
+            changes,
+            files,
+            message: message.into(),
+            values_text: None,
+        }
+    }
 }
 
 fn short(rev: &str) -> &str {

@@ -86,6 +86,48 @@ pub struct Bump {
     pub add_image: Option<String>,
 }
 
+/// Parses `APP=VERSION` arguments and `--add [APP=]IMAGE` options into
+/// bumps: `--add IMAGE` goes to the only APP, `--add APP=IMAGE` to that
+/// APP. Errors quote the bad argument.
+pub fn parse_bumps(apps: &[String], add: &[String]) -> Result<Vec<Bump>, Error> {
+    let mut bumps = Vec::new();
+    for a in apps {
+        let Some((app, version)) = a.split_once('=') else {
+            return Err(Error::Input(format!("{a:?}: expected APP=VERSION")));
+        };
+        if app.is_empty() {
+            return Err(Error::Input(format!("{a:?}: empty app name")));
+        }
+        bumps.push(Bump {
+            app: app.to_string(),
+            version: version.to_string(),
+            add_image: None,
+        });
+    }
+    for spec in add {
+        let (app, image) = match spec.split_once('=') {
+            Some((a, i)) => (Some(a), i),
+            None => (None, spec.as_str()),
+        };
+        let target = match app {
+            Some(a) => bumps.iter_mut().find(|b| b.app == a),
+            None if bumps.len() == 1 => bumps.first_mut(),
+            None => {
+                return Err(Error::Input(
+                    "--add IMAGE needs exactly one APP=VERSION; use --add APP=IMAGE".into(),
+                ))
+            }
+        };
+        let Some(b) = target else {
+            return Err(Error::Input(format!(
+                "--add {spec}: no such APP among the APP=VERSION arguments"
+            )));
+        };
+        b.add_image = Some(image.to_string());
+    }
+    Ok(bumps)
+}
+
 /// What one bump did to the values file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -374,4 +416,34 @@ pub fn bump_app_version(file: &Path, text: &str) -> Result<(String, u64), Error>
     };
     let out = yaml::edit_scalars(text, &[edit]).map_err(at)?;
     Ok((format!("{bom}{out}"), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bumps;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn app_version_pairs_and_add() {
+        let b = parse_bumps(&s(&["swh-lister=20250101.1"]), &s(&["reg/lister"])).unwrap();
+        assert_eq!(b[0].app, "swh-lister");
+        assert_eq!(b[0].version, "20250101.1");
+        assert_eq!(b[0].add_image.as_deref(), Some("reg/lister"));
+        let b = parse_bumps(&s(&["a=1", "b=2"]), &s(&["b=127.0.0.1:5000/swh/b"])).unwrap();
+        assert_eq!(b[0].add_image, None);
+        assert_eq!(b[1].add_image.as_deref(), Some("127.0.0.1:5000/swh/b"));
+        assert!(parse_bumps(&s(&["a=1", "b=2"]), &s(&["reg/x"])).is_err());
+        assert!(parse_bumps(&s(&["a=1"]), &s(&["c=reg/c"])).is_err());
+        assert_eq!(
+            parse_bumps(&s(&["novalue"]), &[]).unwrap_err().to_string(),
+            "\"novalue\": expected APP=VERSION"
+        );
+        assert_eq!(
+            parse_bumps(&s(&["=1"]), &[]).unwrap_err().to_string(),
+            "\"=1\": empty app name"
+        );
+    }
 }

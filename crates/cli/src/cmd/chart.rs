@@ -2,12 +2,11 @@
 //! Kubernetes" (bump image versions, promote between environments, show).
 
 use clap::{Args, Subcommand, ValueEnum};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use swh_deploy_apps::registry::Registry;
-use swh_deploy_charts::values::Bump;
-use swh_deploy_charts::{BumpOutcome, BumpRequest, ChartsRepo, Env};
+use swh_deploy_charts::image_check;
+use swh_deploy_charts::values::parse_bumps;
+use swh_deploy_charts::{BumpOutcome, BumpRequest, ChartsRepo, Env, PromoteRequest, Promoted};
 
 use super::app::load_site;
 use swh_deploy_journal::Recorder;
@@ -140,43 +139,6 @@ pub fn run(args: ChartArgs) -> ExitCode {
     }
 }
 
-fn parse_bumps(apps: &[String], add: &[String]) -> Result<Vec<Bump>, String> {
-    let mut bumps = Vec::new();
-    for a in apps {
-        let Some((app, version)) = a.split_once('=') else {
-            return Err(format!("{a:?}: expected APP=VERSION"));
-        };
-        if app.is_empty() {
-            return Err(format!("{a:?}: empty app name"));
-        }
-        bumps.push(Bump {
-            app: app.to_string(),
-            version: version.to_string(),
-            add_image: None,
-        });
-    }
-    for spec in add {
-        let (app, image) = match spec.split_once('=') {
-            Some((a, i)) => (Some(a), i),
-            None => (None, spec.as_str()),
-        };
-        let target = match app {
-            Some(a) => bumps.iter_mut().find(|b| b.app == a),
-            None if bumps.len() == 1 => bumps.first_mut(),
-            None => {
-                return Err("--add IMAGE needs exactly one APP=VERSION; use --add APP=IMAGE".into())
-            }
-        };
-        let Some(b) = target else {
-            return Err(format!(
-                "--add {spec}: no such APP among the APP=VERSION arguments"
-            ));
-        };
-        b.add_image = Some(image.to_string());
-    }
-    Ok(bumps)
-}
-
 fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
     let site = load_site(args.site.as_deref())?;
     let site = site.as_ref();
@@ -202,7 +164,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             let merge_request = (branch == Env::NextVersion.branch() && !no_merge_request)
                 .then(|| Env::Staging.branch().to_string());
             let req = BumpRequest {
-                bumps: parse_bumps(&apps, &add)?,
+                bumps: parse_bumps(&apps, &add).map_err(|e| e.to_string())?,
                 module: module.clone().zip(module_version.clone()),
                 branch: branch.clone(),
                 push: !no_push,
@@ -235,7 +197,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             let result = repo.prepare_bump(&req).and_then(|prepared| {
                 if let Some(r) = rec.as_mut() {
                     if prepared.outcome.has_work() {
-                        r.step(&journal_step(&prepared.outcome, &branch, !no_push), &branch);
+                        r.step(&prepared.outcome.journal_step(&branch, !no_push), &branch);
                     }
                 }
                 if dry_run {
@@ -324,33 +286,9 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The journal step of a bump: every changed key with its old and new
-/// version, appVersion, the commit subject, and whether it is pushed (the
-/// commit message itself has the subject only, by default).
+/// The journal step of a bump (see [`BumpOutcome::journal_step`]).
 pub(crate) fn journal_step(out: &BumpOutcome, branch: &str, push: bool) -> String {
-    let mut what: Vec<String> = out
-        .changes
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} -> {}",
-                c.key,
-                c.from.as_deref().unwrap_or("(new)"),
-                c.to
-            )
-        })
-        .collect();
-    what.push(format!(
-        "appVersion {} -> {}",
-        out.app_version - 1,
-        out.app_version
-    ));
-    format!(
-        "bump {} on {branch}, commit \"{}\"{}",
-        what.join(", "),
-        out.message.lines().next().unwrap_or_default(),
-        if push { ", push" } else { "" }
-    )
+    out.journal_step(branch, push)
 }
 
 /// Prints what a bump did (or would do): the changed keys, where added
@@ -403,10 +341,8 @@ pub(crate) fn print_bump(out: &BumpOutcome, branch: &str, dry_run: bool, no_push
     }
 }
 
-/// `chart promote`: plans the promotion into `env`, prints the commits and
-/// image version changes, and (unless `dry_run`) checks the Argo CD gate
-/// of the source environment (unless `no_gate`) and pushes, journaled as a
-/// `chart promote` run. Used by `chart promote` and by `ship`.
+/// `chart promote` ([`swh_deploy_charts::promote`]): prints each step as
+/// it happens. Used by `chart promote` and by `ship`.
 pub(crate) fn promote(
     repo: &ChartsRepo,
     site: Option<&swh_deploy_site::Site>,
@@ -414,337 +350,39 @@ pub(crate) fn promote(
     dry_run: bool,
     no_gate: bool,
 ) -> Result<(), String> {
-    let plan = repo.plan_promote(env).map_err(|e| e.to_string())?;
-    if plan.new_head.is_none() {
-        println!(
-            "nothing to promote: {} and {} are at the same commit",
-            plan.from, plan.to
-        );
-        return Ok(());
-    }
-    if let Some(r) = &plan.rebase {
-        println!(
-            "{} has {} commit(s) that {} lacks; rebasing {} onto {}: {} -> {}{}",
-            plan.to,
-            r.onto.len(),
-            plan.from,
-            plan.from,
-            plan.to,
-            &r.old[..r.old.len().min(12)],
-            &r.new[..r.new.len().min(12)],
-            if dry_run {
-                " (dry run: not pushed)"
-            } else {
-                ""
-            }
-        );
-        for c in &r.onto {
-            println!("  {c}");
-        }
-    }
-    println!(
-        "promoting {} -> {} ({} commit(s)):",
-        plan.from,
-        plan.to,
-        plan.commits.len()
-    );
-    for c in &plan.commits {
-        println!("  {c}");
-    }
-    if let Some(head) = &plan.new_head {
-        let current = format!("{}/{}", repo.remote(), plan.to.branch());
-        let diff = repo
-            .values_diff(&current, head, plan.to)
-            .map_err(|e| e.to_string())?;
-        println!(
-            "values of {}'s application (valueFiles merged as Helm does), {} change(s):",
-            plan.to,
-            diff.len()
-        );
-        for (k, a, b) in &diff {
-            println!(
-                "  {k}: {} -> {}",
-                a.as_deref().unwrap_or("(absent)"),
-                b.as_deref().unwrap_or("(absent)")
-            );
-        }
-        check_images(repo, site, head, plan.to)?;
-    }
-    if plan.changes.is_empty() {
-        println!("no image version changes");
-    } else {
-        println!("image version changes:");
-        for (k, from, to) in &plan.changes {
-            println!(
-                "  {k}: {} -> {}",
-                from.as_deref().unwrap_or("(absent)"),
-                to.as_deref().unwrap_or("(absent)")
-            );
-        }
-    }
-    if dry_run {
-        println!("dry run: nothing pushed");
-    } else {
-        // The source environment must be live at the commit being
-        // promoted (Argo CD), unless --no-gate. swh-next-version's
-        // Application is named after its open merge request.
-        let resolved = if no_gate {
-            None
+    let token = std::env::var("GITLAB_TOKEN").ok();
+    let req = PromoteRequest {
+        site,
+        env,
+        dry_run,
+        no_gate,
+        gitlab_token: token.as_deref(),
+    };
+    let done = swh_deploy_charts::promote(repo, &req, &mut |ev| {
+        if ev.is_diagnostic() {
+            eprintln!("{ev}");
         } else {
-            next_version_application(site, plan.from)?
-        };
-        let gate = match super::cluster::promote_gate(
-            resolved.as_ref().or(site),
-            plan.from.branch(),
-            plan.new_head.as_deref().unwrap_or_default(),
-            no_gate,
-        ) {
-            Ok(g) => g,
-            Err(e) => {
-                let Some(r) = &plan.rebase else {
-                    return Err(e);
-                };
-                // The rebased commit is deployed nowhere yet: push it to
-                // the source branch alone, so that its environment deploys
-                // it; the promotion itself waits for that.
-                let mut rec = Recorder::start(
-                    "chart promote",
-                    serde_json::json!({
-                        "from": plan.from.branch(),
-                        "to": plan.to.branch(),
-                        "rebase": {"old": r.old, "new": r.new, "onto": r.onto},
-                        "promoted": false,
-                    }),
-                )
-                .map_err(|e| e.to_string())?;
-                rec.step(
-                    &format!(
-                        "rebase {} onto {}: {} -> {} (pushed alone with --force-with-lease; the promotion waits for {} to deploy it)",
-                        plan.from, plan.to, r.old, r.new, plan.from
-                    ),
-                    plan.from.branch(),
-                );
-                let mut only = plan.clone();
-                only.new_head = None;
-                let pushed = repo.push_promote(&only);
-                rec.finish(pushed.is_ok());
-                pushed.map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "{} was rebased onto {} and pushed ({}); {} is not promoted yet: {e}\n\
-                     Run `chart promote {}` again once {} is live at {}",
-                    plan.from,
-                    plan.to,
-                    &r.new[..r.new.len().min(12)],
-                    plan.to,
-                    plan.to,
-                    plan.from,
-                    &r.new[..r.new.len().min(12)]
-                ));
-            }
-        };
-        let mut rec = Recorder::start(
-            "chart promote",
-            serde_json::json!({
-                "from": plan.from.branch(),
-                "to": plan.to.branch(),
-                "commit": plan.new_head,
-                "changes": plan.changes,
-                "gate": gate,
-                "rebase": plan.rebase.as_ref().map(|r| serde_json::json!({
-                    "old": r.old, "new": r.new, "onto": r.onto,
-                })),
-            }),
-        )
-        .map_err(|e| e.to_string())?;
-        if let Some(r) = &plan.rebase {
-            rec.step(
-                &format!(
-                    "rebase {} onto {}: {} -> {} (pushed with --force-with-lease, atomically with the promotion)",
-                    plan.from, plan.to, r.old, r.new
-                ),
-                plan.from.branch(),
-            );
+            println!("{ev}");
         }
-        rec.step(
-            &format!(
-                "fast-forward {} to {}",
-                plan.to,
-                plan.new_head.as_deref().unwrap_or("")
-            ),
-            plan.to.branch(),
-        );
-        let result = repo.push_promote(&plan);
-        rec.finish(result.is_ok());
-        result.map_err(|e| e.to_string())?;
-        println!(
-            "{} is now at {}",
-            plan.to,
-            plan.new_head.as_deref().unwrap_or("")
-        );
-        super::annotate::annotate_promotion(&plan);
+    })
+    .map_err(|e| e.to_string())?;
+    if let Promoted::Nothing { .. } = done {
+        println!("{done}");
     }
     Ok(())
 }
 
-/// For a promotion from swh-next-version whose environment's
-/// `argocd_application` has `{number}` (an ApplicationSet's pull-request
-/// generator, `swh-{branch}-{number}`): the site with the number of the
-/// open merge request swh-next-version -> staging, read from `[charts]
-/// merge_requests` (GitLab's API; `PRIVATE-TOKEN` from $GITLAB_TOKEN when
-/// set, never printed), put in the name. None when there is nothing to
-/// resolve; an error when no merge request is open.
-fn next_version_application(
-    site: Option<&swh_deploy_site::Site>,
-    from: Env,
-) -> Result<Option<swh_deploy_site::Site>, String> {
-    let Some(site) = site else { return Ok(None) };
-    if from != Env::NextVersion {
-        return Ok(None);
-    }
-    let branch = from.branch();
-    let Some((name, template)) = site.environments.iter().find_map(|(n, e)| {
-        (e.chart_branch.as_deref() == Some(branch))
-            .then_some(())
-            .and(e.argocd_application.as_ref())
-            .filter(|a| a.contains("{number}"))
-            .map(|a| (n.clone(), a.clone()))
-    }) else {
-        return Ok(None);
-    };
-    let api = site
-        .charts
-        .as_ref()
-        .and_then(|c| c.merge_requests.as_deref())
-        .ok_or_else(|| {
-            format!(
-                "{}: environment {name}'s argocd_application {template:?} needs the merge request's number: set [charts] merge_requests (the GitLab project's API URL)",
-                site.path.display()
-            )
-        })?
-        .trim_end_matches('/');
-    let url = format!(
-        "{api}/merge_requests?state=opened&source_branch={branch}&target_branch={}",
-        Env::Staging.branch()
-    );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut req = agent.get(&url);
-    if let Some(t) = std::env::var("GITLAB_TOKEN").ok().filter(|t| !t.is_empty()) {
-        req = req.header("PRIVATE-TOKEN", &t);
-    }
-    let body = req
-        .call()
-        .map_err(|e| format!("GET {url}: {e}"))?
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let mrs: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("GET {url}: {e}"))?;
-    let Some(iid) = mrs
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|m| m["iid"].as_u64())
-    else {
-        return Err(format!(
-            "refusing to promote from {branch}: no open merge request {branch} -> staging ({url}), so no next-version Application ({template}) to check; chart bump opens it, or pass --no-gate"
-        ));
-    };
-    let app = template
-        .replace("{branch}", branch)
-        .replace("{number}", &iid.to_string());
-    println!("next-version: merge request !{iid}, Application {app}");
-    let mut site = site.clone();
-    if let Some(e) = site.environments.get_mut(&name) {
-        e.argocd_application = Some(app);
-    }
-    Ok(Some(site))
-}
-
-/// Checks that every image:tag `env`'s application would deploy from
-/// `rev` exists in the registry: the images on the site's `[registry]` host
-/// are looked up (tag list, with the docker config's credentials); images
-/// on other hosts are listed as not checked. Refuses naming every missing
-/// image and where its tag is set.
-pub(crate) fn check_images(
+/// `chart show --check` of one environment: prints what was checked;
+/// `Err` naming the missing images.
+fn check_images(
     repo: &ChartsRepo,
     site: Option<&swh_deploy_site::Site>,
     rev: &str,
     env: Env,
 ) -> Result<(), String> {
-    let uses = repo.images_at(rev, env).map_err(|e| e.to_string())?;
-    let Some(reg) = site.and_then(|s| s.registry.as_ref()) else {
-        println!(
-            "images not checked: no [registry] in the site file ({} image(s) in {env})",
-            uses.len()
-        );
-        return Ok(());
-    };
-    let host = reg.host.trim_end_matches('/');
-    let registry = Registry::parse(&format!(
-        "{}://{host}",
-        if reg.insecure { "http" } else { "https" }
-    ))
-    .map_err(|e| e.to_string())?;
-    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut missing = Vec::new();
-    let (mut checked, mut elsewhere) = (0, BTreeSet::new());
-    for u in &uses {
-        let Some(path) = u.image.strip_prefix(host).and_then(|p| p.strip_prefix('/')) else {
-            elsewhere.insert(u.image.split('/').next().unwrap_or_default().to_string());
-            continue;
-        };
-        if !tags.contains_key(path) {
-            let t = registry.tags(path, None).map_err(|e| e.to_string())?;
-            tags.insert(path.to_string(), t);
-        }
-        checked += 1;
-        if !tags[path].contains(&u.tag) {
-            missing.push(format!("  {}:{} ({})", u.image, u.tag, u.source));
-        }
+    let check = image_check::check_images(repo, site, rev, env).map_err(|e| e.to_string())?;
+    for l in check.lines() {
+        println!("{l}");
     }
-    if !elsewhere.is_empty() {
-        println!(
-            "images not checked (not on the site's registry {host}): {} image(s) on {}",
-            uses.len() - checked,
-            elsewhere.into_iter().collect::<Vec<_>>().join(", ")
-        );
-    }
-    if !missing.is_empty() {
-        return Err(format!(
-            "{env} would deploy {} image(s) missing from the registry {host}:\n{}\n\
-             push them (swh-deploy app build --push) or fix the values; nothing was changed",
-            missing.len(),
-            missing.join("\n")
-        ));
-    }
-    println!("images checked: {checked} image:tag(s) of {env} exist in {host}");
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_bumps;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn app_version_pairs_and_add() {
-        let b = parse_bumps(&s(&["swh-lister=20250101.1"]), &s(&["reg/lister"])).unwrap();
-        assert_eq!(b[0].app, "swh-lister");
-        assert_eq!(b[0].version, "20250101.1");
-        assert_eq!(b[0].add_image.as_deref(), Some("reg/lister"));
-        let b = parse_bumps(&s(&["a=1", "b=2"]), &s(&["b=127.0.0.1:5000/swh/b"])).unwrap();
-        assert_eq!(b[0].add_image, None);
-        assert_eq!(b[1].add_image.as_deref(), Some("127.0.0.1:5000/swh/b"));
-        assert!(parse_bumps(&s(&["a=1", "b=2"]), &s(&["reg/x"])).is_err());
-        assert!(parse_bumps(&s(&["a=1"]), &s(&["c=reg/c"])).is_err());
-        assert!(parse_bumps(&s(&["novalue"]), &[])
-            .unwrap_err()
-            .contains("APP=VERSION"));
-        assert!(parse_bumps(&s(&["=1"]), &[]).is_err());
-    }
+    check.result().map_err(|e| e.to_string())
 }

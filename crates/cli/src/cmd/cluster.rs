@@ -7,13 +7,11 @@
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 use swh_deploy_cluster::affinity;
-use swh_deploy_cluster::argocd::{short, ArgoCd};
-use swh_deploy_cluster::gate::GateOutcome;
 use swh_deploy_cluster::kube::Kube;
-use swh_deploy_cluster::wait::{wait_live, WaitOutcome, WaitTarget};
+use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport};
 use swh_deploy_nodeset::NodeSet;
 use swh_deploy_site::Site;
 
@@ -397,46 +395,20 @@ fn labels_set(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The head of `branch` on the charts checkout's remote (`git ls-remote`).
+/// The head of `branch` on the charts checkout's remote
+/// ([`swh_deploy_cluster::wait::remote_branch_head`]).
 pub(crate) fn remote_branch_head(
     site: &Site,
     charts_dir: Option<PathBuf>,
     branch: &str,
 ) -> Result<String, String> {
-    let dir = charts_checkout(charts_dir, Some(site)).ok_or(
-        "no swh-charts checkout to find the branch head: pass --revision SHA or --charts-dir DIR (or set [charts] in the site file)",
-    )?;
-    let remote = site
-        .charts
-        .as_ref()
-        .map(|c| c.remote.clone())
-        .unwrap_or_else(|| "origin".into());
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(&dir)
-        .args(["ls-remote", "--", &remote, &format!("refs/heads/{branch}")])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| format!("running git ls-remote in {}: {e}", dir.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git ls-remote {remote} refs/heads/{branch} in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .map(String::from)
-        .ok_or_else(|| {
-            format!(
-                "remote {remote} of {} has no branch {branch}",
-                dir.display()
-            )
-        })
+    let dir = charts_checkout(charts_dir, None);
+    swh_deploy_cluster::wait::remote_branch_head(site, dir.as_deref(), branch)
+        .map_err(|e| e.to_string())
 }
 
+/// `cluster wait ENV` ([`wait_environment`]): progress on stderr, the
+/// outcome as the exit code (0 live, 1 failed, 6 timeout).
 pub(crate) fn wait(
     site: &Site,
     env_name: &str,
@@ -445,118 +417,32 @@ pub(crate) fn wait(
     interval: Duration,
     charts_dir: Option<PathBuf>,
 ) -> Result<ExitCode, String> {
-    let env = site.environment(env_name).map_err(|e| e.to_string())?;
-    let app = env.argocd_application.as_deref().ok_or_else(|| {
-        format!(
-            "{}: environment {env_name} has no argocd_application",
-            site.path.display()
-        )
-    })?;
-    let argocd = ArgoCd::from_site(site)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{}: no [argocd] section", site.path.display()))?;
-    let revision = match revision {
-        Some(r) => {
-            if r.len() != 40 || !r.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "--revision {r:?}: expected a full 40-hex commit id"
-                ));
-            }
-            r.to_ascii_lowercase()
-        }
-        None => {
-            let branch = env.chart_branch.as_deref().unwrap_or(env_name);
-            let head = remote_branch_head(site, charts_dir, branch)?;
-            eprintln!("{env_name}: waiting for {branch}'s head {}", short(&head));
-            head
-        }
+    let charts_dir = charts_checkout(charts_dir, None);
+    let req = EnvWait {
+        site,
+        env: env_name,
+        revision: revision.as_deref(),
+        charts_dir: charts_dir.as_deref(),
+        timeout,
+        interval,
     };
-    let kube = match (&env.kube_context, &env.namespace) {
-        (Some(ctx), Some(_)) => Some(Kube::connect(ctx).map_err(|e| e.to_string())?),
-        _ => {
-            eprintln!(
-                "{env_name}: no kube_context/namespace in the site file: checking Argo CD's health only, not the deployments"
-            );
-            None
-        }
-    };
-    let ns = env.namespace.clone().unwrap_or_default();
-    let target = WaitTarget {
-        argocd: &argocd,
-        application: app,
-        revision: &revision,
-        kube: kube.as_ref().map(|k| (k, ns.as_str())),
-    };
-    let start = Instant::now();
-    let outcome = wait_live(&target, timeout, interval, &mut |line| {
-        eprintln!(
-            "[{:>6.1}s] {env_name}: {line}",
-            start.elapsed().as_secs_f64()
-        );
-    })
-    .map_err(|e| e.to_string())?;
-    match outcome {
-        WaitOutcome::Live { app, deployments } => {
-            println!(
-                "{env_name} is live at {}: {} {}{}",
-                short(&revision),
-                app.name,
-                app.describe(),
-                if kube.is_some() {
-                    format!("; {deployments} deployment(s) rolled out in {ns}")
-                } else {
-                    String::new()
-                }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        WaitOutcome::Failed(why) => {
-            eprintln!(
-                "swh-deploy cluster wait: {env_name} failed at {}: {why}",
-                short(&revision)
-            );
-            Ok(ExitCode::FAILURE)
-        }
-        WaitOutcome::TimedOut(last) => {
-            eprintln!(
-                "swh-deploy cluster wait: {env_name} not live at {} after {:?}; last: {last}",
-                short(&revision),
-                timeout
-            );
-            Ok(ExitCode::from(EXIT_TIMEOUT))
-        }
-    }
+    let report = wait_environment(&req, &mut |ev| eprintln!("{ev}")).map_err(|e| e.to_string())?;
+    Ok(render_wait(&report))
 }
 
-/// The promotion gate for `chart promote` (see
-/// [`swh_deploy_cluster::gate::promote_gate`]): `Ok(note)` to go on, with a
-/// line for the journal; `Err` to refuse.
-pub(crate) fn promote_gate(
-    site: Option<&Site>,
-    source_branch: &str,
-    revision: &str,
-    no_gate: bool,
-) -> Result<String, String> {
-    if no_gate {
-        println!("gate: skipped (--no-gate): {source_branch} is not checked in Argo CD");
-        return Ok("skipped: --no-gate".into());
-    }
-    match swh_deploy_cluster::gate::promote_gate(site, source_branch, revision) {
-        Ok(GateOutcome::Open(m)) => {
-            println!("gate: {m}");
-            Ok(format!("open: {m}"))
+/// Prints how a wait ended (live on stdout, else on stderr) and returns
+/// its exit code: 0 live, 1 failed, 6 timeout.
+pub(crate) fn render_wait(report: &EnvWaitReport) -> ExitCode {
+    if report.is_live() {
+        println!("{report}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("swh-deploy cluster wait: {report}");
+        if report.timed_out() {
+            ExitCode::from(EXIT_TIMEOUT)
+        } else {
+            ExitCode::FAILURE
         }
-        Ok(GateOutcome::Skipped(m)) => {
-            println!("gate: skipped: {m}");
-            Ok(format!("skipped: {m}"))
-        }
-        Ok(GateOutcome::Closed(m)) => Err(format!(
-            "refusing to promote from {source_branch}: {m}.\n\
-             Wait for it (`swh-deploy cluster wait <env>`), or pass --no-gate to promote anyway"
-        )),
-        Err(e) => Err(format!(
-            "refusing to promote from {source_branch}: the Argo CD gate could not be checked: {e} (--no-gate skips it)"
-        )),
     }
 }
 
