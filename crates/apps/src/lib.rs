@@ -30,7 +30,6 @@ pub mod version;
 
 use registry::Registry;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use version::ImageVersion;
@@ -130,16 +129,11 @@ pub fn pin_changes(before: &str, after: &str) -> Vec<PinChange> {
 /// Writes `data` to `path` atomically: readers see the old or the new
 /// content, never a mix, and a crash leaves one of the two.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    // atomic-write-file: a temporary file in the same directory (keeping the
-    // old file's permissions), fsync, rename over `path`, fsync of the
-    // directory; dropped uncommitted, it leaves `path` untouched.
-    let mut file = atomic_write_file::AtomicWriteFile::open(path).map_err(io)?;
-    file.write_all(data).map_err(io)?;
-    file.commit().map_err(io)
+    // The one implementation, in swh-deploy-util.
+    swh_deploy_util::atomic_write(path, data).map_err(|e| Error::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// A command line as a user would type it (words quoted when needed), for

@@ -115,40 +115,10 @@ impl fmt::Display for Secret {
 }
 
 /// Parses a duration like `15m`, `5s`, `500ms`, `1h30m` or a bare number of
-/// seconds.
+/// seconds: the one grammar of [`swh_deploy_util::duration::parse`], its
+/// error as text (for clap's `value_parser`).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(n) = t.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
-    }
-    let mut total = std::time::Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(format!(
-                "{s:?}: expected a duration like 15m, 5s, 500ms, 1h30m"
-            ));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{s:?}: number too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => std::time::Duration::from_millis(n),
-            "s" => std::time::Duration::from_secs(n),
-            "m" => std::time::Duration::from_secs(n * 60),
-            "h" => std::time::Duration::from_secs(n * 3600),
-            _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-        };
-    }
-    Ok(total)
+    swh_deploy_util::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -157,15 +127,10 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    fn durations_use_the_shared_grammar() {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5x").unwrap_err().contains("invalid duration `5x`"));
     }
 
     #[test]

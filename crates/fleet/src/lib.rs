@@ -53,12 +53,6 @@ pub use transport::{
     SshTransport, Transport, TransportError,
 };
 
-/// Folds host names into one node-set string the way ClusterShell does
-/// (`web[1-3],db1`); names that are not valid node names are joined with
-/// `,` as they are.
-pub fn fold(hosts: &[&str]) -> String {
-    match swh_deploy_nodeset::NodeSet::from_names(hosts) {
-        Ok(s) => s.to_string(),
-        Err(_) => hosts.join(","),
-    }
-}
+/// Folds host names into one node-set string (the node set crate's
+/// [`swh_deploy_nodeset::fold`], re-exported for the fleet's users).
+pub use swh_deploy_nodeset::fold;

@@ -177,22 +177,11 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// Parses `500ms`, `30s`, `15m`, `1h` or a bare number of seconds (the
-/// durations of the site file, also used by command-line flags).
+/// Parses `500ms`, `30s`, `15m`, `1h`, `1h30m` or a bare number of seconds
+/// (the durations of the site file, also used by command-line flags): the
+/// one grammar of [`swh_deploy_util::duration::parse`], its error as text.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("invalid duration `{text}`: expected a number followed by `ms`, `s`, `m` or `h`")
-    };
-    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &text[digits.len()..];
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
-        _ => return Err(bad()),
-    })
+    swh_deploy_util::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// The validation context: turns spans into locations.
