@@ -24,6 +24,7 @@
 //! registry API client ([`registry`]) reads the same config files.
 
 pub mod dockerfile;
+pub mod journaled;
 pub mod registry;
 pub mod resolve;
 pub mod version;
@@ -46,6 +47,9 @@ pub enum Error {
     /// The registry API failed.
     #[error("registry: {0}")]
     Registry(String),
+    /// The journal could not record the run.
+    #[error(transparent)]
+    Journal(#[from] swh_deploy_journal::JournalError),
     /// I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {
@@ -54,6 +58,13 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The exit code it means: every apps error is a failure (1).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 /// The image name of an app: directory with `-` -> `_`, `swh_` prefix
