@@ -11,6 +11,8 @@
 //! source, so `@name` works as it does for clush.
 
 use crate::{GroupMembers, Site, SiteError};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use swh_deploy_nodeset::{ClusterShellGroups, GroupError, GroupResolver, NodeSet};
 
 /// The name of the site's own group source.
@@ -20,6 +22,9 @@ pub const SITE_SOURCE: &str = "site";
 pub struct SiteGroups<'a> {
     site: &'a Site,
     clustershell: ClusterShellGroups,
+    /// The last name a ClusterShell group source answered that is not a
+    /// host name (the node-set parser only keeps the error's text).
+    refused: Mutex<Option<String>>,
 }
 
 impl<'a> SiteGroups<'a> {
@@ -35,12 +40,64 @@ impl<'a> SiteGroups<'a> {
                 site.path.display()
             ),
         })?;
-        Ok(SiteGroups { site, clustershell })
+        Ok(SiteGroups::with_clustershell(site, clustershell))
     }
 
     /// A resolver over `site`'s groups and the given ClusterShell resolver.
     pub fn with_clustershell(site: &'a Site, clustershell: ClusterShellGroups) -> SiteGroups<'a> {
-        SiteGroups { site, clustershell }
+        SiteGroups {
+            site,
+            clustershell,
+            refused: Mutex::new(None),
+        }
+    }
+
+    /// Parses a node-set expression, resolving `@groups` through this
+    /// resolver. A ClusterShell group source answering a name that is not a
+    /// host name makes it [`SiteError::NotAHostName`]; other errors are
+    /// [`SiteError::Unknown`]. The set is neither bounded nor checked
+    /// further (see [`Site::nodes`]).
+    pub fn parse(&self, expr: &str) -> Result<NodeSet, SiteError> {
+        self.take_refused();
+        NodeSet::parse_with(expr, self).map_err(|e| {
+            let message = format!("invalid node set `{expr}`: {e}");
+            match self.take_refused() {
+                Some(name) => SiteError::NotAHostName { name, message },
+                None => SiteError::Unknown { message },
+            }
+        })
+    }
+
+    fn take_refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The answer of a ClusterShell group source, refused when one of its
+    /// node-set expressions names something that is not a host name (see
+    /// [`crate::check_node_set_hosts`]); the error names the source and
+    /// group.
+    fn checked(
+        &self,
+        answer: Result<Vec<String>, GroupError>,
+        group: &str,
+        source: Option<&str>,
+    ) -> Result<Vec<String>, GroupError> {
+        let exprs = answer?;
+        for expr in &exprs {
+            if let Err(bad) = crate::check_node_set_hosts(expr) {
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(bad.name.clone());
+                return Err(GroupError::Config(format!(
+                    "ClusterShell group source `{}`, group `{group}`: `{}` is not a host name: {}",
+                    source.unwrap_or("(default)"),
+                    bad.name,
+                    bad.reason
+                )));
+            }
+        }
+        Ok(exprs)
     }
 
     fn is_site(source: Option<&str>) -> bool {
@@ -64,11 +121,11 @@ impl GroupResolver for SiteGroups<'_> {
                 }]);
             }
             if source.is_none() && !self.clustershell.sources().is_empty() {
-                return checked(self.clustershell.group_nodes(group, None), group, None);
+                return self.checked(self.clustershell.group_nodes(group, None), group, None);
             }
             return Ok(Vec::new());
         }
-        checked(self.clustershell.group_nodes(group, source), group, source)
+        self.checked(self.clustershell.group_nodes(group, source), group, source)
     }
 
     fn all_nodes(&self, source: Option<&str>) -> Result<Vec<String>, GroupError> {
@@ -91,46 +148,23 @@ impl GroupResolver for SiteGroups<'_> {
     }
 }
 
-/// The answer of a ClusterShell group source, refused when one of its
-/// node-set expressions names something that is not a host name (see
-/// [`crate::check_node_set_hosts`]); the error names the source and group.
-fn checked(
-    answer: Result<Vec<String>, GroupError>,
-    group: &str,
-    source: Option<&str>,
-) -> Result<Vec<String>, GroupError> {
-    let exprs = answer?;
-    for expr in &exprs {
-        if let Err(bad) = crate::check_node_set_hosts(expr) {
-            return Err(GroupError::Config(format!(
-                "ClusterShell group source `{}`, group `{group}`: `{}` is not a host name: {}",
-                source.unwrap_or("(default)"),
-                bad.name,
-                bad.reason
-            )));
-        }
-    }
-    Ok(exprs)
-}
-
 /// The most hosts that one node set of a site may name. A site's groups and
 /// the node sets given to `upgrade` are planned host by host, so a larger
 /// set (`x[1-999999999]`, a typo of a range) is refused before any name is
 /// expanded, instead of growing the process past its memory.
 pub const MAX_HOSTS: usize = 100_000;
 
-/// The words that end the error of a node set larger than [`MAX_HOSTS`].
+/// The words that end the error of a node set larger than [`MAX_HOSTS`]
+/// ([`SiteError::TooManyHosts`]).
 pub const TOO_MANY_HOSTS: &str = "a site may plan";
 
 /// Refuses `set` (parsed from `expr`) when it names more than [`MAX_HOSTS`]
 /// hosts; counting does not expand it.
 pub fn bound_hosts(set: NodeSet, expr: &str) -> Result<NodeSet, SiteError> {
     if set.len() > MAX_HOSTS {
-        return Err(SiteError::Unknown {
-            message: format!(
-                "node set `{expr}` names {} hosts, more than the {MAX_HOSTS} {TOO_MANY_HOSTS}",
-                set.len()
-            ),
+        return Err(SiteError::TooManyHosts {
+            expr: expr.to_owned(),
+            count: set.len(),
         });
     }
     Ok(set)
@@ -141,8 +175,9 @@ pub fn bound_hosts(set: NodeSet, expr: &str) -> Result<NodeSet, SiteError> {
 pub(crate) fn check_hosts(hosts: &NodeSet, what: &str) -> Result<(), SiteError> {
     for h in hosts.iter() {
         if let Err(reason) = crate::check_host_name(&h) {
-            return Err(SiteError::Unknown {
+            return Err(SiteError::NotAHostName {
                 message: format!("{what}: `{h}` is not a host name: {reason}"),
+                name: h,
             });
         }
     }
@@ -159,13 +194,38 @@ impl Site {
     /// resolving `@groups` through the site. Every resulting name must be a
     /// host name ([`crate::check_host_name`]).
     pub fn nodes(&self, expr: &str) -> Result<NodeSet, SiteError> {
-        let resolver = self.resolver()?;
-        let set = NodeSet::parse_with(expr, &resolver).map_err(|e| SiteError::Unknown {
-            message: format!("invalid node set `{expr}`: {e}"),
-        })?;
+        let set = self.resolver()?.parse(expr)?;
         let set = bound_hosts(set, expr)?;
         check_hosts(&set, &format!("node set `{expr}`"))?;
         Ok(set)
+    }
+
+    /// Every group's hosts as resolved here, by group name: what `site
+    /// check` shows. A group whose node set is unusable wherever it is
+    /// resolved ([`SiteError::makes_site_unusable`]: a name that is not a
+    /// host name, too many hosts) makes the whole site unusable:
+    /// [`SiteError::UnusableGroup`]. A group that cannot be resolved here
+    /// (its ClusterShell source is not available) is an `Err` in the map.
+    pub fn resolve_groups(
+        &self,
+    ) -> Result<BTreeMap<String, Result<NodeSet, SiteError>>, SiteError> {
+        let mut resolved = BTreeMap::new();
+        for group in self.groups.values() {
+            let nodes = self.nodes(&format!("@{SITE_SOURCE}:{}", group.name));
+            match nodes {
+                Err(e) if e.makes_site_unusable() => {
+                    return Err(SiteError::UnusableGroup {
+                        group: group.name.clone(),
+                        defined_at: group.defined_at.clone(),
+                        source: Box::new(e),
+                    })
+                }
+                nodes => {
+                    resolved.insert(group.name.clone(), nodes);
+                }
+            }
+        }
+        Ok(resolved)
     }
 
     /// The hosts of group `name` (with or without `@`).

@@ -9,11 +9,6 @@
 
 use std::net::IpAddr;
 
-/// The words every error about a name that is not a host name holds (for
-/// callers that must tell it from "this group source is not available
-/// here").
-pub const NOT_A_HOST_NAME: &str = "is not a host name";
-
 /// The longest host name (RFC 1035 / RFC 1123, without the final dot).
 pub const MAX_HOST_NAME: usize = 253;
 

@@ -118,6 +118,49 @@ pub enum SiteError {
         /// What is unknown and what is known.
         message: String,
     },
+    /// A node set (of the site, of a ClusterShell group source or of the
+    /// command line) names something that is not a host name: ssh could
+    /// misread it, so the set is unusable.
+    #[error("{message}")]
+    NotAHostName {
+        /// The offending name.
+        name: String,
+        /// The whole message: where the set came from, the name, why.
+        message: String,
+    },
+    /// A node set names more hosts than a site may plan ([`MAX_HOSTS`]).
+    #[error("node set `{expr}` names {count} hosts, more than the {MAX_HOSTS} {TOO_MANY_HOSTS}")]
+    TooManyHosts {
+        /// The node set as given.
+        expr: String,
+        /// How many hosts it names.
+        count: usize,
+    },
+    /// A group of the site resolves to an unusable node set (see
+    /// [`SiteError::makes_site_unusable`]).
+    #[error("group @{group} ({defined_at}): {source}")]
+    UnusableGroup {
+        /// The group.
+        group: String,
+        /// Where the group is defined.
+        defined_at: Location,
+        /// Why its node set is unusable.
+        source: Box<SiteError>,
+    },
+}
+
+impl SiteError {
+    /// True for the errors that make a node set unusable wherever it is
+    /// resolved (a name that is not a host name, too many hosts), unlike a
+    /// group source that is merely not available here.
+    pub fn makes_site_unusable(&self) -> bool {
+        matches!(
+            self,
+            SiteError::NotAHostName { .. }
+                | SiteError::TooManyHosts { .. }
+                | SiteError::UnusableGroup { .. }
+        )
+    }
 }
 
 /// Finds the site file: `explicit` (`--site`), else `$SWH_DEPLOY_SITE`, else

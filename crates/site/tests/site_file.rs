@@ -705,8 +705,31 @@ fn clustershell_group_sources_name_only_host_names() {
         e.contains("ClusterShell group source `local`, group `evil`: `-oProxyCommand=id` is not a host name"),
         "{e}"
     );
-    let e = site.nodes("@local:evil").unwrap_err().to_string();
-    assert!(e.contains("group source `local`"), "{e}");
+    let e = site.nodes("@local:evil").unwrap_err();
+    assert!(e.to_string().contains("group source `local`"), "{e}");
+    // Typed, so that `site check` tells it from a source not available.
+    assert!(
+        matches!(&e, SiteError::NotAHostName { name, .. } if name == "-oProxyCommand=id"),
+        "{e:?}"
+    );
+    let e = site.resolve_groups().unwrap_err();
+    assert!(e.makes_site_unusable());
+    let SiteError::UnusableGroup { group, source, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(group, "evil");
+    assert!(matches!(**source, SiteError::NotAHostName { .. }));
+    assert!(
+        e.to_string().starts_with("group @evil (") && e.to_string().contains("site.toml:4:9): "),
+        "{e}"
+    );
+    // A group whose source is not available here is not fatal.
+    let text = "[clustershell]\nconfig_dir = \"cs\"\n\n[groups.good]\nsource = \"local\"\n\n[groups.gone]\nsource = \"nowhere\"\n";
+    let site = Site::parse(text, &dir.join("site.toml")).unwrap();
+    let groups = site.resolve_groups().unwrap();
+    assert_eq!(groups["good"].as_ref().unwrap().to_string(), "w[1-2]");
+    let gone = groups["gone"].as_ref().unwrap_err();
+    assert!(!gone.makes_site_unusable(), "{gone:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -740,8 +763,18 @@ fn a_huge_node_set_is_refused_before_it_is_expanded() {
         err.contains("names 999999999 hosts, more than the 100000"),
         "{err}"
     );
-    let err = site.nodes("y[1-100001]").unwrap_err().to_string();
-    assert!(err.contains("names 100001 hosts"), "{err}");
+    let err = site.nodes("y[1-100001]").unwrap_err();
+    assert!(err.to_string().contains("names 100001 hosts"), "{err}");
+    assert!(
+        matches!(&err, SiteError::TooManyHosts { count: 100001, .. }),
+        "{err:?}"
+    );
+    let err = site.resolve_groups().unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("group @rpc (huge.toml:3:9): node set `@site:rpc` names 999999999 hosts"),
+        "{err}"
+    );
     // At the limit, a set is planned as before.
     assert_eq!(
         site.nodes("z[1-100000]").unwrap().len(),

@@ -170,11 +170,9 @@ pub fn select(
     let names: Vec<String> = targets.iter().collect();
     for h in &names {
         if let Err(reason) = swh_deploy_site::check_host_name(h) {
-            return Err(SiteError::Unknown {
-                message: format!(
-                    "target `{h}` {}: {reason}",
-                    swh_deploy_site::hosts::NOT_A_HOST_NAME
-                ),
+            return Err(SiteError::NotAHostName {
+                message: format!("target `{h}` is not a host name: {reason}"),
+                name: h.clone(),
             }
             .into());
         }

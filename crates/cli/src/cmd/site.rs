@@ -43,26 +43,15 @@ fn check(path: Option<PathBuf>, quiet: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut resolved = std::collections::BTreeMap::new();
-    for group in site.groups.values() {
-        let nodes = site.nodes(&format!("@{}:{}", swh_deploy_site::SITE_SOURCE, group.name));
-        // A group source answering with a name that is not a host name, or
-        // a group too large to plan, makes the site unusable, unlike a
-        // source not available here.
-        if let Err(e) = &nodes {
-            let message = e.to_string();
-            if message.contains(swh_deploy_site::hosts::NOT_A_HOST_NAME)
-                || message.contains(swh_deploy_site::TOO_MANY_HOSTS)
-            {
-                eprintln!(
-                    "swh-deploy: group @{} ({}): {e}",
-                    group.name, group.defined_at
-                );
-                return ExitCode::FAILURE;
-            }
+    // A group naming something that is not a host name, or too large to
+    // plan, makes the site unusable, unlike a source not available here.
+    let resolved = match site.resolve_groups() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("swh-deploy: {e}");
+            return ExitCode::FAILURE;
         }
-        resolved.insert(group.name.clone(), nodes);
-    }
+    };
     if quiet {
         return ExitCode::SUCCESS;
     }
