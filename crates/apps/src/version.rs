@@ -2,7 +2,6 @@
 //! ordered numerically (so `.10` comes after `.9`).
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An image version `YYYYMMDD.N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,34 +39,22 @@ impl fmt::Display for ImageVersion {
     }
 }
 
-/// Converts days since 1970-01-01 to (year, month, day) in the proleptic
-/// Gregorian calendar (Howard Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// A date as the number YYYYMMDD.
+fn yyyymmdd(date: chrono::NaiveDate) -> u32 {
+    use chrono::Datelike as _;
+    u32::try_from(date.year()).unwrap_or(0) * 10_000 + date.month() * 100 + date.day()
 }
 
-/// The UTC date of a Unix time as YYYYMMDD.
+/// The UTC date of a Unix time as YYYYMMDD (calendar arithmetic by
+/// `chrono`).
 pub fn date_of(unix_seconds: i64) -> u32 {
-    let (y, m, d) = civil_from_days(unix_seconds.div_euclid(86_400));
-    (y as u32) * 10_000 + m * 100 + d
+    let when = chrono::DateTime::from_timestamp(unix_seconds, 0).unwrap_or_default();
+    yyyymmdd(when.date_naive())
 }
 
 /// Today's UTC date as YYYYMMDD.
 pub fn today_utc() -> u32 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    date_of(secs)
+    yyyymmdd(chrono::Utc::now().date_naive())
 }
 
 /// The next version for `date`, given every version already taken (in the
