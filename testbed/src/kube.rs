@@ -355,7 +355,7 @@ impl KubeStandin {
         let tls_listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
         let tls_addr = tls_listener.local_addr()?.to_string();
         let tls_dir = std::env::temp_dir().join(format!("kube-standin-{}", random_token()));
-        let (tls_config, ca_pem) = match make_tls(&tls_dir) {
+        let (tls_config, ca_pem) = match crate::tls::server_tls(&tls_dir, "kube-standin") {
             Ok(x) => x,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tls_dir);
@@ -606,102 +606,6 @@ impl Drop for KubeStandin {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Makes a CA and a server certificate for 127.0.0.1/localhost in `dir`
-/// with the `openssl` command; returns the rustls server configuration and
-/// the CA's PEM.
-fn make_tls(dir: &Path) -> Result<(Arc<rustls::ServerConfig>, String)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )?;
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "7",
-                "-subj",
-                "/CN=swh-deploy test bed kube-standin CA",
-            ],
-        ]
-        .concat(),
-        [
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "7",
-            "-extfile",
-            "ext.cnf",
-        ],
-    ];
-    for args in &steps {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .context("running openssl (Debian package openssl) for the stand-in's certificate")?;
-        if !out.status.success() {
-            bail!(
-                "openssl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
-        .context("server.pem")?
-        .collect::<Result<Vec<_>, _>>()
-        .context("server.pem")?;
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).context("server.key")?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS server certificate")?;
-    let ca = std::fs::read_to_string(dir.join("ca.pem"))?;
-    Ok((Arc::new(config), ca))
 }
 
 fn uid(seed: &str) -> String {

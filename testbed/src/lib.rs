@@ -39,6 +39,7 @@ mod http;
 pub mod kube;
 pub mod puppet;
 pub mod skip;
+mod tls;
 mod util;
 
 pub use bed::{
