@@ -46,7 +46,7 @@ use swh_deploy_fleet::{
 use swh_deploy_journal::{
     Journal, JournalError, LockError, LockRefused, NewRun, Outcome, RunId, RunStatus, StepStatus,
 };
-use swh_deploy_nodeset::NodeSet;
+use swh_deploy_nodeset::{fold, NodeSet};
 use swh_deploy_site::Site;
 
 /// Exit status of `swh-deploy upgrade`/`resume` when hosts failed within
@@ -304,14 +304,6 @@ pub struct Summary {
     pub versions: Vec<VersionChange>,
     /// Compensations still pending (run `swh-deploy recover`).
     pub pending: Vec<PendingAction>,
-}
-
-fn fold<S: AsRef<str>>(hosts: impl IntoIterator<Item = S>) -> String {
-    let v: Vec<String> = hosts.into_iter().map(|h| h.as_ref().to_owned()).collect();
-    match NodeSet::from_names(&v) {
-        Ok(ns) => ns.to_string(),
-        Err(_) => v.join(","),
-    }
 }
 
 impl Summary {

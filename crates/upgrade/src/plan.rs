@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
-use swh_deploy_nodeset::NodeSet;
+use swh_deploy_nodeset::fold;
 use swh_deploy_site::{PackageName, Probe, Service, UnitName};
 
 /// The three upgrade modes of the runbook.
@@ -292,13 +292,6 @@ pub struct Plan {
     /// Steps on all targets after the batches, also run on failure and
     /// interruption, and by `recover` after a crash (the compensations).
     pub finish: Vec<Step>,
-}
-
-fn fold(hosts: &[String]) -> String {
-    match NodeSet::from_names(hosts) {
-        Ok(ns) => ns.to_string(),
-        Err(_) => hosts.join(","),
-    }
 }
 
 fn ms(d: Duration) -> u64 {

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use swh_deploy_fleet::{CancelToken, Transport};
 use swh_deploy_journal::{Journal, Liveness, NewRun, Outcome, RunId, RunStatus, StepStatus};
-use swh_deploy_nodeset::NodeSet;
+use swh_deploy_nodeset::fold;
 
 /// A compensation that could not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,12 +104,6 @@ impl RecoverReport {
         }
         out
     }
-}
-
-fn fold(hosts: &[String]) -> String {
-    NodeSet::from_names(hosts)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| hosts.join(","))
 }
 
 /// Runs the pending compensations of dead runs (all of them, or those of

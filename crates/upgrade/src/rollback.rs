@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use swh_deploy_fleet::{NoObserver, RunOptions, Status};
 use swh_deploy_journal::{Journal, LockError, NewRun, Outcome, RunId, RunStatus};
-use swh_deploy_nodeset::NodeSet;
+use swh_deploy_nodeset::fold;
 use swh_deploy_site::{DebianVersion, PackageName, Site};
 
 /// Package -> version, on one host.
@@ -50,12 +50,6 @@ pub struct Rollback {
     pub versions: BTreeMap<String, HostVersions>,
     /// Hosts of the run without recorded versions (left alone), folded.
     pub skipped: String,
-}
-
-fn fold(hosts: &[String]) -> String {
-    NodeSet::from_names(hosts)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| hosts.join(","))
 }
 
 /// The versions recorded by run `run` before it changed each host: the

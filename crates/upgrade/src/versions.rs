@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 use swh_deploy_fleet::{CancelToken, NoObserver, RunOptions, Status, Transport};
-use swh_deploy_nodeset::NodeSet;
+use swh_deploy_nodeset::fold;
 use swh_deploy_site::{DebianVersion, PackageName};
 
 /// Hosts on one version.
@@ -91,12 +91,6 @@ pub fn query(
         out.insert(r.host, v);
     }
     Ok(out)
-}
-
-fn fold(hosts: &[String]) -> String {
-    NodeSet::from_names(hosts)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| hosts.join(","))
 }
 
 /// Groups the answers of [`query`] for `hosts` by package and version.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use swh_deploy_journal::{Journal, Outcome, RunDetails};
-use swh_deploy_nodeset::NodeSet;
+use swh_deploy_nodeset::{fold, NodeSet};
 
 /// Show what was done, by whom, when.
 #[derive(Debug, Args)]
@@ -154,13 +154,6 @@ pub fn warn_pending_if_any(explicit: Option<&Path>) {
             let _ = warn_pending(&journal);
         }
     }
-}
-
-fn fold<'a>(hosts: impl Iterator<Item = &'a str>) -> String {
-    let names: Vec<&str> = hosts.collect();
-    NodeSet::from_names(&names)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| names.join(","))
 }
 
 fn render_details(d: &RunDetails, outputs: bool) -> String {
