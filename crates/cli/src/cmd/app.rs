@@ -2,15 +2,13 @@
 //! Kubernetes" (frozen requirements, dependent apps, image versions, image
 //! builds and pushes).
 
+use crate::error::{CliError, CmdResult, Exit};
+use crate::settings::{self, Env, Settings};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::process::ExitCode;
-use swh_deploy_apps::registry::Registry;
+use swh_deploy_apps::resolve;
 use swh_deploy_apps::version::today_utc;
-use swh_deploy_apps::{
-    check_python_version, AppsRepo, BuildOptions, Builder, FreezeOptions, Pin, PinChange,
-};
-use swh_deploy_journal::Recorder;
+use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions, Pin, PinChange};
 use swh_deploy_site::Site;
 
 /// The site file, if one is given (`--site`) or found (`SWH_DEPLOY_SITE`,
@@ -86,36 +84,9 @@ struct UvOpts {
 }
 
 impl UvOpts {
-    /// Applies the Python to freeze for: --python-version, else
-    /// $SWH_DEPLOY_PYTHON_VERSION, else the site file's `[apps]
-    /// python_version`, else the checkout's own (see
-    /// `AppsRepo::python_target`); and --python.
-    fn apply_python(&self, repo: AppsRepo, site: Option<&Site>) -> Result<AppsRepo, String> {
-        let version = self
-            .python_version
-            .clone()
-            .or_else(|| {
-                std::env::var("SWH_DEPLOY_PYTHON_VERSION")
-                    .ok()
-                    .filter(|v| !v.is_empty())
-            })
-            .or_else(|| {
-                site.and_then(|s| s.apps.as_ref())
-                    .and_then(|a| a.python_version.clone())
-            });
-        if version.is_none() && self.python.is_none() {
-            return Ok(repo);
-        }
-        let mut target = repo.python_target();
-        if let Some(v) = version {
-            check_python_version(&v).map_err(|e| e.to_string())?;
-            target.version = v;
-        }
-        target.interpreter = self.python.clone();
-        Ok(repo.with_python(target))
-    }
-
-    fn options(&self) -> FreezeOptions {
+    /// `uv pip compile`'s options: the uv program resolved in `settings`,
+    /// the index flags as they are.
+    fn options(&self, settings: &Settings) -> FreezeOptions {
         let mut index_args = Vec::new();
         if let Some(u) = &self.index_url {
             index_args.extend(["--index-url".to_string(), u.clone()]);
@@ -124,11 +95,7 @@ impl UvOpts {
             index_args.extend(["--extra-index-url".to_string(), u.clone()]);
         }
         FreezeOptions {
-            uv: self
-                .uv
-                .clone()
-                .or_else(|| std::env::var_os("SWH_DEPLOY_UV").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("uv")),
+            uv: settings.uv.clone(),
             index_args,
             upgrade: !self.no_upgrade,
         }
@@ -210,42 +177,6 @@ enum AppCommand {
     },
 }
 
-pub(crate) fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
-    arg.clone()
-        .or_else(|| std::env::var_os("SWH_DEPLOY_APPS_DIR").map(PathBuf::from))
-        .or_else(|| {
-            site.and_then(|s| s.apps.as_ref())
-                .map(|a| a.checkout.clone())
-        })
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn registry(opts: &RegistryOpts, site: Option<&Site>) -> Result<Registry, String> {
-    registry_from(opts.registry.clone(), site)
-}
-
-/// The registry: `explicit` (`--registry`), else `$SWH_DEPLOY_REGISTRY`,
-/// else the site file's `[registry]`. Used by `app` and `ship`.
-pub(crate) fn registry_from(
-    explicit: Option<String>,
-    site: Option<&Site>,
-) -> Result<Registry, String> {
-    let s = explicit
-        .or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok())
-        .or_else(|| {
-            site.and_then(|s| s.registry.as_ref()).map(|r| {
-                format!(
-                    "{}{}/{}",
-                    if r.insecure { "http://" } else { "" },
-                    r.host,
-                    r.prefix
-                )
-            })
-        })
-        .ok_or("no registry: pass --registry, set SWH_DEPLOY_REGISTRY or add [registry] to the site file")?;
-    Registry::parse(&s).map_err(|e| e.to_string())
-}
-
 fn print_pin_changes(changes: &[PinChange]) {
     for c in changes {
         match (&c.from, &c.to) {
@@ -257,27 +188,68 @@ fn print_pin_changes(changes: &[PinChange]) {
     }
 }
 
-/// Runs `swh-deploy app ...`.
-pub fn run(args: AppArgs) -> ExitCode {
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy app: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+/// The swh-apps checkout for `ship` (until it resolves it through
+/// [`Settings`]): `$SWH_DEPLOY_APPS_DIR`, else the site's.
+#[allow(dead_code)]
+pub(crate) fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
+    let explicit = arg
+        .clone()
+        .or_else(|| Env::process().path(settings::APPS_DIR));
+    resolve::apps_dir(explicit.as_deref(), site)
 }
 
-fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
-    let site = load_site(args.site.as_deref())?;
+/// The registry for `ship` (until it resolves it through [`Settings`]):
+/// `explicit` (`--registry`), else `$SWH_DEPLOY_REGISTRY`, else the site's.
+#[allow(dead_code)]
+pub(crate) fn registry_from(
+    explicit: Option<String>,
+    site: Option<&Site>,
+) -> Result<swh_deploy_apps::registry::Registry, String> {
+    let explicit = explicit.or_else(|| Env::process().string(settings::REGISTRY));
+    resolve::registry(explicit.as_deref(), site).map_err(|e| e.to_string())
+}
+
+fn apps_error(e: swh_deploy_apps::Error) -> CliError {
+    CliError::new(e.exit(), e.to_string())
+}
+
+/// Runs `swh-deploy app ...`.
+pub fn run(args: AppArgs) -> CmdResult {
+    run_inner(args).map_err(|e| e.in_command("app"))
+}
+
+fn run_inner(args: AppArgs) -> CmdResult {
+    let site = load_site(args.site.as_deref()).map_err(CliError::failed)?;
     let site = site.as_ref();
-    let mut repo = AppsRepo::open(&apps_dir(&args.apps_dir, site)).map_err(|e| e.to_string())?;
-    if let Some(a) = site.and_then(|s| s.apps.as_ref()) {
-        repo = repo.with_remote(&a.remote);
-    }
+    let env = Env::process();
+    let (registry, uv) = match &args.command {
+        AppCommand::NextVersion { registry, .. } => (Some(registry), None),
+        AppCommand::Freeze { uv, .. } => (None, Some(uv)),
+        AppCommand::Build { registry, uv, .. } => (Some(registry), Some(uv)),
+        _ => (None, None),
+    };
+    let settings = Settings::resolve(
+        &settings::Args {
+            apps_dir: args.apps_dir.clone(),
+            registry: registry.and_then(|r| r.registry.clone()),
+            python_version: uv.and_then(|u| u.python_version.clone()),
+            uv: uv.and_then(|u| u.uv.clone()),
+            ..settings::Args::default()
+        },
+        &env,
+        site,
+    );
+    let repo = AppsRepo::open(&settings.apps_dir)
+        .map_err(apps_error)?
+        .with_remote(&settings.apps_remote);
+    let with_python = |repo: AppsRepo, uv: &UvOpts| {
+        resolve::with_python(repo, settings.python_version.clone(), uv.python.clone())
+            .map_err(apps_error)
+    };
+    let registry = || resolve::registry(settings.registry.as_deref(), None).map_err(apps_error);
     match args.command {
         AppCommand::List => {
-            for a in repo.list().map_err(|e| e.to_string())? {
+            for a in repo.list().map_err(apps_error)? {
                 let state = match (a.kind, a.frozen) {
                     (swh_deploy_apps::AppKind::Python, false) => "\t(not frozen)",
                     _ => "",
@@ -291,20 +263,18 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             image,
         } => {
             if let Some(image) = image {
-                let deps = repo.image_dependents(&image).map_err(|e| e.to_string())?;
+                let deps = repo.image_dependents(&image).map_err(apps_error)?;
                 if deps.is_empty() {
                     eprintln!("swh-deploy app: no app builds FROM {image}");
                 }
                 for d in deps {
                     println!("{}\t{}\tFROM {}", d.app, d.image, d.from.join(","));
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
             let module = module.unwrap_or_default();
             let version = version.unwrap_or_default();
-            let found = repo
-                .dependents(&module, &version)
-                .map_err(|e| e.to_string())?;
+            let found = repo.dependents(&module, &version).map_err(apps_error)?;
             if found.dependents.is_empty() {
                 eprintln!(
                     "swh-deploy app: every app requiring {module} ({}) pins {version} already",
@@ -319,41 +289,24 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             }
         }
         AppCommand::NextVersion { app, registry: r } => {
-            let reg = registry(&r, site)?;
+            let reg = registry()?;
             let v = repo
                 .next_version(&app, today_utc(), Some(&reg), r.page_size)
-                .map_err(|e| e.to_string())?;
+                .map_err(apps_error)?;
             println!("{v}");
         }
         AppCommand::Freeze { app, uv, dry_run } => {
-            let mut rec = if dry_run {
-                None
-            } else {
-                let mut r = Recorder::start("app freeze", serde_json::json!({ "app": app }))
-                    .map_err(|e| e.to_string())?;
-                r.step(&format!("freeze apps/{app}/requirements-frozen.txt"), &app);
-                Some(r)
-            };
-            let repo = uv.apply_python(repo, site)?;
-            let result = repo.freeze(&app, &uv.options(), !dry_run);
-            if let Some(r) = rec.take() {
-                r.finish(result.is_ok());
-            }
-            let out = result.map_err(|e| e.to_string())?;
-            if !out.changed {
-                println!("apps/{app}/requirements-frozen.txt is up to date");
-            } else {
-                println!(
-                    "apps/{app}/requirements-frozen.txt{}: {} pin change(s)",
-                    if dry_run {
-                        " (dry run, not written)"
-                    } else {
-                        ""
-                    },
-                    out.changes.len()
-                );
-                print_pin_changes(&out.changes);
-            }
+            let repo = with_python(repo, &uv)?;
+            let opts = uv.options(&settings);
+            let out = swh_deploy_apps::journaled::freeze(
+                &repo,
+                &app,
+                &opts,
+                dry_run,
+                settings.journal.as_deref(),
+            )
+            .map_err(apps_error)?;
+            print_freeze(&app, &out, dry_run);
         }
         AppCommand::Build {
             app,
@@ -363,72 +316,83 @@ fn run_inner(args: AppArgs) -> Result<ExitCode, String> {
             uv,
             dry_run,
         } => {
-            let repo = uv.apply_python(repo, site)?;
+            let repo = with_python(repo, &uv)?;
             let opts = BuildOptions {
                 builder: match builder {
                     BuilderArg::Buildah => Builder::Buildah,
                     BuilderArg::Docker => Builder::Docker,
                     BuilderArg::Podman => Builder::Podman,
                 },
-                registry: registry(&r, site)?,
+                registry: registry()?,
                 push,
                 dry_run,
-                freeze: uv.options(),
+                freeze: uv.options(&settings),
                 page_size: r.page_size,
             };
-            let mut rec = if dry_run {
-                None
+            // The registry as the user gave it, for the journal.
+            let given = r
+                .registry
+                .clone()
+                .or_else(|| env.string(settings::REGISTRY));
+            let out = swh_deploy_apps::journaled::build(
+                &repo,
+                &app,
+                &opts,
+                given.as_deref(),
+                settings.journal.as_deref(),
+                &mut |s: &str| eprintln!("swh-deploy app build: {s}"),
+            )
+            .map_err(apps_error)?;
+            print_build(&out, dry_run);
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn print_freeze(app: &str, out: &swh_deploy_apps::FreezeOutcome, dry_run: bool) {
+    if !out.changed {
+        println!("apps/{app}/requirements-frozen.txt is up to date");
+        return;
+    }
+    println!(
+        "apps/{app}/requirements-frozen.txt{}: {} pin change(s)",
+        if dry_run {
+            " (dry run, not written)"
+        } else {
+            ""
+        },
+        out.changes.len()
+    );
+    print_pin_changes(&out.changes);
+}
+
+fn print_build(out: &swh_deploy_apps::BuildOutcome, dry_run: bool) {
+    if dry_run {
+        println!("plan for {}:{} (dry run):", out.image, out.version);
+        for (i, s) in out.steps.iter().enumerate() {
+            if s.command.is_empty() {
+                println!("  {}. {}", i + 1, s.what);
             } else {
-                Some(Recorder::start(
-                    "app build",
-                    serde_json::json!({
-                        "app": app,
-                        "push": push,
-                        "builder": opts.builder.program(),
-                        "registry": r.registry.clone().or_else(|| std::env::var("SWH_DEPLOY_REGISTRY").ok()),
-                    }),
-                ).map_err(|e| e.to_string())?)
-            };
-            let mut progress = |s: &str| {
-                eprintln!("swh-deploy app build: {s}");
-                if let Some(r) = rec.as_mut() {
-                    r.step(s, &app);
-                }
-            };
-            let result = repo.build(&app, today_utc(), &opts, &mut progress);
-            if let Some(r) = rec.take() {
-                r.finish(result.is_ok());
-            }
-            let out = result.map_err(|e| e.to_string())?;
-            if dry_run {
-                println!("plan for {}:{} (dry run):", out.image, out.version);
-                for (i, s) in out.steps.iter().enumerate() {
-                    if s.command.is_empty() {
-                        println!("  {}. {}", i + 1, s.what);
-                    } else {
-                        println!(
-                            "  {}. {}: {}",
-                            i + 1,
-                            s.what,
-                            super::quote_words(&s.command)
-                        );
-                    }
-                }
-                print_pin_changes(&out.pin_changes);
-            } else {
-                print_pin_changes(&out.pin_changes);
                 println!(
-                    "built {}:{}{}",
-                    out.image,
-                    out.version,
-                    if out.pushed {
-                        format!(", pushed with latest; tagged and pushed {}", out.tag)
-                    } else {
-                        " (not pushed: no tag, commit left local)".to_string()
-                    }
+                    "  {}. {}: {}",
+                    i + 1,
+                    s.what,
+                    super::quote_words(&s.command)
                 );
             }
         }
+        print_pin_changes(&out.pin_changes);
+    } else {
+        print_pin_changes(&out.pin_changes);
+        println!(
+            "built {}:{}{}",
+            out.image,
+            out.version,
+            if out.pushed {
+                format!(", pushed with latest; tagged and pushed {}", out.tag)
+            } else {
+                " (not pushed: no tag, commit left local)".to_string()
+            }
+        );
     }
-    Ok(ExitCode::SUCCESS)
 }
