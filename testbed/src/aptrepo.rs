@@ -46,7 +46,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +54,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, ensure, Context, Result};
 use md5::Md5;
 use sha2::{Digest, Sha256};
+
+use crate::util::write_atomic;
 
 /// Binary package standing for the storage RPC server.
 pub const STORAGE_PACKAGE: &str = "python3-swh.storage";
@@ -585,32 +586,4 @@ fn run(cmd: &mut Command) -> Result<Vec<u8>> {
         );
     }
     Ok(out.stdout)
-}
-
-/// Writes `data` to `path` atomically (temporary file in the same
-/// directory, fsync, rename) with `mode`.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .with_context(|| format!("{} has no parent directory", path.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
 }

@@ -32,8 +32,8 @@ use anyhow::{bail, ensure, Context, Result};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::aptrepo::write_atomic;
 pub use crate::http::{http_get, HttpResponse};
+use crate::util::write_atomic;
 
 /// How long a component may take to answer after its process started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);

@@ -77,27 +77,14 @@ pub(crate) fn cmd(program: impl AsRef<OsStr>) -> Command {
     c
 }
 
-/// Writes a file atomically (temp file in the same directory, fsync, rename)
-/// with the given mode.
+/// Writes a file atomically with the given mode, creating its directory
+/// if needed ([`swh_deploy_util::atomic_write_mode`]: temporary file in the
+/// same directory, fsync, rename).
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .with_context(|| format!("{} has no parent directory", path.display()))?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    swh_deploy_util::atomic_write_mode(path, contents, mode)?;
     Ok(())
 }
 

@@ -36,6 +36,7 @@
 //! hooks apply), run without a shell; HTTP is `ureq` with rustls and bounded
 //! timeouts.
 
+pub mod journaled;
 pub mod publish;
 pub mod tag;
 pub mod version;
@@ -98,6 +99,16 @@ pub enum Error {
         /// git's error.
         detail: String,
     },
+    /// A value given by a flag (or its fallbacks) is unusable: the flag
+    /// and why.
+    #[error("{0}: {1}")]
+    Flag(&'static str, Box<Error>),
+    /// No channel to wait on was given anywhere.
+    #[error("nothing to wait on: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL, or [release] index_url / apt_url in the site file)")]
+    NoChannel,
+    /// The journal could not record the run.
+    #[error(transparent)]
+    Journal(#[from] swh_deploy_journal::JournalError),
     /// A URL given for a channel is unusable.
     #[error("invalid URL {url:?}: {why}")]
     InvalidUrl {

@@ -1,22 +1,19 @@
 //! `swh-deploy release`: the runbook's first steps, "Tag and push" (`release
 //! tag`) and "Publish artifacts" (`release wait`, the gate "nothing is
-//! deployed before it is published"). The logic is in the
-//! `swh_deploy_release` crate; this module parses flags, journals the run
-//! and renders the result.
+//! deployed before it is published"). The logic (and the
+//! journaling) is in the `swh_deploy_release` crate; this module parses
+//! flags, resolves the settings and renders the result.
 
+use crate::error::{CliError, CmdResult, Exit};
+use crate::settings::{self, Env, Settings};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use swh_deploy_release::publish::{self, Channel, Checker, WaitOutcome};
+use swh_deploy_release::journaled::{self, ChannelSources};
+use swh_deploy_release::publish::{self, Channel};
 use swh_deploy_release::tag::{self, TagOptions, TagPlan, TagState};
 use swh_deploy_release::{Module, ReleaseVersion};
-
-use super::app::load_site;
-use swh_deploy_journal::Recorder;
-
-/// Exit code of a gate not reached before `--timeout` (see `exit-codes`).
-const EXIT_TIMEOUT: u8 = 6;
+use swh_deploy_site::Site;
 
 /// Arguments of `swh-deploy release`.
 #[derive(Debug, Args)]
@@ -108,22 +105,21 @@ pub struct WaitArgs {
 }
 
 /// Runs `swh-deploy release ...`.
-pub fn run(args: ReleaseArgs) -> ExitCode {
+pub fn run(args: ReleaseArgs) -> CmdResult {
     let (name, result) = match args.command {
         ReleaseCommand::Tag(a) => ("tag", run_tag(&a)),
         ReleaseCommand::Wait(a) => ("wait", run_wait(&a)),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy release {name}: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    result.map_err(|e| e.in_command(format!("release {name}")))
 }
 
-fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
-    let version = ReleaseVersion::parse(&args.version).map_err(|e| e.to_string())?;
+/// `e` (a library error) as a failure.
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::failed(e.to_string())
+}
+
+fn run_tag(args: &TagArgs) -> CmdResult {
+    let version = ReleaseVersion::parse(&args.version).map_err(failed)?;
     let opts = TagOptions {
         repo: args.repo.clone(),
         remote: args.remote.clone(),
@@ -137,13 +133,23 @@ fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
         message: args.message.clone(),
         push: !args.no_push,
     };
-    let plan = tag::plan(&version, &opts).map_err(|e| e.to_string())?;
+    let plan = tag::plan(&version, &opts).map_err(failed)?;
     print_plan(&plan);
     if args.dry_run {
         println!("dry run: nothing done");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
-    execute_tag(&plan)?;
+    journaled::execute_tag(&plan, &mut |step| {
+        if step.kind == tag::StepKind::Tag {
+            println!(
+                "tagged {} on {}{}",
+                plan.tag,
+                &plan.commit[..plan.commit.len().min(12)],
+                if plan.sign { " (signed)" } else { "" }
+            );
+        }
+    })
+    .map_err(failed)?;
     if plan.steps.iter().any(|s| s.kind == tag::StepKind::Push) {
         println!(
             "pushed {} to {} ({})",
@@ -163,7 +169,7 @@ fn run_tag(args: &TagArgs) -> Result<ExitCode, String> {
             plan.tag
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn print_plan(plan: &TagPlan) {
@@ -195,123 +201,70 @@ fn print_plan(plan: &TagPlan) {
     }
 }
 
-/// Runs a checked plan step by step, journaled as a `release tag` run
-/// (one step per git command). Used by `release tag` and by commands
-/// chaining a release (ship).
-pub(crate) fn execute_tag(plan: &TagPlan) -> Result<(), String> {
-    let mut rec = Recorder::start(
-        "release tag",
-        serde_json::json!({
-            "version": plan.version.to_string(),
-            "tag": plan.tag,
-            "repo": plan.repo,
-            "remote": plan.remote,
-            "commit": plan.commit,
-            "sign": plan.sign,
-            "push_only": plan.state == TagState::PushOnly,
-            "commands": plan.steps.iter().map(|s| plan.command_line(s)).collect::<Vec<_>>(),
-        }),
-    )
-    .map_err(|e| e.to_string())?
-    .with_kind("release");
-    for step in &plan.steps {
-        let target = match step.kind {
-            tag::StepKind::Tag => plan.tag.clone(),
-            tag::StepKind::Push => format!("{} {}", plan.remote, plan.tag),
-        };
-        rec.step(step.kind.as_str(), &target);
-        if let Err(e) = tag::run_step(plan, step) {
-            rec.finish(false);
-            return Err(e.to_string());
-        }
-        if step.kind == tag::StepKind::Tag {
-            println!(
-                "tagged {} on {}{}",
-                plan.tag,
-                &plan.commit[..plan.commit.len().min(12)],
-                if plan.sign { " (signed)" } else { "" }
-            );
-        }
-    }
-    rec.finish(true);
-    Ok(())
+fn duration(flag: &str, text: &str) -> Result<Duration, CliError> {
+    swh_deploy_util::duration::parse(text)
+        .map_err(|e| CliError::from(e).context(format!("--{flag}: ")))
 }
 
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// The site file given or found, if any (a release needs none); one found
+/// but invalid is an error.
+fn site_if_any(explicit: Option<&Path>) -> Result<Option<Site>, CliError> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match swh_deploy_site::find_site_file(None) {
+            Ok(p) => p,
+            Err(_) => return Ok(None),
+        },
+    };
+    Site::load(&path).map(Some).map_err(failed)
 }
 
-fn duration(flag: &str, text: &str) -> Result<Duration, String> {
-    swh_deploy_site::parse_duration(text).map_err(|e| format!("--{flag}: {e}"))
+/// The channels of `release wait`: each of `--pypi`, `--apt`, `--suite`,
+/// else its environment variable, else the site file's `[release]`.
+fn channels(args: &WaitArgs) -> Result<Vec<Channel>, CliError> {
+    let site = site_if_any(args.site.as_deref())?;
+    let flags = settings::Args {
+        site: args.site.clone(),
+        index_url: args.pypi.clone(),
+        apt_url: args.apt.clone(),
+        apt_suite: args.suite.clone(),
+        ..settings::Args::default()
+    };
+    let s = Settings::resolve(&flags, &Env::process(), site.as_ref());
+    let given = ChannelSources {
+        pypi: s.index_url,
+        apt: s.apt_url,
+        suite: s.apt_suite,
+    };
+    journaled::resolve_channels(&[given], &args.arch).map_err(failed)
 }
 
-/// The channels of `release wait`: flags first, then the environment, then
-/// the site file's `[release]` section.
-fn channels(args: &WaitArgs) -> Result<Vec<Channel>, String> {
-    resolve_channels(
-        args.pypi.clone(),
-        args.apt.clone(),
-        args.suite.clone(),
-        &args.arch,
-        args.site.as_deref(),
-    )
-}
-
-/// Where to wait for a release: each of the package index, Debian
-/// repository and suite from the given value (a flag), else its
-/// environment variable (`SWH_DEPLOY_INDEX_URL`, `SWH_DEPLOY_APT_URL`,
-/// `SWH_DEPLOY_APT_SUITE`), else the site file's `[release]` section (`site`
-/// or the one found). At least one channel, else an error saying how to
-/// give one. Shared with commands chaining a release (ship).
-pub(crate) fn resolve_channels(
-    pypi: Option<String>,
-    apt: Option<String>,
-    suite: Option<String>,
-    arch: &str,
-    site: Option<&std::path::Path>,
-) -> Result<Vec<Channel>, String> {
-    let site = load_site(site)?.and_then(|s| s.release);
-    let from_site =
-        |f: fn(&swh_deploy_site::ReleaseOptions) -> Option<String>| site.as_ref().and_then(f);
-    let mut out = Vec::new();
-    if let Some(url) = pypi
-        .or_else(|| env_nonempty("SWH_DEPLOY_INDEX_URL"))
-        .or_else(|| from_site(|r| r.index_url.clone()))
-    {
-        out.push(Channel::pypi(&url).map_err(|e| format!("--pypi: {e}"))?);
-    }
-    if let Some(url) = apt
-        .or_else(|| env_nonempty("SWH_DEPLOY_APT_URL"))
-        .or_else(|| from_site(|r| r.apt_url.clone()))
-    {
-        let suite = suite
-            .or_else(|| env_nonempty("SWH_DEPLOY_APT_SUITE"))
-            .or_else(|| from_site(|r| r.apt_suite.clone()));
-        out.push(
-            Channel::apt(&url, suite.as_deref(), Some(arch)).map_err(|e| format!("--apt: {e}"))?,
-        );
-    }
-    if out.is_empty() {
-        return Err(
-            "nothing to wait on: give --pypi URL and/or --apt URL (or set SWH_DEPLOY_INDEX_URL / SWH_DEPLOY_APT_URL, or [release] index_url / apt_url in the site file)"
-                .to_string(),
-        );
-    }
-    Ok(out)
-}
-
-fn run_wait(args: &WaitArgs) -> Result<ExitCode, String> {
-    let module = Module::parse(&args.module).map_err(|e| e.to_string())?;
-    let version = ReleaseVersion::parse(&args.version).map_err(|e| e.to_string())?;
+fn run_wait(args: &WaitArgs) -> CmdResult {
+    let module = Module::parse(&args.module).map_err(failed)?;
+    let version = ReleaseVersion::parse(&args.version).map_err(failed)?;
     let timeout = duration("timeout", &args.timeout)?;
     let interval = duration("interval", &args.interval)?;
     if interval.is_zero() {
-        return Err("--interval: must be more than 0".to_string());
+        return Err(CliError::failed("--interval: must be more than 0"));
     }
     let channels = channels(args)?;
-    let outcome = wait_published(&module, &version, &channels, timeout, interval)?;
+    let outcome = journaled::wait_published(
+        &module,
+        &version,
+        &channels,
+        &publish::WaitPolicy::new(timeout, interval),
+        &mut |elapsed, cs| {
+            eprintln!(
+                "[{:>6.1}s] {module} {version} on {}: {}",
+                elapsed.as_secs_f64(),
+                cs.channel.describe(),
+                cs.status.describe()
+            );
+        },
+    )
+    .map_err(failed)?;
     if args.json {
-        let mut v = serde_json::to_value(&outcome).map_err(|e| e.to_string())?;
+        let mut v = serde_json::to_value(&outcome).map_err(failed)?;
         v["module"] = module.dotted().into();
         v["version"] = version.to_string().into();
         println!("{v}");
@@ -329,7 +282,7 @@ fn run_wait(args: &WaitArgs) -> Result<ExitCode, String> {
                 outcome.elapsed.as_secs_f64()
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(Exit::Success)
     } else {
         let missing: Vec<String> = outcome
             .channels
@@ -342,7 +295,7 @@ fn run_wait(args: &WaitArgs) -> Result<ExitCode, String> {
             args.timeout,
             missing.join("; ")
         );
-        Ok(ExitCode::from(EXIT_TIMEOUT))
+        Ok(Exit::Timeout)
     }
 }
 
@@ -351,47 +304,4 @@ fn evidence(s: &publish::Status) -> String {
         publish::Status::Published { evidence } => evidence.clone(),
         other => other.describe(),
     }
-}
-
-/// Waits until `module` `version` is published on every channel or
-/// `timeout` passes, printing progress (each change of a channel's status)
-/// on stderr; journaled as a `release wait` run (failed on timeout).
-pub(crate) fn wait_published(
-    module: &Module,
-    version: &ReleaseVersion,
-    channels: &[Channel],
-    timeout: Duration,
-    interval: Duration,
-) -> Result<WaitOutcome, String> {
-    let mut rec = Recorder::start(
-        "release wait",
-        serde_json::json!({
-            "module": module.dotted(),
-            "version": version.to_string(),
-            "channels": channels,
-            "timeout_s": timeout.as_secs_f64(),
-        }),
-    )
-    .map_err(|e| e.to_string())?
-    .with_kind("release");
-    let kinds: Vec<&str> = channels.iter().map(Channel::kind).collect();
-    rec.step("wait published", &kinds.join(","));
-    let checker = Checker::new(Duration::from_secs(20));
-    let outcome = publish::wait(
-        &checker,
-        channels,
-        module,
-        version,
-        &publish::WaitPolicy::new(timeout, interval),
-        &mut |elapsed, cs| {
-            eprintln!(
-                "[{:>6.1}s] {module} {version} on {}: {}",
-                elapsed.as_secs_f64(),
-                cs.channel.describe(),
-                cs.status.describe()
-            );
-        },
-    );
-    rec.finish(outcome.published);
-    Ok(outcome)
 }
