@@ -7,40 +7,12 @@
 //! its frozen requirements from the local package index during the build,
 //! all through `swh-deploy app build --push`. Build times are printed.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{git, sh, uv};
 use std::process::Command;
 use std::time::Instant;
 use swh_deploy_testbed::components::{PackageIndex, Registry};
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    sh(Command::new("git").arg("-C").arg(dir).args(args))
-        .trim()
-        .to_string()
-}
-
-fn uv() -> PathBuf {
-    let venv = std::env::var_os("SWH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let p = venv.join("bin/uv");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("uv")
-    }
-}
 
 const SWH_BASE: &str =
     "# swh-deploy test bed: the real swh-base builds FROM python:3.11-bookworm\n\
@@ -160,7 +132,7 @@ fn real_images_base_chain_and_frozen_requirements() {
 
     let registry = format!("{}/{prefix}", reg.url());
     let sd = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args(args)
             .args(["--apps-dir", work.to_str().unwrap()])
             .current_dir(&root)

@@ -6,43 +6,16 @@
 //! freezing for a Python version with uv, and git errors that say what was
 //! expected.
 
+mod common;
+
+use common::{git, out_err as text, sh, uv};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    sh(Command::new("git").arg("-C").arg(dir).args(args))
-        .trim()
-        .to_string()
-}
-
-fn uv() -> PathBuf {
-    let venv = std::env::var_os("SWH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let p = venv.join("bin/uv");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("uv")
-    }
-}
-
 /// `swh-deploy ARGS` with a private journal and uv cache, no site file.
 fn swh_deploy(root: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+    let mut c = Command::new(common::bin());
     c.args(args)
         .current_dir(root)
         .env("SWH_DEPLOY_JOURNAL", root.join("journal.sqlite"))
@@ -54,13 +27,6 @@ fn swh_deploy(root: &Path, args: &[&str]) -> Command {
         .env_remove("SWH_DEPLOY_REGISTRY")
         .env_remove("SWH_DEPLOY_PYTHON_VERSION");
     c
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[test]

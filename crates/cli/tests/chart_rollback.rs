@@ -3,73 +3,18 @@
 //! then the wait against the test bed's Kubernetes/Argo CD STAND-IN
 //! (`swh_deploy_testbed::kube`), whose applications follow the branches.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{logged, ArgoBed as Bed};
 use std::process::{Command, Output};
 use swh_deploy_journal::Journal;
-use swh_deploy_testbed::components::GitRemotes;
 use swh_deploy_testbed::grafana::GrafanaStandin;
-use swh_deploy_testbed::kube::{push_chart_version, KubeStandin, StandinOptions};
 
-const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
 const VALUES: &str = "values-swh-application-versions.yaml";
-
-struct Bed {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    remotes: GitRemotes,
-    standin: KubeStandin,
-}
 
 impl Bed {
     fn new() -> Bed {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
-        let standin = KubeStandin::start(StandinOptions::swh(&remotes.charts.path)).unwrap();
-        standin
-            .write_kubeconfig(
-                &root.join("kubeconfig"),
-                &["archive-staging-rke2", "archive-production-rke2"],
-            )
-            .unwrap();
-        let checkout = root.join("swh-charts");
-        let git = |args: &[&str]| {
-            let st = Command::new("git")
-                .arg("-C")
-                .arg(&root)
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(st.success(), "git {args:?}");
-        };
-        git(&["clone", "-q", &remotes.charts.url, "swh-charts"]);
-        for (k, v) in [
-            ("user.name", "Sysadmin"),
-            ("user.email", "sysadmin@example.invalid"),
-        ] {
-            git(&["-C", "swh-charts", "config", k, v]);
-        }
-        std::fs::write(
-            root.join("site.toml"),
-            format!(
-                "[site]\nname = \"chart-rollback-test\"\n\n\
-                 [environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
-                 argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
-                 [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
-                 argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n\n\
-                 [charts]\ncheckout = \"{}\"\n\n\
-                 [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
-                checkout.display(),
-                standin.url()
-            ),
-        )
-        .unwrap();
-        Bed {
-            _tmp: tmp,
-            root,
-            remotes,
-            standin,
-        }
+        Bed::start("chart-rollback-test")
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -77,38 +22,7 @@ impl Bed {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let o = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-            .args(args)
-            .envs(env.iter().copied())
-            .env_remove("SWH_DEPLOY_GRAFANA_URL")
-            .env("SWH_DEPLOY_SITE", self.root.join("site.toml"))
-            .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
-            .env("KUBECONFIG", self.root.join("kubeconfig"))
-            .env(TOKEN_VAR, self.standin.argocd_token())
-            .env_remove("SWH_DEPLOY_CHARTS_DIR")
-            .env_remove("ARGOCD_AUTH_TOKEN")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swh-deploy {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    fn push(&self, branch: &str, version: &str) -> String {
-        push_chart_version(
-            &self.remotes.charts.url,
-            &self.root.join("scratch"),
-            branch,
-            "swh_loader_git",
-            version,
-        )
-        .unwrap()
+        logged(args, self.command(args).envs(env.iter().copied()))
     }
 
     fn remote_git(&self, args: &[&str]) -> (bool, String) {
@@ -122,10 +36,6 @@ impl Bed {
             o.status.success(),
             String::from_utf8_lossy(&o.stdout).trim().to_string(),
         )
-    }
-
-    fn head(&self, branch: &str) -> String {
-        self.remote_git(&["rev-parse", branch]).1
     }
 
     fn loader_version(&self, rev: &str) -> String {

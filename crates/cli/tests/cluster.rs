@@ -4,110 +4,26 @@
 //! stand-in of the test suite) whose applications follow branches of real
 //! bare git remotes (`GitRemotes`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{code, out_err as text, ArgoBed as Bed, TOKEN_VAR};
+use std::path::Path;
 use std::process::{Command, Output};
 use swh_deploy_journal::Journal;
-use swh_deploy_testbed::components::GitRemotes;
-use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
-
-const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
-
-struct Bed {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    remotes: GitRemotes,
-    standin: KubeStandin,
-}
+use swh_deploy_testbed::kube::Faults;
 
 impl Bed {
     fn new() -> Bed {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
-        let standin = KubeStandin::start(StandinOptions::swh(&remotes.charts.path)).unwrap();
-        standin
-            .write_kubeconfig(
-                &root.join("kubeconfig"),
-                &["archive-staging-rke2", "archive-production-rke2"],
-            )
-            .unwrap();
-        let st = Command::new("git")
-            .arg("-C")
-            .arg(&root)
-            .args(["clone", "-q", &remotes.charts.url, "swh-charts"])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::fs::write(
-            root.join("site.toml"),
-            format!(
-                "[site]\nname = \"cluster-test\"\n\n\
-                 [environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
-                 argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
-                 [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
-                 argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n\n\
-                 [charts]\ncheckout = \"{}\"\n\n\
-                 [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
-                root.join("swh-charts").display(),
-                standin.url()
-            ),
-        )
-        .unwrap();
-        Bed {
-            _tmp: tmp,
-            root,
-            remotes,
-            standin,
-        }
+        Bed::start("cluster-test")
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
-        c.args(args)
-            .env("SWH_DEPLOY_SITE", self.root.join("site.toml"))
-            .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
-            .env("KUBECONFIG", self.root.join("kubeconfig"))
-            .env(TOKEN_VAR, self.standin.argocd_token())
-            .env_remove("SWH_DEPLOY_CHARTS_DIR")
-            .env_remove("ARGOCD_AUTH_TOKEN");
-        c
+        self.command(args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
-
-    fn push(&self, branch: &str, version: &str) -> String {
-        push_chart_version(
-            &self.remotes.charts.url,
-            &self.root.join("scratch"),
-            branch,
-            "swh_loader_git",
-            version,
-        )
-        .unwrap()
-    }
-
-    fn head(&self, branch: &str) -> String {
-        let o = Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.remotes.charts.path)
-            .args(["rev-parse", branch])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 fn journal_modes(root: &Path) -> Vec<(String, serde_json::Value)> {

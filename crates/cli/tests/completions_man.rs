@@ -3,19 +3,17 @@
 //! subcommand's option there (bash, zsh -n, fish); each man page is
 //! rendered by man-db / groff without a warning.
 
+mod common;
+
+use common::text;
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn swh_deploy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-        .args(args)
+    common::swh_deploy(args)
         .env_remove("SWH_DEPLOY_SITE")
         .output()
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The path of `tool`; panics with what to install when it is missing.

@@ -4,31 +4,24 @@
 //! pages and completions are checked; then removed with dpkg.
 //!
 //! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
-//! except under CI (CI=true) where it fails.
+//! a failure under CI (`common::skip`).
 
+mod common;
+
+use common::{need_root, text};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use swh_deploy_testbed::{Options, Testbed};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 #[test]
 fn the_debian_package_installs_and_runs_on_a_test_bed_host() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs root under CI"
-        );
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(root.join("scripts/build-deb"))
-        .args(["--binary", env!("CARGO_BIN_EXE_swh-deploy"), "--out"])
+        .args(["--binary", common::bin(), "--out"])
         .arg(dir.path())
         .output()
         .unwrap();

@@ -6,6 +6,8 @@
 //! No user or system git configuration is read (`GIT_CONFIG_GLOBAL` points
 //! at the fixture's empty file).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use swh_deploy_debian::testing::PackagingFixture;
@@ -33,7 +35,7 @@ impl Case {
     /// `swh-deploy debian --repo WORK ARGS` with the fixture's environment,
     /// a private journal and `envs`.
     fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut c = self.f.command(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = self.f.command(common::bin());
         c.arg("debian")
             .arg("--repo")
             .arg(&self.f.work)

@@ -3,19 +3,15 @@
 //! every check that can fail here fails first, each with its fix, then
 //! passes once the fix is applied; a bad site file is located.
 
+mod common;
+
+use common::{swh_deploy, text, venv};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use swh_deploy_journal::{Journal, NewRun};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn uv() -> PathBuf {
-    let venv = std::env::var_os("SWH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    venv.join("bin/uv")
+    venv().join("bin/uv")
 }
 
 fn sh(cmd: &mut Command) {
@@ -24,40 +20,26 @@ fn sh(cmd: &mut Command) {
 }
 
 fn doctor(dir: &Path, uv: &Path, args: &[&str]) -> (Output, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-        .arg("doctor")
-        .args(args)
-        .env("SWH_DEPLOY_SITE", dir.join("site.toml"))
-        .env("SWH_DEPLOY_JOURNAL", dir.join("journal.sqlite"))
-        .env("SWH_DEPLOY_UV", uv)
-        .env("HOME", dir.join("home"))
-        .env("KUBECONFIG", dir.join("kubeconfig"))
-        .env("REGISTRY_AUTH_FILE", dir.join("auth.json"))
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("SWH_DEPLOY_APPS_DIR")
-        .env_remove("SWH_DEPLOY_CHARTS_DIR")
-        .output()
-        .unwrap();
+    let command = |args: &[&str]| {
+        let mut c = swh_deploy(&["doctor"]);
+        c.args(args)
+            .env("SWH_DEPLOY_SITE", dir.join("site.toml"))
+            .env("SWH_DEPLOY_JOURNAL", dir.join("journal.sqlite"))
+            .env("SWH_DEPLOY_UV", uv)
+            .env("HOME", dir.join("home"))
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("REGISTRY_AUTH_FILE", dir.join("auth.json"))
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("SWH_DEPLOY_APPS_DIR")
+            .env_remove("SWH_DEPLOY_CHARTS_DIR");
+        c
+    };
+    let out = command(args).output().unwrap();
     let mut json_args = args.to_vec();
     json_args.push("--json");
-    let j = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-        .arg("doctor")
-        .args(&json_args)
-        .env("SWH_DEPLOY_SITE", dir.join("site.toml"))
-        .env("SWH_DEPLOY_JOURNAL", dir.join("journal.sqlite"))
-        .env("SWH_DEPLOY_UV", uv)
-        .env("HOME", dir.join("home"))
-        .env("KUBECONFIG", dir.join("kubeconfig"))
-        .env("REGISTRY_AUTH_FILE", dir.join("auth.json"))
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("SWH_DEPLOY_APPS_DIR")
-        .env_remove("SWH_DEPLOY_CHARTS_DIR")
-        .output()
-        .unwrap();
+    let j = command(&json_args).output().unwrap();
     assert_eq!(j.status.code(), out.status.code());
     (out, serde_json::from_slice(&j.stdout).unwrap())
 }
@@ -255,7 +237,7 @@ prefix = "swh"
     assert!(detail.contains("site.toml:2:"), "{detail}");
 
     // A journal that cannot be created.
-    let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
+    let out = Command::new(common::bin())
         .args(["doctor", "--site"])
         .arg(dir.join("site.toml"))
         .args(["--journal", "/proc/self/no/journal.sqlite"])

@@ -5,40 +5,13 @@
 //! remotes) to `chart bump` and `chart promote staging` / `production`, each
 //! run journaled.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{clone_as_sysadmin, git, sh, uv};
+use std::path::PathBuf;
 use std::process::Command;
 use swh_deploy_journal::{Journal, RunStatus};
 use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    sh(Command::new("git").arg("-C").arg(dir).args(args))
-        .trim()
-        .to_string()
-}
-
-fn uv() -> PathBuf {
-    let venv = std::env::var_os("SWH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let p = venv.join("bin/uv");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("uv")
-    }
-}
 
 struct Env {
     root: PathBuf,
@@ -50,7 +23,7 @@ impl Env {
     /// `swh-deploy ARGS` with private buildah storage, uv cache and journal.
     fn swh_deploy(&self, args: &[&str]) -> Command {
         let r = &self.root;
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args(args)
             .env("SWH_DEPLOY_JOURNAL", r.join("journal.sqlite"))
             .env("SWH_DEPLOY_SITE", r.join("site.toml"))
@@ -73,14 +46,7 @@ fn module_release_from_freeze_to_production() {
         (&remotes.apps.url, "swh-apps"),
         (&remotes.charts.url, "swh-charts"),
     ] {
-        sh(Command::new("git")
-            .args(["clone", "-q", url])
-            .arg(root.join(dir)));
-        git(&root.join(dir), &["config", "user.name", "Sysadmin"]);
-        git(
-            &root.join(dir),
-            &["config", "user.email", "sysadmin@example.invalid"],
-        );
+        clone_as_sysadmin(url, &root.join(dir));
     }
     // The checkouts and the registry come from the site file.
     std::fs::write(
@@ -278,11 +244,7 @@ impl Charts {
         let root = tmp.path().to_path_buf();
         let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
         let work = root.join("swh-charts");
-        sh(Command::new("git")
-            .args(["clone", "-q", &remotes.charts.url])
-            .arg(&work));
-        git(&work, &["config", "user.name", "Sysadmin"]);
-        git(&work, &["config", "user.email", "sysadmin@example.invalid"]);
+        clone_as_sysadmin(&remotes.charts.url, &work);
         std::fs::write(
             root.join("site.toml"),
             format!(
@@ -300,7 +262,7 @@ impl Charts {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args(args)
             .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
             .env("SWH_DEPLOY_SITE", self.root.join("site.toml"));

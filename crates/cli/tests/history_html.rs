@@ -4,19 +4,16 @@
 //! timeline row per host, bars per step, both batches marked, the versions
 //! before/after; a screenshot is taken. No network: the page is a file.
 //!
-//! Needs root (test bed) and chromium: skipped without root, except under
-//! CI (CI=true) where it fails; chromium missing is a failure.
+//! Needs root (test bed) and chromium: skipped without root, a failure
+//! under CI (`common::skip`); chromium missing is a failure.
 
+mod common;
+
+use common::{
+    install, need_root, site_head, storage_service, systemd_hosts, text, StaticBed, V10, V11,
+};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use swh_deploy_testbed::{Options, Testbed};
-
-const V10: &str = "1.0-1~swh1";
-const V11: &str = "1.1-1~swh1";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Headless chromium on `page` with a fresh profile; `extra` selects the
 /// output (`--dump-dom`, `--screenshot=...`).
@@ -44,90 +41,23 @@ fn chromium(profile: &Path, page: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn html_page_of_a_real_run_renders_one_row_per_host_in_chromium() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs root under CI"
-        );
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
-    let tb = Testbed::up(&Options {
-        hosts: 2,
-        systemd: true,
-        apt_repo: true,
-        apt_versions: vec![V10.into(), V11.into()],
-        ..Options::default()
-    })
-    .expect("test bed up");
-    let dir = tempfile::tempdir().unwrap();
-    let hosts: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
-    std::thread::scope(|s| {
-        for h in &hosts {
-            let tb = &tb;
-            s.spawn(move || {
-                let out = tb
-                    .ssh_command(
-                        h,
-                        &format!(
-                            "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                             python3-swh.storage={V10} >/dev/null 2>&1 && dpkg-query -W -f='${{Version}}' python3-swh.storage"
-                        ),
-                    )
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap();
-                assert_eq!(text(&out.stdout).trim(), V10, "installing 1.0 on {h}");
-            });
-        }
-    });
-    let site = dir.path().join("site.toml");
+    let tb = systemd_hosts(2, false);
+    let bed = StaticBed::new(tb);
+    let dir = &bed.dir;
+    install(
+        &bed.tb,
+        &[("host1", V10), ("host2", V10)],
+        &["python3-swh.storage"],
+    );
     std::fs::write(
-        &site,
-        format!(
-            r#"[site]
-default_environment = "staging"
-
-[ssh]
-config = "{cfg}"
-user = "root"
-connect_timeout = "3s"
-
-[environments.staging]
-
-[groups.rpc]
-environment = "staging"
-nodes = "host[1-2]"
-
-[services.storage]
-kind = "rpc"
-units = ["gunicorn-swh-storage"]
-packages = ["python3-swh.storage"]
-groups = ["rpc"]
-health = {{ check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "30s", interval = "500ms" }}
-"#,
-            cfg = tb.ssh_config_path().display()
-        ),
+        bed.site(),
+        site_head(None, &bed.tb, "host[1-2]", None) + &storage_service("30s"),
     )
     .unwrap();
-    let swh_deploy = |args: &[&str]| -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-            .args(args)
-            .env("SWH_DEPLOY_SITE", &site)
-            .env("SWH_DEPLOY_JOURNAL", dir.path().join("journal.sqlite"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swh-deploy {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        out
-    };
+    let swh_deploy = |args: &[&str]| bed.swh_deploy(args);
     let out = swh_deploy(&["upgrade", "--service", "storage", "--batch", "1,100%"]);
     assert_eq!(out.status.code(), Some(0));
 
@@ -146,7 +76,7 @@ health = {{ check = "http", port = 5002, path = "/", expect = "Software Heritage
     let dom = text(&out.stdout);
     // One row per host, in the DOM chromium built.
     assert_eq!(dom.matches("class=\"row host\"").count(), 2, "{dom}");
-    for h in &hosts {
+    for h in &bed.hosts {
         assert!(dom.contains(&format!("data-host=\"{h}\"")), "{h}: {dom}");
     }
     // The page's script ran (no script error) and counted the same rows.

@@ -4,29 +4,24 @@
 //! be identical, and so must the first line of standard error (program name
 //! aside).
 
+mod common;
+
+use common::{skip, venv};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn venv() -> PathBuf {
-    match std::env::var_os("SWH_DEPLOY_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
-    }
-}
-
 /// ClusterShell's `nodeset`, or `None` (skip) when it is not installed
-/// outside CI; under CI (`CI=true`) a missing ClusterShell is a failure.
+/// outside CI; under CI a missing ClusterShell is a failure (`common::skip`).
 fn clustershell_nodeset() -> Option<PathBuf> {
     let bin = venv().join("bin/nodeset");
     if bin.exists() {
         return Some(bin);
     }
-    let msg = format!("ClusterShell's nodeset not found at {}", bin.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (run scripts/install-deps)");
-    }
-    eprintln!("SKIPPED: {msg}");
+    skip::skip(&format!(
+        "ClusterShell's nodeset not found at {} (run scripts/install-deps)",
+        bin.display()
+    ));
     None
 }
 
@@ -125,7 +120,7 @@ fn cli_matches_clustershell_nodeset() {
     let Some(cs) = clustershell_nodeset() else {
         return;
     };
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let ours = PathBuf::from(common::bin());
     let dir = tempfile::tempdir().unwrap();
     let conf = write_config(dir.path());
     let conf_s = conf.to_string_lossy().to_string();
@@ -227,7 +222,7 @@ fn cli_matches_clustershell_nodeset() {
 
 #[test]
 fn parse_errors_point_at_the_position() {
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let ours = PathBuf::from(common::bin());
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(&ours)
         .args(["nodeset", "-f", "ok[1-2],n[5-3]"])
@@ -266,22 +261,20 @@ fn parse_errors_point_at_the_position() {
 fn clustershell_peer_suite_cli_nodeset() {
     let python = venv().join("bin/python");
     let tests = venv().join("peer/clustershell-1.10.1/tests");
-    if !python.exists() || !tests.join("CLINodesetTest.py").exists() {
-        let msg = format!(
-            "ClusterShell's test suite not found at {} (python {})",
+    if !skip::need(
+        python.exists() && tests.join("CLINodesetTest.py").exists(),
+        &format!(
+            "ClusterShell's test suite not found at {} (python {}; run scripts/install-deps)",
             tests.display(),
             python.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg} (run scripts/install-deps)");
-        }
-        eprintln!("SKIPPED: {msg}");
+        ),
+    ) {
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/nodeset_peer.py");
     let out = Command::new(&python)
         .arg(&script)
-        .env("SWH_DEPLOY", env!("CARGO_BIN_EXE_swh-deploy"))
+        .env("SWH_DEPLOY", common::bin())
         .env("CS_PEER_TESTS", &tests)
         .stdin(Stdio::null())
         .output()
@@ -336,7 +329,7 @@ fn option_parsing_matches_clustershell_optparse() {
     let Some(cs) = clustershell_nodeset() else {
         return;
     };
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let ours = PathBuf::from(common::bin());
     let dir = tempfile::tempdir().unwrap();
     let conf = write_config(dir.path());
     let conf_s = conf.to_string_lossy().to_string();
@@ -427,7 +420,7 @@ fn option_parsing_matches_clustershell_optparse() {
 /// and exit 1, never an abort.
 #[test]
 fn huge_node_sets_work_on_ranges_under_a_memory_limit() {
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let ours = PathBuf::from(common::bin());
     let cases: &[(&[&str], i32, &str)] = &[
         (&["-c", "x[1-999999999]"], 0, "999999999\n"),
         (
@@ -500,7 +493,7 @@ fn huge_node_sets_work_on_ranges_under_a_memory_limit() {
 /// refused with an error naming the file; standard tags (`!!str`) are fine.
 #[test]
 fn yaml_group_files_refuse_unsafe_tags() {
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let ours = PathBuf::from(common::bin());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("g")).unwrap();
     let conf = dir.path().join("groups.conf");
@@ -554,7 +547,7 @@ fn invalid_utf8_passes_through_as_bytes() {
     let Some(cs) = clustershell_nodeset() else {
         return;
     };
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_swh-deploy"));
+    let ours = PathBuf::from(common::bin());
     let dir = tempfile::tempdir().unwrap();
     let stdin: &[u8] = b"n\xff1 n\xff2 ok1\nn\xfe7 # c\xff\n";
     let raw = |args: &[&[u8]], prog: &Path, pre: &[&str]| {

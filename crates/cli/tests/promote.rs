@@ -5,27 +5,12 @@
 //! the registry does not have: a global `<app>_image_version` or a
 //! per-deployment `imageVersion` pin.
 
+mod common;
+
+use common::{clone_as_sysadmin, git, sh};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use swh_deploy_testbed::components::{write_oci_layout, GitRemotes, Registry};
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    sh(Command::new("git").arg("-C").arg(dir).args(args))
-        .trim()
-        .to_string()
-}
 
 /// A clone of the test bed's swh-charts remote whose image versions file
 /// names images of a loopback registry, on all three environment branches.
@@ -46,11 +31,7 @@ impl Bed {
         let remotes = GitRemotes::create(&root.join("remotes")).unwrap();
         let registry = Registry::start(&root.join("registry")).unwrap();
         let work = root.join("swh-charts");
-        sh(Command::new("git")
-            .args(["clone", "-q", &remotes.charts.url])
-            .arg(&work));
-        git(&work, &["config", "user.name", "Sysadmin"]);
-        git(&work, &["config", "user.email", "sysadmin@example.invalid"]);
+        clone_as_sysadmin(&remotes.charts.url, &work);
         let host = registry.host();
         std::fs::write(
             work.join("values-swh-application-versions.yaml"),
@@ -119,7 +100,7 @@ impl Bed {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args(args)
             .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
             .env("SWH_DEPLOY_SITE", self.root.join("site.toml"));

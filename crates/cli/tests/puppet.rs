@@ -6,70 +6,20 @@
 //! journal records each host's puppet outcome (exit code and output).
 //!
 //! Needs root (network namespaces, systemd-nspawn) and puppetserver
-//! (scripts/install-deps); fails under CI without them.
+//! (scripts/install-deps): skipped otherwise, a failure under CI
+//! (`common::skip`).
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{
+    loader_service, site_head, skip, storage_service, systemd_hosts, StaticBed as Bed, V10, V11,
+};
 use swh_deploy_journal::{Journal, Outcome, StepStatus};
-use swh_deploy_testbed::{puppet, Options, Testbed};
+use swh_deploy_testbed::puppet;
 
-const V10: &str = "1.0-1~swh1";
-const V11: &str = "1.1-1~swh1";
 const STORAGE_CONF: &str = "/etc/softwareheritage/storage/storage.yml";
 
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
-    let server = std::path::Path::new("/usr/share/puppetserver/puppetserver.jar").exists();
-    if root && server {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: this test needs root and puppetserver (scripts/install-deps)"
-    );
-    eprintln!("skipped: needs root and puppetserver");
-    false
-}
-
-struct Bed {
-    tb: Testbed,
-    dir: tempfile::TempDir,
-}
-
 impl Bed {
-    fn sh(&self, host: &str, cmd: &str) -> String {
-        let out = self
-            .tb
-            .ssh_command(host, cmd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.dir.path().join("journal.sqlite")
-    }
-
-    fn swh_deploy(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-            .args(args)
-            .env("SWH_DEPLOY_JOURNAL", self.journal())
-            .env("SWH_DEPLOY_SITE", self.dir.path().join("site.toml"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swh-deploy {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
     /// (host, exit code, output) of the puppet-agent step of `run`.
     fn puppet_results(&self, run: i64) -> Vec<(String, Option<i32>, String)> {
         let j = Journal::open(&self.journal()).unwrap();
@@ -96,53 +46,16 @@ impl Bed {
 
 #[test]
 fn config_change_mode_against_the_real_puppet_server() {
-    if !can_run() {
+    if !skip::need_root_and_puppetserver() {
         return;
     }
-    let tb = Testbed::up(&Options {
-        hosts: 2,
-        systemd: true,
-        apt_repo: true,
-        apt_versions: vec![V10.into(), V11.into()],
-        puppet: true,
-        ..Options::default()
-    })
-    .expect("test bed up");
-    let bed = Bed {
-        tb,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let tb = systemd_hosts(2, true);
+    let bed = Bed::new(tb);
     let site = format!(
-        r#"[site]
-name = "puppet-test"
-default_environment = "staging"
-
-[ssh]
-config = "{cfg}"
-user = "root"
-connect_timeout = "3s"
-
-[environments.staging]
-
-[groups.rpc]
-environment = "staging"
-nodes = "host[1-2]"
-
-[services.storage]
-kind = "rpc"
-units = ["gunicorn-swh-storage"]
-packages = ["python3-swh.storage"]
-groups = ["rpc"]
-health = {{ check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "30s", interval = "500ms" }}
-
-[services.loader-git]
-kind = "worker"
-units = ["swh-worker@loader_git"]
-packages = ["python3-swh.loader.git"]
-groups = ["rpc"]
-health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
-"#,
-        cfg = bed.tb.ssh_config_path().display()
+        "{}{}{}",
+        site_head(Some("puppet-test"), &bed.tb, "host[1-2]", None),
+        storage_service("30s"),
+        loader_service("30s")
     );
     std::fs::write(bed.dir.path().join("site.toml"), site).unwrap();
     // 1.0 on both hosts, then a first puppet run: the hosts follow the

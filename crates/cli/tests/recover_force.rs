@@ -4,30 +4,17 @@
 //! host is contacted (the runs hold locks, not compensations, or their
 //! compensations are left to them).
 
+mod common;
+
+// A live process unrelated to swh-deploy (killed on drop).
+use common::KillOnDrop as Unrelated;
+use common::{logged, text, with_journal};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use swh_deploy_journal::{process_start_time, Journal, NewRun, RunStatus};
 
 fn swh_deploy(args: &[&str], journal: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-        .args(args)
-        .env("SWH_DEPLOY_JOURNAL", journal)
-        .env_remove("SWH_DEPLOY_SITE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ swh-deploy {}\n-> {:?}\n{}{}",
-        args.join(" "),
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    logged(args, &mut with_journal(journal, args))
 }
 
 fn new_run(mode: &str) -> NewRun {
@@ -40,16 +27,6 @@ fn new_run(mode: &str) -> NewRun {
 
 fn hosts(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
-}
-
-/// A live process unrelated to swh-deploy (killed on drop).
-struct Unrelated(Child);
-
-impl Drop for Unrelated {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn site_file(dir: &Path) -> PathBuf {

@@ -9,35 +9,17 @@
 //! migration began, and the migration step is closed.
 //!
 //! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
-//! except under CI (`CI=true`), where it fails.
+//! a failure under CI (`common::skip`).
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{need_root, site_head, StaticBed as Bed};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use swh_deploy_journal::Journal;
 use swh_deploy_testbed::{Options, Testbed};
 
 const PUPPET_LOCK: &str = "/var/cache/puppet/state/agent_disabled.lock";
-
-/// True when the test can run; panics under CI when it cannot.
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "this test needs root, and CI runs as root"
-        );
-        eprintln!("skipped: needs root");
-    }
-    root
-}
-
-struct Bed {
-    tb: Testbed,
-    dir: tempfile::TempDir,
-    hosts: Vec<String>,
-}
 
 impl Bed {
     /// `n` systemd hosts; with `apt`, the local apt repository (the
@@ -55,63 +37,26 @@ impl Bed {
             ..Options::default()
         })
         .expect("test bed up");
-        let hosts: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
-        let dir = tempfile::tempdir().unwrap();
+        let bed = Bed::new(tb);
         let site = format!(
-            r#"[site]
-name = "recover-race-test"
-default_environment = "staging"
-
-[ssh]
-config = "{cfg}"
-user = "root"
-connect_timeout = "3s"
-fanout = 16
-
-[environments.staging]
-
-[groups.rpc]
-environment = "staging"
-nodes = "host[1-{n}]"
-
+            "{}{}",
+            site_head(
+                Some("recover-race-test"),
+                &bed.tb,
+                &format!("host[1-{n}]"),
+                Some(16)
+            ),
+            r#"
 [services.cron]
 kind = "worker"
 units = ["cron.service"]
 packages = ["cron"]
 groups = ["rpc"]
-health = {{ check = "systemd", deadline = "10s", interval = "500ms" }}
-"#,
-            cfg = tb.ssh_config_path().display()
+health = { check = "systemd", deadline = "10s", interval = "500ms" }
+"#
         );
-        std::fs::write(dir.path().join("site.toml"), site).unwrap();
-        Bed { tb, dir, hosts }
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.dir.path().join("journal.sqlite")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
-        c.args(args)
-            .env("SWH_DEPLOY_JOURNAL", self.journal())
-            .env("SWH_DEPLOY_SITE", self.dir.path().join("site.toml"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn swh_deploy(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn sh(&self, host: &str, cmd: &str) -> String {
-        let out = self
-            .tb
-            .ssh_command(host, cmd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        std::fs::write(bed.site(), site).unwrap();
+        bed
     }
 
     /// The newest long-standing run, once its step `name` has started.
@@ -194,7 +139,7 @@ impl Rng {
 
 #[test]
 fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() {
-    if !can_run() {
+    if !need_root() {
         return;
     }
     let bed = Bed::up(3, false);
@@ -325,7 +270,7 @@ fn kill_9_in_the_disable_phase_then_immediate_recover_leaves_no_host_disabled() 
 
 #[test]
 fn resume_after_a_kill_in_the_migration_records_decisions_and_closes_the_step() {
-    if !can_run() {
+    if !need_root() {
         return;
     }
     let bed = Bed::up(2, true);
@@ -415,7 +360,7 @@ fn resume_after_a_kill_in_the_migration_records_decisions_and_closes_the_step() 
 
 #[test]
 fn recover_does_not_count_an_enable_that_exited_0_on_a_host_still_disabled() {
-    if !can_run() {
+    if !need_root() {
         return;
     }
     let bed = Bed::up(1, false);

@@ -7,6 +7,9 @@
 //! configuration is kept out (`GIT_CONFIG_GLOBAL` is a file of the test,
 //! `GIT_CONFIG_NOSYSTEM`).
 
+mod common;
+
+use common::{code, text};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,7 +90,7 @@ impl Env {
     }
 
     fn swh_deploy(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args(args);
         self.isolate(&mut c);
         c.output().unwrap()
@@ -140,14 +143,6 @@ fn run_ok(c: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 #[test]
@@ -444,7 +439,7 @@ fn wait_for_the_index_with_progress_and_timeout() {
             std::thread::sleep(Duration::from_millis(2000));
             index.publish("swh.loader.git", "1.2.0", &[]).unwrap();
         });
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args([
             "release",
             "wait",
@@ -615,7 +610,7 @@ fn tag_gpgsign_config_asks_for_signing_and_a_failed_signature_creates_nothing() 
     )
     .unwrap();
     let before = env.snapshot();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+    let mut c = Command::new(common::bin());
     c.args(["release", "tag", "1.2.0", "--repo"]).arg(&env.work);
     env.isolate(&mut c);
     let out = c.env_remove("SSH_AUTH_SOCK").output().unwrap();
@@ -705,7 +700,7 @@ fn tag_signed_with_gpg_as_swh_does() {
         ),
     )
     .unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+    let mut c = Command::new(common::bin());
     c.args(["release", "tag", "v1.2.0", "--sign", "--repo"])
         .arg(&env.work);
     env.isolate(&mut c);

@@ -5,46 +5,19 @@
 //! checked ON the hosts (versions, restarted units) and in the journal.
 //!
 //! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
-//! and a failure under CI (CI=true).
+//! a failure under CI (`common::skip`).
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{
+    install, loader_service, logged, need_root, site_head, storage_service, systemd_hosts,
+    with_journal, StaticBed as Bed, V10, V11,
+};
+use std::process::Output;
 use swh_deploy_journal::{Journal, RunStatus};
 use swh_deploy_testbed::grafana::GrafanaStandin;
-use swh_deploy_testbed::{Options, Testbed};
-
-const V10: &str = "1.0-1~swh1";
-const V11: &str = "1.1-1~swh1";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-struct Bed {
-    tb: Testbed,
-    dir: tempfile::TempDir,
-}
 
 impl Bed {
-    fn site(&self) -> PathBuf {
-        self.dir.path().join("site.toml")
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.dir.path().join("journal.sqlite")
-    }
-
-    fn sh(&self, host: &str, cmd: &str) -> String {
-        let out = self
-            .tb
-            .ssh_command(host, cmd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
     fn versions(&self, host: &str) -> String {
         self.sh(
             host,
@@ -52,102 +25,32 @@ impl Bed {
         )
     }
 
-    fn main_pids(&self, host: &str) -> String {
-        self.sh(
-            host,
-            "systemctl show -p MainPID --value gunicorn-swh-storage swh-worker@loader_git | tr '\\n' ' '",
-        )
-    }
-
-    fn swh_deploy(&self, args: &[&str]) -> Output {
-        self.swh_deploy_env(args, &[])
-    }
-
     fn swh_deploy_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-            .args(args)
-            .env_remove("SWH_DEPLOY_GRAFANA_URL")
-            .envs(env.iter().copied())
-            .env("SWH_DEPLOY_JOURNAL", self.journal())
-            .env("SWH_DEPLOY_SITE", self.site())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swh-deploy {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        logged(args, self.command(args).envs(env.iter().copied()))
     }
 }
 
 #[test]
 fn upgrade_then_rollback_refused_without_the_old_version_then_done() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs root (network namespaces, systemd-nspawn)"
-        );
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
-    let tb = Testbed::up(&Options {
-        hosts: 2,
-        systemd: true,
-        apt_repo: true,
-        apt_versions: vec![V10.into(), V11.into()],
-        ..Options::default()
-    })
-    .expect("test bed up");
-    let bed = Bed {
-        tb,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let tb = systemd_hosts(2, false);
+    let bed = Bed::new(tb);
     let site = format!(
-        r#"[site]
-name = "rollback-static-test"
-default_environment = "staging"
-
-[ssh]
-config = "{cfg}"
-user = "root"
-connect_timeout = "3s"
-
-[environments.staging]
-
-[groups.rpc]
-environment = "staging"
-nodes = "host[1-2]"
-
-[services.storage]
-kind = "rpc"
-units = ["gunicorn-swh-storage"]
-packages = ["python3-swh.storage"]
-groups = ["rpc"]
-health = {{ check = "http", port = 5002, path = "/", expect = "Software Heritage storage server", timeout = "2s", deadline = "30s", interval = "500ms" }}
-
-[services.loader-git]
-kind = "worker"
-units = ["swh-worker@loader_git"]
-packages = ["python3-swh.loader.git"]
-groups = ["rpc"]
-health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
-"#,
-        cfg = bed.tb.ssh_config_path().display()
+        "{}{}{}",
+        site_head(Some("rollback-static-test"), &bed.tb, "host[1-2]", None),
+        storage_service("30s"),
+        loader_service("30s")
     );
     std::fs::write(bed.site(), site).unwrap();
     let hosts = ["host1", "host2"];
+    install(
+        &bed.tb,
+        &[("host1", V10), ("host2", V10)],
+        &["python3-swh.storage", "python3-swh.loader.git"],
+    );
     for h in hosts {
-        bed.sh(
-            h,
-            &format!(
-                "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                 python3-swh.storage={V10} python3-swh.loader.git={V10} >/dev/null 2>&1"
-            ),
-        );
         assert_eq!(bed.versions(h), format!("{V10} {V10}"), "1.0 on {h}");
     }
 
@@ -270,15 +173,7 @@ health = {{ check = "systemd", deadline = "30s", interval = "500ms" }}
 fn rollback_refuses_an_unknown_run_and_a_run_that_is_not_an_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.sqlite");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-            .args(args)
-            .env("SWH_DEPLOY_JOURNAL", &journal)
-            .env_remove("SWH_DEPLOY_SITE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| with_journal(&journal, args).output().unwrap();
     let o = run(&["rollback", "7"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);

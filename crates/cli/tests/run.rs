@@ -2,20 +2,16 @@
 //! (exec worker and real ssh on the test bed's loopback fleet), exit codes,
 //! timeouts, JSON, output directories and Ctrl-C.
 
+mod common;
+
+use common::{bin, skip, venv};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use swh_deploy_testbed::{Options, Testbed};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_swh-deploy")
-}
-
 fn clush() -> PathBuf {
-    let venv = std::env::var_os("SWH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let c = venv.join("bin/clush");
+    let c = venv().join("bin/clush");
     assert!(
         c.exists(),
         "{} missing: run scripts/install-deps",
@@ -620,14 +616,8 @@ fn clustershell_peer_suite_cli_clush() {
         "{} missing: run scripts/install-deps",
         sdist.display()
     );
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        // The private sshd logs in as root, in a private mount namespace.
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the clush peer suite needs root"
-        );
-        eprintln!("SKIPPED: the clush peer suite needs root");
+    // The private sshd logs in as root, in a private mount namespace.
+    if !skip::need_root("the clush peer suite's private sshd logs in as root") {
         return;
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peer/clush_peer.py");

@@ -5,6 +5,12 @@
 //! following the swh-charts remote. The static side runs on 2 systemd hosts
 //! with the test bed's apt repository (one test, root only).
 
+mod common;
+
+use common::{
+    code, install, need_root, out_err as text, systemd_hosts, uv, SWH_ENVIRONMENTS, TOKEN_VAR, V10,
+    V11,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -12,25 +18,7 @@ use swh_deploy_journal::{Journal, RunStatus, StepStatus};
 use swh_deploy_testbed::components::{http_get, GitRemotes, PackageIndex, Registry};
 use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
 
-const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
 const DEPS: &[&str] = &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"];
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn uv() -> PathBuf {
-    let venv = std::env::var_os("SWH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let p = venv.join("bin/uv");
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("uv")
-    }
-}
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let o = Command::new("git")
@@ -47,17 +35,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 /// The elastic path's components, checkouts and site file in a temporary
@@ -106,10 +83,7 @@ impl Bed {
                 "[site]\nname = \"ship-test\"\n\n\
                  [apps]\ncheckout = \"{}\"\n\n[charts]\ncheckout = \"{}\"\n\n\
                  [registry]\nhost = \"{}\"\nprefix = \"swh/infra/swh-apps\"\ninsecure = true\n\n\
-                 [environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
-                 argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
-                 [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
-                 argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n\n\
+                 {SWH_ENVIRONMENTS}\n\
                  [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n{extra_site}",
                 root.join("swh-apps").display(),
                 root.join("swh-charts").display(),
@@ -131,7 +105,7 @@ impl Bed {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let r = &self.root;
-        let mut c = Command::new(env!("CARGO_BIN_EXE_swh-deploy"));
+        let mut c = Command::new(common::bin());
         c.args(args)
             .env("SWH_DEPLOY_JOURNAL", r.join("journal.sqlite"))
             .env("SWH_DEPLOY_SITE", r.join("site.toml"))
@@ -613,20 +587,10 @@ fn degraded_staging_stops_before_production_and_a_rerun_continues() {
 /// the apps, the chart and Argo CD; a re-run finds everything done.
 #[test]
 fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
-    const V10: &str = "1.0-1~swh1";
-    const V11: &str = "1.1-1~swh1";
-    let tb = swh_deploy_testbed::Testbed::up(&swh_deploy_testbed::Options {
-        hosts: 2,
-        systemd: true,
-        apt_repo: true,
-        apt_versions: vec![V10.into(), V11.into()],
-        ..swh_deploy_testbed::Options::default()
-    })
-    .expect("test bed up");
+    let tb = systemd_hosts(2, false);
     let hosts: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
     let sh = |host: &str, cmd: &str| -> String {
         let o = tb
@@ -636,22 +600,12 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
             .unwrap();
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
-    std::thread::scope(|s| {
-        for h in &hosts {
-            let sh = &sh;
-            s.spawn(move || {
-                let v = sh(
-                    h,
-                    &format!(
-                        "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                         python3-swh.storage={V10} python3-swh.loader.git={V10} >/dev/null 2>&1 && \
-                         dpkg-query -W -f='${{Version}}' python3-swh.loader.git"
-                    ),
-                );
-                assert_eq!(v, V10, "installing 1.0 on {h}");
-            });
-        }
-    });
+    let at_v10: Vec<(&str, &str)> = hosts.iter().map(|h| (h.as_str(), V10)).collect();
+    install(
+        &tb,
+        &at_v10,
+        &["python3-swh.loader.git", "python3-swh.storage"],
+    );
     let bed = Bed::new(&format!(
         "\n[ssh]\nconfig = \"{}\"\nuser = \"root\"\nconnect_timeout = \"3s\"\nfanout = 16\n\n\
          [groups.stg]\nenvironment = \"staging\"\nnodes = \"{}\"\n\n\

@@ -3,36 +3,17 @@
 //! refused before anything is planned or journaled; first contact with a
 //! new host needs `--accept-new-host-keys`, which the journal records.
 
+mod common;
+
+use common::{bin, logged, text, with_journal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use swh_deploy_testbed::{Options, Testbed};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_swh-deploy")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// `swh-deploy ARGS` with a private journal path and no site from the
 /// environment.
 fn swh_deploy(journal: &Path, args: &[&str]) -> Output {
-    let out = Command::new(bin())
-        .args(args)
-        .env("SWH_DEPLOY_JOURNAL", journal)
-        .env_remove("SWH_DEPLOY_SITE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ swh-deploy {}\n-> {:?}\n{}{}",
-        args.join(" "),
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
+    logged(args, &mut with_journal(journal, args))
 }
 
 /// A site with one service on group `rpc` = `nodes`, plus `ssh` lines.

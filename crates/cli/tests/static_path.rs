@@ -2,8 +2,11 @@
 //! `upgrade --dry-run` (and its refusal without `--dry-run` when the hosts'
 //! ssh config is missing), `history`.
 
+mod common;
+
+use common::{text, with_journal};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 use swh_deploy_journal::{Journal, NewRun, Outcome, RunStatus, StepStatus};
 
@@ -30,16 +33,7 @@ impl Drop for TempDir {
 }
 
 fn swh_deploy(args: &[&str], journal: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-        .args(args)
-        .env("SWH_DEPLOY_JOURNAL", journal)
-        .env_remove("SWH_DEPLOY_SITE")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    with_journal(journal, args).output().unwrap()
 }
 
 #[test]

@@ -10,13 +10,13 @@
 mod common;
 
 use common::{
-    install, loader_service, need_root, site_head, storage_service, text, KillOnDrop as Guard,
-    StaticBed as Bed, V10, V11,
+    install, loader_service, need_root, site_head, storage_service, systemd_hosts, text,
+    KillOnDrop as Guard, StaticBed as Bed, V10, V11,
 };
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use swh_deploy_journal::{Journal, StepStatus};
-use swh_deploy_testbed::{puppet, Options, Testbed};
+use swh_deploy_testbed::puppet;
 
 const V12: &str = "1.2-1~swh1";
 const PUPPET_LOCK: &str = "/var/cache/puppet/state/agent_disabled.lock";
@@ -31,15 +31,7 @@ impl Bed {
     /// The same, with the hosts connected to the test bed's real Puppet
     /// server (pergamon) when `puppet` is set.
     fn up_with(n: usize, puppet: bool) -> Bed {
-        let tb = Testbed::up(&Options {
-            hosts: n,
-            systemd: true,
-            apt_repo: true,
-            apt_versions: vec![V10.into(), V11.into()],
-            puppet,
-            ..Options::default()
-        })
-        .expect("test bed up");
+        let tb = systemd_hosts(n, puppet);
         let bed = Bed::new(tb);
         bed.write_site("30s");
         // Install 1.0 on every host, in parallel.

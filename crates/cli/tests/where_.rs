@@ -4,23 +4,13 @@
 //! with image tags, a swh-charts bare remote with its three branches).
 //!
 //! Needs root (network namespaces, systemd-nspawn): skipped otherwise,
-//! except under CI (CI=true) where it fails.
+//! a failure under CI (`common::skip`).
 
+mod common;
+
+use common::{install, logged, need_root, site_head, swh_deploy, systemd_hosts, text, V10, V11};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use swh_deploy_testbed::{Options, Testbed};
-
-const V10: &str = "1.0-1~swh1";
-const V11: &str = "1.1-1~swh1";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -101,67 +91,26 @@ fn charts_checkout(remote: &Path, checkout: &Path) {
 
 #[test]
 fn where_shows_both_paths_and_exits_1_when_a_place_is_behind() {
-    if !is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs root under CI"
-        );
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
-    let tb = Testbed::up(&Options {
-        hosts: 3,
-        systemd: true,
-        apt_repo: true,
-        apt_versions: vec![V10.into(), V11.into()],
-        ..Options::default()
-    })
-    .expect("test bed up");
+    let tb = systemd_hosts(3, false);
     let dir = tempfile::tempdir().unwrap();
     let apps = dir.path().join("swh-apps");
     let charts = dir.path().join("swh-charts");
     apps_checkout(&apps);
     charts_checkout(&dir.path().join("charts.git"), &charts);
     // host1 runs 1.1, host2 1.0, host3 (no service needs it) nothing.
-    std::thread::scope(|s| {
-        for (h, v) in [("host1", V11), ("host2", V10)] {
-            let tb = &tb;
-            s.spawn(move || {
-                let out = tb
-                    .ssh_command(
-                        h,
-                        &format!(
-                            "apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
-                             apt-get install -y -q python3-swh.storage={v} >/dev/null 2>&1 && \
-                             dpkg-query -W -f='${{Version}}' python3-swh.storage"
-                        ),
-                    )
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap();
-                assert_eq!(text(&out.stdout).trim(), v, "installing {v} on {h}");
-            });
-        }
-    });
+    install(
+        &tb,
+        &[("host1", V11), ("host2", V10)],
+        &["python3-swh.storage"],
+    );
     let site = dir.path().join("site.toml");
     std::fs::write(
         &site,
         format!(
-            r#"[site]
-name = "where-test"
-default_environment = "staging"
-
-[ssh]
-config = "{cfg}"
-user = "root"
-connect_timeout = "3s"
-
-[environments.staging]
-
-[groups.rpc]
-environment = "staging"
-nodes = "host[1-2]"
-
+            r#"{head}
 [groups.other]
 environment = "staging"
 nodes = "host3"
@@ -178,30 +127,22 @@ checkout = "{apps}"
 [charts]
 checkout = "{charts}"
 "#,
-            cfg = tb.ssh_config_path().display(),
+            head = site_head(Some("where-test"), &tb, "host[1-2]", None),
             apps = apps.display(),
             charts = charts.display(),
         ),
     )
     .unwrap();
     let run = |args: &[&str]| -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_swh-deploy"))
-            .args(args)
-            .env("SWH_DEPLOY_SITE", &site)
-            .env("SWH_DEPLOY_JOURNAL", dir.path().join("journal.sqlite"))
-            .env_remove("SWH_DEPLOY_APPS_DIR")
-            .env_remove("SWH_DEPLOY_CHARTS_DIR")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swh-deploy {}\n-> {:?}\n{}{}",
-            args.join(" "),
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        out
+        logged(
+            args,
+            swh_deploy(args)
+                .env("SWH_DEPLOY_SITE", &site)
+                .env("SWH_DEPLOY_JOURNAL", dir.path().join("journal.sqlite"))
+                .env_remove("SWH_DEPLOY_APPS_DIR")
+                .env_remove("SWH_DEPLOY_CHARTS_DIR")
+                .stdin(Stdio::null()),
+        )
     };
 
     // No VERSION: where it runs; exit 0.

@@ -136,13 +136,31 @@ pub fn need_root() -> bool {
     skip::need_root("network namespaces, systemd-nspawn")
 }
 
+/// A test bed of `n` systemd hosts whose apt repository offers [`V10`] and
+/// [`V11`], connected to the test bed's Puppet server when `puppet` is set.
+pub fn systemd_hosts(n: usize, puppet: bool) -> Testbed {
+    Testbed::up(&swh_deploy_testbed::Options {
+        hosts: n,
+        systemd: true,
+        apt_repo: true,
+        apt_versions: vec![V10.into(), V11.into()],
+        puppet,
+        ..swh_deploy_testbed::Options::default()
+    })
+    .expect("test bed up")
+}
+
 /// The head of a site file for a test bed's hosts: `[site]` (named `name`
 /// when given, default environment staging), `[ssh]` through the test
 /// bed's ssh config as root (connect timeout 3 s, `fanout` when given),
 /// `[environments.staging]` and group `rpc` of `nodes` in it.
 pub fn site_head(name: Option<&str>, tb: &Testbed, nodes: &str, fanout: Option<u32>) -> String {
-    let name = name.map(|n| format!("name = \"{n}\"\n")).unwrap_or_default();
-    let fanout = fanout.map(|f| format!("fanout = {f}\n")).unwrap_or_default();
+    let name = name
+        .map(|n| format!("name = \"{n}\"\n"))
+        .unwrap_or_default();
+    let fanout = fanout
+        .map(|f| format!("fanout = {f}\n"))
+        .unwrap_or_default();
     format!(
         r#"[site]
 {name}default_environment = "staging"
@@ -284,5 +302,107 @@ impl StaticBed {
     /// Runs [`StaticBed::command`], [`logged`].
     pub fn swh_deploy(&self, args: &[&str]) -> Output {
         logged(args, &mut self.command(args))
+    }
+}
+
+/// The variable that the test site files name as Argo CD's token
+/// (`[argocd] token_env`).
+pub const TOKEN_VAR: &str = "SWH_DEPLOY_TEST_ARGOCD_TOKEN";
+
+/// SWH's two Kubernetes environments in a site file: kube contexts, chart
+/// branches, Argo CD applications and namespaces of staging and production
+/// (the Kubernetes/Argo CD stand-in's `StandinOptions::swh`).
+pub const SWH_ENVIRONMENTS: &str = "[environments.staging]\nkube_context = \"archive-staging-rke2\"\nchart_branch = \"staging\"\n\
+     argocd_application = \"archive-staging-rke2-swh\"\nnamespace = \"swh\"\n\n\
+     [environments.production]\nkube_context = \"archive-production-rke2\"\nchart_branch = \"production\"\n\
+     argocd_application = \"archive-production-rke2-swh-cassandra\"\nnamespace = \"swh-cassandra\"\n";
+
+/// The swh-charts bare remote, the Kubernetes/Argo CD stand-in following
+/// it, a kubeconfig of both environments' contexts, a clone `swh-charts`
+/// (committer Sysadmin) and a site file naming all of it, in a temporary
+/// directory; every process is stopped on drop.
+pub struct ArgoBed {
+    /// Removed on drop.
+    pub _tmp: tempfile::TempDir,
+    /// The temporary directory's path.
+    pub root: PathBuf,
+    /// The test bed's git remotes.
+    pub remotes: swh_deploy_testbed::components::GitRemotes,
+    /// The Kubernetes/Argo CD stand-in.
+    pub standin: swh_deploy_testbed::kube::KubeStandin,
+}
+
+impl ArgoBed {
+    /// The bed, its site file named `name`.
+    pub fn start(name: &str) -> ArgoBed {
+        use swh_deploy_testbed::kube::{KubeStandin, StandinOptions};
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let remotes =
+            swh_deploy_testbed::components::GitRemotes::create(&root.join("remotes")).unwrap();
+        let standin = KubeStandin::start(StandinOptions::swh(&remotes.charts.path)).unwrap();
+        standin
+            .write_kubeconfig(
+                &root.join("kubeconfig"),
+                &["archive-staging-rke2", "archive-production-rke2"],
+            )
+            .unwrap();
+        clone_as_sysadmin(&remotes.charts.url, &root.join("swh-charts"));
+        std::fs::write(
+            root.join("site.toml"),
+            format!(
+                "[site]\nname = \"{name}\"\n\n{SWH_ENVIRONMENTS}\n\
+                 [charts]\ncheckout = \"{}\"\n\n\
+                 [argocd]\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n",
+                root.join("swh-charts").display(),
+                standin.url()
+            ),
+        )
+        .unwrap();
+        ArgoBed {
+            _tmp: tmp,
+            root,
+            remotes,
+            standin,
+        }
+    }
+
+    /// `swh-deploy ARGS` with this bed's site file, journal, kubeconfig and
+    /// Argo CD token; no charts directory, Argo CD token or Grafana from the
+    /// caller's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = swh_deploy(args);
+        c.env("SWH_DEPLOY_SITE", self.root.join("site.toml"))
+            .env("SWH_DEPLOY_JOURNAL", self.root.join("journal.sqlite"))
+            .env("KUBECONFIG", self.root.join("kubeconfig"))
+            .env(TOKEN_VAR, self.standin.argocd_token())
+            .env_remove("SWH_DEPLOY_CHARTS_DIR")
+            .env_remove("ARGOCD_AUTH_TOKEN")
+            .env_remove("SWH_DEPLOY_GRAFANA_URL");
+        c
+    }
+
+    /// Pushes a commit setting swh_loader_git's image version to `version`
+    /// on `branch` of the swh-charts remote; its hash.
+    pub fn push(&self, branch: &str, version: &str) -> String {
+        swh_deploy_testbed::kube::push_chart_version(
+            &self.remotes.charts.url,
+            &self.root.join("scratch"),
+            branch,
+            "swh_loader_git",
+            version,
+        )
+        .unwrap()
+    }
+
+    /// The hash of `branch` on the swh-charts remote.
+    pub fn head(&self, branch: &str) -> String {
+        let o = Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.remotes.charts.path)
+            .args(["rev-parse", branch])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 }
