@@ -14,7 +14,7 @@
 use crate::{Error, ParseError};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use swh_deploy_site::DebianVersion;
+use crate::DebianVersion;
 
 /// The maintainer of an entry: `Name <email>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! reversible: [`dep14_version`] gives the version back.
 
 use crate::Error;
-use swh_deploy_site::DebianVersion;
+use crate::DebianVersion;
 
 /// The prefix of Debian release tags.
 pub const DEBIAN_TAG_PREFIX: &str = "debian/";

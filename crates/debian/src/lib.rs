@@ -19,7 +19,7 @@
 //!   (bpo10 buster, bpo11 bullseye, bpo12 bookworm). A packaging fix bumps N:
 //!   `1.1.0-1~swh1` -> `1.1.0-1~swh2`, `1.1.0-1~swh1~bpo12+1` ->
 //!   `1.1.0-1~swh2~bpo12+1`. An explicit version must be greater in dpkg's
-//!   order (the site crate's [`DebianVersion`]), and a version must match its
+//!   order ([`DebianVersion`], this crate's), and a version must match its
 //!   distribution (a `~bpo12` version goes to `bookworm-swh`).
 //! - **DEP-14 tags** ([`dep14`]): a release is tagged `debian/<version>`
 //!   with `~` -> `_`, `:` -> `%` and `.` before `.`/end/`lock` -> `.#`
@@ -39,11 +39,12 @@ pub mod changelog;
 pub mod dep14;
 pub mod repo;
 pub mod testing;
+mod version;
 
 pub use changelog::{next_version, rfc2822_now, Changelog, Entry, Maintainer, NewEntry};
 pub use dep14::{dep14_tag, dep14_upstream_tag, dep14_version};
 pub use repo::{is_backport_of, ChangelogPlan, ChangelogRequest, PackagingRepo, TagPlan, TagState};
-pub use swh_deploy_site::DebianVersion;
+pub use version::DebianVersion;
 
 use std::path::PathBuf;
 

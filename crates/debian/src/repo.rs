@@ -10,7 +10,7 @@ use crate::Error;
 use std::path::{Path, PathBuf};
 use swh_deploy_charts::atomic_write;
 use swh_deploy_charts::git::Git;
-use swh_deploy_site::DebianVersion;
+use crate::DebianVersion;
 
 /// The changelog's path inside the repository.
 pub const CHANGELOG: &str = "debian/changelog";

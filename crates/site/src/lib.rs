@@ -31,7 +31,7 @@ pub use groups::{bound_hosts, SiteGroups, MAX_HOSTS, SITE_SOURCE, TOO_MANY_HOSTS
 pub use hosts::{check_host_name, check_node_set_hosts, is_host_name};
 pub use raw::parse_duration;
 
-pub use names::{DebianVersion, NameError, PackageName, UnitName};
+pub use names::{NameError, PackageName, UnitName};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

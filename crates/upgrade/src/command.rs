@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use swh_deploy_site::{DebianVersion, PackageName, UnitName};
+use swh_deploy_debian::DebianVersion;
+use swh_deploy_site::{PackageName, UnitName};
 
 /// The `apt-get` options of the runbook's non-interactive upgrade: keep
 /// locally modified configuration files, take the default for the rest.

@@ -28,7 +28,8 @@ use std::time::Duration;
 use swh_deploy_fleet::{NoObserver, RunOptions, Status};
 use swh_deploy_journal::{Journal, LockError, NewRun, Outcome, RunId, RunStatus};
 use swh_deploy_nodeset::fold;
-use swh_deploy_site::{DebianVersion, PackageName, Site};
+use swh_deploy_debian::DebianVersion;
+use swh_deploy_site::{PackageName, Site};
 
 /// Package -> version, on one host.
 pub type HostVersions = BTreeMap<PackageName, DebianVersion>;
