@@ -15,13 +15,32 @@ use swh_deploy_site::Site;
 /// `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`). A site file that is
 /// found but invalid is an error; no site file at all is not (the elastic
 /// commands then need their paths from flags or the environment).
-pub(crate) fn load_site(explicit: Option<&std::path::Path>) -> Result<Option<Site>, String> {
+pub(crate) fn load_site(explicit: Option<&std::path::Path>) -> Result<Option<Site>, SiteFileError> {
     if let Some(p) = explicit {
-        return Site::load(p).map(Some).map_err(|e| e.to_string());
+        return Site::load(p).map(Some).map_err(SiteFileError);
     }
     match swh_deploy_site::find_site_file(None) {
-        Ok(path) => Site::load(&path).map(Some).map_err(|e| e.to_string()),
+        Ok(path) => Site::load(&path).map(Some).map_err(SiteFileError),
         Err(_) => Ok(None),
+    }
+}
+
+/// A site file that was found but cannot be loaded ([`load_site`]); a
+/// failure (exit 1) with the site crate's message (file:line:column).
+#[derive(Debug)]
+pub(crate) struct SiteFileError(pub(crate) swh_deploy_site::SiteError);
+
+impl From<SiteFileError> for CliError {
+    fn from(e: SiteFileError) -> Self {
+        CliError::failed(e.0.to_string())
+    }
+}
+
+/// The message, for the callers that still build it into their own
+/// error text (`CliError::failed`).
+impl From<SiteFileError> for String {
+    fn from(e: SiteFileError) -> Self {
+        e.0.to_string()
     }
 }
 
@@ -219,7 +238,7 @@ pub fn run(args: AppArgs) -> CmdResult {
 }
 
 fn run_inner(args: AppArgs) -> CmdResult {
-    let site = load_site(args.site.as_deref()).map_err(CliError::failed)?;
+    let site = load_site(args.site.as_deref())?;
     let site = site.as_ref();
     let env = Env::process();
     let (registry, uv) = match &args.command {
