@@ -55,14 +55,16 @@ pub(crate) fn expand_home(p: &str, home: Option<&Path>) -> PathBuf {
 
 pub(crate) fn ssh_identity(site: &Site, host: &HostSettings, first: Option<&str>) -> Check {
     const CHECK: &str = "ssh identity";
-    if host.ssh_agent {
-        let agent = Command::new("ssh-add")
-            .arg("-l")
-            .stdin(Stdio::null())
-            .output();
-        if agent.map(|o| o.status.success()).unwrap_or(false) {
-            return Check::ok(CHECK, "the ssh agent holds keys");
-        }
+    // ssh-add finds the agent as ssh does (`$SSH_AUTH_SOCK`); without
+    // one it fails and the key files are looked at.
+    let agent = Command::new("ssh-add")
+        .arg("-l")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if agent.map(|s| s.success()).unwrap_or(false) {
+        return Check::ok(CHECK, "the ssh agent holds keys");
     }
     let files: Vec<PathBuf> = match ssh_g(site, first.unwrap_or("localhost")) {
         Ok(kv) => kv

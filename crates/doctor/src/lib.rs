@@ -8,7 +8,8 @@
 //! it are not run. Then, from the site file:
 //!
 //! - `ssh identity`: keys in an ssh agent, else one of the identity files
-//!   `ssh -G` names for the site's first host;
+//!   `ssh -G` names for the site's first host (`ssh-add -l` asks the agent
+//!   `$SSH_AUTH_SOCK` names, as ssh would);
 //! - `known_hosts`: a host key for every host of the site's groups, looked
 //!   up as ssh would (`ssh -G`: HostKeyAlias/HostName, Port, the known_hosts
 //!   files; `ssh-keygen -F`);
@@ -83,8 +84,6 @@ pub struct HostSettings {
     pub apps_dir: Option<PathBuf>,
     /// `$SWH_DEPLOY_CHARTS_DIR`, which wins over the site's `[charts]`.
     pub charts_dir: Option<PathBuf>,
-    /// Whether an ssh agent is set (`$SSH_AUTH_SOCK`).
-    pub ssh_agent: bool,
     /// The home directory (`$HOME`), for `~/` in ssh's file names.
     pub home: Option<PathBuf>,
 }
