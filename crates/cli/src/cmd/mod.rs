@@ -144,3 +144,32 @@ fn done(outcome: impl Outcome) -> ExitCode {
 /// A command for display: words quoted for a POSIX shell when they need it
 /// (plans, `--dry-run`, "to continue, run ..." hints).
 pub(crate) use swh_deploy_util::quote_words;
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+
+    /// The first fenced block after `heading` in `text`.
+    fn block_after<'a>(text: &'a str, heading: &str) -> &'a str {
+        let at = text.find(heading).expect("heading");
+        let rest = &text[at..];
+        let start = rest.find("```\n").expect("a fenced block") + 4;
+        let len = rest[start..].find("```").expect("its end");
+        &rest[start..start + len]
+    }
+
+    #[test]
+    fn the_readme_table_is_what_exit_codes_prints() {
+        let readme = include_str!("../../../../README.md");
+        assert_eq!(block_after(readme, "## Exit codes"), Exit::table());
+    }
+
+    #[test]
+    fn the_architecture_doc_lists_every_exit_code() {
+        let doc = include_str!("../../../../docs/ARCHITECTURE.md");
+        for e in Exit::ALL {
+            let row = format!("| {} | `{:?}` |", e.code(), e);
+            assert!(doc.contains(&row), "docs/ARCHITECTURE.md lacks {row}");
+        }
+    }
+}
