@@ -31,9 +31,9 @@ pub enum GitError {
         command: String,
     },
     /// git ran and exited non-zero.
-    #[error("`{command}` in {} failed ({status}): {stderr}", dir.display())]
+    #[error("`{command}` failed ({status}): {stderr}")]
     Failed {
-        /// The command, as a user would type it.
+        /// The command as a user would type it, `git -C DIR ARGS`.
         command: String,
         /// The directory.
         dir: PathBuf,
@@ -162,8 +162,12 @@ impl Git {
                 command: Self::shown(args),
             });
         }
+        let mut words = vec!["git", "-C"];
+        let dir = self.dir.to_string_lossy();
+        words.push(&dir);
+        words.extend_from_slice(args);
         Err(GitError::Failed {
-            command: Self::shown(args),
+            command: crate::quote_words(&words),
             dir: self.dir.clone(),
             status: out.status,
             stderr,
@@ -287,7 +291,13 @@ mod tests {
         let git = init(work.path());
         let e = git.run(&["rev-parse", "--verify", "nope"]).unwrap_err();
         assert!(matches!(e, GitError::Failed { .. }), "{e:?}");
-        assert!(e.to_string().contains("`git rev-parse --verify nope`"), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "`git -C {} rev-parse --verify nope` failed (exit status: 128): fatal:",
+                work.path().display()
+            )),
+            "{e}"
+        );
         assert!(!git.succeeds(&["rev-parse", "--verify", "nope"]).unwrap());
     }
 }
