@@ -38,11 +38,6 @@ impl CliError {
         CliError::new(Exit::Failed, message)
     }
 
-    /// A usage error ([`Exit::Usage`]).
-    pub fn usage(message: impl Into<String>) -> Self {
-        CliError::new(Exit::Usage, message)
-    }
-
     /// Reports the error under subcommand `command` (`"cluster"`, `"release
     /// wait"`): `swh-deploy cluster: error: MESSAGE` instead of
     /// `swh-deploy: MESSAGE`.
@@ -72,15 +67,15 @@ impl CliError {
     /// `swh-deploy: MESSAGE` (the static path's).
     pub fn line(&self) -> String {
         match &self.command {
-            Some(c) => format!("swh-deploy {c}: error: {}", self.message),
-            None => format!("swh-deploy: {}", self.message),
+            Some(c) => format!("swh-deploy {c}: error: {}", self.message()),
+            None => format!("swh-deploy: {}", self.message()),
         }
     }
 
     /// Prints [`CliError::line`] on stderr and returns the exit code.
     pub fn report(&self) -> Exit {
         eprintln!("{}", self.line());
-        self.exit
+        self.exit()
     }
 }
 
@@ -152,7 +147,7 @@ mod tests {
         let e = CliError::from(d.clone()).context("--timeout: ");
         assert_eq!(e.message(), format!("--timeout: {d}"));
         assert_eq!(e.exit(), Exit::Failed);
-        let e = CliError::usage("unknown flag");
+        let e = CliError::new(Exit::Usage, "unknown flag");
         assert_eq!(e.exit(), Exit::Usage);
     }
 

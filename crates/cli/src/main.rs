@@ -7,9 +7,7 @@
 mod cmd;
 // The commands adopt the one error type and the resolved settings one at a
 // time (issue 15); until the last one has, parts of both are unused.
-#[allow(dead_code)]
 mod error;
-#[allow(dead_code)]
 mod settings;
 
 use clap::Parser;
