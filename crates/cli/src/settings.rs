@@ -221,7 +221,10 @@ impl Settings {
             apps_remote: apps::apps_remote(site),
             charts_dir: given(&args.charts_dir)
                 .or_else(|| env.path(CHARTS_DIR))
-                .or_else(|| site.and_then(|s| s.charts.as_ref()).map(|c| c.checkout.clone())),
+                .or_else(|| {
+                    site.and_then(|s| s.charts.as_ref())
+                        .map(|c| c.checkout.clone())
+                }),
             registry: apps::registry_text(registry.as_deref(), site),
             python_version: apps::python_version(python.as_deref(), site),
             uv: apps::uv_program(uv.as_deref()),
@@ -259,10 +262,18 @@ mod tests {
         };
         let got = Settings::resolve(&args, &env, Some(&s));
         assert_eq!(got.apps_dir, PathBuf::from("/env/apps"), "env over site");
-        assert_eq!(got.charts_dir, Some(PathBuf::from("/flag/charts")), "flag over site");
+        assert_eq!(
+            got.charts_dir,
+            Some(PathBuf::from("/flag/charts")),
+            "flag over site"
+        );
         assert_eq!(got.site_file, Some(PathBuf::from("/env/site.toml")));
         let got = Settings::resolve(&Args::default(), &Env::default(), Some(&s));
-        assert_eq!(got.apps_dir, PathBuf::from("/srv/apps"), "site over default");
+        assert_eq!(
+            got.apps_dir,
+            PathBuf::from("/srv/apps"),
+            "site over default"
+        );
         assert_eq!(got.charts_dir, Some(PathBuf::from("/srv/charts")));
         let got = Settings::resolve(&Args::default(), &Env::default(), None);
         assert_eq!(got.apps_dir, PathBuf::from("."));
@@ -275,7 +286,11 @@ mod tests {
     fn an_empty_variable_is_unset_for_every_variable() {
         let env = Env::from_pairs(ALL.iter().map(|n| (*n, "")));
         let got = Settings::resolve(&Args::default(), &env, None);
-        assert_eq!(got.uv, PathBuf::from("uv"), "SWH_DEPLOY_UV= means uv from PATH");
+        assert_eq!(
+            got.uv,
+            PathBuf::from("uv"),
+            "SWH_DEPLOY_UV= means uv from PATH"
+        );
         assert!(!got.no_color, "NO_COLOR= keeps colours");
         assert_eq!(got.gitlab_token, None);
         assert_eq!(got.journal, None);
@@ -296,7 +311,10 @@ mod tests {
         );
         let env = Env::from_pairs([(APT_SUITE, "trixie")]);
         let got = Settings::resolve(&Args::default(), &env, Some(&s));
-        assert_eq!(got.index_url.as_deref(), Some("https://pypi.example/simple/"));
+        assert_eq!(
+            got.index_url.as_deref(),
+            Some("https://pypi.example/simple/")
+        );
         assert_eq!(got.apt_suite.as_deref(), Some("trixie"));
         assert_eq!(got.apt_url, None);
     }

@@ -11,10 +11,10 @@
 //!
 //! ```
 
+use crate::DebianVersion;
 use crate::{Error, ParseError};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use crate::DebianVersion;
 
 /// The maintainer of an entry: `Name <email>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

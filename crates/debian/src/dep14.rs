@@ -11,8 +11,8 @@
 //! Debian versions contain none of `_`, `%`, `#`, so the mangling is
 //! reversible: [`dep14_version`] gives the version back.
 
-use crate::Error;
 use crate::DebianVersion;
+use crate::Error;
 
 /// The prefix of Debian release tags.
 pub const DEBIAN_TAG_PREFIX: &str = "debian/";

@@ -6,11 +6,11 @@ use crate::changelog::{
     Entry, Maintainer, NewEntry,
 };
 use crate::dep14::dep14_tag;
+use crate::DebianVersion;
 use crate::Error;
 use std::path::{Path, PathBuf};
 use swh_deploy_charts::atomic_write;
 use swh_deploy_charts::git::Git;
-use crate::DebianVersion;
 
 /// The changelog's path inside the repository.
 pub const CHANGELOG: &str = "debian/changelog";

@@ -307,5 +307,4 @@ mod tests {
             assert!(e.to_string().starts_with("invalid Debian package name"));
         }
     }
-
 }

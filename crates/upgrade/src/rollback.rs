@@ -25,10 +25,10 @@ use crate::execute::{self, stored_request, Context, ExecError, Summary, UpgradeR
 use crate::plan::{Action, Mode, Plan};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use swh_deploy_debian::DebianVersion;
 use swh_deploy_fleet::{NoObserver, RunOptions, Status};
 use swh_deploy_journal::{Journal, LockError, NewRun, Outcome, RunId, RunStatus};
 use swh_deploy_nodeset::fold;
-use swh_deploy_debian::DebianVersion;
 use swh_deploy_site::{PackageName, Site};
 
 /// Package -> version, on one host.

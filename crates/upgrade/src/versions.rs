@@ -12,9 +12,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
+use swh_deploy_debian::DebianVersion;
 use swh_deploy_fleet::{CancelToken, NoObserver, RunOptions, Status, Transport};
 use swh_deploy_nodeset::fold;
-use swh_deploy_debian::DebianVersion;
 use swh_deploy_site::PackageName;
 
 /// Hosts on one version.

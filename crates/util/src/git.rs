@@ -139,11 +139,13 @@ impl Git {
     }
 
     fn output(&self, args: &[&str]) -> Result<Output, GitError> {
-        self.command(args).output().map_err(|source| GitError::Spawn {
-            command: Self::shown(args),
-            dir: self.dir.clone(),
-            source,
-        })
+        self.command(args)
+            .output()
+            .map_err(|source| GitError::Spawn {
+                command: Self::shown(args),
+                dir: self.dir.clone(),
+                source,
+            })
     }
 
     /// Runs `git ARGS`; returns its stdout with the trailing newline
@@ -258,7 +260,9 @@ mod tests {
         assert_eq!(git.show_file("HEAD", "f").unwrap(), "one\n");
 
         let bare = tempfile::tempdir().unwrap();
-        Git::new(bare.path()).run(&["init", "-q", "--bare"]).unwrap();
+        Git::new(bare.path())
+            .run(&["init", "-q", "--bare"])
+            .unwrap();
         let remote = bare.path().to_str().unwrap();
         git.run(&["push", "-q", remote, "main", "v1.0"]).unwrap();
 

@@ -38,7 +38,13 @@ mod tests {
     #[test]
     fn plain_words_stay_bare() {
         assert_eq!(
-            quote_words(&["swh-deploy", "upgrade", "--batch=2", "web1,web2", "a/b:c@d+e%"]),
+            quote_words(&[
+                "swh-deploy",
+                "upgrade",
+                "--batch=2",
+                "web1,web2",
+                "a/b:c@d+e%"
+            ]),
             "swh-deploy upgrade --batch=2 web1,web2 a/b:c@d+e%"
         );
     }
