@@ -38,9 +38,12 @@ pub const APT_SUITE: &str = "SWH_DEPLOY_APT_SUITE";
 pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 /// Set and not empty: no colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+/// The user's runtime directory: `run --control-persist` keeps its ssh
+/// sockets there.
+pub const RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
 /// Every variable above, for documentation and `doctor`.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     SITE,
     JOURNAL,
     APPS_DIR,
@@ -53,6 +56,7 @@ pub const ALL: [&str; 12] = [
     APT_SUITE,
     GITLAB_TOKEN,
     NO_COLOR,
+    RUNTIME_DIR,
 ];
 
 /// A snapshot of environment variables (the process's, or a test's).

@@ -93,7 +93,7 @@ pub fn format(fmt: &str, arg: PyArg<'_>) -> Result<String, PyFmtError> {
         used = true;
         let body = match (conv, arg) {
             ('s', PyArg::Str(s)) => s.to_string(),
-            ('r' | 'a', PyArg::Str(s)) => super::optparse::py_repr(s),
+            ('r' | 'a', PyArg::Str(s)) => crate::optparse::py_repr(s),
             ('s' | 'r' | 'a', PyArg::Int(v)) => v.to_string(),
             (_, PyArg::Str(_)) => {
                 let kind = if matches!(conv, 'd' | 'i' | 'u') {
