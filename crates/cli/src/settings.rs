@@ -41,9 +41,12 @@ pub const NO_COLOR: &str = "NO_COLOR";
 /// The user's runtime directory: `run --control-persist` keeps its ssh
 /// sockets there.
 pub const RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// The user's home directory: `doctor` expands `~/` in the file names
+/// `ssh -G` prints.
+pub const HOME: &str = "HOME";
 
 /// Every variable above, for documentation and `doctor`.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     SITE,
     JOURNAL,
     APPS_DIR,
@@ -57,6 +60,7 @@ pub const ALL: [&str; 13] = [
     GITLAB_TOKEN,
     NO_COLOR,
     RUNTIME_DIR,
+    HOME,
 ];
 
 /// A snapshot of environment variables (the process's, or a test's).

@@ -207,27 +207,6 @@ fn print_pin_changes(changes: &[PinChange]) {
     }
 }
 
-/// The swh-apps checkout for `ship` (until it resolves it through
-/// [`Settings`]): `$SWH_DEPLOY_APPS_DIR`, else the site's.
-#[allow(dead_code)]
-pub(crate) fn apps_dir(arg: &Option<PathBuf>, site: Option<&Site>) -> PathBuf {
-    let explicit = arg
-        .clone()
-        .or_else(|| Env::process().path(settings::APPS_DIR));
-    resolve::apps_dir(explicit.as_deref(), site)
-}
-
-/// The registry for `ship` (until it resolves it through [`Settings`]):
-/// `explicit` (`--registry`), else `$SWH_DEPLOY_REGISTRY`, else the site's.
-#[allow(dead_code)]
-pub(crate) fn registry_from(
-    explicit: Option<String>,
-    site: Option<&Site>,
-) -> Result<swh_deploy_apps::registry::Registry, String> {
-    let explicit = explicit.or_else(|| Env::process().string(settings::REGISTRY));
-    resolve::registry(explicit.as_deref(), site).map_err(|e| e.to_string())
-}
-
 fn apps_error(e: swh_deploy_apps::Error) -> CliError {
     CliError::new(e.exit(), e.to_string())
 }

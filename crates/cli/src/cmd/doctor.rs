@@ -50,7 +50,7 @@ pub fn run(args: DoctorArgs) -> CmdResult {
         uv: settings.uv,
         apps_dir: env.path(settings::APPS_DIR),
         charts_dir: env.path(settings::CHARTS_DIR),
-        home: std::env::var_os("HOME").map(PathBuf::from),
+        home: env.path(settings::HOME),
     };
     let diagnosis = examine(site, &host);
     if args.json {
