@@ -554,6 +554,7 @@ impl ChartsRepo {
             self.git
                 .run(&add)
                 .and_then(|_| self.git.run(&["commit", "-q", "-m", &outcome.message]))
+                .map_err(Error::from)
         });
         if let Err(e) = committed {
             let _ = self.git.run(&["reset", "-q", "--hard", &before]);
@@ -716,9 +717,9 @@ impl ChartsRepo {
         self.git
             .run(&["worktree", "add", "-q", "--detach", &wt_s, src])?;
         let tree = Git::new(&wt);
-        let result = (|| {
+        let result = (|| -> Result<String, Error> {
             if tree.succeeds(&["rebase", "-q", dst])? {
-                return tree.run(&["rev-parse", "HEAD"]);
+                return Ok(tree.run(&["rev-parse", "HEAD"])?);
             }
             let conflicts = tree.run(&["diff", "--name-only", "--diff-filter=U"])?;
             let _ = tree.run(&["rebase", "--abort"]);
@@ -757,6 +758,7 @@ impl ChartsRepo {
         self.git
             .run(&["push", "-q", &self.remote, &refspec])
             .map(|_| ())
+            .map_err(Error::from)
     }
 
     fn push_rebase(&self, plan: &PromoteOutcome, head: Option<&String>) -> Result<(), Error> {

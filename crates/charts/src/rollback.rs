@@ -219,7 +219,7 @@ impl ChartsRepo {
         self.git
             .run(&["worktree", "add", "-q", "--detach", &wt_s, &plan.head])?;
         let tree = Git::new(&wt);
-        let result = (|| {
+        let result = (|| -> Result<String, crate::Error> {
             if let Some(to) = &plan.to {
                 tree.run(&["read-tree", "-u", "--reset", to])?;
             }
@@ -228,7 +228,7 @@ impl ChartsRepo {
                 tree.run(&["add", "--", &self.values_file])?;
             }
             tree.run(&["commit", "-q", "--allow-empty", "-m", &plan.message])?;
-            tree.run(&["rev-parse", "HEAD"])
+            Ok(tree.run(&["rev-parse", "HEAD"])?)
         })();
         let _ = self.git.run(&["worktree", "remove", "--force", &wt_s]);
         let _ = self.git.run(&["worktree", "prune"]);

@@ -100,3 +100,10 @@ impl From<swh_deploy_charts::Error> for Error {
         Error::Git(e.to_string())
     }
 }
+
+/// A failed git command (the shared runner's error), with the same text.
+impl From<swh_deploy_charts::git::GitError> for Error {
+    fn from(e: swh_deploy_charts::git::GitError) -> Self {
+        Error::Git(e.to_string())
+    }
+}

@@ -125,6 +125,13 @@ impl From<swh_deploy_charts::Error> for Error {
     }
 }
 
+/// A failed git command (the shared runner's error), with the same text.
+impl From<swh_deploy_charts::git::GitError> for Error {
+    fn from(e: swh_deploy_charts::git::GitError) -> Self {
+        Error::Git(e.to_string())
+    }
+}
+
 /// A Python module (distribution) of Software Heritage, e.g.
 /// `swh.loader.git`, given either dotted or as its repository name
 /// `swh-loader-git`.
