@@ -157,7 +157,7 @@ pub enum RolledBack {
         head: String,
         /// The wait, when the environment has an Argo CD application and
         /// waiting was not turned off.
-        wait: Option<EnvWaitReport>,
+        wait: Option<Box<EnvWaitReport>>,
     },
 }
 
@@ -173,6 +173,13 @@ pub enum RollbackError {
     /// The wait could not be started or went wrong (configuration, API).
     #[error(transparent)]
     Wait(#[from] swh_deploy_cluster::Error),
+}
+
+impl RollbackError {
+    /// The exit code it means: [`Exit::Failed`](swh_deploy_util::Exit::Failed).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 /// The Grafana annotation of a pushed rollback of `env`.
@@ -277,7 +284,7 @@ pub fn roll_back_env(
     rec.finish(matches!(&waited, Ok(r) if r.is_live()));
     Ok(RolledBack::Pushed {
         head,
-        wait: Some(waited?),
+        wait: Some(Box::new(waited?)),
     })
 }
 

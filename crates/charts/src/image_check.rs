@@ -141,6 +141,36 @@ pub fn check_images(
     Ok(report)
 }
 
+/// `chart show --check`: [`check_images`] for each of `branches` (at the
+/// remote's head), in order. `on` gets each environment's report, then
+/// its refusal or failure if any. Returns the branches that failed; an
+/// error when a branch is not an environment's.
+pub fn check_branches(
+    repo: &ChartsRepo,
+    site: Option<&Site>,
+    branches: &[String],
+    on: &mut dyn FnMut(Result<&ImageCheck, &Error>),
+) -> Result<Vec<String>, Error> {
+    let mut failed = Vec::new();
+    for b in branches {
+        let Some(env) = Env::ALL.into_iter().find(|x| x.branch() == b) else {
+            return Err(Error::Input(format!(
+                "--check: {b} is not an environment branch"
+            )));
+        };
+        let rev = format!("{}/{b}", repo.remote());
+        let result = check_images(repo, site, &rev, env).and_then(|check| {
+            on(Ok(&check));
+            check.result()
+        });
+        if let Err(e) = result {
+            on(Err(&e));
+            failed.push(b.clone());
+        }
+    }
+    Ok(failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

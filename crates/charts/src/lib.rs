@@ -20,6 +20,7 @@
 //! (edit, commit `v<appVersion>: Release ...`, push), [`ChartsRepo::promote`]
 //! (fast-forward only) and [`ChartsRepo::show`].
 
+pub mod bump_run;
 pub mod env_rollback;
 pub mod git;
 pub mod gitlab;
@@ -67,6 +68,14 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The exit code it means: [`Exit::Failed`](swh_deploy_util::Exit::Failed)
+    /// (bad input, a refusal, a failed command).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 /// Writes `data` to `path` atomically: a temporary file in the same
@@ -278,6 +287,35 @@ impl Overview {
             .get(app)
             .map(|v| v.windows(2).any(|w| w[0] != w[1]))
             .unwrap_or(false)
+    }
+
+    /// `chart show`'s table: a header, one line per app (`*` marks the
+    /// apps that differ; with `only_differing`, only those), then with
+    /// several environments how many differ.
+    pub fn table(&self, only_differing: bool) -> Vec<String> {
+        let w = self.apps.keys().map(|k| k.len()).max().unwrap_or(3).max(3);
+        let cw = self.envs.iter().map(|e| e.len()).max().unwrap_or(0).max(11);
+        let mut header = format!("  {:<w$}", "APP");
+        for e in &self.envs {
+            header.push_str(&format!("  {e:<cw$}"));
+        }
+        let mut lines = vec![header.trim_end().to_string()];
+        for (app, versions) in &self.apps {
+            let differs = self.differs(app);
+            if only_differing && !differs {
+                continue;
+            }
+            let mut line = format!("{} {app:<w$}", if differs { "*" } else { " " });
+            for v in versions {
+                line.push_str(&format!("  {:<cw$}", v.as_deref().unwrap_or("-")));
+            }
+            lines.push(line.trim_end().to_string());
+        }
+        if self.envs.len() > 1 {
+            let n = self.apps.keys().filter(|a| self.differs(a)).count();
+            lines.push(format!("{n} app(s) differ between environments (marked *)"));
+        }
+        lines
     }
 }
 
@@ -843,5 +881,30 @@ mod tests {
             "bump swh_loader_git 20250101.1 -> 20250102.1, swh_lister (new) -> 20250102.1, appVersion 11 -> 12 on swh-next-version, commit \"v12: Release swh.loader.git v1.2.0\", push"
         );
         assert!(!out.journal_step("b", false).ends_with(", push"));
+    }
+
+    #[test]
+    fn show_table_marks_differences() {
+        let ov = Overview {
+            envs: vec!["staging".into(), "production".into()],
+            apps: [
+                (
+                    "swh_a".to_string(),
+                    vec![Some("1".to_string()), Some("1".to_string())],
+                ),
+                ("swh_b".to_string(), vec![Some("2".to_string()), None]),
+            ]
+            .into(),
+        };
+        assert_eq!(
+            ov.table(false),
+            [
+                "  APP    staging      production",
+                "  swh_a  1            1",
+                "* swh_b  2            -",
+                "1 app(s) differ between environments (marked *)",
+            ]
+        );
+        assert_eq!(ov.table(true).len(), 3);
     }
 }

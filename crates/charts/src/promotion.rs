@@ -139,7 +139,7 @@ impl fmt::Display for PromoteEvent<'_> {
                 changes_lines(f, diff)
             }
             PromoteEvent::Images(check) => write!(f, "{check}"),
-            PromoteEvent::ImageChanges(changes) if changes.is_empty() => {
+            PromoteEvent::ImageChanges([]) => {
                 f.write_str("no image version changes")
             }
             PromoteEvent::ImageChanges(changes) => {
@@ -217,6 +217,14 @@ pub enum PromoteError {
     /// The journal could not be opened.
     #[error("{0}")]
     Journal(#[from] JournalError),
+}
+
+impl PromoteError {
+    /// The exit code it means: [`Exit::Failed`](swh_deploy_util::Exit::Failed)
+    /// (refused or failed; nothing was promoted).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 /// The Grafana annotation of a pushed promotion: tagged with the target

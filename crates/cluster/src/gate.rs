@@ -140,6 +140,14 @@ pub enum GateRefusal {
     },
 }
 
+impl GateRefusal {
+    /// The exit code it means: [`Exit::Failed`](swh_deploy_util::Exit::Failed)
+    /// (a refusal).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
+}
+
 /// The gate of `chart promote` (see [`promote_gate`]), unless `no_gate`:
 /// `Ok` to go on, `Err` to refuse.
 pub fn promotion_gate(

@@ -51,6 +51,7 @@ pub mod http;
 pub mod kube;
 pub mod kubeconfig;
 pub mod labels;
+pub mod node_labels;
 pub mod rollout;
 pub mod wait;
 
@@ -84,6 +85,14 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
+}
+
+impl Error {
+    /// The exit code it means: [`Exit::Failed`](swh_deploy_util::Exit::Failed)
+    /// (bad input, configuration, or the API).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 /// A credential (bearer token). `Debug` and `Display` print `***`.
@@ -130,7 +139,9 @@ mod tests {
     fn durations_use_the_shared_grammar() {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("5x").unwrap_err().contains("invalid duration `5x`"));
+        assert!(parse_duration("5x")
+            .unwrap_err()
+            .contains("invalid duration `5x`"));
     }
 
     #[test]

@@ -3,13 +3,15 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::process::ExitCode;
-use swh_deploy_charts::image_check;
+use swh_deploy_charts::bump_run::{bump_journaled, BumpError};
+use swh_deploy_charts::env_rollback::RollbackError;
+use swh_deploy_charts::image_check::check_branches;
 use swh_deploy_charts::values::parse_bumps;
-use swh_deploy_charts::{BumpOutcome, BumpRequest, ChartsRepo, Env, PromoteRequest, Promoted};
+use swh_deploy_charts::{BumpRequest, ChartsRepo, Env, PromoteError, PromoteRequest, Promoted};
 
 use super::app::load_site;
-use swh_deploy_journal::Recorder;
+use crate::error::{CliError, CmdResult, Exit};
+use crate::settings::{self, Env as Vars, Settings};
 
 /// Arguments of `swh-deploy chart`.
 #[derive(Debug, Args)]
@@ -118,32 +120,45 @@ enum ChartCommand {
     },
 }
 
-pub(crate) fn charts_dir(arg: &Option<PathBuf>, site: Option<&swh_deploy_site::Site>) -> PathBuf {
-    arg.clone()
-        .or_else(|| std::env::var_os("SWH_DEPLOY_CHARTS_DIR").map(PathBuf::from))
-        .or_else(|| {
-            site.and_then(|s| s.charts.as_ref())
-                .map(|c| c.checkout.clone())
-        })
-        .unwrap_or_else(|| PathBuf::from("."))
+/// `From` for the charts crate's errors: their exit, their message.
+macro_rules! from_charts_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError::new(e.exit(), e.to_string())
+            }
+        }
+    )*};
 }
+
+from_charts_errors!(
+    swh_deploy_charts::Error,
+    BumpError,
+    PromoteError,
+    RollbackError
+);
 
 /// Runs `swh-deploy chart ...`.
-pub fn run(args: ChartArgs) -> ExitCode {
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy chart: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn run(args: ChartArgs) -> CmdResult {
+    run_inner(args).map_err(|e| e.in_command("chart"))
 }
 
-fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
-    let site = load_site(args.site.as_deref())?;
+fn run_inner(args: ChartArgs) -> CmdResult {
+    let vars = Vars::process();
+    let flags = settings::Args {
+        site: args.site.clone(),
+        charts_dir: args.charts_dir.clone(),
+        ..settings::Args::default()
+    };
+    let site =
+        load_site(Settings::site_path(&flags, &vars).as_deref()).map_err(CliError::failed)?;
     let site = site.as_ref();
-    let dir = charts_dir(&args.charts_dir, site);
-    let mut repo = ChartsRepo::open(&dir).map_err(|e| e.to_string())?;
+    let settings = Settings::resolve(&flags, &vars, site);
+    let dir = settings
+        .charts_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut repo = ChartsRepo::open(&dir)?;
     if let Some(c) = site.and_then(|s| s.charts.as_ref()) {
         repo = repo.with_remote(&c.remote).with_values_file(&c.values_file);
     }
@@ -164,7 +179,7 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             let merge_request = (branch == Env::NextVersion.branch() && !no_merge_request)
                 .then(|| Env::Staging.branch().to_string());
             let req = BumpRequest {
-                bumps: parse_bumps(&apps, &add).map_err(|e| e.to_string())?,
+                bumps: parse_bumps(&apps, &add)?,
                 module: module.clone().zip(module_version.clone()),
                 branch: branch.clone(),
                 push: !no_push,
@@ -174,51 +189,19 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 again,
                 merge_request: merge_request.clone(),
             };
-            let mut rec = if dry_run {
-                None
-            } else {
-                Some(
-                    Recorder::start(
-                        "chart bump",
-                        serde_json::json!({
-                            "apps": apps,
-                            "release_only": release_only,
-                            "again": again,
-                            "module": module,
-                            "module_version": module_version,
-                            "branch": branch,
-                            "push": !no_push,
-                            "merge_request_to": merge_request,
-                        }),
-                    )
-                    .map_err(|e| e.to_string())?,
-                )
-            };
-            let result = repo.prepare_bump(&req).and_then(|prepared| {
-                if let Some(r) = rec.as_mut() {
-                    if prepared.outcome.has_work() {
-                        r.step(&prepared.outcome.journal_step(&branch, !no_push), &branch);
-                    }
-                }
-                if dry_run {
-                    Ok(prepared.outcome)
-                } else {
-                    repo.commit_bump(prepared)
-                }
+            let parameters = serde_json::json!({
+                "apps": apps,
+                "release_only": release_only,
+                "again": again,
+                "module": module,
+                "module_version": module_version,
+                "branch": branch,
+                "push": !no_push,
+                "merge_request_to": merge_request,
             });
-            if let Some(r) = rec {
-                r.finish(result.is_ok());
-            }
-            let out = result.map_err(|e| e.to_string())?;
-            print_bump(&out, &branch, dry_run, no_push);
-            if let Some(target) = &merge_request {
-                if out.pushed {
-                    println!(
-                        "merge request {branch} -> {target}: opened, or updated if open (git push options)"
-                    );
-                } else if dry_run && out.has_work() && !no_push {
-                    println!("dry run: the push would open or update the merge request {branch} -> {target}");
-                }
+            let out = bump_journaled(&repo, &req, parameters)?;
+            for line in out.report(&branch, dry_run, !no_push, merge_request.as_deref()) {
+                println!("{line}");
             }
         }
         ChartCommand::Promote {
@@ -226,11 +209,26 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
             dry_run,
             no_gate,
         } => {
-            let env = match target {
-                Target::Staging => Env::Staging,
-                Target::Production => Env::Production,
+            let req = PromoteRequest {
+                site,
+                env: match target {
+                    Target::Staging => Env::Staging,
+                    Target::Production => Env::Production,
+                },
+                dry_run,
+                no_gate,
+                gitlab_token: settings.gitlab_token.as_deref(),
             };
-            promote(&repo, site, env, dry_run, no_gate)?;
+            let done = swh_deploy_charts::promote(&repo, &req, &mut |ev| {
+                if ev.is_diagnostic() {
+                    eprintln!("{ev}");
+                } else {
+                    println!("{ev}");
+                }
+            })?;
+            if let Promoted::Nothing { .. } = done {
+                println!("{done}");
+            }
         }
         ChartCommand::Rollback(a) => return super::chart_rollback::run(&repo, site, a),
         ChartCommand::Show {
@@ -242,147 +240,22 @@ fn run_inner(args: ChartArgs) -> Result<ExitCode, String> {
                 Some(b) => vec![b],
                 None => Env::ALL.iter().map(|e| e.branch().to_string()).collect(),
             };
-            let ov = repo.show(&envs).map_err(|e| e.to_string())?;
-            let w = ov.apps.keys().map(|k| k.len()).max().unwrap_or(3).max(3);
-            let cw = envs.iter().map(|e| e.len()).max().unwrap_or(0).max(11);
-            let mut header = format!("  {:<w$}", "APP");
-            for e in &envs {
-                header.push_str(&format!("  {e:<cw$}"));
-            }
-            println!("{}", header.trim_end());
-            for (app, versions) in &ov.apps {
-                let differs = ov.differs(app);
-                if diff && !differs {
-                    continue;
-                }
-                let mut line = format!("{} {app:<w$}", if differs { "*" } else { " " });
-                for v in versions {
-                    line.push_str(&format!("  {:<cw$}", v.as_deref().unwrap_or("-")));
-                }
-                println!("{}", line.trim_end());
-            }
-            if envs.len() > 1 {
-                let n = ov.apps.keys().filter(|a| ov.differs(a)).count();
-                println!("{n} app(s) differ between environments (marked *)");
+            for line in repo.show(&envs)?.table(diff) {
+                println!("{line}");
             }
             if check {
-                let mut failed = Vec::new();
-                for e in &envs {
-                    let Some(env) = Env::ALL.into_iter().find(|x| x.branch() == e) else {
-                        return Err(format!("--check: {e} is not an environment branch"));
-                    };
-                    let rev = format!("{}/{e}", repo.remote());
-                    if let Err(m) = check_images(&repo, site, &rev, env) {
-                        eprintln!("swh-deploy chart: {m}");
-                        failed.push(e.clone());
-                    }
-                }
+                let failed = check_branches(&repo, site, &envs, &mut |r| match r {
+                    Ok(check) => check.lines().iter().for_each(|l| println!("{l}")),
+                    Err(e) => eprintln!("swh-deploy chart: {e}"),
+                })?;
                 if !failed.is_empty() {
-                    return Err(format!("image check failed for {}", failed.join(", ")));
+                    return Err(CliError::failed(format!(
+                        "image check failed for {}",
+                        failed.join(", ")
+                    )));
                 }
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The journal step of a bump (see [`BumpOutcome::journal_step`]).
-pub(crate) fn journal_step(out: &BumpOutcome, branch: &str, push: bool) -> String {
-    out.journal_step(branch, push)
-}
-
-/// Prints what a bump did (or would do): the changed keys, where added
-/// keys went, appVersion, the commit.
-pub(crate) fn print_bump(out: &BumpOutcome, branch: &str, dry_run: bool, no_push: bool) {
-    if let Some(c) = &out.already {
-        println!(
-            "nothing to do: {branch} already has the release commit {c} (--again to bump appVersion once more)"
-        );
-        return;
-    }
-    if !out.has_work() {
-        println!("nothing to do: every app is already at the requested version on {branch}");
-        return;
-    }
-    if out.release_only {
-        println!("no image version change (release only)");
-    }
-    for c in &out.changes {
-        println!(
-            "{}: {} -> {}",
-            c.key,
-            c.from.as_deref().unwrap_or("(new)"),
-            c.to
-        );
-    }
-    for n in &out.notes {
-        println!("note: {n}");
-    }
-    println!("appVersion: {} -> {}", out.app_version - 1, out.app_version);
-    let title = out.message.lines().next().unwrap_or_default();
-    if dry_run {
-        println!(
-            "dry run: would commit \"{title}\" on {branch}{}",
-            if no_push { "" } else { " and push it" }
-        );
-    } else {
-        println!(
-            "committed {} \"{title}\" on {branch}{}",
-            out.commit
-                .as_deref()
-                .map(|c| &c[..c.len().min(12)])
-                .unwrap_or(""),
-            if out.pushed {
-                ", pushed"
-            } else {
-                " (not pushed)"
-            }
-        );
-    }
-}
-
-/// `chart promote` ([`swh_deploy_charts::promote`]): prints each step as
-/// it happens. Used by `chart promote` and by `ship`.
-pub(crate) fn promote(
-    repo: &ChartsRepo,
-    site: Option<&swh_deploy_site::Site>,
-    env: Env,
-    dry_run: bool,
-    no_gate: bool,
-) -> Result<(), String> {
-    let token = std::env::var("GITLAB_TOKEN").ok();
-    let req = PromoteRequest {
-        site,
-        env,
-        dry_run,
-        no_gate,
-        gitlab_token: token.as_deref(),
-    };
-    let done = swh_deploy_charts::promote(repo, &req, &mut |ev| {
-        if ev.is_diagnostic() {
-            eprintln!("{ev}");
-        } else {
-            println!("{ev}");
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    if let Promoted::Nothing { .. } = done {
-        println!("{done}");
-    }
-    Ok(())
-}
-
-/// `chart show --check` of one environment: prints what was checked;
-/// `Err` naming the missing images.
-fn check_images(
-    repo: &ChartsRepo,
-    site: Option<&swh_deploy_site::Site>,
-    rev: &str,
-    env: Env,
-) -> Result<(), String> {
-    let check = image_check::check_images(repo, site, rev, env).map_err(|e| e.to_string())?;
-    for l in check.lines() {
-        println!("{l}");
-    }
-    check.result().map_err(|e| e.to_string())
+    Ok(Exit::Success)
 }

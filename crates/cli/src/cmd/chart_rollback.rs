@@ -4,13 +4,11 @@
 //! commit (`swh_deploy_charts::rollback`).
 
 use clap::Args;
-use std::process::ExitCode;
 use std::time::Duration;
-use swh_deploy_charts::rollback::RollbackTo;
-use swh_deploy_charts::values::Bump;
+use swh_deploy_charts::env_rollback::{roll_back_env, RollbackRequest, RolledBack};
 use swh_deploy_charts::ChartsRepo;
 
-use swh_deploy_journal::Recorder;
+use crate::error::{CmdResult, Exit};
 
 /// Arguments of `chart rollback`.
 #[derive(Debug, Args)]
@@ -50,146 +48,35 @@ pub struct RollbackArgs {
     interval: Duration,
 }
 
-/// Runs `chart rollback`.
+/// Runs `chart rollback` ([`roll_back_env`]): the plan and the push on
+/// stdout, the annotation and the Argo CD wait's progress on stderr, the
+/// wait's outcome as `cluster wait` shows it.
 pub(crate) fn run(
     repo: &ChartsRepo,
     site: Option<&swh_deploy_site::Site>,
     args: RollbackArgs,
-) -> Result<ExitCode, String> {
-    let env = site.and_then(|s| s.environment(&args.env).ok());
-    let branch = env
-        .and_then(|e| e.chart_branch.clone())
-        .unwrap_or_else(|| args.env.clone());
-    let to = if let Some(r) = &args.to {
-        RollbackTo::Rev(r.clone())
-    } else if !args.apps.is_empty() {
-        let mut bumps = Vec::new();
-        for a in &args.apps {
-            let Some((app, version)) = a.split_once('=') else {
-                return Err(format!("{a:?}: expected APP=VERSION"));
-            };
-            if app.is_empty() {
-                return Err(format!("{a:?}: empty app name"));
-            }
-            bumps.push(Bump {
-                app: app.to_string(),
-                version: version.to_string(),
-                add_image: None,
-            });
-        }
-        RollbackTo::Versions(bumps)
-    } else {
-        RollbackTo::Previous
-    };
-    let plan = repo
-        .plan_rollback(&branch, &to)
-        .map_err(|e| e.to_string())?;
-    println!(
-        "rolling back {branch} (head {}){}:",
-        &plan.head[..plan.head.len().min(12)],
-        plan.to
-            .as_deref()
-            .map(|t| format!(" to {}", &t[..t.len().min(12)]))
-            .unwrap_or_default()
-    );
-    if plan.changes.is_empty() {
-        println!("no image version changes");
-    } else {
-        println!("image version changes:");
-        for (k, from, to) in &plan.changes {
-            println!(
-                "  {k}: {} -> {}",
-                from.as_deref().unwrap_or("(absent)"),
-                to.as_deref().unwrap_or("(absent)")
-            );
-        }
-    }
-    if !plan.files.is_empty() {
-        println!("files changed: {}", plan.files.join(", "));
-    }
-    if plan.is_noop() {
-        println!("nothing to roll back: {branch} already has that state");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.dry_run {
-        println!("commit message:\n  {}", plan.message.replace('\n', "\n  "));
-        println!("dry run: nothing committed or pushed");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut rec = Recorder::start(
-        "chart rollback",
-        serde_json::json!({
-            "env": args.env,
-            "branch": branch,
-            "head": plan.head,
-            "to": plan.to,
-            "apps": args.apps,
-            "changes": plan.changes,
-        }),
-    )
-    .map_err(|e| e.to_string())?;
-    rec.step(
-        &format!("revert commit on {branch} (parent {}), pushed", plan.head),
-        &branch,
-    );
-    let new = match repo.push_rollback(&plan) {
-        Ok(n) => n,
-        Err(e) => {
-            rec.finish(false);
-            return Err(e.to_string());
-        }
-    };
-    println!("{branch} is now at {new}");
-    let keys: Vec<String> = plan.changes.iter().map(|(k, _, _)| k.clone()).collect();
-    let what: Vec<String> = plan
-        .changes
-        .iter()
-        .map(|(k, a, b)| {
-            format!(
-                "{k} {} -> {}",
-                a.as_deref().unwrap_or("(absent)"),
-                b.as_deref().unwrap_or("(absent)")
-            )
-        })
-        .collect();
-    super::annotate::annotate(
-        &args.env,
-        &keys,
-        &format!(
-            "chart rollback {}: {} ({branch} at {})",
-            args.env,
-            if what.is_empty() {
-                "no image change".to_string()
-            } else {
-                what.join(", ")
-            },
-            &new[..new.len().min(12)]
-        ),
-    );
-    let wait_env = match (site, env) {
-        (Some(s), Some(e)) if e.argocd_application.is_some() && !args.no_wait => Some(s),
-        _ => None,
-    };
-    let Some(site) = wait_env else {
-        if !args.no_wait {
-            println!(
-                "not waiting: {} has no argocd_application in the site file",
-                args.env
-            );
-        }
-        rec.finish(true);
-        return Ok(ExitCode::SUCCESS);
-    };
-    rec.step(&format!("cluster wait {} at {new}", args.env), &args.env);
-    let code = super::cluster::wait(
+) -> CmdResult {
+    let req = RollbackRequest {
         site,
-        &args.env,
-        Some(new),
-        args.timeout,
-        args.interval,
-        None,
-    );
-    let ok = matches!(&code, Ok(c) if *c == ExitCode::SUCCESS);
-    rec.finish(ok);
-    code
+        env: &args.env,
+        apps: &args.apps,
+        to: args.to.as_deref(),
+        dry_run: args.dry_run,
+        no_wait: args.no_wait,
+        timeout: args.timeout,
+        interval: args.interval,
+    };
+    let done = roll_back_env(repo, &req, &mut |ev| {
+        if ev.is_diagnostic() {
+            eprintln!("{ev}");
+        } else {
+            println!("{ev}");
+        }
+    })?;
+    Ok(match done {
+        RolledBack::Pushed {
+            wait: Some(report), ..
+        } => super::cluster::render_wait(&report),
+        _ => Exit::Success,
+    })
 }

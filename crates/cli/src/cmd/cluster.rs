@@ -5,21 +5,14 @@
 //! changes in a rolling upgrade fashion").
 
 use clap::{Args, Subcommand};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::time::Duration;
-use swh_deploy_cluster::affinity;
-use swh_deploy_cluster::kube::Kube;
+use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsError, LabelsSet};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport};
-use swh_deploy_nodeset::NodeSet;
-use swh_deploy_site::Site;
 
 use super::app::load_site;
-use swh_deploy_journal::Recorder;
-
-/// Exit code: a gate not reached before `--timeout` (see `exit-codes`).
-const EXIT_TIMEOUT: u8 = 6;
+use crate::error::{CliError, CmdResult, Exit};
+use crate::settings::{self, Env, Settings};
 
 /// Arguments of `swh-deploy cluster`.
 #[derive(Debug, Args)]
@@ -117,20 +110,43 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     swh_deploy_cluster::parse_duration(s)
 }
 
-/// Runs `swh-deploy cluster ...`.
-pub fn run(args: ClusterArgs) -> ExitCode {
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy cluster: error: {e}");
-            ExitCode::FAILURE
+impl KubeTarget {
+    fn target(&self) -> node_labels::KubeTarget<'_> {
+        node_labels::KubeTarget {
+            context: self.context.as_deref(),
+            env: self.env.as_deref(),
         }
     }
 }
 
-fn run_inner(args: ClusterArgs) -> Result<ExitCode, String> {
-    let site = load_site(args.site.as_deref())?;
-    match args.command {
+impl From<swh_deploy_cluster::Error> for CliError {
+    fn from(e: swh_deploy_cluster::Error) -> Self {
+        CliError::new(e.exit(), e.to_string())
+    }
+}
+
+impl From<LabelsError> for CliError {
+    fn from(e: LabelsError) -> Self {
+        CliError::new(e.exit(), e.to_string())
+    }
+}
+
+/// Runs `swh-deploy cluster ...`.
+pub fn run(args: ClusterArgs) -> CmdResult {
+    run_inner(args).map_err(|e| e.in_command("cluster"))
+}
+
+fn run_inner(args: ClusterArgs) -> CmdResult {
+    let env = Env::process();
+    let flags = |charts_dir: Option<PathBuf>| settings::Args {
+        site: args.site.clone(),
+        charts_dir,
+        ..settings::Args::default()
+    };
+    let site =
+        load_site(Settings::site_path(&flags(None), &env).as_deref()).map_err(CliError::failed)?;
+    let site = site.as_ref();
+    match &args.command {
         ClusterCommand::Labels {
             command:
                 LabelsCommand::Check {
@@ -139,7 +155,26 @@ fn run_inner(args: ClusterArgs) -> Result<ExitCode, String> {
                     charts_dir,
                     apps,
                 },
-        } => labels_check(site.as_ref(), &target, &values, charts_dir, &apps),
+        } => {
+            // The checkout of --charts-dir or $SWH_DEPLOY_CHARTS_DIR; the
+            // library falls back to the site file's.
+            let settings = Settings::resolve(&flags(charts_dir.clone()), &env, None);
+            let report = node_labels::check_labels(
+                site,
+                &LabelsCheck {
+                    target: target.target(),
+                    values,
+                    charts_dir: settings.charts_dir.as_deref(),
+                    apps,
+                },
+            )?;
+            println!("{report}");
+            Ok(if report.ok() {
+                Exit::Success
+            } else {
+                Exit::Failed
+            })
+        }
         ClusterCommand::Labels {
             command:
                 LabelsCommand::Set {
@@ -148,337 +183,55 @@ fn run_inner(args: ClusterArgs) -> Result<ExitCode, String> {
                     labels,
                     dry_run,
                 },
-        } => labels_set(site.as_ref(), &target, &nodes, &labels, dry_run),
+        } => {
+            let req = LabelsSet {
+                target: target.target(),
+                nodes,
+                labels,
+                dry_run: *dry_run,
+            };
+            node_labels::set_labels(site, &req, &mut |line| println!("{line}"))?;
+            Ok(Exit::Success)
+        }
         ClusterCommand::Wait {
-            env,
+            env: env_name,
             revision,
             branch_head: _,
             timeout,
             interval,
             charts_dir,
         } => {
-            let site = site.ok_or("cluster wait needs a site file (--site, $SWH_DEPLOY_SITE)")?;
-            wait(&site, &env, revision, timeout, interval, charts_dir)
+            let site = site.ok_or_else(|| {
+                CliError::failed("cluster wait needs a site file (--site, $SWH_DEPLOY_SITE)")
+            })?;
+            let settings = Settings::resolve(&flags(charts_dir.clone()), &env, None);
+            let req = EnvWait {
+                site,
+                env: env_name,
+                revision: revision.as_deref(),
+                charts_dir: settings.charts_dir.as_deref(),
+                timeout: *timeout,
+                interval: *interval,
+            };
+            let report = wait_environment(&req, &mut |ev| eprintln!("{ev}"))?;
+            Ok(render_wait(&report))
         }
     }
-}
-
-/// The kube context and (if known) the environment name of a target.
-fn resolve_target(site: Option<&Site>, t: &KubeTarget) -> Result<(String, Option<String>), String> {
-    if let Some(ctx) = &t.context {
-        let env = t.env.clone().or_else(|| {
-            site.and_then(|s| {
-                s.environments
-                    .values()
-                    .find(|e| e.kube_context.as_deref() == Some(ctx))
-                    .map(|e| e.name.clone())
-            })
-        });
-        return Ok((ctx.clone(), env));
-    }
-    let name = t.env.as_deref().unwrap_or_default();
-    let site = site.ok_or("--env needs a site file (--site, $SWH_DEPLOY_SITE)")?;
-    let env = site.environment(name).map_err(|e| e.to_string())?;
-    let ctx = env.kube_context.clone().ok_or_else(|| {
-        format!(
-            "{}: environment {name} has no kube_context; pass --context",
-            site.path.display()
-        )
-    })?;
-    Ok((ctx, Some(name.to_string())))
-}
-
-fn charts_checkout(arg: Option<PathBuf>, site: Option<&Site>) -> Option<PathBuf> {
-    arg.or_else(|| std::env::var_os("SWH_DEPLOY_CHARTS_DIR").map(PathBuf::from))
-        .or_else(|| {
-            site.and_then(|s| s.charts.as_ref())
-                .map(|c| c.checkout.clone())
-        })
-}
-
-/// The values files of a swh-charts checkout for an environment, in Helm's
-/// order: swh/values.yaml, swh/values/default.yaml, swh/values/<env>/
-/// (default.yaml first, then the others by name).
-fn chart_values_files(dir: &Path, env: Option<&str>) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    for f in ["swh/values.yaml", "swh/values/default.yaml"] {
-        let p = dir.join(f);
-        if p.is_file() {
-            files.push(p);
-        }
-    }
-    if let Some(env) = env {
-        let d = dir.join("swh/values").join(env);
-        if d.is_dir() {
-            let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
-                .map_err(|e| format!("{}: {e}", d.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            names.sort_by_key(|p| (p.file_stem().is_none_or(|s| s != "default"), p.clone()));
-            files.extend(names);
-        }
-    }
-    if files.is_empty() {
-        return Err(format!(
-            "{}: no swh/values.yaml or swh/values/default.yaml: not a swh-charts checkout? (or pass --values FILE)",
-            dir.display()
-        ));
-    }
-    Ok(files)
-}
-
-fn fold(names: &[String]) -> String {
-    match NodeSet::from_names(names.iter().map(String::as_str)) {
-        Ok(ns) => ns.to_string(),
-        Err(_) => names.join(","),
-    }
-}
-
-fn labels_check(
-    site: Option<&Site>,
-    target: &KubeTarget,
-    values: &[PathBuf],
-    charts_dir: Option<PathBuf>,
-    apps: &[String],
-) -> Result<ExitCode, String> {
-    let (ctx, env) = resolve_target(site, target)?;
-    let files = if values.is_empty() {
-        let dir = charts_checkout(charts_dir, site).ok_or(
-            "no values files: pass --values FILE or --charts-dir DIR (or set [charts] in the site file)",
-        )?;
-        chart_values_files(&dir, env.as_deref())?
-    } else {
-        values.to_vec()
-    };
-    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let mut reqs = affinity::requirements_from_files(&refs).map_err(|e| e.to_string())?;
-    if !apps.is_empty() {
-        let known: Vec<String> = reqs.iter().map(|r| r.section.clone()).collect();
-        for a in apps {
-            if !known
-                .iter()
-                .any(|k| k == a || k.starts_with(&format!("{a}.")))
-            {
-                return Err(format!(
-                    "--app {a}: no nodeAffinity in a section {a} of {} (sections: {})",
-                    files
-                        .iter()
-                        .map(|f| f.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    known.join(", ")
-                ));
-            }
-        }
-        reqs.retain(|r| {
-            apps.iter()
-                .any(|a| r.section == *a || r.section.starts_with(&format!("{a}.")))
-        });
-    }
-    let kube = Kube::connect(&ctx).map_err(|e| e.to_string())?;
-    let nodes = kube.nodes().map_err(|e| e.to_string())?;
-    let (labels, unschedulable) = affinity::check(&reqs, &nodes);
-    println!(
-        "context {ctx}: {} node(s); {} required label(s) in {} section(s) of {}",
-        nodes.len(),
-        labels.len(),
-        reqs.len(),
-        files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let w = labels
-        .iter()
-        .map(|l| l.expr.display().len())
-        .max()
-        .unwrap_or(0);
-    let mut missing = Vec::new();
-    for l in &labels {
-        let label = l.expr.display();
-        let nodes = if l.nodes.is_empty() {
-            missing.push(label.clone());
-            "NO NODE".to_string()
-        } else {
-            fold(&l.nodes)
-        };
-        println!("  {label:<w$}  {nodes}  ({})", l.sections.join(", "));
-    }
-    for s in &unschedulable {
-        println!("  section {s}: no single node has all the labels it requires");
-    }
-    if missing.is_empty() && unschedulable.is_empty() {
-        println!("every required label is on at least one node");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if !missing.is_empty() {
-            println!(
-                "{} label(s) with no node: {}; set them with `swh-deploy cluster labels set --context {ctx} NODES LABEL=VALUE`",
-                missing.len(),
-                missing.join(" ")
-            );
-        }
-        Ok(ExitCode::FAILURE)
-    }
-}
-
-fn labels_set(
-    site: Option<&Site>,
-    target: &KubeTarget,
-    nodes: &str,
-    labels: &[String],
-    dry_run: bool,
-) -> Result<ExitCode, String> {
-    let (ctx, _) = resolve_target(site, target)?;
-    let set = NodeSet::parse(nodes).map_err(|e| format!("node set {nodes:?}: {e}"))?;
-    let names: Vec<String> = set.iter().collect();
-    if names.is_empty() {
-        return Err(format!("node set {nodes:?} is empty"));
-    }
-    let mut wanted = BTreeMap::new();
-    for l in labels {
-        let (k, v) = swh_deploy_cluster::labels::parse_assignment(l).map_err(|e| e.to_string())?;
-        wanted.insert(k, v);
-    }
-    let kube = Kube::connect(&ctx).map_err(|e| e.to_string())?;
-    let existing = kube.nodes().map_err(|e| e.to_string())?;
-    let unknown: Vec<String> = names
-        .iter()
-        .filter(|n| !existing.iter().any(|e| &e.name == *n))
-        .cloned()
-        .collect();
-    if !unknown.is_empty() {
-        return Err(format!(
-            "context {ctx}: no such node(s): {} (nodes: {}); nothing changed",
-            fold(&unknown),
-            fold(&existing.iter().map(|n| n.name.clone()).collect::<Vec<_>>())
-        ));
-    }
-    let assignment = labels.join(" ");
-    if dry_run {
-        for n in &names {
-            let cur = &existing.iter().find(|e| &e.name == n).unwrap().labels;
-            let changes: Vec<String> = wanted
-                .iter()
-                .filter(|(k, v)| cur.get(*k) != Some(*v))
-                .map(|(k, v)| match cur.get(k) {
-                    Some(old) => format!("{k}: {old} -> {v}"),
-                    None => format!("{k}={v} (new)"),
-                })
-                .collect();
-            if changes.is_empty() {
-                println!("node/{n}: already labelled ({assignment})");
-            } else {
-                println!("dry run: would label node/{n}: {}", changes.join(", "));
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut rec = Recorder::start(
-        "cluster labels set",
-        serde_json::json!({ "context": ctx, "nodes": set.to_string(), "labels": wanted }),
-    )
-    .map_err(|e| e.to_string())?;
-    for n in &names {
-        rec.step(&format!("label --overwrite node {n} {assignment}"), n);
-        match kube.set_node_labels(n, &wanted) {
-            Ok(_) => println!("node/{n} labeled"),
-            Err(e) => {
-                rec.finish(false);
-                return Err(format!("node {n}: {e}"));
-            }
-        }
-    }
-    rec.finish(true);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The head of `branch` on the charts checkout's remote
-/// ([`swh_deploy_cluster::wait::remote_branch_head`]).
-pub(crate) fn remote_branch_head(
-    site: &Site,
-    charts_dir: Option<PathBuf>,
-    branch: &str,
-) -> Result<String, String> {
-    let dir = charts_checkout(charts_dir, None);
-    swh_deploy_cluster::wait::remote_branch_head(site, dir.as_deref(), branch)
-        .map_err(|e| e.to_string())
-}
-
-/// `cluster wait ENV` ([`wait_environment`]): progress on stderr, the
-/// outcome as the exit code (0 live, 1 failed, 6 timeout).
-pub(crate) fn wait(
-    site: &Site,
-    env_name: &str,
-    revision: Option<String>,
-    timeout: Duration,
-    interval: Duration,
-    charts_dir: Option<PathBuf>,
-) -> Result<ExitCode, String> {
-    let charts_dir = charts_checkout(charts_dir, None);
-    let req = EnvWait {
-        site,
-        env: env_name,
-        revision: revision.as_deref(),
-        charts_dir: charts_dir.as_deref(),
-        timeout,
-        interval,
-    };
-    let report = wait_environment(&req, &mut |ev| eprintln!("{ev}")).map_err(|e| e.to_string())?;
-    Ok(render_wait(&report))
 }
 
 /// Prints how a wait ended (live on stdout, else on stderr) and returns
-/// its exit code: 0 live, 1 failed, 6 timeout.
-pub(crate) fn render_wait(report: &EnvWaitReport) -> ExitCode {
+/// its exit: success when live, [`Exit::Failed`] when the rollout failed,
+/// [`Exit::Timeout`] when the timeout passed first.
+pub(crate) fn render_wait(report: &EnvWaitReport) -> Exit {
     if report.is_live() {
         println!("{report}");
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
         eprintln!("swh-deploy cluster wait: {report}");
         if report.timed_out() {
-            ExitCode::from(EXIT_TIMEOUT)
+            Exit::Timeout
         } else {
-            ExitCode::FAILURE
+            Exit::Failed
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_files_in_helm_order() {
-        let d = tempfile::tempdir().unwrap();
-        for f in [
-            "swh/values.yaml",
-            "swh/values/default.yaml",
-            "swh/values/production/swh-cassandra.yaml",
-            "swh/values/production/default.yaml",
-            "swh/values/staging/default.yaml",
-        ] {
-            let p = d.path().join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, "a: 1\n").unwrap();
-        }
-        let files = chart_values_files(d.path(), Some("production")).unwrap();
-        let rel: Vec<String> = files
-            .iter()
-            .map(|f| f.strip_prefix(d.path()).unwrap().display().to_string())
-            .collect();
-        assert_eq!(
-            rel,
-            [
-                "swh/values.yaml",
-                "swh/values/default.yaml",
-                "swh/values/production/default.yaml",
-                "swh/values/production/swh-cassandra.yaml"
-            ]
-        );
-        assert_eq!(chart_values_files(d.path(), None).unwrap().len(), 2);
-        assert!(chart_values_files(&d.path().join("swh"), None).is_err());
     }
 }
