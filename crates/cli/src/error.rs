@@ -103,6 +103,11 @@ from_library_errors!(
     swh_deploy_util::WriteError,
     swh_deploy_util::duration::DurationError,
     swh_deploy_util::git::GitError,
+    swh_deploy_site::SiteError,
+    swh_deploy_journal::JournalError,
+    swh_deploy_upgrade::SelectError,
+    swh_deploy_upgrade::PlanRequestError,
+    swh_deploy_upgrade::execute::ExecError,
 );
 
 /// What a subcommand's `run` returns, while commands move from

@@ -38,6 +38,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use swh_deploy_util::Exit;
 
 /// Identifier of a run (`swh-deploy history RUN`).
 pub type RunId = i64;
@@ -109,6 +110,13 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// The exit a journal error means: [`Exit::Failed`].
+    pub fn exit(&self) -> Exit {
+        Exit::Failed
+    }
+}
+
 /// Why hosts could not be locked for a run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LockRefused {
@@ -132,6 +140,17 @@ pub enum LockRefused {
         /// One of them.
         action: String,
     },
+}
+
+impl LockRefused {
+    /// The exit a refused run means: [`Exit::Locked`] (4) when another run
+    /// holds a host, [`Exit::Pending`] (5) when compensations are pending.
+    pub fn exit(&self) -> Exit {
+        match self {
+            LockRefused::Held { .. } => Exit::Locked,
+            LockRefused::CompensationsPending { .. } => Exit::Pending,
+        }
+    }
 }
 
 /// Either a refusal or a journal failure.

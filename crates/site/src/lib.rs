@@ -150,6 +150,12 @@ pub enum SiteError {
 }
 
 impl SiteError {
+    /// The exit a site error means: [`swh_deploy_util::Exit::Failed`] (bad
+    /// input).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
+
     /// True for the errors that make a node set unusable wherever it is
     /// resolved (a name that is not a host name, too many hosts), unlike a
     /// group source that is merely not available here.

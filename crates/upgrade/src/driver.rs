@@ -10,7 +10,7 @@
 //! [`Events`]. Progress renderers for humans ([`HumanProgress`]) and JSON
 //! lines ([`JsonProgress`]) are here; the caller picks one and renders the
 //! [`Summary`] ([`Summary::render`], [`Summary::to_json_line`]) or the
-//! error ([`ExecError::exit_code`]).
+//! error ([`ExecError::exit`]).
 
 use crate::execute::{self, Context, Event, Events, ExecError, ExecOptions, Summary};
 use crate::request::UpgradeRequest;
@@ -19,6 +19,7 @@ use std::path::Path;
 use swh_deploy_fleet::{CancelToken, HostKeyPolicy};
 use swh_deploy_journal::Journal;
 use swh_deploy_site::Site;
+use swh_deploy_util::Exit;
 
 /// Starts a new run of `request` on the hosts of `site` and executes it:
 /// the library form of `swh-deploy upgrade` without `--dry-run`.
@@ -78,10 +79,15 @@ impl Summary {
         v.to_string()
     }
 
-    /// The exit status of the run: 0 success, 1 failed, 3 budget
-    /// exceeded, 4 refused, 130 interrupted.
+    /// The exit of the run: success, failed, budget exceeded, locked
+    /// (refused) or interrupted.
+    pub fn exit(&self) -> Exit {
+        execute::exit(self.status)
+    }
+
+    /// The process exit code of [`Summary::exit`].
     pub fn exit_code(&self) -> u8 {
-        execute::exit_code(self.status)
+        self.exit().code()
     }
 }
 

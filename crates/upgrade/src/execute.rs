@@ -48,30 +48,25 @@ use swh_deploy_journal::{
 };
 use swh_deploy_nodeset::{fold, NodeSet};
 use swh_deploy_site::Site;
+use swh_deploy_util::Exit;
 
-/// Exit status of `swh-deploy upgrade`/`resume` when hosts failed within
-/// the budget (or a compensation could not run).
-pub const EXIT_FAILED: u8 = 1;
-/// Exit status when the failure budget was exceeded and the rollout
-/// stopped.
-pub const EXIT_BUDGET_EXCEEDED: u8 = 3;
-/// Exit status when the run was refused: hosts locked by another run.
-pub const EXIT_REFUSED: u8 = 4;
-/// Exit status when the run was refused: compensations of an interrupted
-/// run pending (`swh-deploy recover` runs them).
-pub const EXIT_PENDING: u8 = 5;
-/// Exit status after Ctrl-C / SIGTERM (compensations were run).
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// The exit status for a run that ended with `status`.
-pub fn exit_code(status: RunStatus) -> u8 {
+/// The exit of a run that ended with `status`: success, failed (hosts
+/// failed within the budget, or a compensation could not run), budget
+/// exceeded, interrupted (Ctrl-C, SIGTERM; compensations were run), or
+/// locked (refused).
+pub fn exit(status: RunStatus) -> Exit {
     match status {
-        RunStatus::Succeeded => 0,
-        RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
-        RunStatus::BudgetExceeded => EXIT_BUDGET_EXCEEDED,
-        RunStatus::Interrupted => EXIT_INTERRUPTED,
-        RunStatus::Refused => EXIT_REFUSED,
+        RunStatus::Succeeded => Exit::Success,
+        RunStatus::Failed | RunStatus::Running => Exit::Failed,
+        RunStatus::BudgetExceeded => Exit::Budget,
+        RunStatus::Interrupted => Exit::Interrupted,
+        RunStatus::Refused => Exit::Locked,
     }
+}
+
+/// The process exit code of [`exit`]`(status)`.
+pub fn exit_code(status: RunStatus) -> u8 {
+    exit(status).code()
 }
 
 pub use crate::request::UpgradeRequest;
@@ -108,22 +103,19 @@ pub enum ExecError {
 }
 
 impl ExecError {
-    /// The exit status this error means: 4 when hosts are locked by another
-    /// run, 5 when compensations are pending, else 1.
-    pub fn exit_code(&self) -> u8 {
+    /// The exit this error means: [`Exit::Locked`] (4) when hosts are
+    /// locked by another run, [`Exit::Pending`] (5) when compensations are
+    /// pending, else [`Exit::Failed`].
+    pub fn exit(&self) -> Exit {
         match self {
-            ExecError::Refused { refused, .. } => refused_code(refused),
-            _ => EXIT_FAILED,
+            ExecError::Refused { refused, .. } => refused.exit(),
+            _ => Exit::Failed,
         }
     }
-}
 
-/// The exit status of a refused run: 4 when hosts are locked by another
-/// run, 5 when compensations of an interrupted run are pending.
-pub fn refused_code(refused: &LockRefused) -> u8 {
-    match refused {
-        LockRefused::Held { .. } => EXIT_REFUSED,
-        LockRefused::CompensationsPending { .. } => EXIT_PENDING,
+    /// The process exit code of [`ExecError::exit`].
+    pub fn exit_code(&self) -> u8 {
+        self.exit().code()
     }
 }
 
@@ -1471,7 +1463,8 @@ mod tests {
             "    python3-swh.storage 1.0-1~swh1 -> 1.1-1~swh1: host[1-3]"
         );
         assert!(lines[8].contains("compensation start-cron still pending on host5"));
-        assert_eq!(exit_code(s.status), EXIT_BUDGET_EXCEEDED);
+        assert_eq!(exit(s.status), Exit::Budget);
+        assert_eq!(exit_code(s.status), 3);
         assert_eq!(exit_code(RunStatus::Succeeded), 0);
         assert_eq!(exit_code(RunStatus::Interrupted), 130);
     }

@@ -35,6 +35,7 @@ pub mod driver;
 pub mod execute;
 pub mod guard;
 pub mod health;
+pub mod html;
 pub mod plan;
 pub mod recover;
 pub mod request;
@@ -45,8 +46,8 @@ pub mod versions;
 pub use batch::{BatchSize, BatchSpec, FailBudget, SpecError};
 pub use command::{compensation_command, parse_installed_versions, RemoteCommand};
 pub use plan::{
-    plan, Action, Batch, CompensationSpec, Mode, Plan, PlanError, PlanRequest, PlannedProbe,
-    ServiceOnHosts, Step, StepKind,
+    plan, Action, Batch, CompensationSpec, Mode, ModeError, Plan, PlanError, PlanRequest,
+    PlannedProbe, ServiceOnHosts, Step, StepKind,
 };
 pub use request::{PlanRequestError, RequestError, UpgradeRequest};
 
@@ -84,6 +85,14 @@ pub enum SelectError {
         /// ` in environment E`, or empty.
         env: String,
     },
+}
+
+impl SelectError {
+    /// The exit a selection error means: [`swh_deploy_util::Exit::Failed`]
+    /// (bad input).
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 /// Resolves the targets and services of an upgrade.

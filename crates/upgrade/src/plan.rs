@@ -41,17 +41,20 @@ impl std::fmt::Display for Mode {
     }
 }
 
-impl FromStr for Mode {
-    type Err = String;
+/// A `--mode` value that is not one of the three modes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid mode `{0}`: expected nominal, config-change or long-standing")]
+pub struct ModeError(pub String);
 
-    fn from_str(s: &str) -> Result<Mode, String> {
+impl FromStr for Mode {
+    type Err = ModeError;
+
+    fn from_str(s: &str) -> Result<Mode, ModeError> {
         match s {
             "nominal" => Ok(Mode::Nominal),
             "config-change" => Ok(Mode::ConfigChange),
             "long-standing" => Ok(Mode::LongStanding),
-            _ => Err(format!(
-                "invalid mode `{s}`: expected nominal, config-change or long-standing"
-            )),
+            _ => Err(ModeError(s.to_owned())),
         }
     }
 }

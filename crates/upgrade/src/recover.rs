@@ -22,9 +22,11 @@ use crate::execute::{compensate_and_verify, ExecError, ExecOptions, PendingActio
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::path::Path;
 use swh_deploy_fleet::{CancelToken, Transport};
 use swh_deploy_journal::{Journal, Liveness, NewRun, Outcome, RunId, RunStatus, StepStatus};
 use swh_deploy_nodeset::fold;
+use swh_deploy_site::Site;
 
 /// A compensation that could not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -338,4 +340,86 @@ pub fn pending_warning(journal: &mut Journal) -> Result<Option<String>, ExecErro
         );
     }
     Ok(Some(out))
+}
+/// `swh-deploy recover [RUN] [--force]`: reaps dead runs, takes run
+/// `only` over first when `force` (a warning goes to `warn`), then runs the
+/// pending compensations run by run, each through the `[ssh]` settings of
+/// the site file `site` when given (`--site`), else of the site file
+/// recorded with the run. One report per run (one empty report when
+/// nothing is pending).
+pub fn recover_pending(
+    journal: &mut Journal,
+    only: Option<RunId>,
+    force: bool,
+    site: Option<&Path>,
+    argv: Vec<String>,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Vec<RecoverReport>, ExecError> {
+    journal.reap_dead_runs()?;
+    if let (true, Some(run)) = (force, only) {
+        if let Some(warning) = force_takeover(journal, run, &argv)? {
+            warn(&warning);
+        }
+    }
+    let input = |e: swh_deploy_site::SiteError| ExecError::Input(e.to_string());
+    let explicit = site.map(Site::load).transpose().map_err(input)?;
+    let pending = journal.pending_compensations(only)?;
+    let runs: BTreeSet<RunId> = pending.iter().map(|c| c.run).collect();
+    let mut reports: Vec<RecoverReport> = Vec::new();
+    if runs.is_empty() {
+        reports.push(RecoverReport::default());
+    }
+    for run in runs {
+        let status = journal.run(run)?.status;
+        let loaded;
+        let site = match &explicit {
+            Some(s) => s,
+            None => {
+                loaded = match crate::execute::stored_request(journal, run) {
+                    Ok(r) => Site::load(&r.site).map_err(input)?,
+                    // Left to the live run by `recover`; any site will do.
+                    Err(_) if status == RunStatus::Running => {
+                        Site::discover(None).map_err(input)?
+                    }
+                    Err(_) => {
+                        return Err(ExecError::Input(format!(
+                            "run {run} recorded no site file: give one with --site"
+                        )))
+                    }
+                };
+                &loaded
+            }
+        };
+        crate::ssh::check(site).map_err(ExecError::Input)?;
+        let transport = crate::ssh::transport(site)?;
+        let options = ExecOptions {
+            fanout: site.ssh.fanout.max(1),
+            ..ExecOptions::default()
+        };
+        reports.push(recover(
+            journal,
+            &transport,
+            &options,
+            Some(run),
+            argv.clone(),
+        )?);
+    }
+    Ok(reports)
+}
+
+/// The reports of [`recover_pending`] for humans: each run's report, or
+/// `nothing to recover` once.
+pub fn render_reports(reports: &[RecoverReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let text = r.render();
+        if text.starts_with("nothing to recover") && reports.len() > 1 {
+            continue;
+        }
+        out.push_str(&text);
+    }
+    if out.is_empty() {
+        out.push_str("nothing to recover: no pending compensation\n");
+    }
+    out
 }

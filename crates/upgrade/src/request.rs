@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use swh_deploy_journal::RunId;
 use swh_deploy_site::{PackageName, Site};
+use swh_deploy_util::Exit;
 
 /// What the operator asked for, as stored with the run so that `resume`
 /// can rebuild the very same plan.
@@ -81,6 +82,14 @@ pub enum PlanRequestError {
     /// The plan cannot be made.
     #[error(transparent)]
     Plan(#[from] PlanError),
+}
+
+impl PlanRequestError {
+    /// The exit a request that cannot be planned means: [`Exit::Failed`]
+    /// (bad input).
+    pub fn exit(&self) -> Exit {
+        Exit::Failed
+    }
 }
 
 impl UpgradeRequest {

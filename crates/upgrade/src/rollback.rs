@@ -24,6 +24,7 @@ use crate::command::{parse_installed_versions, parse_madison, RemoteCommand};
 use crate::execute::{self, stored_request, Context, ExecError, Summary, UpgradeRequest};
 use crate::plan::{Action, Mode, Plan};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 use swh_deploy_debian::DebianVersion;
 use swh_deploy_fleet::{NoObserver, RunOptions, Status};
@@ -81,6 +82,30 @@ pub fn recorded_versions(
         }
     }
     Ok(out)
+}
+
+/// The site of the rollback of run `of`: the site file `explicit`
+/// (`--site`), else the one recorded with the run. Refused (nothing
+/// changed) when the run does not exist or is not an upgrade run.
+pub fn site_of(journal: &Journal, of: RunId, explicit: Option<&Path>) -> Result<Site, ExecError> {
+    journal.run(of).map_err(|e| {
+        ExecError::Input(format!(
+            "run {of}: {e} (see `swh-deploy history`); nothing was changed"
+        ))
+    })?;
+    let path = match explicit {
+        Some(p) => p.to_owned(),
+        None => {
+            stored_request(journal, of)
+                .map_err(|_| {
+                    ExecError::Input(format!(
+                        "run {of} is not an upgrade run: only the package versions of an upgrade can be rolled back"
+                    ))
+                })?
+                .site
+        }
+    };
+    Site::load(&path).map_err(|e| ExecError::Input(e.to_string()))
 }
 
 /// Plans the rollback of run `of` (`run_id`: the rollback's own run, once

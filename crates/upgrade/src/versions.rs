@@ -8,6 +8,7 @@
 //! compared side by side (`--env staging --env production`).
 
 use crate::command::{parse_installed_versions, RemoteCommand};
+use crate::execute::ExecError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use swh_deploy_debian::DebianVersion;
 use swh_deploy_fleet::{CancelToken, NoObserver, RunOptions, Status, Transport};
 use swh_deploy_nodeset::fold;
-use swh_deploy_site::PackageName;
+use swh_deploy_site::{PackageName, Site};
 
 /// Hosts on one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -207,6 +208,111 @@ pub fn render(reports: &[PackageVersions], color: bool) -> String {
         let _ = writeln!(out, "{p}: {}", parts.join(", "));
     }
     out
+}
+
+/// What `swh-deploy versions` asks: targets and services as for an
+/// upgrade, packages (else those of the selected services), and the
+/// environments to compare (none: one section over all).
+#[derive(Debug, Clone, Default)]
+pub struct VersionsQuery {
+    /// Node sets / `@group`s (`TARGET`, `-w`).
+    pub nodes: Vec<String>,
+    /// `--service`.
+    pub services: Vec<String>,
+    /// `--packages` (empty: the packages of the selected services).
+    pub packages: Vec<PackageName>,
+    /// `--env`, each its own section.
+    pub environments: Vec<String>,
+}
+
+/// The answer of [`survey`].
+#[derive(Debug, Clone)]
+pub struct Survey {
+    /// One report per (environment, package).
+    pub reports: Vec<PackageVersions>,
+    /// Every host's answer (or why it could not be asked).
+    pub answers: Answers,
+}
+
+impl Survey {
+    /// True when every host answered and runs the newest version.
+    pub fn clean(&self) -> bool {
+        self.reports
+            .iter()
+            .all(|r| r.behind.is_empty() && r.unreachable.is_empty())
+    }
+
+    /// The hosts that could not be asked, with why.
+    pub fn errors(&self) -> BTreeMap<&String, &String> {
+        self.answers
+            .iter()
+            .filter_map(|(h, a)| a.as_ref().err().map(|e| (h, e)))
+            .collect()
+    }
+}
+
+/// Resolves `q` against `site` (one section per environment), asks every
+/// host once for every package over ssh, and groups the answers.
+pub fn survey(site: &Site, q: &VersionsQuery) -> Result<Survey, ExecError> {
+    let envs: Vec<Option<&str>> = if q.environments.is_empty() {
+        vec![None]
+    } else {
+        q.environments.iter().map(|e| Some(e.as_str())).collect()
+    };
+    // (environment, hosts, packages) per section.
+    let mut sections: Vec<(Option<&str>, Vec<String>, Vec<PackageName>)> = Vec::new();
+    for env in envs {
+        let sel = crate::select(site, env, &q.nodes, &q.services)
+            .map_err(|e| ExecError::Input(e.to_string()))?;
+        let packages = if q.packages.is_empty() {
+            let mut v: Vec<PackageName> = Vec::new();
+            for s in &sel.services {
+                for p in &s.service.packages {
+                    if !v.contains(p) {
+                        v.push(p.clone());
+                    }
+                }
+            }
+            v
+        } else {
+            q.packages.clone()
+        };
+        if packages.is_empty() {
+            return Err(ExecError::Input(
+                "no package to show: give --packages or --service (or targets running services)"
+                    .into(),
+            ));
+        }
+        sections.push((env, sel.targets, packages));
+    }
+    crate::ssh::check(site).map_err(ExecError::Input)?;
+    let transport = crate::ssh::transport(site)?;
+    let mut all_hosts: Vec<String> = Vec::new();
+    let mut all_packages: Vec<PackageName> = Vec::new();
+    for (_, hosts, packages) in &sections {
+        for h in hosts {
+            if !all_hosts.contains(h) {
+                all_hosts.push(h.clone());
+            }
+        }
+        for p in packages {
+            if !all_packages.contains(p) {
+                all_packages.push(p.clone());
+            }
+        }
+    }
+    let answers = query(
+        &transport,
+        site.ssh.fanout.max(1),
+        &all_hosts,
+        &all_packages,
+    )
+    .map_err(ExecError::Input)?;
+    let mut reports: Vec<PackageVersions> = Vec::new();
+    for (env, hosts, packages) in &sections {
+        reports.extend(group(*env, hosts, packages, &answers));
+    }
+    Ok(Survey { reports, answers })
 }
 
 #[cfg(test)]

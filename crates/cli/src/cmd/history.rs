@@ -2,12 +2,12 @@
 //! run's steps, per-host outcomes (as folded node sets), compensations and
 //! locks.
 
+use crate::error::{CmdResult, Exit};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use swh_deploy_journal::{Journal, Outcome, RunDetails};
-use swh_deploy_nodeset::{fold, NodeSet};
+use swh_deploy_nodeset::fold;
 
 /// Show what was done, by whom, when.
 #[derive(Debug, Args)]
@@ -39,17 +39,11 @@ pub struct HistoryArgs {
 }
 
 /// Runs `swh-deploy history`.
-pub fn run(args: HistoryArgs) -> ExitCode {
-    match history(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn run(args: HistoryArgs) -> CmdResult {
+    history(&args)
 }
 
-fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalError> {
+fn history(args: &HistoryArgs) -> CmdResult {
     let mut journal = Journal::open_default(args.journal.as_deref())?;
     journal.reap_dead_runs()?;
     warn_pending(&journal)?;
@@ -61,11 +55,11 @@ fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalEr
                     "{}",
                     serde_json::to_string_pretty(&runs).unwrap_or_default()
                 );
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
             if runs.is_empty() {
                 println!("no runs in {}", journal.path().display());
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
             println!(
                 "{:>5}  {:<15}  {:<13}  {:<10}  {:<24}  COMMAND",
@@ -86,17 +80,10 @@ fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalEr
         Some(id) => {
             let details = journal.run_details(id)?;
             if let Some(file) = &args.html {
-                let page = super::history_html::render(&details);
-                return Ok(match write_atomic(file, page.as_bytes()) {
-                    Ok(()) => {
-                        println!("wrote {}", file.display());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("swh-deploy: {}: {e}", file.display());
-                        ExitCode::FAILURE
-                    }
-                });
+                let page = swh_deploy_upgrade::html::render_html(&details);
+                swh_deploy_util::atomic_write(file, page.as_bytes())?;
+                println!("wrote {}", file.display());
+                return Ok(Exit::Success);
             }
             if args.json {
                 println!(
@@ -108,22 +95,7 @@ fn history(args: &HistoryArgs) -> Result<ExitCode, swh_deploy_journal::JournalEr
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `data` to `path` atomically (a temporary file in the same
-/// directory, renamed over it).
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(Exit::Success)
 }
 
 /// Prints a warning on stderr when compensations are pending; returns how

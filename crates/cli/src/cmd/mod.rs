@@ -10,7 +10,6 @@ pub mod completions;
 pub mod debian;
 pub mod doctor;
 pub mod history;
-pub mod history_html;
 pub mod man;
 pub mod nodeset;
 pub mod recover;

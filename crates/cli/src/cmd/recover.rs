@@ -2,14 +2,11 @@
 //! puppet) that interrupted runs left pending in the journal; see
 //! `swh_deploy_upgrade::recover`.
 
+use crate::error::{CmdResult, Exit};
 use clap::Args;
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::ExitCode;
-use swh_deploy_journal::{Journal, RunStatus};
-use swh_deploy_site::Site;
-use swh_deploy_upgrade::execute::{self, ExecOptions};
-use swh_deploy_upgrade::recover::{force_takeover, recover, RecoverReport};
+use swh_deploy_journal::Journal;
+use swh_deploy_upgrade::recover::{recover_pending, render_reports, RecoverReport};
 
 /// Put hosts back after a crash: run pending compensations.
 #[derive(Debug, Args)]
@@ -59,98 +56,28 @@ pub struct RecoverArgs {
 }
 
 /// Runs `swh-deploy recover`.
-pub fn run(args: RecoverArgs) -> ExitCode {
-    match recover_all(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn recover_all(args: &RecoverArgs) -> Result<ExitCode, String> {
-    let mut journal = Journal::open_default(args.journal.as_deref()).map_err(|e| e.to_string())?;
-    journal.reap_dead_runs().map_err(|e| e.to_string())?;
+pub fn run(args: RecoverArgs) -> CmdResult {
+    let mut journal = Journal::open_default(args.journal.as_deref())?;
     let argv: Vec<String> = std::env::args().collect();
-    if let (true, Some(run)) = (args.force, args.run) {
-        if let Some(warning) =
-            force_takeover(&mut journal, run, &argv).map_err(|e| e.to_string())?
-        {
-            eprintln!("swh-deploy: warning: {warning}");
-        }
-    }
-    let explicit = match &args.site {
-        Some(p) => Some(Site::load(p).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let pending = journal
-        .pending_compensations(args.run)
-        .map_err(|e| e.to_string())?;
-    let runs: BTreeSet<i64> = pending.iter().map(|c| c.run).collect();
-    let mut reports: Vec<RecoverReport> = Vec::new();
-    if runs.is_empty() {
-        reports.push(RecoverReport::default());
-    }
-    for run in runs {
-        let status = journal.run(run).map_err(|e| e.to_string())?.status;
-        let loaded;
-        let site = match &explicit {
-            Some(s) => s,
-            None => {
-                let path = match execute::stored_request(&journal, run) {
-                    Ok(r) => r.site,
-                    Err(_) if status == RunStatus::Running => {
-                        // Left to the live run by `recover`; any site will do.
-                        PathBuf::new()
-                    }
-                    Err(_) => {
-                        return Err(format!(
-                            "run {run} recorded no site file: give one with --site"
-                        ))
-                    }
-                };
-                loaded = if path.as_os_str().is_empty() {
-                    Site::discover(None).map_err(|e| e.to_string())?
-                } else {
-                    Site::load(&path).map_err(|e| e.to_string())?
-                };
-                &loaded
-            }
-        };
-        swh_deploy_upgrade::ssh::check(site)?;
-        let transport = swh_deploy_upgrade::ssh::transport(site).map_err(|e| e.to_string())?;
-        let options = ExecOptions {
-            fanout: site.ssh.fanout.max(1),
-            ..ExecOptions::default()
-        };
-        let report = recover(&mut journal, &transport, &options, Some(run), argv.clone())
-            .map_err(|e| e.to_string())?;
-        reports.push(report);
-    }
-    let complete = reports.iter().all(RecoverReport::complete);
+    let reports = recover_pending(
+        &mut journal,
+        args.run,
+        args.force,
+        args.site.as_deref(),
+        argv,
+        &mut |warning| eprintln!("swh-deploy: warning: {warning}"),
+    )?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&reports).unwrap_or_default()
         );
     } else {
-        let mut printed_nothing = true;
-        for r in &reports {
-            let text = r.render();
-            if text.starts_with("nothing to recover") && reports.len() > 1 {
-                continue;
-            }
-            printed_nothing = false;
-            print!("{text}");
-        }
-        if printed_nothing {
-            println!("nothing to recover: no pending compensation");
-        }
+        print!("{}", render_reports(&reports));
     }
-    Ok(if complete {
-        ExitCode::SUCCESS
+    Ok(if reports.iter().all(RecoverReport::complete) {
+        Exit::Success
     } else {
-        ExitCode::FAILURE
+        Exit::Failed
     })
 }

@@ -4,10 +4,10 @@
 //! (`upgrade` without `--dry-run`, `rollback`): progress on stderr (or JSON
 //! lines on stdout), summary, exit status.
 
+use crate::error::CmdResult;
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use swh_deploy_fleet::HostKeyPolicy;
 use swh_deploy_journal::Journal;
 use swh_deploy_site::Site;
@@ -55,41 +55,14 @@ pub struct ResumeArgs {
 }
 
 /// Runs `swh-deploy resume`.
-pub fn run(args: ResumeArgs) -> ExitCode {
-    let mut journal = match Journal::open_default(args.journal.as_deref()) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn run(args: ResumeArgs) -> CmdResult {
+    let mut journal = Journal::open_default(args.journal.as_deref())?;
     super::history::warn_pending_if_any(args.journal.as_deref());
-    let site = match &args.site {
-        Some(p) => match Site::load(p) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("swh-deploy: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    let request = match execute::stored_request(&journal, args.run) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let site = args.site.as_deref().map(Site::load).transpose()?;
+    let request = execute::stored_request(&journal, args.run)?;
     let site = match site {
         Some(s) => s,
-        None => match Site::load(&request.site) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("swh-deploy: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+        None => Site::load(&request.site)?,
     };
     drive(&site, args.json, HostKeyPolicy::Strict, |ctx| {
         let migration = if args.rerun_migration {
@@ -112,7 +85,7 @@ pub fn run_upgrade(
     journal: Option<&Path>,
     json: bool,
     host_keys: HostKeyPolicy,
-) -> ExitCode {
+) -> CmdResult {
     let argv: Vec<String> = std::env::args().collect();
     render(json, |events| {
         driver::upgrade(site, request, journal, argv, host_keys, events)
@@ -120,39 +93,29 @@ pub fn run_upgrade(
 }
 
 /// Runs `f` through [`driver::drive`] and renders its progress, summary
-/// and exit status.
+/// and exit.
 pub(crate) fn drive(
     site: &Site,
     json: bool,
     host_keys: HostKeyPolicy,
     f: impl FnOnce(&mut Context<'_>) -> Result<Summary, ExecError>,
-) -> ExitCode {
+) -> CmdResult {
     render(json, |events| driver::drive(site, host_keys, events, f))
 }
 
 /// Progress on stderr (or JSON lines on stdout), then the summary and the
-/// exit status of the run, or the error.
-fn render(json: bool, f: impl FnOnce(&mut dyn Events) -> Result<Summary, ExecError>) -> ExitCode {
-    let mut events: Box<dyn Events> = if json {
-        Box::new(JsonProgress::new(std::io::stdout()))
+/// exit of the run; an error is returned as it is.
+fn render(json: bool, f: impl FnOnce(&mut dyn Events) -> Result<Summary, ExecError>) -> CmdResult {
+    let summary = if json {
+        f(&mut JsonProgress::new(std::io::stdout()))?
     } else {
-        Box::new(HumanProgress::new(
-            std::io::stderr(),
-            std::io::stderr().is_terminal(),
-        ))
+        let tty = std::io::stderr().is_terminal();
+        f(&mut HumanProgress::new(std::io::stderr(), tty))?
     };
-    match f(events.as_mut()) {
-        Ok(summary) => {
-            if json {
-                println!("{}", summary.to_json_line());
-            } else {
-                print!("{}", summary.render());
-            }
-            ExitCode::from(summary.exit_code())
-        }
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            ExitCode::from(e.exit_code())
-        }
+    if json {
+        println!("{}", summary.to_json_line());
+    } else {
+        print!("{}", summary.render());
     }
+    Ok(summary.exit())
 }

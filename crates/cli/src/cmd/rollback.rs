@@ -3,9 +3,9 @@
 //! before it (`swh_deploy_upgrade::rollback`), restarting and gating as an
 //! upgrade does, in the same batches; journaled as its own run.
 
+use crate::error::{CmdResult, Exit};
 use clap::Args;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use swh_deploy_fleet::HostKeyPolicy;
 use swh_deploy_journal::Journal;
 use swh_deploy_site::Site;
@@ -48,43 +48,13 @@ pub struct RollbackArgs {
 }
 
 /// Runs `swh-deploy rollback`.
-pub fn run(args: RollbackArgs) -> ExitCode {
-    match rollback_cmd(args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("swh-deploy: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
-    let mut journal = Journal::open_default(args.journal.as_deref()).map_err(|e| e.to_string())?;
-    journal.run(args.run).map_err(|e| {
-        format!(
-            "run {}: {e} (see `swh-deploy history`); nothing was changed",
-            args.run
-        )
-    })?;
-    let site_path = match &args.site {
-        Some(p) => p.clone(),
-        None => {
-            execute::stored_request(&journal, args.run)
-                .map_err(|_| {
-                    format!(
-                        "run {} is not an upgrade run: only the package versions of an upgrade can be rolled back",
-                        args.run
-                    )
-                })?
-                .site
-        }
-    };
-    let site = Site::load(&site_path).map_err(|e| e.to_string())?;
+pub fn run(args: RollbackArgs) -> CmdResult {
+    let mut journal = Journal::open_default(args.journal.as_deref())?;
+    let site = rollback::site_of(&journal, args.run, args.site.as_deref())?;
     if args.dry_run {
-        let r =
-            rollback::plan_rollback(&journal, &site, args.run, None).map_err(|e| e.to_string())?;
+        let r = rollback::plan_rollback(&journal, &site, args.run, None)?;
         if args.json {
-            let mut v = serde_json::to_value(&r.plan).map_err(|e| e.to_string())?;
+            let mut v = serde_json::to_value(&r.plan).unwrap_or_default();
             v["rollback_of"] = args.run.into();
             println!("{v}");
         } else {
@@ -98,7 +68,7 @@ fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
             }
             print!("{}", r.plan.render());
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     let argv: Vec<String> = std::env::args().collect();
     let of = args.run;
@@ -107,18 +77,13 @@ fn rollback_cmd(args: RollbackArgs) -> Result<ExitCode, String> {
     let services = rollback::plan_rollback(&journal, &site, of, None)
         .map(|r| r.plan.services)
         .unwrap_or_default();
-    Ok(super::resume::drive(
-        &site,
-        args.json,
-        HostKeyPolicy::Strict,
-        |ctx| {
-            let result = rollback::start(&mut journal, &site, of, argv, ctx);
-            if let Ok(summary) = &result {
-                annotate(&site, original.as_ref(), &services, summary, of);
-            }
-            result
-        },
-    ))
+    super::resume::drive(&site, args.json, HostKeyPolicy::Strict, |ctx| {
+        let result = rollback::start(&mut journal, &site, of, argv, ctx);
+        if let Ok(summary) = &result {
+            annotate(&site, original.as_ref(), &services, summary, of);
+        }
+        result
+    })
 }
 
 /// The Grafana annotation of a rollback that ran (when configured): tagged

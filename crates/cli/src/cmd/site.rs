@@ -1,9 +1,9 @@
 //! `swh-deploy site check`: validates a site file and shows what it
 //! describes (environments, groups with their hosts, services).
 
+use crate::error::{CmdResult, Exit};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use swh_deploy_site::{GroupMembers, Probe, Site};
 
 /// Site file commands.
@@ -29,31 +29,19 @@ enum SiteCommand {
 }
 
 /// Runs `swh-deploy site`.
-pub fn run(args: SiteArgs) -> ExitCode {
+pub fn run(args: SiteArgs) -> CmdResult {
     match args.command {
         SiteCommand::Check { site, quiet } => check(site, quiet),
     }
 }
 
-fn check(path: Option<PathBuf>, quiet: bool) -> ExitCode {
-    let site = match Site::discover(path.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn check(path: Option<PathBuf>, quiet: bool) -> CmdResult {
+    let site = Site::discover(path.as_deref())?;
     // A group naming something that is not a host name, or too large to
     // plan, makes the site unusable, unlike a source not available here.
-    let resolved = match site.resolve_groups() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let resolved = site.resolve_groups()?;
     if quiet {
-        return ExitCode::SUCCESS;
+        return Ok(Exit::Success);
     }
     println!(
         "{}: ok: {} environment(s), {} group(s), {} service(s)",
@@ -113,5 +101,5 @@ fn check(path: Option<PathBuf>, quiet: bool) -> ExitCode {
             health
         );
     }
-    ExitCode::SUCCESS
+    Ok(Exit::Success)
 }

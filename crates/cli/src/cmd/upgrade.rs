@@ -5,9 +5,9 @@
 //! the plan `--dry-run` prints; without `--dry-run` the request is run by
 //! `swh_deploy_upgrade::driver::upgrade` (rendered by `resume.rs`).
 
+use crate::error::{CmdResult, Exit};
 use clap::Args;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use swh_deploy_site::{PackageName, Site};
 use swh_deploy_upgrade::{BatchSpec, FailBudget, Mode, UpgradeRequest};
 
@@ -90,40 +90,27 @@ pub struct UpgradeArgs {
 }
 
 /// Clap value parser (shared with `ship`).
-pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, swh_deploy_upgrade::ModeError> {
     s.parse()
 }
 
-fn parse_package(s: &str) -> Result<PackageName, String> {
+fn parse_package(s: &str) -> Result<PackageName, swh_deploy_site::NameError> {
     s.parse()
-        .map_err(|e: swh_deploy_site::NameError| e.to_string())
-}
-
-/// Clap value parser (shared with `ship`).
-pub(crate) fn parse_batch(s: &str) -> Result<BatchSpec, String> {
-    s.parse()
-        .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
 }
 
 /// Clap value parser (shared with `ship`).
-pub(crate) fn parse_budget(s: &str) -> Result<FailBudget, String> {
+pub(crate) fn parse_batch(s: &str) -> Result<BatchSpec, swh_deploy_upgrade::SpecError> {
     s.parse()
-        .map_err(|e: swh_deploy_upgrade::SpecError| e.to_string())
+}
+
+/// Clap value parser (shared with `ship`).
+pub(crate) fn parse_budget(s: &str) -> Result<FailBudget, swh_deploy_upgrade::SpecError> {
+    s.parse()
 }
 
 /// Runs `swh-deploy upgrade`.
-pub fn run(args: UpgradeArgs) -> ExitCode {
-    match upgrade(args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("swh-deploy: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
-    let site = Site::discover(args.site.as_deref()).map_err(|e| e.to_string())?;
+pub fn run(args: UpgradeArgs) -> CmdResult {
+    let site = Site::discover(args.site.as_deref())?;
     let mut nodes = args.nodes;
     nodes.extend(args.targets);
     let request = UpgradeRequest {
@@ -139,10 +126,10 @@ fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
         ..UpgradeRequest::new(&site)
     };
     // The one planning function, for the dry run and the real run alike.
-    let plan = request.plan(&site, None).map_err(|e| e.to_string())?;
+    let plan = request.plan(&site, None)?;
     super::history::warn_pending_if_any(args.journal.as_deref());
     if !args.dry_run {
-        return Ok(super::resume::run_upgrade(
+        return super::resume::run_upgrade(
             &site,
             &request,
             args.journal.as_deref(),
@@ -152,12 +139,12 @@ fn upgrade(args: UpgradeArgs) -> Result<ExitCode, String> {
             } else {
                 swh_deploy_fleet::HostKeyPolicy::Strict
             },
-        ));
+        );
     }
     if args.json {
         println!("{}", plan.to_json());
     } else {
         print!("{}", plan.render());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -2,13 +2,12 @@
 //! host (`dpkg-query`), as version -> folded node set, hosts behind the
 //! newest version highlighted, environments compared side by side.
 
+use crate::error::{CliError, CmdResult, Exit};
 use clap::Args;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use swh_deploy_site::{PackageName, Site};
-use swh_deploy_upgrade::versions::{group, query, render, PackageVersions};
+use swh_deploy_upgrade::versions::{render, survey, VersionsQuery};
 
 /// Which version of a package runs where.
 #[derive(Debug, Args)]
@@ -55,98 +54,30 @@ pub struct VersionsArgs {
 }
 
 /// Runs `swh-deploy versions`.
-pub fn run(args: VersionsArgs) -> ExitCode {
-    match versions(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn versions(args: &VersionsArgs) -> Result<ExitCode, String> {
+pub fn run(args: VersionsArgs) -> CmdResult {
     super::history::warn_pending_if_any(None);
-    let site = Site::discover(args.site.as_deref()).map_err(|e| e.to_string())?;
-    let mut nodes = args.nodes.clone();
-    nodes.extend(args.targets.iter().cloned());
-    let envs: Vec<Option<String>> = if args.envs.is_empty() {
-        vec![None]
-    } else {
-        args.envs.iter().cloned().map(Some).collect()
-    };
-    let mut explicit: Vec<PackageName> = Vec::new();
+    let site = Site::discover(args.site.as_deref())?;
+    let mut nodes = args.nodes;
+    nodes.extend(args.targets);
+    let mut packages: Vec<PackageName> = Vec::new();
     for p in &args.packages {
-        explicit.push(
-            p.parse()
-                .map_err(|e: swh_deploy_site::NameError| format!("--packages {p:?}: {e}"))?,
-        );
+        packages.push(p.parse().map_err(|e: swh_deploy_site::NameError| {
+            CliError::failed(format!("--packages {p:?}: {e}"))
+        })?);
     }
-    // (environment, hosts, packages) per section.
-    let mut sections: Vec<(Option<String>, Vec<String>, Vec<PackageName>)> = Vec::new();
-    for env in envs {
-        let sel = swh_deploy_upgrade::select(&site, env.as_deref(), &nodes, &args.services)
-            .map_err(|e| e.to_string())?;
-        let packages = if explicit.is_empty() {
-            let mut v: Vec<PackageName> = Vec::new();
-            for s in &sel.services {
-                for p in &s.service.packages {
-                    if !v.contains(p) {
-                        v.push(p.clone());
-                    }
-                }
-            }
-            v
-        } else {
-            explicit.clone()
-        };
-        if packages.is_empty() {
-            return Err(
-                "no package to show: give --packages or --service (or targets running services)"
-                    .into(),
-            );
-        }
-        sections.push((env, sel.targets, packages));
-    }
-    swh_deploy_upgrade::ssh::check(&site)?;
-    let transport = swh_deploy_upgrade::ssh::transport(&site).map_err(|e| e.to_string())?;
-    let mut all_hosts: Vec<String> = Vec::new();
-    let mut all_packages: Vec<PackageName> = Vec::new();
-    for (_, hosts, packages) in &sections {
-        for h in hosts {
-            if !all_hosts.contains(h) {
-                all_hosts.push(h.clone());
-            }
-        }
-        for p in packages {
-            if !all_packages.contains(p) {
-                all_packages.push(p.clone());
-            }
-        }
-    }
-    let answers = query(
-        &transport,
-        site.ssh.fanout.max(1),
-        &all_hosts,
-        &all_packages,
-    )?;
-    let mut reports: Vec<PackageVersions> = Vec::new();
-    for (env, hosts, packages) in &sections {
-        reports.extend(group(env.as_deref(), hosts, packages, &answers));
-    }
-    let clean = reports
-        .iter()
-        .all(|r| r.behind.is_empty() && r.unreachable.is_empty());
+    let query = VersionsQuery {
+        nodes,
+        services: args.services,
+        packages,
+        environments: args.envs,
+    };
+    let survey = survey(&site, &query)?;
     if args.json {
-        let unreachable: BTreeMap<&String, &String> = answers
-            .iter()
-            .filter_map(|(h, a)| a.as_ref().err().map(|e| (h, e)))
-            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "packages": reports,
-                "errors": unreachable,
+                "packages": survey.reports,
+                "errors": survey.errors(),
             }))
             .unwrap_or_default()
         );
@@ -156,16 +87,14 @@ fn versions(args: &VersionsArgs) -> Result<ExitCode, String> {
             "never" => false,
             _ => std::io::stdout().is_terminal(),
         };
-        print!("{}", render(&reports, color));
-        for (h, a) in &answers {
-            if let Err(e) = a {
-                eprintln!("swh-deploy: {h}: {e}");
-            }
+        print!("{}", render(&survey.reports, color));
+        for (h, e) in survey.errors() {
+            eprintln!("swh-deploy: {h}: {e}");
         }
     }
-    Ok(if clean {
-        ExitCode::SUCCESS
+    Ok(if survey.clean() {
+        Exit::Success
     } else {
-        ExitCode::FAILURE
+        Exit::Failed
     })
 }
