@@ -230,7 +230,7 @@ fn release_steps(
     Ok(())
 }
 
-/// 3. The static path: one `upgrade` per environment having hosts of the
+/// The static path (steps 3..): one `upgrade` per environment having hosts of the
 /// services that ship the module's package.
 fn static_steps(ship: &Ship, steps: &mut Vec<Step>) -> Result<(), ShipError> {
     let o = &ship.options;
@@ -342,7 +342,7 @@ pub(crate) fn apps_pinning(
     Ok(apps)
 }
 
-/// 4. The elastic path: `app build` per app pinning the module (or none),
+/// The elastic path: `app build` per app pinning the module (or none),
 /// `chart bump`, then `chart promote` and `cluster wait` for staging and
 /// production.
 fn elastic_steps(
