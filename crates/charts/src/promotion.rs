@@ -139,9 +139,7 @@ impl fmt::Display for PromoteEvent<'_> {
                 changes_lines(f, diff)
             }
             PromoteEvent::Images(check) => write!(f, "{check}"),
-            PromoteEvent::ImageChanges([]) => {
-                f.write_str("no image version changes")
-            }
+            PromoteEvent::ImageChanges([]) => f.write_str("no image version changes"),
             PromoteEvent::ImageChanges(changes) => {
                 f.write_str("image version changes:")?;
                 changes_lines(f, changes)
