@@ -491,22 +491,14 @@ impl AppsRepo {
         self
     }
 
-    /// The Python freezes target: the one given by [`Self::with_python`],
-    /// else `$SWH_DEPLOY_PYTHON_VERSION`, else the version of the
+    /// The Python freezes target: the one given by [`Self::with_python`]
+    /// (callers pass `--python-version`/`$SWH_DEPLOY_PYTHON_VERSION`
+    /// through [`resolve::with_python`]), else the version of the
     /// `python:X.Y` image `apps/swh-base/Dockerfile` builds FROM (the Python
     /// every app runs with), else [`DEFAULT_PYTHON_VERSION`].
     pub fn python_target(&self) -> PythonTarget {
         if let Some(p) = &self.python {
             return p.clone();
-        }
-        if let Some(v) = std::env::var("SWH_DEPLOY_PYTHON_VERSION")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            return PythonTarget {
-                version: v,
-                interpreter: None,
-            };
         }
         let base =
             std::fs::read_to_string(self.dir.join("apps/swh-base/Dockerfile")).unwrap_or_default();

@@ -108,6 +108,13 @@ from_library_errors!(
     swh_deploy_upgrade::SelectError,
     swh_deploy_upgrade::PlanRequestError,
     swh_deploy_upgrade::execute::ExecError,
+    swh_deploy_debian::Error,
+    swh_deploy_charts::Error,
+    swh_deploy_charts::bump_run::BumpError,
+    swh_deploy_charts::promotion::PromoteError,
+    swh_deploy_charts::env_rollback::RollbackError,
+    swh_deploy_cluster::Error,
+    swh_deploy_cluster::node_labels::LabelsError,
 );
 
 /// What a subcommand's `run` returns, while commands move from

@@ -37,12 +37,14 @@
 
 pub mod changelog;
 pub mod dep14;
+pub mod journaled;
 pub mod repo;
 pub mod testing;
 mod version;
 
 pub use changelog::{next_version, rfc2822_now, Changelog, Entry, Maintainer, NewEntry};
 pub use dep14::{dep14_tag, dep14_upstream_tag, dep14_version};
+pub use journaled::{tag_and_push, TagDone, TagRun};
 pub use repo::{is_backport_of, ChangelogPlan, ChangelogRequest, PackagingRepo, TagPlan, TagState};
 pub use version::DebianVersion;
 
@@ -85,6 +87,12 @@ pub enum Error {
     /// A git command failed.
     #[error("{0}")]
     Git(String),
+    /// Pushing a tag created here failed: a re-run pushes it.
+    #[error("{0}\nthe tag exists here: run `swh-deploy debian tag` again to push it")]
+    Unpushed(Box<Error>),
+    /// The journal could not be opened or the run not started.
+    #[error(transparent)]
+    Journal(#[from] swh_deploy_journal::JournalError),
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -93,6 +101,15 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The exit a Debian packaging error means: [`Exit::Failed`].
+    ///
+    /// [`Exit::Failed`]: swh_deploy_util::Exit::Failed
+    pub fn exit(&self) -> swh_deploy_util::Exit {
+        swh_deploy_util::Exit::Failed
+    }
 }
 
 impl From<swh_deploy_charts::Error> for Error {

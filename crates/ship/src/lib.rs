@@ -96,6 +96,10 @@ pub struct ShipOptions {
     pub builder: Builder,
     /// Elastic path: the `uv` program.
     pub uv: PathBuf,
+    /// Elastic path: the Python version the apps are frozen for, as given
+    /// (`--python-version` or `$SWH_DEPLOY_PYTHON_VERSION`); None: the site
+    /// file's `[apps] python_version`, else the checkout's own.
+    pub python_version: Option<String>,
     /// Elastic path: the swh-apps checkout.
     pub apps_dir: PathBuf,
     /// Elastic path: the swh-charts checkout.

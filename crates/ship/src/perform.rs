@@ -22,7 +22,6 @@ use swh_deploy_site::PackageName;
 use swh_deploy_upgrade::execute::{Event, Events};
 use swh_deploy_upgrade::UpgradeRequest;
 use swh_deploy_util::git::Git;
-use swh_deploy_util::Exit;
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
@@ -339,17 +338,17 @@ fn upgrade(
     match result {
         Ok(summary) => {
             report.event(&ShipEvent::Output(summary.render().trim_end()));
-            let code = summary.exit_code();
-            if code != 0 {
+            let exit = summary.exit();
+            if !exit.is_success() {
                 return Err(ShipError::Upgrade {
-                    exit: Exit::from_code(code).unwrap_or(Exit::Failed),
+                    exit,
                     message: what,
                 });
             }
         }
         Err(e) => {
             return Err(ShipError::Upgrade {
-                exit: Exit::from_code(e.exit_code()).unwrap_or(Exit::Failed),
+                exit: e.exit(),
                 message: format!("{what}: {e}"),
             })
         }

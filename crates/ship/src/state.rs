@@ -3,7 +3,7 @@
 use crate::{input, ShipError, ShipOptions};
 use std::collections::BTreeMap;
 use swh_deploy_apps::registry::Registry;
-use swh_deploy_apps::{AppsRepo, FreezeOptions};
+use swh_deploy_apps::{resolve, AppsRepo, FreezeOptions};
 use swh_deploy_charts::values::app_key;
 use swh_deploy_charts::ChartsRepo;
 use swh_deploy_release::publish::Channel;
@@ -42,22 +42,20 @@ impl Ship {
         }
     }
 
-    /// The swh-apps checkout, with the site file's remote.
+    /// The swh-apps checkout, with the site file's remote, freezing for
+    /// the Python version given (or the site file's).
     pub(crate) fn apps_repo(&self) -> Result<AppsRepo, ShipError> {
-        let mut repo = AppsRepo::open(&self.options.apps_dir).map_err(input)?;
-        if let Some(a) = &self.site.apps {
-            repo = repo.with_remote(&a.remote);
-        }
-        Ok(repo)
+        let repo = AppsRepo::open(&self.options.apps_dir)
+            .map_err(input)?
+            .with_remote(&self.apps_remote());
+        let python =
+            resolve::python_version(self.options.python_version.as_deref(), Some(&self.site));
+        resolve::with_python(repo, python, None).map_err(input)
     }
 
-    /// The swh-apps checkout's remote.
+    /// The swh-apps checkout's remote ([`resolve::apps_remote`]).
     pub(crate) fn apps_remote(&self) -> String {
-        self.site
-            .apps
-            .as_ref()
-            .map(|a| a.remote.clone())
-            .unwrap_or_else(|| "origin".into())
+        resolve::apps_remote(Some(&self.site))
     }
 
     /// The swh-charts checkout, with the site file's remote and values file.
@@ -69,26 +67,10 @@ impl Ship {
         Ok(repo)
     }
 
-    /// The registry: as given, else the site file's `[registry]`.
+    /// The registry ([`resolve::registry`]): as given, else the site
+    /// file's `[registry]`.
     pub(crate) fn registry(&self) -> Result<Registry, ShipError> {
-        let text = self
-            .options
-            .registry
-            .clone()
-            .or_else(|| {
-                self.site.registry.as_ref().map(|r| {
-                    format!(
-                        "{}{}/{}",
-                        if r.insecure { "http://" } else { "" },
-                        r.host,
-                        r.prefix
-                    )
-                })
-            })
-            .ok_or_else(|| ShipError::Input(
-                "no registry: pass --registry, set SWH_DEPLOY_REGISTRY or add [registry] to the site file".into(),
-            ))?;
-        Registry::parse(&text).map_err(input)
+        resolve::registry(self.options.registry.as_deref(), Some(&self.site)).map_err(input)
     }
 
     /// How uv freezes the apps: from `--index-url`, else the PyPI channel,

@@ -106,6 +106,7 @@ fn options(root: &Path) -> ShipOptions {
         registry: None,
         builder: Builder::Buildah,
         uv: "uv".into(),
+        python_version: None,
         apps_dir: root.join("swh-apps"),
         charts_dir: root.join("swh-charts"),
         gitlab_token: None,

@@ -84,11 +84,6 @@ impl Summary {
     pub fn exit(&self) -> Exit {
         execute::exit(self.status)
     }
-
-    /// The process exit code of [`Summary::exit`].
-    pub fn exit_code(&self) -> u8 {
-        self.exit().code()
-    }
 }
 
 /// Progress as JSON lines (one [`Event`] per line, flushed), e.g. on stdout.

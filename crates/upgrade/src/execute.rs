@@ -112,11 +112,6 @@ impl ExecError {
             _ => Exit::Failed,
         }
     }
-
-    /// The process exit code of [`ExecError::exit`].
-    pub fn exit_code(&self) -> u8 {
-        self.exit().code()
-    }
 }
 
 /// Settings of the executor.

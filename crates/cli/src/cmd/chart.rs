@@ -3,11 +3,10 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use swh_deploy_charts::bump_run::{bump_journaled, BumpError};
-use swh_deploy_charts::env_rollback::RollbackError;
+use swh_deploy_charts::bump_run::bump_journaled;
 use swh_deploy_charts::image_check::check_branches;
 use swh_deploy_charts::values::parse_bumps;
-use swh_deploy_charts::{BumpRequest, ChartsRepo, Env, PromoteError, PromoteRequest, Promoted};
+use swh_deploy_charts::{BumpRequest, ChartsRepo, Env, PromoteRequest, Promoted};
 
 use super::app::load_site;
 use crate::error::{CliError, CmdResult, Exit};
@@ -119,24 +118,6 @@ enum ChartCommand {
         check: bool,
     },
 }
-
-/// `From` for the charts crate's errors: their exit, their message.
-macro_rules! from_charts_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for CliError {
-            fn from(e: $t) -> Self {
-                CliError::new(e.exit(), e.to_string())
-            }
-        }
-    )*};
-}
-
-from_charts_errors!(
-    swh_deploy_charts::Error,
-    BumpError,
-    PromoteError,
-    RollbackError
-);
 
 /// Runs `swh-deploy chart ...`.
 pub fn run(args: ChartArgs) -> CmdResult {

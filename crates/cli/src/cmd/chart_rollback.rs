@@ -41,10 +41,10 @@ pub struct RollbackArgs {
     #[arg(long)]
     no_wait: bool,
     /// Give up waiting after this long.
-    #[arg(long, default_value = "15m", value_parser = swh_deploy_cluster::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = swh_deploy_util::duration::parse)]
     timeout: Duration,
     /// Time between polls while waiting.
-    #[arg(long, default_value = "5s", value_parser = swh_deploy_cluster::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = swh_deploy_util::duration::parse)]
     interval: Duration,
 }
 

@@ -7,7 +7,7 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsError, LabelsSet};
+use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsSet};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport};
 
 use super::app::load_site;
@@ -48,10 +48,10 @@ enum ClusterCommand {
         #[arg(long)]
         branch_head: bool,
         /// Give up after this long (e.g. 15m, 90s).
-        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        #[arg(long, default_value = "15m", value_parser = swh_deploy_util::duration::parse)]
         timeout: Duration,
         /// Time between polls.
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        #[arg(long, default_value = "5s", value_parser = swh_deploy_util::duration::parse)]
         interval: Duration,
         /// The swh-charts checkout whose remote gives the branch head
         /// (default: $SWH_DEPLOY_CHARTS_DIR, else the site file's [charts]).
@@ -106,28 +106,12 @@ struct KubeTarget {
     env: Option<String>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    swh_deploy_cluster::parse_duration(s)
-}
-
 impl KubeTarget {
     fn target(&self) -> node_labels::KubeTarget<'_> {
         node_labels::KubeTarget {
             context: self.context.as_deref(),
             env: self.env.as_deref(),
         }
-    }
-}
-
-impl From<swh_deploy_cluster::Error> for CliError {
-    fn from(e: swh_deploy_cluster::Error) -> Self {
-        CliError::new(e.exit(), e.to_string())
-    }
-}
-
-impl From<LabelsError> for CliError {
-    fn from(e: LabelsError) -> Self {
-        CliError::new(e.exit(), e.to_string())
     }
 }
 

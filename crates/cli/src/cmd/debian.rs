@@ -5,10 +5,12 @@
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use std::process::ExitCode;
-use swh_deploy_debian::{rfc2822_now, ChangelogRequest, DebianVersion, PackagingRepo, TagState};
+use swh_deploy_debian::{
+    rfc2822_now, tag_and_push, ChangelogRequest, DebianVersion, PackagingRepo, TagRun, TagState,
+};
 
-use swh_deploy_journal::Recorder;
+use crate::error::{CmdResult, Exit};
+use crate::settings::{self, Env, Settings};
 
 /// Arguments of `swh-deploy debian`.
 #[derive(Debug, Args)]
@@ -70,18 +72,12 @@ enum DebianCommand {
 }
 
 /// Runs `swh-deploy debian ...`.
-pub fn run(args: DebianArgs) -> ExitCode {
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swh-deploy debian: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn run(args: DebianArgs) -> CmdResult {
+    run_inner(args).map_err(|e| e.in_command("debian"))
 }
 
-fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
-    let repo = PackagingRepo::open(&args.repo).map_err(|e| e.to_string())?;
+fn run_inner(args: DebianArgs) -> CmdResult {
+    let repo = PackagingRepo::open(&args.repo)?;
     match args.command {
         DebianCommand::Changelog {
             message,
@@ -91,7 +87,7 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
             commit,
             dry_run,
         } => {
-            let maintainer = repo.maintainer().map_err(|e| e.to_string())?;
+            let maintainer = repo.maintainer()?;
             let req = ChangelogRequest {
                 version,
                 distribution,
@@ -99,10 +95,10 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
                 maintainer,
                 date: rfc2822_now(),
             };
-            let plan = repo.plan_changelog(&req).map_err(|e| e.to_string())?;
+            let plan = repo.plan_changelog(&req)?;
             if dry_run {
                 if commit {
-                    repo.check_commit(&plan).map_err(|e| e.to_string())?;
+                    repo.check_commit(&plan)?;
                 }
                 print!("{}", plan.diff());
                 println!(
@@ -112,11 +108,9 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
                     plan.entry.distribution,
                     if commit { " and commit it" } else { "" }
                 );
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
-            let committed = repo
-                .apply_changelog(&plan, commit)
-                .map_err(|e| e.to_string())?;
+            let committed = repo.apply_changelog(&plan, commit)?;
             println!(
                 "{}: {} {} -> {} ({})",
                 repo.changelog_path().display(),
@@ -143,7 +137,7 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
             no_push,
             dry_run,
         } => {
-            let plan = repo.plan_tag(&remote).map_err(|e| e.to_string())?;
+            let plan = repo.plan_tag(&remote)?;
             let sign = match (sign, no_sign) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),
@@ -165,11 +159,11 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
                 plan.message
             );
             if plan.state == TagState::Done {
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
             if plan.state == TagState::Push && no_push {
                 println!("--no-push: nothing to do");
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
             if dry_run {
                 println!(
@@ -185,54 +179,30 @@ fn run_inner(args: DebianArgs) -> Result<ExitCode, String> {
                         format!(", push {} and the tag to {}", plan.branch, plan.remote)
                     }
                 );
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Exit::Success);
             }
-            let mut rec = Recorder::start(
-                "debian tag",
-                serde_json::json!({
-                    "repo": repo.dir(),
-                    "source": plan.source,
-                    "version": plan.version,
-                    "tag": plan.tag,
-                    "remote": plan.remote,
-                    "push": !no_push,
-                }),
-            )
-            .map_err(|e| e.to_string())?
-            .with_kind("git");
-            if plan.state == TagState::Create {
-                rec.step(&format!("tag {} {}", plan.tag, plan.head), &plan.tag);
-                match repo.create_tag(&plan, sign) {
-                    Ok(signed) => println!(
-                        "created {} tag {}",
-                        if signed { "signed" } else { "unsigned" },
-                        plan.tag
-                    ),
-                    Err(e) => {
-                        rec.finish(false);
-                        return Err(e.to_string());
-                    }
-                }
-            }
-            if no_push {
-                rec.finish(true);
+            let settings = Settings::resolve(&settings::Args::default(), &Env::process(), None);
+            let run = TagRun {
+                sign,
+                push: !no_push,
+                journal: settings.journal.as_deref(),
+            };
+            let done = tag_and_push(&repo, &plan, &run, &mut |signed| {
+                println!(
+                    "created {} tag {}",
+                    if signed { "signed" } else { "unsigned" },
+                    plan.tag
+                )
+            })?;
+            if done.pushed {
+                println!("pushed {} and {} to {}", plan.branch, plan.tag, plan.remote);
+            } else {
                 println!(
                     "not pushed; next: git push {} --follow-tags (or run again without --no-push)",
                     plan.remote
                 );
-                return Ok(ExitCode::SUCCESS);
             }
-            rec.step(
-                &format!("push {} {} --follow-tags", plan.branch, plan.tag),
-                &plan.remote,
-            );
-            let result = repo.push_tag(&plan);
-            rec.finish(result.is_ok());
-            result.map_err(|e| {
-                format!("{e}\nthe tag exists here: run `swh-deploy debian tag` again to push it")
-            })?;
-            println!("pushed {} and {} to {}", plan.branch, plan.tag, plan.remote);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -223,6 +223,7 @@ fn options(args: ShipArgs) -> Result<(ShipOptions, Site), CliError> {
             _ => Builder::Buildah,
         },
         uv: settings.uv,
+        python_version: settings.python_version,
         apps_dir: settings.apps_dir,
         charts_dir: settings.charts_dir.unwrap_or_else(|| PathBuf::from(".")),
         gitlab_token: settings.gitlab_token,
