@@ -7,6 +7,8 @@
 #
 #   benches/run.sh                 # full run (the 10,000-host clush run alone takes minutes)
 #   QUICK=1 benches/run.sh         # smaller sizes, for a smoke test
+#   N1=50 N2=20 NX=500 RUNS=1 benches/run.sh   # any size; PERSIST=SECS for (2)
+#   SWH_DEPLOY=path TESTBED=path benches/run.sh # given binaries, no build
 #
 # Needs root (namespaces), hyperfine, /usr/bin/time and the venv of
 # scripts/install-deps (clush).
@@ -24,14 +26,20 @@ else
 fi
 FANOUT=64
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-cargo build --quiet --release -p swh-deploy -p swh-deploy-testbed --manifest-path "$repo/Cargo.toml"
-sd=$CARGO_TARGET_DIR/release/swh-deploy
-tb=$CARGO_TARGET_DIR/release/testbed
+# SWH_DEPLOY and TESTBED: binaries to use (default: a release build).
+if [ -n "${SWH_DEPLOY:-}" ] && [ -n "${TESTBED:-}" ]; then
+  sd=$SWH_DEPLOY tb=$TESTBED
+else
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+  cargo build --quiet --release -p swh-deploy -p swh-deploy-testbed --manifest-path "$repo/Cargo.toml"
+  sd=$CARGO_TARGET_DIR/release/swh-deploy
+  tb=$CARGO_TARGET_DIR/release/testbed
+fi
 
 name=bench-run-$$
 work=$(mktemp -d /tmp/bench-run.XXXXXX)
 cleanup() {
+  [ ! -f "$work/close-masters" ] || sh "$work/close-masters"
   "$tb" --name "$name" down >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -55,6 +63,7 @@ bench() { # title, then pairs NAME CMD
   local title=$1; shift
   local args=() json=$work/h.json
   while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
+  [ -z "${PREPARE:-}" ] || args=(--prepare "$PREPARE" "${args[@]}")
   inns hyperfine --style none --runs "$RUNS" --export-json "$json" "${args[@]}" >/dev/null
   echo "### $title"
   echo
@@ -72,20 +81,34 @@ EOF
 
 # (1) `true` on N1 hosts, fresh connections, fan-out 64.
 bench "(1) \`true\` on $N1 hosts, fresh connections, -f $FANOUT" \
-  swh-deploy "$sd run -F $cfg -f $FANOUT -w host[1-$N1] true" \
+  swh-deploy "$sd run -F $cfg --no-reuse -f $FANOUT -w host[1-$N1] true" \
   clush "$clush -o '-F $cfg' -f $FANOUT -w host[1-$N1] true" \
   "xargs -P $FANOUT ssh" "xargs -P $FANOUT -I{} ssh -F $cfg -oBatchMode=yes {} true < $work/hosts1"
 
-# (2) five successive commands on N2 hosts, without and with connection reuse.
+# (2) five successive commands on N2 hosts, without and with connection
+# reuse. Reuse keeps the masters up for the whole sequence (PERSIST seconds,
+# far longer than five commands take) for both tools; each timed run starts
+# without masters: the --prepare step, not timed, ends those of the previous
+# run (ssh -O exit on every socket of both directories).
+PERSIST=${PERSIST:-600}
 five() { printf 'for i in 1 2 3 4 5; do %s; done' "$1"; }
+mkdir -m 700 "$work/xdg" "$work/mux"
+cat >"$work/close-masters" <<EOF
+for s in $work/xdg/swh-deploy/ssh/* $work/mux/*; do
+  [ -S "\$s" ] && ssh -oControlPath="\$s" -O exit x >/dev/null 2>&1
+done
+true
+EOF
 # clush reads -o through ConfigParser: % is written %%.
-mux="-oControlMaster=auto -oControlPath=$work/mux/%%C -oControlPersist=2"
-bench "(2) five successive commands on $N2 hosts" \
-  "swh-deploy, fresh" "$(five "$sd run -F $cfg -w host[1-$N2] true")" \
+mux="-oControlMaster=auto -oControlPath=$work/mux/%%C -oControlPersist=$PERSIST"
+PREPARE="sh $work/close-masters" bench "(2) five successive commands on $N2 hosts" \
+  "swh-deploy, fresh" "$(five "$sd run -F $cfg --no-reuse -w host[1-$N2] true")" \
   "clush, fresh" "$(five "$clush -o '-F $cfg' -w host[1-$N2] true")" \
-  "swh-deploy, reuse" "rm -rf $work/xdg; mkdir -m 700 $work/xdg; $(five "XDG_RUNTIME_DIR=$work/xdg $sd run -F $cfg --control-persist 2 -w host[1-$N2] true"); sleep 0" \
-  "clush, reuse" "rm -rf $work/mux; mkdir -m 700 $work/mux; $(five "$clush -o '-F $cfg $mux' -w host[1-$N2] true")"
-sleep 3  # let the last masters' ControlPersist expire
+  "swh-deploy, reuse" "$(five "XDG_RUNTIME_DIR=$work/xdg $sd run -F $cfg --control-persist $PERSIST -w host[1-$N2] true")" \
+  "clush, reuse" "$(five "$clush -o '-F $cfg $mux' -w host[1-$N2] true")"
+echo "(2) reuse: ControlPersist=$PERSIST for both tools (masters up for the whole sequence); each timed run starts without masters."
+echo
+sh "$work/close-masters"
 
 # (3) + (4) gathering 100 lines from NX hosts with the exec worker; peak RSS.
 echo "### (3) gathering: $NX hosts x 100 lines, exec worker, -b; (4) peak memory"
@@ -113,7 +136,7 @@ echo "clush/swh-deploy: time ratio $(calc "$s2/$s1")x, peak memory ratio $(calc 
 echo "swh-deploy/raw limit: $(calc "$s1/$s0")x (the best ratio any tool could reach against clush here: $(calc "$s2/$s0")x)."
 echo
 # Peak memory with ssh on the whole loopback fleet too.
-read -r _ s3 m3 < <(measure sd "$work/sd-ssh.out" "$tb" --name "$name" exec -- "$sd" run -F "$cfg" -b -w "host[1-$N1]" 'seq 100')
+read -r _ s3 m3 < <(measure sd "$work/sd-ssh.out" "$tb" --name "$name" exec -- "$sd" run -F "$cfg" --no-reuse -b -w "host[1-$N1]" 'seq 100')
 read -r _ s4 m4 < <(measure clush "$work/clush-ssh.out" "$tb" --name "$name" exec -- "$clush" -o "-F $cfg" -b -w "host[1-$N1]" 'seq 100')
 same=no; cmp -s "$work/sd-ssh.out" "$work/clush-ssh.out" && same=yes
 echo "ssh, $N1 hosts x 100 lines, -b: swh-deploy ${s3} s / $((m3 / 1024)) MiB peak, clush ${s4} s / $((m4 / 1024)) MiB peak (identical output: $same)."

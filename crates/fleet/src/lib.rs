@@ -49,8 +49,8 @@ pub use engine::{run, CancelToken, NoObserver, Observer, RunError, RunOptions, S
 pub use result::{HostResult, RunReport, Status};
 pub use signals::{SecondSignal, SignalGuard, SignalPolicy};
 pub use transport::{
-    ConnectionReuse, ExecTransport, HostKeyPolicy, Job, Launch, SharedConnection, SshOptions,
-    SshTransport, Transport, TransportError,
+    remove_stale_sockets, user_control_dir, ConnectionReuse, ExecTransport, HostKeyPolicy, Job,
+    Launch, SharedConnection, SshOptions, SshTransport, Transport, TransportError, DEFAULT_PERSIST,
 };
 
 /// Folds host names into one node-set string (the node set crate's

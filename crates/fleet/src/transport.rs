@@ -102,6 +102,19 @@ pub enum TransportError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A shared control directory (or its parent) that another user could
+    /// reach or replace: a symbolic link, not a directory, owned by
+    /// someone else, or open to group or others. Nothing is changed in it.
+    #[error(
+        "ssh control directory {path}: refused: {reason}; the sockets of shared ssh connections \
+         must be private to their user (remove it, or turn connection reuse off with --no-reuse)"
+    )]
+    UnsafeControlDir {
+        /// The directory found unsafe.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// How one host's command is started and how its exit is read.
@@ -359,11 +372,149 @@ pub enum HostKeyPolicy {
 pub struct ConnectionReuse {
     /// Directory holding the control sockets. `None`: a private directory
     /// made for this transport and removed, with its masters, by
-    /// [`Transport::close`]. `Some`: a directory shared between runs (made
-    /// 0700 if missing); masters are left there for `persist`.
+    /// [`Transport::close`]. `Some`: a directory shared between the runs of
+    /// one user (see [`user_control_dir`]); it and its parent are made 0700
+    /// when missing and refused ([`TransportError::UnsafeControlDir`]) when
+    /// they are symbolic links, not directories, owned by another user or
+    /// open to group or others. Masters are left there for `persist`;
+    /// sockets whose master is gone are removed.
     pub dir: Option<PathBuf>,
     /// `ControlPersist`: how long an idle master stays up.
     pub persist: Duration,
+}
+
+/// How long an idle shared master stays up by default (`ControlPersist`,
+/// Ansible's default too): successive commands within it reuse it.
+pub const DEFAULT_PERSIST: Duration = Duration::from_secs(60);
+
+/// The directory of one user's shared ssh master connections:
+/// `RUNTIME/swh-deploy/ssh` where RUNTIME is `xdg_runtime_dir`
+/// (`$XDG_RUNTIME_DIR`) when it is a directory, else `/run/user/UID` when
+/// it is a directory of this user, else `/tmp/swh-deploy-UID/ssh`. The
+/// directory is checked (and made) by [`SshTransport::new`].
+pub fn user_control_dir(xdg_runtime_dir: Option<&Path>) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    if let Some(d) = xdg_runtime_dir.filter(|d| d.is_absolute() && d.is_dir()) {
+        return d.join("swh-deploy").join("ssh");
+    }
+    let run = PathBuf::from(format!("/run/user/{uid}"));
+    if std::fs::symlink_metadata(&run).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+        return run.join("swh-deploy").join("ssh");
+    }
+    PathBuf::from(format!("/tmp/swh-deploy-{uid}")).join("ssh")
+}
+
+/// Makes `dir` and its parent (mode 0700) when missing, then checks that
+/// both are real directories of this user that nobody else can enter.
+fn secure_control_dir(dir: &Path) -> Result<(), TransportError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    for d in parent.into_iter().chain([dir]) {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(TransportError::ControlDir {
+                    path: d.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        let meta = std::fs::symlink_metadata(d).map_err(|source| TransportError::ControlDir {
+            path: d.to_path_buf(),
+            source,
+        })?;
+        let unsafe_dir = |reason: String| TransportError::UnsafeControlDir {
+            path: d.to_path_buf(),
+            reason,
+        };
+        if meta.file_type().is_symlink() {
+            return Err(unsafe_dir("it is a symbolic link".into()));
+        }
+        if !meta.is_dir() {
+            return Err(unsafe_dir("it is not a directory".into()));
+        }
+        if meta.uid() != uid {
+            return Err(unsafe_dir(format!(
+                "it is owned by uid {}, not by you (uid {uid})",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(unsafe_dir(format!(
+                "its mode is {:04o}: group or others can reach it (must be 0700)",
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How old a master's log must be, without its socket, to be removed as
+/// an orphan (a new master's log exists a moment before its socket).
+pub const ORPHAN_LOG_AGE: Duration = Duration::from_secs(300);
+
+/// Prefix of the diagnostics logs of clients that use a shared control
+/// directory (`client.PID.N.log`, in that directory so that a client that
+/// becomes a master can keep its log there as `SOCKET.log`).
+const CLIENT_LOG_PREFIX: &str = "client.";
+
+/// Removes from the shared control directory `dir` what no live process
+/// uses any more: sockets nobody listens on (their master is gone) with
+/// their `SOCKET.log`, a `SOCKET.log` without its socket (the master ended
+/// by itself) older than [`ORPHAN_LOG_AGE`], and the client logs of dead
+/// processes. Returns how many files were removed.
+pub fn remove_stale_sockets(dir: &Path) -> usize {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    let mut remove = |p: &Path| {
+        if std::fs::remove_file(p).is_ok() {
+            removed += 1;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_socket() {
+            let refused = matches!(
+                std::os::unix::net::UnixStream::connect(&path),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            );
+            if refused {
+                remove(&path);
+                remove(&path.with_extension("log"));
+            }
+        } else if let Some(rest) = name.strip_prefix(CLIENT_LOG_PREFIX) {
+            let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| process_start(p).is_none()) {
+                remove(&path);
+            }
+        } else if name.ends_with(".log") && !path.with_extension("").exists() {
+            // A master log is linked before its master binds the socket:
+            // only an old one is an orphan.
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > ORPHAN_LOG_AGE);
+            if old {
+                remove(&path);
+            }
+        }
+    }
+    removed
 }
 
 /// Settings of the OpenSSH transport.
@@ -465,10 +616,8 @@ impl SshTransport {
             None => (None, false),
             Some(ConnectionReuse { dir: None, .. }) => (Some(workdir.path().to_path_buf()), true),
             Some(ConnectionReuse { dir: Some(d), .. }) => {
-                make_private_dir(d).map_err(|source| TransportError::ControlDir {
-                    path: d.clone(),
-                    source,
-                })?;
+                secure_control_dir(d)?;
+                remove_stale_sockets(d);
                 (Some(d.clone()), false)
             }
         };
@@ -778,19 +927,6 @@ fn read_from(path: &Path, offset: u64) -> Vec<u8> {
     out
 }
 
-fn make_private_dir(d: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(d)?;
-    let meta = std::fs::metadata(d)?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
 /// True when `host` can be given to ssh as a destination: not empty, no
 /// leading `-`, no whitespace or control characters.
 pub fn valid_ssh_host(host: &str) -> bool {
@@ -809,7 +945,14 @@ impl Transport for SshTransport {
             return Err(TransportError::BadHost(job.host.to_string()));
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let log = self.workdir.path().join(format!("ssh.{n}.log"));
+        let log = match &self.control_dir {
+            // Next to the sockets: a client that becomes the master keeps
+            // its log there (a hard link, on the same file system).
+            Some(dir) if !self.private_control => {
+                dir.join(format!("{CLIENT_LOG_PREFIX}{}.{n}.log", std::process::id()))
+            }
+            _ => self.workdir.path().join(format!("ssh.{n}.log")),
+        };
         let mut args = self.common_args();
         let mut shared = None;
         if let Some(socket) = self.control_socket(job.host) {
@@ -1068,6 +1211,130 @@ mod tests {
         for (d, kept) in &dirs {
             assert_eq!(tmp.path().join(d).exists(), *kept, "{d}");
         }
+    }
+
+    #[test]
+    fn a_shared_control_dir_is_made_private_and_an_unsafe_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = |dir: PathBuf| {
+            SshTransport::new(SshOptions {
+                reuse: Some(ConnectionReuse {
+                    dir: Some(dir),
+                    persist: DEFAULT_PERSIST,
+                }),
+                ..SshOptions::default()
+            })
+        };
+        // Missing: made 0700, the parent too.
+        let good = tmp.path().join("swh-deploy").join("ssh");
+        shared(good.clone()).unwrap();
+        for d in [&good, good.parent().unwrap()] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o7777, 0o700, "{}", d.display());
+        }
+        let refused = |dir: PathBuf, why: &str| {
+            let e = shared(dir.clone()).unwrap_err();
+            assert!(
+                matches!(e, TransportError::UnsafeControlDir { .. }),
+                "{}: {e}",
+                dir.display()
+            );
+            let msg = e.to_string();
+            assert!(msg.contains(why), "{msg}");
+            assert!(msg.contains("--no-reuse"), "{msg}");
+        };
+        // Open to others: refused, and left as it was.
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        refused(open.join("ssh"), "mode is 0755");
+        assert!(!open.join("ssh").exists());
+        let mode = std::fs::metadata(&open).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        // A symbolic link (to a private directory of ours, even).
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(good.parent().unwrap(), &link).unwrap();
+        refused(link.join("ssh"), "symbolic link");
+        // Not a directory.
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        refused(file.join("ssh"), "not a directory");
+        // Another user's (only root can make one).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let theirs = tmp.path().join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            refused(theirs.join("ssh"), "owned by uid 65534");
+        }
+    }
+
+    #[test]
+    fn stale_sockets_and_dead_clients_logs_are_removed_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let live = std::os::unix::net::UnixListener::bind(d.join("00000000000000aa")).unwrap();
+        std::fs::write(d.join("00000000000000aa.log"), b"").unwrap();
+        drop(std::os::unix::net::UnixListener::bind(d.join("00000000000000bb")).unwrap());
+        std::fs::write(d.join("00000000000000bb.log"), b"").unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        std::fs::write(d.join(format!("client.{dead}.0.log")), b"").unwrap();
+        std::fs::write(d.join(format!("client.{me}.0.log")), b"").unwrap();
+        std::fs::write(d.join("other"), b"").unwrap();
+        // The log of a master that ended by itself: kept while recent.
+        let orphan = d.join("00000000000000cc.log");
+        std::fs::write(&orphan, b"").unwrap();
+        assert_eq!(remove_stale_sockets(d), 3);
+        let old = std::time::SystemTime::now() - ORPHAN_LOG_AGE - Duration::from_secs(1);
+        std::fs::File::options()
+            .write(true)
+            .open(&orphan)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(remove_stale_sockets(d), 1);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "00000000000000aa",
+                "00000000000000aa.log",
+                &format!("client.{me}.0.log"),
+                "other"
+            ]
+        );
+        drop(live);
+    }
+
+    #[test]
+    fn the_user_control_dir_is_in_the_runtime_dir_when_there_is_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(
+            user_control_dir(Some(tmp.path())),
+            tmp.path().join("swh-deploy").join("ssh")
+        );
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let fallback = if Path::new(&format!("/run/user/{uid}")).is_dir() {
+            PathBuf::from(format!("/run/user/{uid}/swh-deploy/ssh"))
+        } else {
+            PathBuf::from(format!("/tmp/swh-deploy-{uid}/ssh"))
+        };
+        assert_eq!(
+            user_control_dir(Some(Path::new("/nonexistent/run"))),
+            fallback
+        );
+        assert_eq!(user_control_dir(Some(Path::new("relative"))), fallback);
+        assert_eq!(user_control_dir(None), fallback);
     }
 
     #[test]

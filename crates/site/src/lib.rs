@@ -265,6 +265,11 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// How many hosts are worked on at once.
     pub fanout: usize,
+    /// Reuse of ssh connections (`reuse`, default true): `run` keeps one
+    /// master connection per host open for the next commands, an upgrade
+    /// one per host for all its steps; false opens a fresh connection for
+    /// every command.
+    pub reuse: bool,
     /// Extra `-o Key=Value` options.
     pub options: Vec<String>,
 }
@@ -276,6 +281,7 @@ impl Default for SshOptions {
             user: None,
             connect_timeout: Duration::from_secs(10),
             fanout: 64,
+            reuse: true,
             options: Vec::new(),
         }
     }

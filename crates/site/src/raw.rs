@@ -46,6 +46,7 @@ struct RawSsh {
     user: Option<Spanned<String>>,
     connect_timeout: Option<Seconds>,
     fanout: Option<Spanned<i64>>,
+    reuse: Option<bool>,
     #[serde(default)]
     options: Vec<Spanned<String>>,
 }
@@ -301,6 +302,9 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
                 return Err(ctx.at(f.span(), "fanout must be at least 1"));
             }
             ssh.fanout = *f.get_ref() as usize;
+        }
+        if let Some(reuse) = r.reuse {
+            ssh.reuse = reuse;
         }
         for o in r.options {
             let Some(opt) = crate::sshopt::split_option(o.get_ref()) else {

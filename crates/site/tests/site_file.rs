@@ -742,3 +742,13 @@ fn a_huge_node_set_is_refused_before_it_is_expanded() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[test]
+fn ssh_connection_reuse_is_on_unless_the_site_turns_it_off() {
+    let site = Site::parse(BASE, Path::new("s.toml")).unwrap();
+    assert!(site.ssh.reuse);
+    let off = format!("{BASE}\n[ssh]\nreuse = false\n");
+    assert!(!Site::parse(&off, Path::new("s.toml")).unwrap().ssh.reuse);
+    let msg = error_of("\n[ssh]\nreuse = \"no\"\n");
+    assert!(msg.contains("invalid type"), "{msg}");
+}

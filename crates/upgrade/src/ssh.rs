@@ -73,8 +73,9 @@ pub fn transport_with(
         keepalive: Some(KEEPALIVE),
         // One master connection per host for the whole run (in a private
         // directory, closed when the transport is dropped): the steps of a
-        // batch and the health probes do not pay a handshake each.
-        reuse: Some(ConnectionReuse {
+        // batch and the health probes do not pay a handshake each. The
+        // site's `[ssh] reuse = false` opens a fresh one per command.
+        reuse: site.ssh.reuse.then(|| ConnectionReuse {
             dir: None,
             persist: Duration::from_secs(60),
         }),

@@ -18,12 +18,12 @@ pub use options::{help, parse, Request, RunRequest};
 use options::Color;
 use output::{Mode, Printer, Progress};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use swh_deploy_fleet::render::{self, Style};
 use swh_deploy_fleet::{
-    CancelToken, ConnectionReuse, ExecTransport, HostKeyPolicy, HostResult, RunOptions, RunReport,
-    SshOptions, SshTransport, Transport,
+    user_control_dir, CancelToken, ConnectionReuse, ExecTransport, HostKeyPolicy, HostResult,
+    RunOptions, RunReport, SshOptions, SshTransport, Transport, DEFAULT_PERSIST,
 };
 use swh_deploy_util::Exit;
 use targets::{site, targets};
@@ -62,8 +62,8 @@ pub struct RunEnv {
     pub stderr_tty: bool,
     /// `NO_COLOR` is set: `--color auto` does not colour.
     pub no_color: bool,
-    /// `$XDG_RUNTIME_DIR`, home of `--control-persist`'s sockets when it
-    /// is a directory.
+    /// `$XDG_RUNTIME_DIR`, home of the shared ssh connections' sockets
+    /// when it is a directory (see `swh_deploy_fleet::user_control_dir`).
     pub runtime_dir: Option<PathBuf>,
     /// The site file when `--site` is not given (`$SWH_DEPLOY_SITE`,
     /// not empty).
@@ -170,9 +170,14 @@ pub fn run(prog: Prog, args: RunRequest, env: &RunEnv) -> Result<Outcome, ClushE
             Some(t) => seconds("-t", t)?,
             None => site_ssh.connect_timeout,
         };
-        let reuse = args.control_persist.map(|secs| ConnectionReuse {
-            dir: Some(control_dir(env.runtime_dir.as_deref())),
-            persist: Duration::from_secs(secs.max(1)),
+        // Connection reuse is the default (as Ansible's): one master per
+        // host, kept DEFAULT_PERSIST after the run for the next commands.
+        // `--no-reuse` or the site's `[ssh] reuse = false` turn it off.
+        let reuse = (!args.no_reuse && site_ssh.reuse).then(|| ConnectionReuse {
+            dir: Some(user_control_dir(env.runtime_dir.as_deref())),
+            persist: args
+                .control_persist
+                .map_or(DEFAULT_PERSIST, |secs| Duration::from_secs(secs.max(1))),
         });
         if let Some(f) = &ssh_config {
             if !f.is_file() {
@@ -320,17 +325,6 @@ pub fn run(prog: Prog, args: RunRequest, env: &RunEnv) -> Result<Outcome, ClushE
     }))
 }
 
-/// `RUNTIME_DIR/swh-deploy/ssh` (`$XDG_RUNTIME_DIR`) when it is a
-/// directory, else `/tmp/swh-deploy-UID/ssh`.
-fn control_dir(runtime_dir: Option<&Path>) -> PathBuf {
-    if let Some(d) = runtime_dir.filter(|d| d.is_dir()) {
-        return d.join("swh-deploy").join("ssh");
-    }
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/swh-deploy-{uid}")).join("ssh")
-}
-
 /// `--outdir`/`--errdir`: each host's output in `DIR/HOST`, written
 /// atomically.
 fn write_dirs(args: &RunRequest, report: &RunReport) -> Result<(), ClushError> {
@@ -411,14 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn control_sockets_live_in_the_runtime_dir_when_it_exists() {
-        let tmp = std::env::temp_dir();
-        assert_eq!(control_dir(Some(&tmp)), tmp.join("swh-deploy").join("ssh"));
-        // SAFETY: getuid has no preconditions.
-        let uid = unsafe { libc::getuid() };
-        let fallback = PathBuf::from(format!("/tmp/swh-deploy-{uid}/ssh"));
-        assert_eq!(control_dir(Some(Path::new("/nonexistent/run"))), fallback);
-        assert_eq!(control_dir(None), fallback);
+    fn timeouts_are_non_negative_seconds() {
         assert!(seconds("-t", -1.0).is_err());
         assert_eq!(seconds("-u", 1.5).unwrap(), Duration::from_millis(1500));
     }

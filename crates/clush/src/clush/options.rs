@@ -70,6 +70,7 @@ enum Key {
     AcceptNew,
     Keepalive,
     ControlPersist,
+    NoReuse,
     /// A clush option that swh-deploy does not implement: refused by name.
     Unsupported,
 }
@@ -420,7 +421,15 @@ static OPTIONS: &[OptSpec<Key>] =
             None,
             ["control-persist"],
             Some("SECS"),
-            "keep one ssh connection per host open SECS after the run and reuse it in later runs"
+            "keep each host's ssh connection open SECS after the run, for later runs to reuse \
+             [default: 60]"
+        ),
+        opt!(
+            NoReuse,
+            None,
+            ["no-reuse"],
+            None,
+            "open fresh ssh connections and keep none open after the run (no ControlMaster)"
         ),
     ];
 
@@ -462,6 +471,7 @@ pub struct RunRequest {
     pub(super) accept_new_host_keys: bool,
     pub(super) keepalive: u32,
     pub(super) control_persist: Option<u64>,
+    pub(super) no_reuse: bool,
     pub(super) command: Vec<String>,
 }
 
@@ -615,6 +625,7 @@ fn parse_words(args: &[OsString]) -> Result<Request, String> {
                 let n = int_value(opt, v)?;
                 p.control_persist = Some(positive(opt, n)? as u64);
             }
+            Key::NoReuse => p.no_reuse = true,
             Key::Unsupported => {
                 return Err(format!(
                     "option {opt} is clush's but swh-deploy does not support it (see docs/run.md)"
@@ -632,6 +643,9 @@ fn parse_words(args: &[OsString]) -> Result<Request, String> {
     p.command = command;
     if p.json && (p.gather || p.gather_all || p.line_mode) {
         return Err("--json excludes -b, -B and -L".into());
+    }
+    if p.no_reuse && p.control_persist.is_some() {
+        return Err("--no-reuse excludes --control-persist".into());
     }
     Ok(Request::Run(Box::new(p)))
 }
