@@ -190,8 +190,9 @@ fn run(cmd: &mut Command) -> Result<String, Error> {
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
-/// The kind of an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kind of an app (JSON: `python`, `image-only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AppKind {
     /// A `requirements.txt` (frozen into `requirements-frozen.txt`) and a
     /// Dockerfile installing it.
@@ -211,7 +212,7 @@ impl std::fmt::Display for AppKind {
 }
 
 /// An app of swh-apps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct App {
     /// Name, also the prefix of its git tags: the directory name under
     /// `apps/` (`swh-loader-git`), or `<dir>-base` under `utilities/`
@@ -228,8 +229,10 @@ pub struct App {
     pub rel_dir: String,
 }
 
-/// How a dependent app pins a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a dependent app pins a module (JSON: `{"version": V}` or
+/// `{"url": U}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Pin {
     /// `name==VERSION`.
     Version(String),
@@ -240,7 +243,7 @@ pub enum Pin {
 
 /// An app whose frozen requirements pin a module at another version (or by
 /// URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Dependent {
     /// The app.
     pub app: String,
@@ -249,7 +252,7 @@ pub struct Dependent {
 }
 
 /// What [`AppsRepo::dependents`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Dependents {
     /// Apps to rebuild: pinned at another version or by URL.
     pub dependents: Vec<Dependent>,
@@ -258,7 +261,7 @@ pub struct Dependents {
 }
 
 /// An app built FROM an image, directly or through other apps' images.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImageDependent {
     /// The app.
     pub app: String,

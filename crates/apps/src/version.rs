@@ -33,6 +33,13 @@ impl ImageVersion {
     }
 }
 
+/// Serialised as its text, `YYYYMMDD.N`.
+impl serde::Serialize for ImageVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for ImageVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:08}.{}", self.date, self.n)

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{git, out_err as text, sh, uv};
+use common::{git, json_doc, out_err as text, sh, uv};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
@@ -316,6 +316,19 @@ fn image_only_apps_and_the_base_image_chain() {
     );
     assert!(lines.contains(&"swh-toolbox\ttoolbox\tpython app"), "{out}");
     assert_eq!(lines.len(), 10, "{out}");
+    // --json: the same apps, with their kind and directory.
+    let v = json_doc(&sh(&mut swh_deploy(
+        root,
+        &["app", "list", "--apps-dir", dir, "--json"],
+    )));
+    let apps = v["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 10, "{v}");
+    let base = apps.iter().find(|a| a["name"] == "swh-base").unwrap();
+    assert_eq!(base["image"], "base");
+    assert_eq!(base["kind"], "image-only");
+    assert_eq!(base["rel_dir"], "apps/swh-base");
+    let toolbox = apps.iter().find(|a| a["name"] == "swh-toolbox").unwrap();
+    assert_eq!(toolbox["kind"], "python");
 
     // A new swh-base: every app built FROM it, directly or not, in build
     // order (loader_package before loader_savecodenow before toolbox,
@@ -361,6 +374,32 @@ fn image_only_apps_and_the_base_image_chain() {
         ],
     ));
     assert_eq!(by_app, out);
+    // --json: the same apps in the same order, with what they build FROM.
+    let v = json_doc(&sh(&mut swh_deploy(
+        root,
+        &[
+            "app",
+            "dependents",
+            "--image",
+            "base",
+            "--apps-dir",
+            dir,
+            "--json",
+        ],
+    )));
+    assert_eq!(v["image"], "base");
+    let json_order: Vec<&str> = v["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["app"].as_str().unwrap())
+        .collect();
+    assert_eq!(json_order, order, "{v}");
+    let save = &v["dependents"][pos("swh-loader-savecodenow")];
+    assert_eq!(
+        save["from"],
+        serde_json::json!(["rsvndump-base", "loader_package"])
+    );
     // rsvndump-base: the two loaders using it, and toolbox through
     // savecodenow.
     let out = sh(&mut swh_deploy(
@@ -401,9 +440,8 @@ fn image_only_apps_and_the_base_image_chain() {
     let reg = Registry::start(&root.join("registry")).unwrap();
     let registry = format!("{}/swh/infra/swh-apps", reg.url());
     let today = swh_deploy_apps::version::today_utc();
-    let out = sh(&mut swh_deploy(
-        root,
-        &[
+    let next = |extra: &[&str]| {
+        let mut args = vec![
             "app",
             "next-version",
             "swh-base",
@@ -411,9 +449,14 @@ fn image_only_apps_and_the_base_image_chain() {
             dir,
             "--registry",
             &registry,
-        ],
-    ));
-    assert_eq!(out.trim(), format!("{today}.1"));
+        ];
+        args.extend_from_slice(extra);
+        sh(&mut swh_deploy(root, &args))
+    };
+    assert_eq!(next(&[]).trim(), format!("{today}.1"));
+    let v = json_doc(&next(&["--json"]));
+    assert_eq!(v["app"], "swh-base");
+    assert_eq!(v["version"], format!("{today}.1"));
     let out = sh(&mut swh_deploy(
         root,
         &[
@@ -490,6 +533,31 @@ fn dependents_pinned_by_url_and_unknown_modules() {
         ],
         "{out}"
     );
+    // --json: each pin as {"version": V} or {"url": U}, and every app
+    // requiring the module.
+    let v = json_doc(&sh(&mut swh_deploy(
+        root,
+        &[
+            "app",
+            "dependents",
+            "--module",
+            "swh.objstorage",
+            "--version",
+            "v4.1.0",
+            "--apps-dir",
+            dir,
+            "--json",
+        ],
+    )));
+    assert_eq!(v["module"], "swh.objstorage");
+    assert_eq!(v["version"], "v4.1.0");
+    assert_eq!(v["dependents"][0]["app"], "swh-loader-package");
+    assert_eq!(v["dependents"][0]["pin"]["version"], "4.0.0");
+    assert!(v["dependents"][2]["pin"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("git+https://"));
+    assert!(v["requiring"].as_array().unwrap().len() >= 3, "{v}");
     // Every app requiring it is up to date: said, exit 0, no line.
     let o = swh_deploy(
         root,

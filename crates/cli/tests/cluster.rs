@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{code, out_err as text, ArgoBed as Bed, TOKEN_VAR};
+use common::{code, json_doc, out_err as text, ArgoBed as Bed, TOKEN_VAR};
 use std::path::Path;
 use std::process::{Command, Output};
 use swh_deploy_journal::Journal;
@@ -83,6 +83,32 @@ fn labels_check_and_set() {
     assert!(out.contains("label(s) with no node:"), "{out}");
     // NotIn expressions are not labels to set.
     assert!(!out.contains("node-role.kubernetes.io/etcd"), "{out}");
+    // --json: the same report, the missing labels listed, exit 1 alike.
+    let o = bed.run(&["cluster", "labels", "check", "--env", "staging", "--json"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 1, "{out}\n{err}");
+    let v = json_doc(&out);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["context"], "archive-staging-rke2");
+    assert_eq!(v["nodes"], 3);
+    assert!(v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "swh/cooker=true"));
+    let loader = v["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == "swh/loader=true")
+        .unwrap();
+    assert_eq!(
+        loader["nodes"],
+        serde_json::json!([
+            "rancher-node-staging-rke2-worker1",
+            "rancher-node-staging-rke2-worker2"
+        ])
+    );
 
     // Explicit values files; an unknown section is an error naming them.
     let values = bed.root.join("swh-charts/swh/values/default.yaml");
@@ -293,6 +319,28 @@ fn wait_live_degraded_timeout_and_refused_tokens() {
     let (out, err) = text(&o);
     assert_eq!(code(&o), 6, "{out}\n{err}");
     assert!(err.contains("not live at 0123456789ab"), "{err}");
+    // --json: how it ended on stdout (live, failed, timeout), same exits.
+    let wait_json = |args: &[&str]| {
+        let mut all = vec!["cluster", "wait", "--interval", "50ms", "--json"];
+        all.extend_from_slice(args);
+        bed.run(&all)
+    };
+    let o = wait_json(&["production", "--revision", never, "--timeout", "300ms"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 6, "{out}\n{err}");
+    let v = json_doc(&out);
+    assert_eq!(v["status"], "timeout");
+    assert_eq!(v["environment"], "production");
+    assert_eq!(v["revision"], never);
+    let o = wait_json(&["staging", "--timeout", "30s"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 1, "{out}\n{err}");
+    let v = json_doc(&out);
+    assert_eq!(v["status"], "failed");
+    assert!(v["detail"]
+        .as_str()
+        .unwrap()
+        .contains("ProgressDeadlineExceeded"));
 
     // A wrong Argo CD token is refused (exit 1, HTTP 401), never printed.
     let o = bed

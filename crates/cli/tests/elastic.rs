@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{clone_as_sysadmin, git, sh, uv};
+use common::{clone_as_sysadmin, git, json_doc, sh, uv};
 use std::path::PathBuf;
 use std::process::Command;
 use swh_deploy_journal::{Journal, RunStatus};
@@ -163,6 +163,19 @@ fn module_release_from_freeze_to_production() {
 
     let out = sh(&mut env.swh_deploy(&["chart", "show", "--diff"]));
     assert!(out.contains("* swh_loader_git"), "{out}");
+    // --json: the environments in order, each app's version in each.
+    let v = json_doc(&sh(
+        &mut env.swh_deploy(&["chart", "show", "--diff", "--json"])
+    ));
+    assert_eq!(
+        v["environments"],
+        serde_json::json!(["swh-next-version", "staging", "production"])
+    );
+    let app = &v["apps"][0];
+    assert_eq!(app["app"], "swh_loader_git", "{v}");
+    assert_eq!(app["differs"], true);
+    assert_eq!(app["versions"]["swh-next-version"], version.as_str());
+    assert_eq!(app["versions"]["production"], "20250117.1");
 
     for target in ["staging", "production"] {
         let out = sh(&mut env.swh_deploy(&["chart", "promote", target]));

@@ -571,7 +571,7 @@ fn wait_for_the_debian_repository_as_json() {
         "5s",
     ]);
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let v = common::json_doc(&text(&out.stdout));
     assert_eq!(v["published"], true);
     assert_eq!(v["module"], "swh.loader.git");
     assert_eq!(v["channels"][0]["channel"], "apt");
@@ -593,7 +593,7 @@ fn wait_for_the_debian_repository_as_json() {
         "300ms",
     ]);
     assert_eq!(code(&out), 6, "{}{}", text(&out.stdout), text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let v = common::json_doc(&text(&out.stdout));
     assert_eq!(v["published"], false);
     assert_eq!(v["channels"][0]["status"], "missing");
 }

@@ -512,6 +512,19 @@ fn elastic_ship_waits_for_the_release_then_goes_to_production_and_reruns_as_done
             && out.contains("v1.2.0: already done: v1.2.0 is on origin at HEAD"),
         "{out}"
     );
+    // --json: the plan and progress on stderr, how it ended on stdout.
+    let o = bed.ship(&["--repo", &repo, "--no-sign", "--timeout", "30s", "--json"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    let v = common::json_doc(&out);
+    assert_eq!(v["status"], "shipped");
+    assert_eq!(v["module"], "swh.loader.git");
+    assert_eq!(v["version"], "1.2.0");
+    assert_eq!(
+        (v["done_now"].clone(), v["already_done"].clone()),
+        (0.into(), 8.into())
+    );
+    assert_eq!(err.matches(": already done: ").count(), 8, "{err}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{text, with_journal};
+use common::{json_doc, text, with_journal};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -255,6 +255,21 @@ fn history_lists_runs_details_and_warns_about_pending_compensations() {
         "{}",
         text(&out.stderr)
     );
+
+    // --json: {"schema": 1, "runs": [...]}, then one run's details.
+    let out = swh_deploy(&["history", "--json"], &journal);
+    assert!(out.status.success());
+    let v = json_doc(&text(&out.stdout));
+    assert_eq!(v["runs"][0]["id"], run);
+    assert_eq!(v["runs"][0]["status"], "interrupted");
+    assert_eq!(v["runs"][0]["mode"], "long-standing");
+    let out = swh_deploy(&["history", &run.to_string(), "--json"], &journal);
+    assert!(out.status.success());
+    let v = json_doc(&text(&out.stdout));
+    assert_eq!(v["run"]["id"], run);
+    assert_eq!(v["steps"][0]["name"], "stop-cron");
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    assert_eq!(v["compensations"].as_array().unwrap().len(), 2);
 
     let out = swh_deploy(&["history", &run.to_string()], &journal);
     assert!(out.status.success());

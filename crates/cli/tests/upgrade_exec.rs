@@ -267,21 +267,31 @@ fn rolling_upgrade_then_broken_release_stops_at_the_canary_and_locks_refuse_a_se
         );
     }
     // versions shows host1 ahead of the others (the others are behind).
-    let out = bed.swh_deploy(&[
-        "versions",
-        "-w",
-        "host[1-3]",
-        "--packages",
-        "python3-swh.storage",
-        "--color",
-        "never",
-    ]);
+    let versions = |last: &str| {
+        bed.swh_deploy(&[
+            "versions",
+            "-w",
+            "host[1-3]",
+            "--packages",
+            "python3-swh.storage",
+            last,
+        ])
+    };
+    let out = versions("--color=never");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains(&format!("  {V11:<24} host[2-3] (2) behind")),
         "{}",
         text(&out.stdout)
     );
+    // --json: the same survey, per package the versions and their hosts.
+    let out = versions("--json");
+    assert_eq!(out.status.code(), Some(1));
+    let v = common::json_doc(&text(&out.stdout));
+    let report = v["packages"][0].to_string();
+    assert!(report.contains("python3-swh.storage"), "{v}");
+    assert!(report.contains("host[2-3]") && report.contains(V12), "{v}");
+    assert_eq!(v["errors"], serde_json::json!({}), "{v}");
 
     // A second run on a host of a running one is refused with the holder.
     bed.tb.publish(&[V10, V11]).unwrap();
@@ -449,6 +459,7 @@ fn a_host_cut_mid_batch_is_unreachable_and_a_failing_gate_stops_the_rollout() {
     assert!(events.iter().any(|e| e["event"] == "stop"));
     let summary = events.last().unwrap();
     assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["schema"], 1);
     assert_eq!(summary["status"], "budget-exceeded");
     assert_eq!(summary["unhealthy"], "host1");
     assert_eq!(summary["not_done"], "host2");

@@ -71,11 +71,12 @@ pub fn drive(
 }
 
 impl Summary {
-    /// The summary as one JSON line (`"event": "summary"`), as `--json`
-    /// prints it after the progress lines.
+    /// The summary as one JSON line (`"event": "summary"`, `"schema": 1`:
+    /// docs/json.md), as `--json` prints it after the progress lines.
     pub fn to_json_line(&self) -> String {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         v["event"] = "summary".into();
+        v["schema"] = 1.into();
         v.to_string()
     }
 

@@ -136,7 +136,11 @@ enum BuilderArg {
 enum AppCommand {
     /// List the apps (apps/*/ and utilities/*/) with their image names and
     /// kinds (python app or image-only).
-    List,
+    List {
+        /// Print JSON (schema 1, docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Apps to rebuild: with --module and --version, those whose frozen
     /// requirements pin MODULE at another version or by URL; with --image,
     /// those whose Dockerfile builds FROM IMAGE, transitively, in build
@@ -157,6 +161,9 @@ enum AppCommand {
         /// (e.g. swh-base).
         #[arg(long, value_name = "IMAGE")]
         image: Option<String>,
+        /// Print JSON (schema 1, docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// The next free image version YYYYMMDD.N of APP (UTC date).
     NextVersion {
@@ -164,6 +171,9 @@ enum AppCommand {
         app: String,
         #[command(flatten)]
         registry: RegistryOpts,
+        /// Print JSON (schema 1, docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Regenerate apps/APP/requirements-frozen.txt with uv pip compile.
     Freeze {
@@ -246,8 +256,13 @@ fn run_inner(args: AppArgs) -> CmdResult {
     };
     let registry = || resolve::registry(settings.registry.as_deref(), None).map_err(apps_error);
     match args.command {
-        AppCommand::List => {
-            for a in repo.list().map_err(apps_error)? {
+        AppCommand::List { json } => {
+            let apps = repo.list().map_err(apps_error)?;
+            if json {
+                crate::json::print(&serde_json::json!({ "apps": apps }))?;
+                return Ok(Exit::Success);
+            }
+            for a in apps {
                 let state = match (a.kind, a.frozen) {
                     (swh_deploy_apps::AppKind::Python, false) => "\t(not frozen)",
                     _ => "",
@@ -259,9 +274,17 @@ fn run_inner(args: AppArgs) -> CmdResult {
             module,
             version,
             image,
+            json,
         } => {
             if let Some(image) = image {
                 let deps = repo.image_dependents(&image).map_err(apps_error)?;
+                if json {
+                    crate::json::print(&serde_json::json!({
+                        "image": image,
+                        "dependents": deps,
+                    }))?;
+                    return Ok(Exit::Success);
+                }
                 if deps.is_empty() {
                     eprintln!("swh-deploy app: no app builds FROM {image}");
                 }
@@ -273,6 +296,15 @@ fn run_inner(args: AppArgs) -> CmdResult {
             let module = module.unwrap_or_default();
             let version = version.unwrap_or_default();
             let found = repo.dependents(&module, &version).map_err(apps_error)?;
+            if json {
+                crate::json::print(&serde_json::json!({
+                    "module": module,
+                    "version": version,
+                    "dependents": found.dependents,
+                    "requiring": found.requiring,
+                }))?;
+                return Ok(Exit::Success);
+            }
             if found.dependents.is_empty() {
                 eprintln!(
                     "swh-deploy app: every app requiring {module} ({}) pins {version} already",
@@ -286,12 +318,20 @@ fn run_inner(args: AppArgs) -> CmdResult {
                 }
             }
         }
-        AppCommand::NextVersion { app, registry: r } => {
+        AppCommand::NextVersion {
+            app,
+            registry: r,
+            json,
+        } => {
             let reg = registry()?;
             let v = repo
                 .next_version(&app, today_utc(), Some(&reg), r.page_size)
                 .map_err(apps_error)?;
-            println!("{v}");
+            if json {
+                crate::json::print(&serde_json::json!({ "app": app, "version": v }))?;
+            } else {
+                println!("{v}");
+            }
         }
         AppCommand::Freeze { app, uv, dry_run } => {
             let repo = with_python(repo, &uv)?;

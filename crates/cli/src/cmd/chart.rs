@@ -116,6 +116,9 @@ enum ChartCommand {
         /// the site's registry; exit 1 naming the missing ones.
         #[arg(long)]
         check: bool,
+        /// Print JSON (schema 1, docs/json.md) instead of the table.
+        #[arg(long, conflicts_with = "check")]
+        json: bool,
     },
 }
 
@@ -216,12 +219,18 @@ fn run_inner(args: ChartArgs) -> CmdResult {
             branch,
             diff,
             check,
+            json,
         } => {
             let envs: Vec<String> = match branch {
                 Some(b) => vec![b],
                 None => Env::ALL.iter().map(|e| e.branch().to_string()).collect(),
             };
-            for line in repo.show(&envs)?.table(diff) {
+            let overview = repo.show(&envs)?;
+            if json {
+                crate::json::print(&show_json(&overview, diff))?;
+                return Ok(Exit::Success);
+            }
+            for line in overview.table(diff) {
                 println!("{line}");
             }
             if check {
@@ -239,4 +248,29 @@ fn run_inner(args: ChartArgs) -> CmdResult {
         }
     }
     Ok(Exit::Success)
+}
+
+/// `chart show --json`'s body: the environments in order, then per app its
+/// version in each environment (null when absent) and whether they differ
+/// (with `only_differing`, only the apps that do).
+fn show_json(overview: &swh_deploy_charts::Overview, only_differing: bool) -> serde_json::Value {
+    let apps: Vec<serde_json::Value> = overview
+        .apps
+        .iter()
+        .filter(|(app, _)| !only_differing || overview.differs(app))
+        .map(|(app, versions)| {
+            let per_env: serde_json::Map<String, serde_json::Value> = overview
+                .envs
+                .iter()
+                .zip(versions)
+                .map(|(env, v)| (env.clone(), v.clone().into()))
+                .collect();
+            serde_json::json!({
+                "app": app,
+                "versions": per_env,
+                "differs": overview.differs(app),
+            })
+        })
+        .collect();
+    serde_json::json!({ "environments": overview.envs, "apps": apps })
 }

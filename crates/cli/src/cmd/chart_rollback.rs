@@ -76,7 +76,7 @@ pub(crate) fn run(
     Ok(match done {
         RolledBack::Pushed {
             wait: Some(report), ..
-        } => super::cluster::render_wait(&report),
+        } => super::cluster::render_wait(&report, true),
         _ => Exit::Success,
     })
 }

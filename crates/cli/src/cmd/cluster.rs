@@ -7,8 +7,8 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsSet};
-use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport};
+use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsReport, LabelsSet};
+use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport, WaitOutcome};
 
 use super::app::load_site;
 use crate::error::{CliError, CmdResult, Exit};
@@ -57,6 +57,10 @@ enum ClusterCommand {
         /// (default: $SWH_DEPLOY_CHARTS_DIR, else the site file's [charts]).
         #[arg(long, value_name = "DIR")]
         charts_dir: Option<PathBuf>,
+        /// Print how the wait ended as JSON on stdout (schema 1,
+        /// docs/json.md); progress stays on stderr.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -79,6 +83,9 @@ enum LabelsCommand {
         /// repeatable.
         #[arg(long = "app", value_name = "SECTION")]
         apps: Vec<String>,
+        /// Print the report as JSON (schema 1, docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Set labels on nodes, like `kubectl label --overwrite node N L=V`.
     Set {
@@ -138,6 +145,7 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                     values,
                     charts_dir,
                     apps,
+                    json,
                 },
         } => {
             // The checkout of --charts-dir or $SWH_DEPLOY_CHARTS_DIR; the
@@ -152,7 +160,11 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                     apps,
                 },
             )?;
-            println!("{report}");
+            if *json {
+                crate::json::print(&labels_json(&report))?;
+            } else {
+                println!("{report}");
+            }
             Ok(if report.ok() {
                 Exit::Success
             } else {
@@ -184,6 +196,7 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
             timeout,
             interval,
             charts_dir,
+            json,
         } => {
             let site = site.ok_or_else(|| {
                 CliError::failed("cluster wait needs a site file (--site, $SWH_DEPLOY_SITE)")
@@ -198,17 +211,22 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                 interval: *interval,
             };
             let report = wait_environment(&req, &mut |ev| eprintln!("{ev}"))?;
-            Ok(render_wait(&report))
+            if *json {
+                crate::json::print(&wait_json(&report))?;
+            }
+            Ok(render_wait(&report, !*json))
         }
     }
 }
 
-/// Prints how a wait ended (live on stdout, else on stderr) and returns
-/// its exit: success when live, [`Exit::Failed`] when the rollout failed,
-/// [`Exit::Timeout`] when the timeout passed first.
-pub(crate) fn render_wait(report: &EnvWaitReport) -> Exit {
+/// Prints how a wait ended (live on stdout when `live_line`, else on
+/// stderr) and returns its exit: success when live, [`Exit::Failed`] when
+/// the rollout failed, [`Exit::Timeout`] when the timeout passed first.
+pub(crate) fn render_wait(report: &EnvWaitReport, live_line: bool) -> Exit {
     if report.is_live() {
-        println!("{report}");
+        if live_line {
+            println!("{report}");
+        }
         Exit::Success
     } else {
         eprintln!("swh-deploy cluster wait: {report}");
@@ -218,4 +236,65 @@ pub(crate) fn render_wait(report: &EnvWaitReport) -> Exit {
             Exit::Failed
         }
     }
+}
+
+/// `cluster labels check --json`'s body: the report's fields, each required
+/// label with its sections and nodes, the labels no node has, and `ok`.
+fn labels_json(report: &LabelsReport) -> serde_json::Value {
+    let labels: Vec<serde_json::Value> = report
+        .labels
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "label": l.expr.display(),
+                "sections": l.sections,
+                "nodes": l.nodes,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "context": report.context,
+        "nodes": report.nodes,
+        "sections": report.sections,
+        "files": report.files,
+        "labels": labels,
+        "missing": report.missing(),
+        "unschedulable": report.unschedulable,
+        "ok": report.ok(),
+    })
+}
+
+/// `cluster wait --json`'s body: the environment, revision and namespace,
+/// then `status` (`live`, `failed`, `timeout`) with the Argo CD application
+/// and the deployments rolled out when live, else `detail`.
+fn wait_json(report: &EnvWaitReport) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "environment": report.env,
+        "revision": report.revision,
+        "namespace": report.namespace,
+        "deployments_checked": report.deployments_checked,
+        "timeout_s": report.timeout.as_secs_f64(),
+    });
+    match &report.outcome {
+        WaitOutcome::Live { app, deployments } => {
+            v["status"] = "live".into();
+            v["application"] = serde_json::json!({
+                "name": app.name,
+                "sync": app.sync,
+                "revision": app.revision,
+                "health": app.health,
+                "phase": app.phase,
+            });
+            v["deployments"] = (*deployments).into();
+        }
+        WaitOutcome::Failed(why) => {
+            v["status"] = "failed".into();
+            v["detail"] = why.as_str().into();
+        }
+        WaitOutcome::TimedOut(last) => {
+            v["status"] = "timeout".into();
+            v["detail"] = last.as_str().into();
+        }
+    }
+    v
 }

@@ -51,10 +51,7 @@ fn history(args: &HistoryArgs) -> CmdResult {
         None => {
             let runs = journal.runs(args.limit)?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&runs).unwrap_or_default()
-                );
+                crate::json::print(&serde_json::json!({ "runs": runs }))?;
                 return Ok(Exit::Success);
             }
             if runs.is_empty() {
@@ -86,10 +83,7 @@ fn history(args: &HistoryArgs) -> CmdResult {
                 return Ok(Exit::Success);
             }
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&details).unwrap_or_default()
-                );
+                crate::json::print(&details)?;
             } else {
                 print!("{}", render_details(&details, args.outputs));
             }

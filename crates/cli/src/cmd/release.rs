@@ -267,7 +267,7 @@ fn run_wait(args: &WaitArgs) -> CmdResult {
         let mut v = serde_json::to_value(&outcome).map_err(failed)?;
         v["module"] = module.dotted().into();
         v["version"] = version.to_string().into();
-        println!("{v}");
+        println!("{}", crate::json::to_line(&v)?);
     }
     if outcome.published {
         if !args.json {

@@ -126,6 +126,10 @@ pub struct ShipArgs {
     /// Print the plan and stop.
     #[arg(long)]
     dry_run: bool,
+    /// Print how the ship ended as JSON on stdout (schema 1, docs/json.md);
+    /// the plan and progress go to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 fn ship_error(e: ShipError) -> CliError {
@@ -238,7 +242,7 @@ fn options(args: ShipArgs) -> Result<(ShipOptions, Site), CliError> {
 
 /// Runs `swh-deploy ship`.
 pub fn run(args: ShipArgs) -> CmdResult {
-    let dry_run = args.dry_run;
+    let (dry_run, json) = (args.dry_run, args.json);
     let ship = options(args)
         .map_err(|e| e.in_command("ship"))
         .and_then(|(options, site)| {
@@ -248,14 +252,15 @@ pub fn run(args: ShipArgs) -> CmdResult {
             Ok((ship, plan))
         });
     let (mut ship, plan) = ship?;
-    print!("{}", plan.render(&ship));
-    if dry_run {
-        println!("dry run: nothing done");
-        return Ok(Exit::Success);
-    }
     let mut render = Render {
         upgrade: HumanProgress::new(std::io::stderr(), std::io::stderr().is_terminal()),
+        json,
     };
+    render.line(plan.render(&ship).trim_end());
+    if dry_run {
+        render.line("dry run: nothing done");
+        return Ok(Exit::Success);
+    }
     let outcome = swh_deploy_ship::execute(&mut ship, &plan, &mut render)
         .map_err(|e| ship_error(e).in_command("ship"))?;
     match outcome {
@@ -265,6 +270,18 @@ pub fn run(args: ShipArgs) -> CmdResult {
             already_done,
             elapsed,
         } => {
+            if json {
+                crate::json::print(&serde_json::json!({
+                    "status": "shipped",
+                    "module": ship.options.module.dotted(),
+                    "version": ship.options.version.to_string(),
+                    "run": run,
+                    "done_now": done_now,
+                    "already_done": already_done,
+                    "elapsed_s": elapsed.as_secs_f64(),
+                }))?;
+                return Ok(Exit::Success);
+            }
             println!(
                 "\nshipped {} {}: {done_now} step(s) done now, {already_done} already done ({:.1}s); journal run {run}",
                 ship.options.module.dotted(),
@@ -275,6 +292,17 @@ pub fn run(args: ShipArgs) -> CmdResult {
         }
         ShipOutcome::Failed(f) => {
             let exit = f.error.exit();
+            if json {
+                crate::json::print(&serde_json::json!({
+                    "status": "failed",
+                    "module": ship.options.module.dotted(),
+                    "version": ship.options.version.to_string(),
+                    "exit": exit.code(),
+                    "step": {"number": f.number, "of": f.of, "name": f.step.name(), "title": f.step.title},
+                    "error": f.error.to_string(),
+                    "continue": continue_command(),
+                }))?;
+            }
             eprintln!(
                 "swh-deploy ship: step {}/{} ({}) failed (exit {}): {}\n  step: {}\n  the later steps were not run. Fix the cause, then continue with the same command (steps already done are skipped):\n  {}",
                 f.number,
@@ -290,11 +318,23 @@ pub fn run(args: ShipArgs) -> CmdResult {
     }
 }
 
-/// Renders the ship's progress: its own lines on stdout, the steps'
-/// output on stdout and their progress on stderr, as the commands alone
-/// print them.
+/// Renders the ship's progress: its own lines on stdout (on stderr with
+/// `--json`), the steps' output likewise and their progress on stderr, as
+/// the commands alone print them.
 struct Render {
     upgrade: HumanProgress<std::io::Stderr>,
+    json: bool,
+}
+
+impl Render {
+    /// One of the ship's own lines.
+    fn line(&self, text: impl std::fmt::Display) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
 }
 
 impl Reporter for Render {
@@ -303,18 +343,23 @@ impl Reporter for Render {
             ShipEvent::Started {
                 run,
                 continuing: Some(r),
-            } => println!(
+            } => self.line(format_args!(
                 "ship run {run}: continuing ship run {} ({}): steps already done are skipped",
                 r.id, r.status
-            ),
-            ShipEvent::Started { run, .. } => println!("ship run {run}"),
-            ShipEvent::Step { number, of, step } => println!("\n[{number}/{of}] {}", step.title),
+            )),
+            ShipEvent::Started { run, .. } => self.line(format_args!("ship run {run}")),
+            ShipEvent::Step { number, of, step } => {
+                self.line(format_args!("\n[{number}/{of}] {}", step.title))
+            }
             ShipEvent::AlreadyDone {
                 number,
                 of,
                 step,
                 evidence,
-            } => println!("[{number}/{of}] {}: already done: {evidence}", step.name()),
+            } => self.line(format_args!(
+                "[{number}/{of}] {}: already done: {evidence}",
+                step.name()
+            )),
             ShipEvent::Done {
                 number,
                 of,
@@ -322,9 +367,12 @@ impl Reporter for Render {
                 text,
             } => {
                 let sep = if text.is_empty() { "" } else { ": " };
-                println!("[{number}/{of}] {}: done{sep}{text}", step.name())
+                self.line(format_args!(
+                    "[{number}/{of}] {}: done{sep}{text}",
+                    step.name()
+                ))
             }
-            ShipEvent::Output(text) => println!("{text}"),
+            ShipEvent::Output(text) => self.line(text),
             ShipEvent::Progress(text) => eprintln!("{text}"),
             ShipEvent::Upgrade(e) => self.upgrade.event(e),
         }

@@ -44,7 +44,7 @@ pub struct VersionsArgs {
     /// The site file.
     #[arg(long, value_name = "FILE")]
     site: Option<PathBuf>,
-    /// Print JSON.
+    /// Print JSON (schema 1, docs/json.md).
     #[arg(long)]
     json: bool,
     /// When to highlight hosts behind.
@@ -73,14 +73,10 @@ pub fn run(args: VersionsArgs) -> CmdResult {
     };
     let survey = survey(&site, &query)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "packages": survey.reports,
-                "errors": survey.errors(),
-            }))
-            .unwrap_or_default()
-        );
+        crate::json::print(&serde_json::json!({
+            "packages": survey.reports,
+            "errors": survey.errors(),
+        }))?;
     } else {
         let color = match args.color.as_str() {
             "always" => true,

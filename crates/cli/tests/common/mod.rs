@@ -62,6 +62,17 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A `--json` document (docs/json.md) parsed, after checking that it is
+/// one object whose first field is `"schema": 1`.
+pub fn json_doc(stdout: &str) -> serde_json::Value {
+    assert!(
+        stdout.trim_start().starts_with("{\n  \"schema\": 1,")
+            || stdout.trim_start().starts_with("{\"schema\":1,"),
+        "not a schema-1 document: {stdout}"
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 /// (stdout, stderr) of `o` as text.
 pub fn out_err(o: &Output) -> (String, String) {
     (text(&o.stdout), text(&o.stderr))
