@@ -30,7 +30,20 @@
 //!   change, `ADDED`/`DELETED` when an object enters or leaves the label
 //!   selector; at most 60 s (`timeoutSeconds`);
 //! * Argo CD's API: `GET /api/v1/applications/{name}[?refresh=hard]` with
-//!   `status.sync`, `status.health`, `status.operationState`.
+//!   `status.sync`, `status.health`, `status.operationState`;
+//! * pods: `GET /api/v1[/namespaces/{ns}]/pods[/{name}]` with the same
+//!   selectors (the toolbox pods, `app=swh-toolbox`, always `Running`);
+//! * exec in a pod over the Kubernetes **WebSocket** exec protocol only
+//!   (`GET .../pods/{name}/exec?command=..&stdout=true&stderr=true`,
+//!   subprotocol `v4.channel.k8s.io` or `v5.channel.k8s.io`: channel 1 stdout, 2 stderr, 3 the
+//!   `Status` with the exit code in `details.causes[reason=ExitCode]`), not
+//!   SPDY (so Debian's kubectl 1.20, which execs over SPDY, cannot use it).
+//!   No container runs: the only commands are SWH's database scripts,
+//!   simulated: `check-<svc>-db-version.sh` exits 2 while `<svc>` is in
+//!   [`Faults::pending_migrations`], else 0; `migrate-<svc>-db-version.sh`
+//!   prints its progress and clears it, or fails (exit 1, error on stderr)
+//!   while `<svc>` is in [`Faults::failing_migrations`]. Any other command
+//!   is refused as the API server does for a missing executable.
 //!
 //! Each Argo CD application tracks a branch of a bare git repository (the
 //! test bed's `swh-charts.git`, [`crate::components::GitRemotes`]) with
@@ -98,6 +111,20 @@ pub struct DeploymentSpec {
     pub replicas: u32,
 }
 
+/// A pod of the stand-in cluster (always `Running`; nothing runs in it
+/// but the simulated database scripts, see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSpec {
+    /// The cluster holding it.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name, e.g. `swh-toolbox-7d9c6b5f4-x2x9q`.
+    pub name: String,
+    /// Its labels, e.g. `app=swh-toolbox`.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// An Argo CD application with automated sync on a branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationSpec {
@@ -122,6 +149,12 @@ pub struct Faults {
     /// `Progressing` (`ReplicaSetUpdated`) until the version is removed from
     /// this list (with [`KubeStandin::set_faults`]); then it completes.
     pub held_versions: Vec<String>,
+    /// Services (`storage`...) whose database needs a migration:
+    /// `check-<svc>-db-version.sh` exits 2 until
+    /// `migrate-<svc>-db-version.sh` succeeds (which removes it).
+    pub pending_migrations: Vec<String>,
+    /// Services whose `migrate-<svc>-db-version.sh` fails (exit 1).
+    pub failing_migrations: Vec<String>,
 }
 
 /// An Argo CD `ApplicationSet` with a `pullRequest` generator (GitLab),
@@ -163,6 +196,8 @@ pub struct StandinOptions {
     pub nodes: Vec<NodeSpec>,
     /// Deployments.
     pub deployments: Vec<DeploymentSpec>,
+    /// Pods.
+    pub pods: Vec<PodSpec>,
     /// Argo CD applications.
     pub applications: Vec<ApplicationSpec>,
     /// Fault knobs (can be changed later with [`KubeStandin::set_faults`]).
@@ -181,7 +216,8 @@ impl StandinOptions {
     /// and `swh-cassandra`; applications `archive-staging-rke2-swh`
     /// (branch `staging`, namespace `swh`) and
     /// `archive-production-rke2-swh-cassandra` (branch `production`,
-    /// namespace `swh-cassandra`). Tokens are random.
+    /// namespace `swh-cassandra`); a toolbox pod (`app=swh-toolbox`) in
+    /// each of both namespaces. Tokens are random.
     pub fn swh(charts_repo: &Path) -> StandinOptions {
         const STAGING: &str = "archive-staging-rke2";
         const PRODUCTION: &str = "archive-production-rke2";
@@ -215,7 +251,20 @@ impl StandinOptions {
                 });
             }
         }
+        let pods = [
+            (STAGING, "swh", "swh-toolbox-7d9c6b5f4-x2x9q"),
+            (PRODUCTION, "swh-cassandra", "swh-toolbox-5c8f7d6b9-k4m2p"),
+        ]
+        .iter()
+        .map(|(cluster, ns, name)| PodSpec {
+            cluster: cluster.to_string(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            labels: [("app".to_string(), "swh-toolbox".to_string())].into(),
+        })
+        .collect();
         StandinOptions {
+            pods,
             charts_repo: charts_repo.to_path_buf(),
             kube_token: random_token(),
             argocd_token: random_token(),
@@ -280,6 +329,14 @@ struct Deployment {
 }
 
 #[derive(Debug)]
+struct Pod {
+    cluster: String,
+    labels: BTreeMap<String, String>,
+    rv: u64,
+    uid: String,
+}
+
+#[derive(Debug)]
 struct Application {
     spec: ApplicationSpec,
     sync: &'static str,
@@ -303,6 +360,7 @@ struct State {
     rv: u64,
     nodes: BTreeMap<String, Node>,
     deployments: BTreeMap<(String, String), Deployment>,
+    pods: BTreeMap<(String, String), Pod>,
     apps: BTreeMap<String, Application>,
     faults: Faults,
     requests: Vec<String>,
@@ -367,6 +425,7 @@ impl KubeStandin {
             rv: 1000,
             nodes: BTreeMap::new(),
             deployments: BTreeMap::new(),
+            pods: BTreeMap::new(),
             apps: BTreeMap::new(),
             faults: opts.faults.clone(),
             requests: Vec::new(),
@@ -385,6 +444,18 @@ impl KubeStandin {
                     spec: json!({}),
                     rv,
                     uid: uid(&n.name),
+                },
+            );
+        }
+        for p in &opts.pods {
+            let rv = state.next_rv();
+            state.pods.insert(
+                (p.namespace.clone(), p.name.clone()),
+                Pod {
+                    cluster: p.cluster.clone(),
+                    labels: p.labels.clone(),
+                    rv,
+                    uid: uid(&format!("pod/{}/{}", p.namespace, p.name)),
                 },
             );
         }
@@ -537,6 +608,20 @@ impl KubeStandin {
     /// Replaces the fault knobs (applies to the next syncs).
     pub fn set_faults(&self, faults: Faults) {
         self.shared.state.lock().unwrap().faults = faults;
+    }
+
+    /// The fault knobs now (e.g. whether a migration is still pending).
+    pub fn faults(&self) -> Faults {
+        self.shared.state.lock().unwrap().faults.clone()
+    }
+
+    /// Deletes a pod (as `kubectl delete pod`, at once); whether it was
+    /// there.
+    pub fn remove_pod(&self, namespace: &str, name: &str) -> bool {
+        let mut st = self.shared.state.lock().unwrap();
+        st.pods
+            .remove(&(namespace.to_string(), name.to_string()))
+            .is_some()
     }
 
     /// A node's labels now.
@@ -1046,6 +1131,40 @@ fn deployment_json(ns: &str, name: &str, d: &Deployment) -> Value {
     })
 }
 
+fn pod_json(ns: &str, name: &str, p: &Pod) -> Value {
+    let app = p
+        .labels
+        .get("app")
+        .cloned()
+        .unwrap_or_else(|| name.to_string());
+    let image = format!(
+        "container-registry.softwareheritage.org/swh/infra/swh-apps/{}:20250117.1",
+        app.trim_start_matches("swh-").replace('-', "_")
+    );
+    json!({
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": p.uid,
+            "resourceVersion": p.rv.to_string(),
+            "creationTimestamp": "2025-01-17T14:00:00Z",
+            "labels": p.labels,
+        },
+        "spec": {"containers": [{"name": app, "image": image}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True",
+                            "lastTransitionTime": "2025-01-17T14:00:00Z"}],
+            "containerStatuses": [{"name": app, "image": image, "imageID": "", "ready": true,
+                                   "started": true, "restartCount": 0,
+                                   "state": {"running": {"startedAt": "2025-01-17T14:00:00Z"}}}],
+            "startTime": "2025-01-17T14:00:00Z",
+        },
+    })
+}
+
 /// An Argo CD `Application` as the Kubernetes API serves it (custom
 /// resource `applications.argoproj.io`, version `v1alpha1`).
 fn application_object(a: &Application) -> Value {
@@ -1097,6 +1216,8 @@ fn status_json(code: u16, reason: &str, message: &str) -> Value {
 struct Request {
     method: String,
     path: String,
+    /// The query as sent (repeated keys, such as exec's `command`, kept).
+    raw_query: String,
     query: BTreeMap<String, String>,
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
@@ -1156,6 +1277,7 @@ fn read_request<S: Read>(r: &mut BufReader<S>, stop: &AtomicBool) -> Option<Requ
         .collect();
     Some(Request {
         method,
+        raw_query: q.to_string(),
         path: path.to_string(),
         query,
         headers,
@@ -1215,6 +1337,17 @@ fn serve_connection<S: Read + Write>(s: &Shared, conn: S) {
                 format!("{} {}?{}", req.method, req.path, q.join("&"))
             });
         }
+        let (cluster, segs) = split_cluster(&req.path);
+        let exec_target = match segs.as_slice() {
+            ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => {
+                Some((cluster.map(String::from), ns.to_string(), pod.to_string()))
+            }
+            _ => None,
+        };
+        if let Some((cluster, ns, pod)) = exec_target {
+            serve_exec(s, r.into_inner(), &req, cluster.as_deref(), &ns, &pod);
+            return;
+        }
         if req.query.get("watch").map(|v| v == "true" || v == "1") == Some(true) {
             if authorized(s, &req, &s.kube_token) {
                 serve_watch(s, w, &req);
@@ -1228,6 +1361,166 @@ fn serve_connection<S: Read + Write>(s: &Shared, conn: S) {
             return;
         }
     }
+}
+
+/// The exec subprotocols the stand-in speaks.
+const EXEC_PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+
+/// `.../pods/{pod}/exec`: the WebSocket exec protocol (see the module
+/// documentation); one command, then the connection is closed.
+fn serve_exec<S: Read + Write>(
+    s: &Shared,
+    mut conn: S,
+    req: &Request,
+    cluster: Option<&str>,
+    ns: &str,
+    pod: &str,
+) {
+    if !authorized(s, req, &s.kube_token) {
+        let _ = respond(
+            &mut conn,
+            401,
+            &status_json(401, "Unauthorized", "Unauthorized"),
+        );
+        return;
+    }
+    let exists = {
+        let st = s.state.lock().unwrap();
+        st.pods
+            .get(&(ns.to_string(), pod.to_string()))
+            .is_some_and(|p| cluster.is_none_or(|c| c == p.cluster))
+    };
+    if !exists {
+        let (code, body) = not_found("pods", "", pod);
+        let _ = respond(&mut conn, code, &body);
+        return;
+    }
+    let header = |k: &str| req.headers.get(k).map(String::as_str).unwrap_or("");
+    let offered: Vec<&str> = header("sec-websocket-protocol")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    // The client's first protocol the stand-in speaks: v5 is v4 plus a
+    // stdin-close channel (255) that a command without stdin never uses.
+    let chosen = offered
+        .iter()
+        .find(|p| EXEC_PROTOCOLS.contains(p))
+        .copied()
+        .unwrap_or("");
+    if !header("upgrade").eq_ignore_ascii_case("websocket")
+        || header("sec-websocket-key").is_empty()
+        || chosen.is_empty()
+    {
+        let _ = respond(
+            &mut conn,
+            400,
+            &status_json(
+                400,
+                "BadRequest",
+                "Upgrade request required: this stand-in speaks only the WebSocket exec protocols v5.channel.k8s.io and v4.channel.k8s.io (no SPDY)",
+            ),
+        );
+        return;
+    }
+    let accept = tungstenite::handshake::derive_accept_key(header("sec-websocket-key").as_bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {chosen}\r\n\r\n"
+    );
+    if conn
+        .write_all(answer.as_bytes())
+        .and_then(|_| conn.flush())
+        .is_err()
+    {
+        return;
+    }
+    let command: Vec<String> = req
+        .raw_query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("command="))
+        .map(pct_decode)
+        .collect();
+    let (exit, stdout, stderr) = run_script(s, &command);
+    let status = match exit {
+        Some(0) => json!({"metadata": {}, "status": "Success"}),
+        Some(code) => json!({"metadata": {}, "status": "Failure",
+            "message": format!("command terminated with non-zero exit code: error executing command [{}], exit code {code}", command.join(" ")),
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}}),
+        None => json!({"metadata": {}, "status": "Failure",
+            "message": format!("Internal error occurred: error executing command in container: failed to exec in container: OCI runtime exec failed: exec failed: unable to start container process: exec: {:?}: executable file not found in $PATH: unknown", command.first().map(String::as_str).unwrap_or("")),
+            "reason": "InternalError", "code": 500}),
+    };
+    let mut ws =
+        tungstenite::WebSocket::from_raw_socket(conn, tungstenite::protocol::Role::Server, None);
+    let frame = |channel: u8, data: &[u8]| {
+        let mut v = Vec::with_capacity(data.len() + 1);
+        v.push(channel);
+        v.extend_from_slice(data);
+        tungstenite::Message::binary(v)
+    };
+    for m in [
+        frame(1, &stdout),
+        frame(2, &stderr),
+        frame(3, status.to_string().as_bytes()),
+    ] {
+        if ws.send(m).is_err() {
+            return;
+        }
+    }
+    // A normal closure (1000), as the API server ends a stream; kubectl
+    // reports a close without a status code (1005) as an error.
+    let _ = ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    }));
+    // Until the client's close answer (or the read timeout).
+    while ws.read().is_ok() {}
+}
+
+/// The simulated database scripts: `(exit code, stdout, stderr)`, `None`
+/// when the command does not exist.
+fn run_script(s: &Shared, command: &[String]) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+    let name = command
+        .first()
+        .map(|c| c.rsplit('/').next().unwrap_or(c))
+        .unwrap_or("");
+    let svc_of = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix("-db-version.sh"))
+            .filter(|svc| !svc.is_empty())
+            .map(String::from)
+    };
+    let mut st = s.state.lock().unwrap();
+    if let Some(svc) = svc_of("check-") {
+        if st.faults.pending_migrations.contains(&svc) {
+            let out = format!(
+                "swh.{svc}: database version 193, code version 194\nmigration needed: run migrate-{svc}-db-version.sh\n"
+            );
+            return (Some(2), out.into_bytes(), Vec::new());
+        }
+        let out = format!("swh.{svc}: database version 194, up to date\n");
+        return (Some(0), out.into_bytes(), Vec::new());
+    }
+    if let Some(svc) = svc_of("migrate-") {
+        if !st.faults.pending_migrations.contains(&svc) {
+            let out = format!("swh.{svc}: database version 194, nothing to migrate\n");
+            return (Some(0), out.into_bytes(), Vec::new());
+        }
+        let start = format!("swh.{svc}: migrating from version 193 to 194\n");
+        if st.faults.failing_migrations.contains(&svc) {
+            let err = format!(
+                "ERROR: swh.{svc}: upgrade to 194 failed: canceling statement due to lock timeout\n"
+            );
+            return (Some(1), start.into_bytes(), err.into_bytes());
+        }
+        st.faults.pending_migrations.retain(|x| x != &svc);
+        let out = format!(
+            "{start}swh.{svc}: applied 194-add-index.sql\nswh.{svc}: database version 194\n"
+        );
+        return (Some(0), out.into_bytes(), Vec::new());
+    }
+    (None, Vec::new(), Vec::new())
 }
 
 fn authorized(_s: &Shared, req: &Request, token: &str) -> bool {
@@ -1312,7 +1605,11 @@ fn handle(s: &Shared, req: &Request) -> (u16, Value) {
                 {"name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node",
                  "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": ["no"]},
                 {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-                 "verbs": ["get", "list"], "shortNames": ["ns"]}]}),
+                 "verbs": ["get", "list"], "shortNames": ["ns"]},
+                {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+                 "verbs": ["get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
+                {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions",
+                 "verbs": ["create", "get"]}]}),
         ),
         ("GET", ["apis", "apps", "v1"]) => (
             200,
@@ -1401,6 +1698,8 @@ enum Collection {
     Deployments(Option<String>),
     /// `/apis/argoproj.io/v1alpha1[/namespaces/NS]/applications`.
     Applications(Option<String>),
+    /// `/api/v1[/namespaces/NS]/pods`.
+    Pods(Option<String>),
 }
 
 impl Collection {
@@ -1409,6 +1708,7 @@ impl Collection {
             Collection::Nodes => "Node",
             Collection::Deployments(_) => "Deployment",
             Collection::Applications(_) => "Application",
+            Collection::Pods(_) => "Pod",
         }
     }
     fn api_version(&self) -> &'static str {
@@ -1416,6 +1716,7 @@ impl Collection {
             Collection::Nodes => "v1",
             Collection::Deployments(_) => "apps/v1",
             Collection::Applications(_) => "argoproj.io/v1alpha1",
+            Collection::Pods(_) => "v1",
         }
     }
     /// `(resource, group)` for error messages.
@@ -1424,6 +1725,7 @@ impl Collection {
             Collection::Nodes => ("nodes", ""),
             Collection::Deployments(_) => ("deployments", "apps"),
             Collection::Applications(_) => ("applications", "argoproj.io"),
+            Collection::Pods(_) => ("pods", ""),
         }
     }
 }
@@ -1434,6 +1736,9 @@ fn collection_of<'a>(segs: &[&'a str]) -> Option<(Collection, Option<&'a str>)> 
     Some(match segs {
         ["api", "v1", "nodes"] => (Collection::Nodes, None),
         ["api", "v1", "nodes", name] => (Collection::Nodes, Some(*name)),
+        ["api", "v1", "pods"] => (Collection::Pods(None), None),
+        ["api", "v1", "namespaces", n, "pods"] => (Collection::Pods(ns(n)), None),
+        ["api", "v1", "namespaces", n, "pods", name] => (Collection::Pods(ns(n)), Some(*name)),
         ["apis", "apps", "v1", "deployments"] => (Collection::Deployments(None), None),
         ["apis", "apps", "v1", "namespaces", n, "deployments"] => {
             (Collection::Deployments(ns(n)), None)
@@ -1488,6 +1793,17 @@ fn objects(st: &State, c: &Collection, cluster: Option<&str>) -> Vec<Object> {
                 rv: d.rv,
                 labels: [("app".to_string(), name.clone())].into(),
                 json: deployment_json(n, name, d),
+            })
+            .collect(),
+        Collection::Pods(ns) => st
+            .pods
+            .iter()
+            .filter(|((n, _), p)| in_cluster(&p.cluster) && ns.as_ref().is_none_or(|w| w == n))
+            .map(|((n, name), p)| Object {
+                name: name.clone(),
+                rv: p.rv,
+                labels: p.labels.clone(),
+                json: pod_json(n, name, p),
             })
             .collect(),
         Collection::Applications(ns) => {

@@ -115,6 +115,7 @@ from_library_errors!(
     swh_deploy_charts::env_rollback::RollbackError,
     swh_deploy_cluster::Error,
     swh_deploy_cluster::node_labels::LabelsError,
+    swh_deploy_cluster::migrate::MigrateError,
 );
 
 /// What a subcommand's `run` returns, while commands move from

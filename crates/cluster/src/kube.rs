@@ -1,6 +1,7 @@
 //! The Kubernetes API calls swh-deploy makes: list nodes and their labels,
 //! set labels (as `kubectl label --overwrite`), read deployments.
 
+use crate::exec::{ExecClient, ExecOutput};
 use crate::http::ApiClient;
 use crate::kubeconfig::{Context, KubeConfig};
 use crate::rollout::Deployment;
@@ -38,6 +39,18 @@ impl Node {
 pub struct Kube {
     context: String,
     client: ApiClient,
+    resolved: Context,
+}
+
+/// A pod: its name, labels and phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `status.phase` (`Running`, `Pending`...).
+    pub phase: String,
 }
 
 fn seg(s: &str) -> Result<&str, Error> {
@@ -59,6 +72,7 @@ impl Kube {
         Ok(Kube {
             context: ctx.name.clone(),
             client: ctx.client()?,
+            resolved: ctx.clone(),
         })
     }
 
@@ -105,6 +119,46 @@ impl Kube {
             .as_array()
             .map(|a| a.iter().map(Deployment::from_json).collect())
             .unwrap_or_default())
+    }
+
+    /// The pods of a namespace matching a label selector (`app=swh-toolbox`).
+    pub fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, Error> {
+        let mut path = format!("/api/v1/namespaces/{}/pods", seg(namespace)?);
+        if !selector.is_empty() {
+            path.push_str("?labelSelector=");
+            for b in selector.bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                    path.push(b as char);
+                } else {
+                    path.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        let v = self.client.get(&path)?;
+        Ok(v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| Pod {
+                        name: p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                        labels: Node::from_json(p).labels,
+                        phase: p["status"]["phase"].as_str().unwrap_or("").to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Runs `command` in `pod` of `namespace` through the WebSocket exec
+    /// API ([`crate::exec`]); `timeout` bounds each wait for output.
+    pub fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        command: &[&str],
+        timeout: std::time::Duration,
+    ) -> Result<ExecOutput, Error> {
+        ExecClient::new(&self.resolved, timeout)?.exec(seg(namespace)?, seg(pod)?, command)
     }
 
     /// One deployment.

@@ -45,12 +45,14 @@
 
 pub mod affinity;
 pub mod argocd;
+pub mod exec;
 pub mod gate;
 pub mod grafana;
 pub mod http;
 pub mod kube;
 pub mod kubeconfig;
 pub mod labels;
+pub mod migrate;
 pub mod node_labels;
 pub mod rollout;
 pub mod wait;

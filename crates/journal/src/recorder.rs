@@ -99,6 +99,30 @@ impl Recorder {
         self.open = true;
     }
 
+    /// Records the output of the current step's command on `target` (a
+    /// pod, a host): its exit code, stdout and stderr, how long it took and
+    /// whether it counts as a success. Best effort, like [`Recorder::step`].
+    pub fn output(
+        &mut self,
+        target: &str,
+        rc: Option<i32>,
+        stdout: &[u8],
+        stderr: &[u8],
+        duration: std::time::Duration,
+        ok: bool,
+    ) {
+        let outcome = if ok {
+            crate::Outcome::Ok
+        } else {
+            crate::Outcome::Failed
+        };
+        if let Err(e) = self.journal.record_host_result(
+            self.run, self.step, target, rc, stdout, stderr, duration, outcome,
+        ) {
+            (self.warn)(&e);
+        }
+    }
+
     fn close(&mut self, status: StepStatus) {
         if self.open {
             if let Err(e) = self.journal.end_step(self.run, self.step, status) {
@@ -151,6 +175,14 @@ mod tests {
         let run = rec.run_id();
         rec.step("tag", "v1.2.0");
         rec.step("push", "origin v1.2.0");
+        rec.output(
+            "origin",
+            Some(0),
+            b"pushed\n",
+            b"",
+            std::time::Duration::from_millis(5),
+            true,
+        );
         rec.finish(true);
 
         let j = Journal::open(&path).unwrap();
@@ -178,6 +210,13 @@ mod tests {
                 (2, "push", "release", "origin v1.2.0", StepStatus::Succeeded),
             ]
         );
+        let results = &details.results;
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_eq!(
+            (results[0].step, results[0].host.as_str(), results[0].rc),
+            (2, "origin", Some(0))
+        );
+        assert_eq!(results[0].stdout, "pushed\n");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -4,7 +4,8 @@
 //! deployments and Argo CD applications that swh-deploy and kubectl (`get`,
 //! `-l`, `--watch`, `label`, `patch`, `rollout status`, `get
 //! applications.argoproj.io`) use, and simulates
-//! Argo CD's automated sync of branches of a bare swh-charts repository.
+//! Argo CD's automated sync of branches of a bare swh-charts repository;
+//! toolbox pods whose WebSocket exec runs simulated database scripts.
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use swh_deploy_testbed::kube::{Faults, KubeStandin, StandinOptions};
 
 /// STAND-IN Kubernetes + Argo CD API server on 127.0.0.1 (NOT a real
-/// Kubernetes: no pods, no scheduler). Serves nodes, deployments and Argo CD
+/// Kubernetes: no containers, no scheduler). Serves nodes, deployments, toolbox pods and Argo CD
 /// applications; each application follows a branch of CHARTS_REPO (a bare
 /// git repository) with automated sync and a simulated rolling update.
 #[derive(Parser)]
@@ -38,6 +39,13 @@ struct Args {
     /// as the stand-in runs; repeatable.
     #[arg(long, value_name = "VERSION")]
     hold_version: Vec<String>,
+    /// Service whose database needs a migration (check-SVC-db-version.sh
+    /// exits 2 until migrate-SVC-db-version.sh ran); repeatable.
+    #[arg(long, value_name = "SVC")]
+    pending_migration: Vec<String>,
+    /// Service whose migrate-SVC-db-version.sh fails; repeatable.
+    #[arg(long, value_name = "SVC")]
+    failing_migration: Vec<String>,
 }
 
 fn main() {
@@ -56,6 +64,8 @@ fn run(args: Args) -> Result<()> {
         degraded_revisions: args.degrade_revision,
         degraded_versions: args.degrade_version,
         held_versions: args.hold_version,
+        pending_migrations: args.pending_migration,
+        failing_migrations: args.failing_migration,
     };
     let standin = KubeStandin::start(opts)?;
     if let Some(p) = &args.kubeconfig {

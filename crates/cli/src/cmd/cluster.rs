@@ -7,6 +7,7 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
+use swh_deploy_cluster::migrate::{migrate, MigrateRequest, TOOLBOX_SELECTOR};
 use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsReport, LabelsSet};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport, WaitOutcome};
 
@@ -61,6 +62,30 @@ enum ClusterCommand {
         /// docs/json.md); progress stays on stderr.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a service's database migration in the environment's toolbox
+    /// pod: `check-SERVICE-db-version.sh` (exit 0 up to date, 2 migration
+    /// needed), then `migrate-SERVICE-db-version.sh` and the check again.
+    /// Journaled; Grafana annotation when configured.
+    Migrate {
+        /// The environment (site file `[environments.ENV]`: its
+        /// kube_context and namespace).
+        env: String,
+        /// The service, e.g. storage, scheduler.
+        service: String,
+        /// Only run the check; never migrate, journal nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run the migration without asking (needed when stdin is not a
+        /// terminal).
+        #[arg(long)]
+        yes: bool,
+        /// The label selector of the toolbox pod.
+        #[arg(long, default_value = TOOLBOX_SELECTOR, value_name = "SELECTOR")]
+        selector: String,
+        /// Give up when a command is silent this long.
+        #[arg(long, default_value = "1h", value_parser = swh_deploy_util::duration::parse)]
+        timeout: Duration,
     },
 }
 
@@ -216,7 +241,56 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
             }
             Ok(render_wait(&report, !*json))
         }
+        ClusterCommand::Migrate {
+            env: env_name,
+            service,
+            dry_run,
+            yes,
+            selector,
+            timeout,
+        } => {
+            let site = site.ok_or_else(|| {
+                CliError::failed("cluster migrate needs a site file (--site, $SWH_DEPLOY_SITE)")
+            })?;
+            let req = MigrateRequest {
+                site,
+                env: env_name,
+                service,
+                selector,
+                dry_run: *dry_run,
+                timeout: *timeout,
+            };
+            let done = migrate(
+                &req,
+                &mut |command, pod| *yes || ask(command, pod),
+                &mut |ev| {
+                    if ev.is_diagnostic() {
+                        eprintln!("{ev}")
+                    } else {
+                        println!("{ev}")
+                    }
+                },
+            )?;
+            println!("{done}");
+            Ok(Exit::Success)
+        }
     }
+}
+
+/// Asks on the terminal whether to run `command` in `pod`; false when
+/// stdin is not a terminal.
+fn ask(command: &str, pod: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("run {command} in {pod}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes")
 }
 
 /// Prints how a wait ended (live on stdout when `live_line`, else on
