@@ -9,6 +9,8 @@
 #   QUICK=1 benches/run.sh         # smaller sizes, for a smoke test
 #   N1=50 N2=20 NX=500 RUNS=1 benches/run.sh   # any size; PERSIST=SECS for (2)
 #   SWH_DEPLOY=path TESTBED=path benches/run.sh # given binaries, no build
+#   RTT_MS=10 benches/run.sh       # every ssh round trip 10 ms longer (the test
+#                                  # bed's latency relay, RTT_MS/2 each way)
 #
 # Needs root (namespaces), hyperfine, /usr/bin/time and the venv of
 # scripts/install-deps (clush).
@@ -44,7 +46,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$tb" --name "$name" up --loopback "$N1" --no-apt-repo >/dev/null
+RTT_MS=${RTT_MS:-0}
+latency=()
+[ "$(awk "BEGIN { print ($RTT_MS > 0) }")" = 1 ] && latency=(--latency "$(awk "BEGIN { print $RTT_MS / 2 }")ms")
+"$tb" --name "$name" up --loopback "$N1" --no-apt-repo "${latency[@]}" >/dev/null
 cfg=/run/swh-deploy-testbed/$name/ssh_config
 inns() { "$tb" --name "$name" exec -- "$@"; }
 seq -f 'host%g' 1 "$N1" >"$work/hosts1"
@@ -54,7 +59,8 @@ echo "## run"
 echo
 echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores (load average at start: $(cut -d' ' -f1-3 /proc/loadavg)),"
 echo "OpenSSH $(ssh -V 2>&1 | cut -d, -f1 | cut -d_ -f2), ClusterShell $("$venv/bin/python" -c 'import ClusterShell; print(ClusterShell.__version__)'),"
-echo "loopback test bed (one sshd, client in its namespace, ssh_config of the test bed: curve25519, key auth)."
+echo "loopback test bed (one sshd, client in its namespace, ssh_config of the test bed: curve25519, key auth),"
+echo "ssh round trip: loopback$( [ ${#latency[@]} -eq 0 ] || echo " + $RTT_MS ms (test bed latency relay, ${latency[1]} each way)")."
 echo "Reproduce: \`benches/run.sh\` (as root). Ratios are other/swh-deploy: above 1 means swh-deploy is faster."
 echo
 

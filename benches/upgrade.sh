@@ -14,6 +14,7 @@
 #
 # Usage (root): benches/upgrade.sh [--runs N] [--hosts N] [--tools LIST]
 #                                  [--name NAME] [--out FILE] [--keep-logs]
+#                                  [--rtt MS]
 #   --runs N     timed runs per tool (default 3)
 #   --hosts N    test bed hosts (default 20, at least 3)
 #   --tools L    comma-separated subset of swh-deploy,ansible,clush (default
@@ -22,6 +23,9 @@
 #   --name NAME  test bed name (default bench-upgrade)
 #   --out FILE   also write the Markdown result there
 #   --keep-logs  keep the work directory (logs of every run) on success
+#   --rtt MS     add MS milliseconds to every ssh round trip (the test bed's
+#                latency mode: a delaying relay in front of each host's sshd,
+#                MS/2 each way; default 0: loopback speed)
 # Environment: SWH_DEPLOY, TESTBED (binaries; default: built here with
 # `cargo build --release` into $CARGO_TARGET_DIR or <repo>/target),
 # SWH_DEPLOY_VENV (venv with clush and ansible-playbook; default <repo>/.venv,
@@ -40,6 +44,7 @@ tools=swh-deploy,ansible,clush
 name=bench-upgrade
 out=
 keep_logs=0
+rtt=0
 run_timeout=${RUN_TIMEOUT:-900}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
@@ -53,12 +58,16 @@ while [ $# -gt 0 ]; do
     --name) name=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --keep-logs) keep_logs=1; shift ;;
+    --rtt) rtt=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs: expected a positive integer, got '$runs'"
 [[ $nhosts =~ ^[1-9][0-9]*$ ]] && [ "$nhosts" -ge 3 ] || die "--hosts: expected an integer >= 3, got '$nhosts'"
+[[ $rtt =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--rtt: expected milliseconds, got '$rtt'"
+latency=()
+[ "$(awk "BEGIN { print ($rtt > 0) }")" = 1 ] && latency=(--latency "$(awk "BEGIN { print $rtt / 2 }")ms")
 [[ $name =~ ^[a-z0-9-]{1,24}$ ]] || die "--name: expected [a-z0-9-]{1,24}, got '$name'"
 IFS=, read -r -a tool_list <<<"$tools"
 for t in "${tool_list[@]}"; do
@@ -130,7 +139,7 @@ if [ -e "$state/state.toml" ]; then
 fi
 log "starting $nhosts systemd hosts (test bed '$name')"
 tb_up=1
-timeout 600 "$testbed" --name "$name" up --hosts "$nhosts" --systemd >"$work/testbed-up.log" 2>&1 || { cat "$work/testbed-up.log" >&2; die "testbed up failed"; }
+timeout 600 "$testbed" --name "$name" up --hosts "$nhosts" --systemd "${latency[@]}" >"$work/testbed-up.log" 2>&1 || { cat "$work/testbed-up.log" >&2; die "testbed up failed"; }
 timeout 60 "$testbed" --name "$name" publish 1.0-1~swh1 1.1-1~swh1 >/dev/null
 cfg=$state/ssh_config
 all="host[1-$nhosts]"
@@ -287,6 +296,7 @@ base_median=$(median "${times[$base]}")
 {
   echo "Rolling upgrade of $nhosts systemd test-bed hosts, python3-swh.storage and"
   echo "python3-swh.loader.git 1.0 -> 1.1, batches 1, $q, $((nhosts - 1 - q)), health gate per batch;"
+  echo "ssh round trip: loopback$( [ ${#latency[@]} -eq 0 ] || echo " + $rtt ms (test bed latency relay, ${latency[1]} each way)");"
   echo "$runs timed runs per tool, interleaved. $(date -u +'%Y-%m-%d %H:%M UTC'), repository at $rev$dirty$swh_id;"
   echo "$machine; ansible-core $("$venv/bin/python" -c 'import ansible.release as r; print(r.__version__)'), ClusterShell $("$venv/bin/python" -c 'import ClusterShell; print(ClusterShell.__version__)')."
   echo

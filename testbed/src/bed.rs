@@ -17,6 +17,7 @@ use std::time::Duration;
 mod cgroup;
 mod faults;
 mod hosts;
+mod latency;
 mod network;
 mod nspawn;
 mod overlay;
@@ -106,6 +107,14 @@ pub struct Options {
     /// Connect the hosts to the shared real Puppet server `pergamon`
     /// (bridge modes; see [`crate::puppet`]).
     pub puppet: bool,
+    /// Latency mode: a delaying TCP relay ([`crate::relay`]) in front of
+    /// every host's sshd, which the ssh_config then goes through. `None`:
+    /// hosts are reached directly.
+    pub latency: Option<crate::relay::Latency>,
+    /// The `testbed` program that runs the relays (`testbed relay`);
+    /// `None`: this process's own executable (right for the `testbed`
+    /// binary; a test passes `env!("CARGO_BIN_EXE_testbed")`).
+    pub relay_program: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -123,6 +132,8 @@ impl Default for Options {
             host_prefix: "host".into(),
             state_dir: None,
             puppet: false,
+            latency: None,
+            relay_program: None,
         }
     }
 }
@@ -179,6 +190,9 @@ struct State {
     netns: Vec<String>,
     links: Vec<String>,
     cgroups: Vec<PathBuf>,
+    /// Latency mode: the relays' port, which the ssh_config uses.
+    #[serde(default)]
+    relay_port: Option<u16>,
 }
 
 /// The site description written to `hosts.toml`.
@@ -309,6 +323,7 @@ impl Testbed {
             netns: Vec::new(),
             links: Vec::new(),
             cgroups: Vec::new(),
+            relay_port: None,
         };
         let mut tb = Testbed {
             state: Mutex::new(state),
@@ -619,6 +634,9 @@ impl Testbed {
         match mode {
             Mode::Loopback => self.up_loopback(&golden, &names, apt_dir.as_deref())?,
             Mode::Chroot | Mode::Systemd => self.up_bridge(&golden, &names, apt_dir.as_deref())?,
+        }
+        if let Some(latency) = opts.latency {
+            self.start_relays(latency, opts.relay_program.as_deref())?;
         }
         self.write_client_files()?;
         // End to end: one real ssh login.

@@ -38,6 +38,7 @@ pub mod grafana;
 mod http;
 pub mod kube;
 pub mod puppet;
+pub mod relay;
 pub mod skip;
 mod tls;
 mod util;

@@ -5,7 +5,12 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use swh_deploy_testbed::relay::{self, Latency};
 use swh_deploy_testbed::{default_state_dir, Options, Testbed};
+
+fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
+    relay::parse_duration(s)
+}
 
 /// Real local hosts (network namespaces, overlay roots, sshd, systemd) for
 /// swh-deploy's tests and demo. Run as root.
@@ -50,6 +55,31 @@ enum Cmd {
         /// (started when not running; see docs/testbed.md).
         #[arg(long, conflicts_with = "loopback")]
         puppet: bool,
+        /// Latency mode: a relay in front of every host's sshd delays each
+        /// byte by DELAY each way (round trip + 2 x DELAY; no netem here),
+        /// e.g. 5ms. See docs/testbed.md.
+        #[arg(long, value_name = "DELAY", value_parser = parse_delay)]
+        latency: Option<std::time::Duration>,
+        /// With --latency: a random extra delay in 0..=JITTER per chunk.
+        #[arg(long, value_name = "JITTER", value_parser = parse_delay, requires = "latency")]
+        jitter: Option<std::time::Duration>,
+    },
+    /// (internal) The latency mode's delaying TCP relay: relays each
+    /// ADDR:PORT to ADDR:TO_PORT.
+    #[command(hide = true)]
+    Relay {
+        /// Upstream port (sshd's).
+        #[arg(long)]
+        to_port: u16,
+        /// One-way delay.
+        #[arg(long, value_parser = parse_delay)]
+        delay: std::time::Duration,
+        /// Random extra delay, 0..=JITTER.
+        #[arg(long, value_parser = parse_delay, default_value = "0")]
+        jitter: std::time::Duration,
+        /// Addresses to listen on.
+        #[arg(required = true)]
+        listen: Vec<std::net::SocketAddr>,
     },
     /// Make the apt repository hold exactly these versions of the swh
     /// packages (hosts see it at their next `apt-get update`).
@@ -116,6 +146,8 @@ fn run(cli: Cli) -> Result<()> {
             apt_versions,
             host_prefix,
             puppet,
+            latency,
+            jitter,
         } => {
             let defaults = Options::default();
             let opts = Options {
@@ -132,6 +164,11 @@ fn run(cli: Cli) -> Result<()> {
                 host_prefix,
                 state_dir: cli.state_dir.clone(),
                 puppet,
+                latency: latency.map(|delay| Latency {
+                    delay,
+                    jitter: jitter.unwrap_or_default(),
+                }),
+                relay_program: None,
             };
             let mut tb = Testbed::up(&opts)?;
             tb.keep()?;
@@ -170,6 +207,16 @@ fn run(cli: Cli) -> Result<()> {
             let v: Vec<&str> = versions.iter().map(|s| s.as_str()).collect();
             Testbed::attach(&dir)?.publish(&v)
         }
+        Cmd::Relay {
+            to_port,
+            delay,
+            jitter,
+            listen,
+        } => Ok(relay::run(&relay::RelayConfig {
+            listen,
+            upstream_port: to_port,
+            latency: Latency { delay, jitter },
+        })?),
         Cmd::Cut { host } => Testbed::attach(&dir)?.cut(&host),
         Cmd::Drop { host } => Testbed::attach(&dir)?.drop_packets(&host),
         Cmd::Refuse { host } => Testbed::attach(&dir)?.refuse(&host),

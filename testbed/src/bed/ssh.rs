@@ -94,10 +94,11 @@ impl Testbed {
         }
         let _ = write!(
             cfg,
-            "Host *\n  User root\n  Port 22\n  IdentityFile {id}\n  IdentitiesOnly yes\n  \
+            "Host *\n  User root\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  \
              UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  \
              CheckHostIP no\n  BatchMode yes\n  KexAlgorithms curve25519-sha256\n  ConnectTimeout 10\n  \
              LogLevel ERROR\n  ControlMaster no\n  ControlPath none\n",
+            port = st.relay_port.unwrap_or(22),
             id = dir.join("id_ed25519").display(),
             kh = dir.join("known_hosts").display(),
         );
