@@ -10,6 +10,10 @@
 # automated sync and rolling update; not a real cluster): node labels are
 # checked against the chart, and each promotion waits until Argo CD has the
 # environment live and healthy (the promotion to production is gated on it).
+# Then: a database migration in the toolbox pod (cluster migrate), a
+# promotion refused before anything is pushed because its image is not in the
+# registry (chart show --check, chart promote), and a rollback of production
+# (a revert commit, then the Argo CD wait).
 # Usage: scripts/demo-elastic.sh [BIN_DIR]   (BIN_DIR holds swh-deploy and testbed-elastic)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +29,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "elastic: starting the index, the registry, the git remotes and the Kubernetes/Argo CD stand-in"
-"$bin/testbed-elastic" "$work/bed" --publish swh.loader.git==1.2.0 >"$work/elastic.log" 2>&1 &
+"$bin/testbed-elastic" "$work/bed" --publish swh.loader.git==1.2.0 --pending-migration storage >"$work/elastic.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do
   grep -q '^ready' "$work/elastic.log" 2>/dev/null && break
@@ -68,5 +72,17 @@ sd chart show
 step "the whole chain in one command: swh-deploy ship (the plan, then every step finds its result already there)"
 sd ship swh.loader.git 1.2.0 --elastic --repo "$work/swh-loader-git" --dry-run
 sd ship swh.loader.git 1.2.0 --elastic --repo "$work/swh-loader-git" --interval 200ms --timeout 2m
+step "database migration in the toolbox pod (check, migrate, check again; exec over the stand-in's WebSocket exec API)"
+sd cluster migrate staging storage --dry-run
+sd cluster migrate staging storage --yes
+sd cluster migrate staging storage
+step "a release whose image is not in the registry: refused before promoting"
+sd chart bump "swh-loader-git=20991231.1" --module swh.loader.git --module-version v1.2.0
+if sd chart show --check --branch swh-next-version; then echo "demo: chart show --check should have failed" >&2; exit 1; fi
+if sd chart promote staging; then echo "demo: the promotion should have been refused" >&2; exit 1; fi
+step "roll production back (a revert commit on top, never a force-push; then the Argo CD wait)"
+sd chart rollback production --dry-run
+sd chart rollback production --interval 200ms --timeout 2m
+sd chart show
 step "what was done (journal)"
 sd history

@@ -37,6 +37,11 @@ struct Args {
     /// uv binary written into env.sh (default: <repo>/.venv/bin/uv, else uv).
     #[arg(long)]
     uv: Option<PathBuf>,
+    /// Service whose database needs a migration in the stand-in's toolbox
+    /// pods (check-SVC-db-version.sh exits 2 until migrate-SVC-db-version.sh
+    /// ran); repeatable.
+    #[arg(long, value_name = "SVC")]
+    pending_migration: Vec<String>,
 }
 
 fn main() {
@@ -76,6 +81,43 @@ fn run(args: Args) -> Result<()> {
             &["config", "user.email", "sysadmin@example.invalid"],
         )?;
     }
+    // The demo builds swh-loader-git's image into the local registry: the
+    // charts point that app's image there (the other apps stay on SWH's
+    // registry, not checked), so promotions check its tags for real.
+    let charts = dir.join("swh-charts");
+    git(&charts, &["checkout", "-q", "production"])?;
+    let file = charts.join("values-swh-application-versions.yaml");
+    let text = std::fs::read_to_string(&file)?;
+    let edited: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            if l.starts_with("swh_loader_git_image:") {
+                format!(
+                    "swh_loader_git_image: {}/swh/infra/swh-apps/loader_git\n",
+                    registry.host()
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&file, edited)?;
+    git(
+        &charts,
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "test bed: swh-loader-git's image on the local registry",
+        ],
+    )?;
+    git(&charts, &["push", "-q", "origin", "production"])?;
+    // The other branches on top of it, as after a promotion.
+    for branch in ["staging", "swh-next-version"] {
+        git(&charts, &["checkout", "-q", branch])?;
+        git(&charts, &["rebase", "-q", "production"])?;
+        git(&charts, &["push", "-q", "origin", branch])?;
+    }
     for (dist, version) in &releases {
         index.publish(
             dist,
@@ -83,7 +125,9 @@ fn run(args: Args) -> Result<()> {
             &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"],
         )?;
     }
-    let kube = KubeStandin::start(StandinOptions::swh(&remotes.charts.path))?;
+    let mut opts = StandinOptions::swh(&remotes.charts.path);
+    opts.faults.pending_migrations = args.pending_migration.clone();
+    let kube = KubeStandin::start(opts)?;
     kube.write_kubeconfig(
         &dir.join("kubeconfig"),
         &["archive-staging-rke2", "archive-production-rke2"],
