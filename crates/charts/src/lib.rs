@@ -21,6 +21,7 @@
 //! (fast-forward only) and [`ChartsRepo::show`].
 
 pub mod bump_run;
+pub mod enable;
 pub mod env_rollback;
 pub mod git;
 pub mod gitlab;
