@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -242,6 +243,18 @@ def write_shim(directory, binary):
             "    os.execv(%r, ['clush'] + _a[3:])\n" % binary)
 
 
+def end_masters(directory):
+    """Ends the ssh master connections listening in `directory`."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            subprocess.run(["ssh", "-oControlPath=" + path, "-O", "exit", "--", "x"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="the swh-deploy binary")
@@ -273,6 +286,11 @@ def main():
         os.mkdir(cfgdir)
         os.environ["CLUSTERSHELL_CFGDIR"] = cfgdir
         os.environ.pop("XDG_CONFIG_HOME", None)
+        # swh-deploy's shared ssh connections (reused between commands by
+        # default) in a runtime directory of this run, ended with it.
+        xdg = os.path.join(work, "xdg")
+        os.mkdir(xdg, 0o700)
+        os.environ["XDG_RUNTIME_DIR"] = xdg
 
         from tests import CLIClushTest as suite_module
         suite_module.main = make_main(binary)
@@ -289,6 +307,7 @@ def main():
         suite = loader.loadTestsFromModule(suite_module)
         result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
     finally:
+        end_masters(os.path.join(work, "xdg", "swh-deploy", "ssh"))
         sshd.stop()
         shutil.rmtree(work, ignore_errors=True)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
