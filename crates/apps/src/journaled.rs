@@ -19,7 +19,7 @@ pub fn freeze(
     if dry_run {
         return repo.freeze(app, opts, false);
     }
-    let mut rec = Recorder::start_in(journal, "app freeze", serde_json::json!({ "app": app }))?;
+    let mut rec = Recorder::start(journal, "app freeze", serde_json::json!({ "app": app }))?;
     rec.step(&format!("freeze apps/{app}/requirements-frozen.txt"), app);
     let result = repo.freeze(app, opts, true);
     rec.finish(result.is_ok());
@@ -42,7 +42,7 @@ pub fn build(
     if opts.dry_run {
         return repo.build(app, today, opts, progress);
     }
-    let mut rec = Recorder::start_in(
+    let mut rec = Recorder::start(
         journal,
         "app build",
         serde_json::json!({

@@ -23,17 +23,19 @@ impl BumpError {
 }
 
 /// Prepares `req`'s bump and, unless `req.dry_run`, commits (and pushes)
-/// it, journaled as a `chart bump` run with `parameters` (one step naming
-/// every change, see [`BumpOutcome::journal_step`]).
+/// it, journaled as a `chart bump` run with `parameters` in `journal`
+/// (`None`: the default one; one step naming every change, see
+/// [`BumpOutcome::journal_step`]).
 pub fn bump_journaled(
     repo: &ChartsRepo,
     req: &BumpRequest,
     parameters: serde_json::Value,
+    journal: Option<&std::path::Path>,
 ) -> Result<BumpOutcome, BumpError> {
     let mut rec = if req.dry_run {
         None
     } else {
-        Some(Recorder::start("chart bump", parameters)?)
+        Some(Recorder::start(journal, "chart bump", parameters)?)
     };
     let result = repo.prepare_bump(req).and_then(|prepared| {
         if let Some(r) = rec.as_mut() {

@@ -11,6 +11,7 @@ use crate::rollback::{RollbackPlan, RollbackTo};
 use crate::values::parse_bumps;
 use crate::{ChartsRepo, Error};
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 use swh_deploy_cluster::grafana::{annotate_deployment, Annotated, Annotation};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport, WaitEvent};
@@ -37,6 +38,8 @@ pub struct RollbackRequest<'a> {
     pub timeout: Duration,
     /// Time between polls while waiting.
     pub interval: Duration,
+    /// The journal (`None`: the default one).
+    pub journal: Option<&'a Path>,
 }
 
 /// What to roll back to, from the command's arguments: `--to REV`, else
@@ -229,6 +232,7 @@ pub fn roll_back_env(
         return Ok(RolledBack::DryRun);
     }
     let mut rec = Recorder::start(
+        req.journal,
         "chart rollback",
         serde_json::json!({
             "env": req.env,

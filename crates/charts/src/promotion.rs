@@ -10,6 +10,7 @@ use crate::gitlab::{next_version_application, NextVersionApp};
 use crate::image_check::{check_images, ImageCheck};
 use crate::{ChartsRepo, Env, Error, PromoteOutcome, VersionChange};
 use std::fmt;
+use std::path::Path;
 use swh_deploy_cluster::gate::{promotion_gate, GateRefusal, PromotionGate};
 use swh_deploy_cluster::grafana::{annotate_deployment, Annotated, Annotation};
 use swh_deploy_journal::{JournalError, Recorder};
@@ -29,6 +30,8 @@ pub struct PromoteRequest<'a> {
     /// The GitLab token for the next-version merge request lookup
     /// (`$GITLAB_TOKEN`), sent as `PRIVATE-TOKEN`, never shown.
     pub gitlab_token: Option<&'a str>,
+    /// The journal (`None`: the default one).
+    pub journal: Option<&'a Path>,
 }
 
 /// What [`promote`] reports as it goes. `Display` gives the text to show;
@@ -310,6 +313,7 @@ pub fn promote(
             // source branch alone, so that its environment deploys it; the
             // promotion itself waits for that.
             let mut rec = Recorder::start(
+                req.journal,
                 "chart promote",
                 serde_json::json!({
                     "from": plan.from.branch(),
@@ -340,6 +344,7 @@ pub fn promote(
     };
     on(&PromoteEvent::Gate(&gate));
     let mut rec = Recorder::start(
+        req.journal,
         "chart promote",
         serde_json::json!({
             "from": plan.from.branch(),

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use swh_deploy_site::Site;
 
 /// The site file (`--site`).
@@ -208,6 +208,13 @@ impl Settings {
         given(&args.site).or_else(|| env.path(SITE))
     }
 
+    /// The journal asked for: `--journal` (`flag`), else
+    /// `$SWH_DEPLOY_JOURNAL`; `None`: the journal crate's default. The
+    /// libraries read no environment: every journaled call gets this.
+    pub fn journal_path(flag: Option<&Path>, env: &Env) -> Option<PathBuf> {
+        given(&flag.map(Path::to_path_buf)).or_else(|| env.path(JOURNAL))
+    }
+
     /// Resolves every setting from the flags, the environment and the site
     /// file (when one was loaded).
     pub fn resolve(args: &Args, env: &Env, site: Option<&Site>) -> Settings {
@@ -224,7 +231,7 @@ impl Settings {
         };
         Settings {
             site_file: Settings::site_path(args, env),
-            journal: given(&args.journal).or_else(|| env.path(JOURNAL)),
+            journal: Settings::journal_path(args.journal.as_deref(), env),
             apps_dir: apps::apps_dir(apps_dir.as_deref(), site),
             apps_remote: apps::apps_remote(site),
             charts_dir: given(&args.charts_dir)
@@ -325,6 +332,21 @@ mod tests {
         );
         assert_eq!(got.apt_suite.as_deref(), Some("trixie"));
         assert_eq!(got.apt_url, None);
+    }
+
+    #[test]
+    fn the_journal_is_the_flag_then_the_variable() {
+        let env = Env::from_pairs([(JOURNAL, "/env/j.sqlite")]);
+        assert_eq!(
+            Settings::journal_path(Some(Path::new("/flag/j.sqlite")), &env),
+            Some(PathBuf::from("/flag/j.sqlite"))
+        );
+        assert_eq!(
+            Settings::journal_path(None, &env),
+            Some(PathBuf::from("/env/j.sqlite"))
+        );
+        let empty = Env::from_pairs([(JOURNAL, " ")]);
+        assert_eq!(Settings::journal_path(Some(Path::new("")), &empty), None);
     }
 
     #[test]

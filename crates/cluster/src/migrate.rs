@@ -43,6 +43,8 @@ pub struct MigrateRequest<'a> {
     pub dry_run: bool,
     /// Bounds each wait for a command's output.
     pub timeout: Duration,
+    /// The journal (`None`: the default one).
+    pub journal: Option<&'a std::path::Path>,
 }
 
 /// The two scripts of a service.
@@ -305,6 +307,7 @@ pub fn migrate(
         None
     } else {
         Some(Recorder::start(
+            req.journal,
             "cluster migrate",
             serde_json::json!({
                 "env": req.env,

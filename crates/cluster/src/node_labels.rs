@@ -280,6 +280,8 @@ pub struct LabelsSet<'a> {
     pub labels: &'a [String],
     /// Show what would change; change nothing.
     pub dry_run: bool,
+    /// The journal (`None`: the default one).
+    pub journal: Option<&'a Path>,
 }
 
 /// Sets labels on nodes as `kubectl label --overwrite` does, journaled as
@@ -331,6 +333,7 @@ pub fn set_labels(
         return Ok(());
     }
     let mut rec = Recorder::start(
+        req.journal,
         "cluster labels set",
         serde_json::json!({ "context": ctx, "nodes": set.to_string(), "labels": wanted }),
     )?;

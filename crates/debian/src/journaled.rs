@@ -40,7 +40,7 @@ pub fn tag_and_push(
     run: &TagRun<'_>,
     on_created: &mut dyn FnMut(bool),
 ) -> Result<TagDone, Error> {
-    let mut rec = Recorder::start_in(
+    let mut rec = Recorder::start(
         run.journal,
         "debian tag",
         serde_json::json!({

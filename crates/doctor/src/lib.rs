@@ -75,8 +75,8 @@ impl Check {
 /// caller (this crate reads no environment variable).
 #[derive(Debug, Clone, Default)]
 pub struct HostSettings {
-    /// The journal given (`--journal`); `None`: the journal crate's default
-    /// (`$SWH_DEPLOY_JOURNAL`, else the user's state directory).
+    /// The journal given (`--journal`, else `$SWH_DEPLOY_JOURNAL`); `None`:
+    /// the journal crate's default (the user's state directory).
     pub journal: Option<PathBuf>,
     /// The uv program `app freeze` runs (`$SWH_DEPLOY_UV`, else `uv`).
     pub uv: PathBuf,

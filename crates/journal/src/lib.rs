@@ -3,8 +3,9 @@
 //!
 //! One SQLite file (WAL mode, `synchronous=FULL`, so a committed row survives
 //! a crash or `kill -9`), by default `$XDG_STATE_HOME/swh-deploy/journal.sqlite`
-//! (`~/.local/state/swh-deploy/journal.sqlite`); `--journal` or
-//! `$SWH_DEPLOY_JOURNAL` override it ([`resolve_path`]). It
+//! (`~/.local/state/swh-deploy/journal.sqlite`); the caller's explicit
+//! path (the binary's `--journal`, else `$SWH_DEPLOY_JOURNAL`, resolved in
+//! its settings) overrides it ([`resolve_path`]). It
 //! holds:
 //! - **runs**: one per command that changes something (command line, user,
 //!   pid, host name, start/end, status, mode, parameters as JSON);
@@ -480,19 +481,14 @@ pub fn default_path() -> Result<PathBuf, JournalError> {
     Ok(state.join("swh-deploy").join("journal.sqlite"))
 }
 
-/// The environment variable naming the journal file.
-pub const JOURNAL_ENV: &str = "SWH_DEPLOY_JOURNAL";
-
-/// The journal to use: `explicit` (`--journal`), else `$SWH_DEPLOY_JOURNAL`,
-/// else [`default_path`].
+/// The journal to use: `explicit` (the caller's `--journal` or
+/// `$SWH_DEPLOY_JOURNAL`, resolved once by the binary), else
+/// [`default_path`].
 pub fn resolve_path(explicit: Option<&Path>) -> Result<PathBuf, JournalError> {
-    if let Some(p) = explicit {
-        return Ok(p.to_owned());
+    match explicit {
+        Some(p) => Ok(p.to_owned()),
+        None => default_path(),
     }
-    if let Some(p) = std::env::var_os(JOURNAL_ENV).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    default_path()
 }
 
 /// This machine's host name.

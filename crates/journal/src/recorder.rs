@@ -29,15 +29,10 @@ fn warn_stderr(e: &JournalError) {
 }
 
 impl Recorder {
-    /// Opens the journal (`$SWH_DEPLOY_JOURNAL`, else the default path: see
+    /// Opens the journal `explicit` (else the default path: see
     /// [`crate::resolve_path`]) and starts a run of `mode` (e.g. `app
     /// build`) recording this process's command line and `parameters`.
-    pub fn start(mode: &str, parameters: serde_json::Value) -> Result<Recorder, JournalError> {
-        Recorder::start_in(None, mode, parameters)
-    }
-
-    /// As [`Recorder::start`], in the journal `explicit` when given.
-    pub fn start_in(
+    pub fn start(
         explicit: Option<&Path>,
         mode: &str,
         parameters: serde_json::Value,
@@ -165,7 +160,7 @@ mod tests {
     #[test]
     fn records_the_run_and_each_step_in_order() {
         let path = temp_journal("ok");
-        let mut rec = Recorder::start_in(
+        let mut rec = Recorder::start(
             Some(&path),
             "release tag",
             serde_json::json!({ "tag": "v1.2.0" }),
@@ -223,7 +218,7 @@ mod tests {
     #[test]
     fn a_failed_finish_fails_the_last_step_and_the_run() {
         let path = temp_journal("failed");
-        let mut rec = Recorder::start_in(Some(&path), "app build", serde_json::json!({})).unwrap();
+        let mut rec = Recorder::start(Some(&path), "app build", serde_json::json!({})).unwrap();
         let run = rec.run_id();
         rec.step("freeze", "swh-loader-git");
         rec.step("build", "swh-loader-git");

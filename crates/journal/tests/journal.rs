@@ -171,15 +171,15 @@ fn default_path_follows_xdg_state_home() {
     std::env::remove_var("XDG_STATE_HOME");
     std::env::remove_var("HOME");
     assert!(matches!(default_path(), Err(JournalError::NoStateDir)));
-    // --journal, then $SWH_DEPLOY_JOURNAL, then the default.
-    std::env::set_var("SWH_DEPLOY_JOURNAL", "/srv/j.sqlite");
-    assert_eq!(resolve_path(None).unwrap(), PathBuf::from("/srv/j.sqlite"));
+    // The explicit path, then the default; $SWH_DEPLOY_JOURNAL is the
+    // binary's to resolve (its settings), not the library's.
     assert_eq!(
         resolve_path(Some(Path::new("/x.sqlite"))).unwrap(),
         PathBuf::from("/x.sqlite")
     );
-    std::env::remove_var("SWH_DEPLOY_JOURNAL");
+    std::env::set_var("SWH_DEPLOY_JOURNAL", "/srv/j.sqlite");
     assert!(matches!(resolve_path(None), Err(JournalError::NoStateDir)));
+    std::env::remove_var("SWH_DEPLOY_JOURNAL");
 }
 
 #[test]

@@ -7,14 +7,21 @@
 use crate::publish::{self, Channel, ChannelStatus, Checker, WaitOutcome, WaitPolicy};
 use crate::tag::{self, GitStep, StepKind, TagPlan, TagState};
 use crate::{Error, Module, ReleaseVersion};
+use std::path::Path;
 use std::time::Duration;
 use swh_deploy_journal::Recorder;
 
 /// Runs a checked plan step by step, journaled as a `release tag` run (one
-/// journal step per git command, kind `release`). `on_done` is called after
-/// each git command succeeded (e.g. to print `tagged ...`).
-pub fn execute_tag(plan: &TagPlan, on_done: &mut dyn FnMut(&GitStep)) -> Result<(), Error> {
+/// journal step per git command, kind `release`) in the journal `journal`
+/// (`None`: the default one). `on_done` is called after each git command
+/// succeeded (e.g. to print `tagged ...`).
+pub fn execute_tag(
+    plan: &TagPlan,
+    journal: Option<&Path>,
+    on_done: &mut dyn FnMut(&GitStep),
+) -> Result<(), Error> {
     let mut rec = Recorder::start(
+        journal,
         "release tag",
         serde_json::json!({
             "version": plan.version.to_string(),
@@ -46,16 +53,19 @@ pub fn execute_tag(plan: &TagPlan, on_done: &mut dyn FnMut(&GitStep)) -> Result<
 
 /// Waits until `module` `version` is published on every channel or
 /// `policy.timeout` passes (see [`publish::wait`]; `report` gets each
-/// change of a channel's status), journaled as a `release wait` run
-/// (failed on timeout). A timeout is `Ok` with `published: false`.
+/// change of a channel's status), journaled as a `release wait` run in
+/// `journal` (`None`: the default one; failed on timeout). A timeout is
+/// `Ok` with `published: false`.
 pub fn wait_published(
     module: &Module,
     version: &ReleaseVersion,
     channels: &[Channel],
     policy: &WaitPolicy,
+    journal: Option<&Path>,
     report: &mut dyn FnMut(Duration, &ChannelStatus),
 ) -> Result<WaitOutcome, Error> {
     let mut rec = Recorder::start(
+        journal,
         "release wait",
         serde_json::json!({
             "module": module.dotted(),

@@ -235,7 +235,7 @@ fn hosts_behind(ship: &Ship, hosts: &[String]) -> Result<Vec<String>, ShipError>
 fn tag_release(ship: &Ship, report: &mut dyn Reporter) -> Result<Evidence, ShipError> {
     let repo = ship.options.repo.clone().unwrap_or_default();
     let plan = tag::plan(&ship.options.version, &tag_options(ship, &repo)).map_err(failed)?;
-    journaled::execute_tag(&plan, &mut |step| {
+    journaled::execute_tag(&plan, ship.options.journal.as_deref(), &mut |step| {
         if step.kind == StepKind::Tag {
             report.event(&ShipEvent::Output(&format!(
                 "tagged {} on {}{}",
@@ -257,6 +257,7 @@ fn wait_published(ship: &Ship, report: &mut dyn Reporter) -> Result<Evidence, Sh
         version,
         &o.channels,
         &WaitPolicy::new(o.timeout, o.interval),
+        o.journal.as_deref(),
         &mut |elapsed, cs| {
             report.event(&ShipEvent::Progress(&format!(
                 "[{:>6.1}s] {module} {version} on {}: {}",
@@ -399,7 +400,7 @@ fn build(ship: &mut Ship, app: &str, report: &mut dyn Reporter) -> Result<Eviden
         freeze,
         page_size: None,
     };
-    let mut rec = Recorder::start_in(
+    let mut rec = Recorder::start(
         o.journal.as_deref(),
         "app build",
         serde_json::json!({ "app": app, "push": true, "builder": builder.program(), "ship": true }),
@@ -449,7 +450,7 @@ fn bump(ship: &Ship, report: &mut dyn Reporter) -> Result<Evidence, ShipError> {
         again: false,
         merge_request: Some(Env::Staging.branch().into()),
     };
-    let mut rec = Recorder::start_in(
+    let mut rec = Recorder::start(
         o.journal.as_deref(),
         "chart bump",
         serde_json::json!({
@@ -499,6 +500,7 @@ fn promote(ship: &Ship, env: Env, report: &mut dyn Reporter) -> Result<Evidence,
         dry_run: false,
         no_gate: false,
         gitlab_token: ship.options.gitlab_token.as_deref(),
+        journal: ship.options.journal.as_deref(),
     };
     let done = swh_deploy_charts::promotion::promote(&repo, &req, &mut |e| {
         let text = e.to_string();

@@ -183,7 +183,7 @@ fn run_inner(args: ChartArgs) -> CmdResult {
                 "push": !no_push,
                 "merge_request_to": merge_request,
             });
-            let out = bump_journaled(&repo, &req, parameters)?;
+            let out = bump_journaled(&repo, &req, parameters, settings.journal.as_deref())?;
             for line in out.report(&branch, dry_run, !no_push, merge_request.as_deref()) {
                 println!("{line}");
             }
@@ -202,6 +202,7 @@ fn run_inner(args: ChartArgs) -> CmdResult {
                 dry_run,
                 no_gate,
                 gitlab_token: settings.gitlab_token.as_deref(),
+                journal: settings.journal.as_deref(),
             };
             let done = swh_deploy_charts::promote(&repo, &req, &mut |ev| {
                 if ev.is_diagnostic() {
@@ -214,7 +215,9 @@ fn run_inner(args: ChartArgs) -> CmdResult {
                 println!("{done}");
             }
         }
-        ChartCommand::Rollback(a) => return super::chart_rollback::run(&repo, site, a),
+        ChartCommand::Rollback(a) => {
+            return super::chart_rollback::run(&repo, site, settings.journal.as_deref(), a)
+        }
         ChartCommand::Show {
             branch,
             diff,

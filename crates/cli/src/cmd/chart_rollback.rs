@@ -54,6 +54,7 @@ pub struct RollbackArgs {
 pub(crate) fn run(
     repo: &ChartsRepo,
     site: Option<&swh_deploy_site::Site>,
+    journal: Option<&std::path::Path>,
     args: RollbackArgs,
 ) -> CmdResult {
     let req = RollbackRequest {
@@ -65,6 +66,7 @@ pub(crate) fn run(
         no_wait: args.no_wait,
         timeout: args.timeout,
         interval: args.interval,
+        journal,
     };
     let done = roll_back_env(repo, &req, &mut |ev| {
         if ev.is_diagnostic() {

@@ -205,11 +205,13 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                     dry_run,
                 },
         } => {
+            let journal = Settings::journal_path(None, &env);
             let req = LabelsSet {
                 target: target.target(),
                 nodes,
                 labels,
                 dry_run: *dry_run,
+                journal: journal.as_deref(),
             };
             node_labels::set_labels(site, &req, &mut |line| println!("{line}"))?;
             Ok(Exit::Success)
@@ -252,6 +254,7 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
             let site = site.ok_or_else(|| {
                 CliError::failed("cluster migrate needs a site file (--site, $SWH_DEPLOY_SITE)")
             })?;
+            let journal = Settings::journal_path(None, &env);
             let req = MigrateRequest {
                 site,
                 env: env_name,
@@ -259,6 +262,7 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                 selector,
                 dry_run: *dry_run,
                 timeout: *timeout,
+                journal: journal.as_deref(),
             };
             let done = migrate(
                 &req,

@@ -44,9 +44,13 @@ pub fn run(args: DoctorArgs) -> CmdResult {
         ..settings::Args::default()
     };
     let site = Site::discover(Settings::site_path(&flags, &env).as_deref());
+    let flags = settings::Args {
+        journal: args.journal.clone(),
+        ..flags
+    };
     let settings = Settings::resolve(&flags, &env, site.as_ref().ok());
     let host = HostSettings {
-        journal: args.journal.clone(),
+        journal: settings.journal.clone(),
         uv: settings.uv,
         apps_dir: env.path(settings::APPS_DIR),
         charts_dir: env.path(settings::CHARTS_DIR),

@@ -3,6 +3,7 @@
 //! locks.
 
 use crate::error::{CmdResult, Exit};
+use crate::settings::{Env, Settings};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,8 @@ pub fn run(args: HistoryArgs) -> CmdResult {
 }
 
 fn history(args: &HistoryArgs) -> CmdResult {
-    let mut journal = Journal::open_default(args.journal.as_deref())?;
+    let path = journal_path(args.journal.as_deref());
+    let mut journal = Journal::open_default(path.as_deref())?;
     journal.reap_dead_runs()?;
     warn_pending(&journal)?;
     match args.run {
@@ -109,10 +111,17 @@ pub fn warn_pending(journal: &Journal) -> Result<usize, swh_deploy_journal::Jour
     Ok(pending.len())
 }
 
+/// The journal of `--journal FILE` (`flag`), else `$SWH_DEPLOY_JOURNAL`
+/// ([`Settings::journal_path`]); `None`: the default one.
+pub fn journal_path(flag: Option<&Path>) -> Option<std::path::PathBuf> {
+    Settings::journal_path(flag, &Env::process())
+}
+
 /// Like [`warn_pending`], but only when the journal file already exists (a
-/// dry run does not create one).
-pub fn warn_pending_if_any(explicit: Option<&Path>) {
-    let Ok(path) = swh_deploy_journal::resolve_path(explicit) else {
+/// dry run does not create one); `flag` is `--journal`, if any.
+pub fn warn_pending_if_any(flag: Option<&Path>) {
+    let explicit = journal_path(flag);
+    let Ok(path) = swh_deploy_journal::resolve_path(explicit.as_deref()) else {
         return;
     };
     if path.exists() {

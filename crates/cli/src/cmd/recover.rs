@@ -57,7 +57,8 @@ pub struct RecoverArgs {
 
 /// Runs `swh-deploy recover`.
 pub fn run(args: RecoverArgs) -> CmdResult {
-    let mut journal = Journal::open_default(args.journal.as_deref())?;
+    let journal_path = super::history::journal_path(args.journal.as_deref());
+    let mut journal = Journal::open_default(journal_path.as_deref())?;
     let argv: Vec<String> = std::env::args().collect();
     let reports = recover_pending(
         &mut journal,

@@ -139,7 +139,8 @@ fn run_tag(args: &TagArgs) -> CmdResult {
         println!("dry run: nothing done");
         return Ok(Exit::Success);
     }
-    journaled::execute_tag(&plan, &mut |step| {
+    let journal = Settings::journal_path(None, &Env::process());
+    journaled::execute_tag(&plan, journal.as_deref(), &mut |step| {
         if step.kind == tag::StepKind::Tag {
             println!(
                 "tagged {} on {}{}",
@@ -248,11 +249,13 @@ fn run_wait(args: &WaitArgs) -> CmdResult {
         return Err(CliError::failed("--interval: must be more than 0"));
     }
     let channels = channels(args)?;
+    let journal = Settings::journal_path(None, &Env::process());
     let outcome = journaled::wait_published(
         &module,
         &version,
         &channels,
         &publish::WaitPolicy::new(timeout, interval),
+        journal.as_deref(),
         &mut |elapsed, cs| {
             eprintln!(
                 "[{:>6.1}s] {module} {version} on {}: {}",

@@ -56,7 +56,8 @@ pub struct ResumeArgs {
 
 /// Runs `swh-deploy resume`.
 pub fn run(args: ResumeArgs) -> CmdResult {
-    let mut journal = Journal::open_default(args.journal.as_deref())?;
+    let journal_path = super::history::journal_path(args.journal.as_deref());
+    let mut journal = Journal::open_default(journal_path.as_deref())?;
     super::history::warn_pending_if_any(args.journal.as_deref());
     let site = args.site.as_deref().map(Site::load).transpose()?;
     let request = execute::stored_request(&journal, args.run)?;

@@ -49,7 +49,8 @@ pub struct RollbackArgs {
 
 /// Runs `swh-deploy rollback`.
 pub fn run(args: RollbackArgs) -> CmdResult {
-    let mut journal = Journal::open_default(args.journal.as_deref())?;
+    let journal_path = super::history::journal_path(args.journal.as_deref());
+    let mut journal = Journal::open_default(journal_path.as_deref())?;
     let site = rollback::site_of(&journal, args.run, args.site.as_deref())?;
     if args.dry_run {
         let r = rollback::plan_rollback(&journal, &site, args.run, None)?;

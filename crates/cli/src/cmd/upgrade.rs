@@ -129,10 +129,11 @@ pub fn run(args: UpgradeArgs) -> CmdResult {
     let plan = request.plan(&site, None)?;
     super::history::warn_pending_if_any(args.journal.as_deref());
     if !args.dry_run {
+        let journal = super::history::journal_path(args.journal.as_deref());
         return super::resume::run_upgrade(
             &site,
             &request,
-            args.journal.as_deref(),
+            journal.as_deref(),
             args.json,
             if args.accept_new_host_keys {
                 swh_deploy_fleet::HostKeyPolicy::AcceptNew
