@@ -33,6 +33,25 @@ pub struct OptSpec<K: Copy + 'static> {
     pub help: &'static str,
 }
 
+impl<K: Copy + 'static> OptSpec<K> {
+    /// An option of a table (`metavar`: `Some` when it takes a value).
+    pub const fn new(
+        key: K,
+        short: Option<char>,
+        long: &'static [&'static str],
+        metavar: Option<&'static str>,
+        help: &'static str,
+    ) -> Self {
+        OptSpec {
+            key,
+            short,
+            long,
+            metavar,
+            help,
+        }
+    }
+}
+
 /// One option found on the command line.
 #[derive(Debug, Clone)]
 pub struct Occurrence<K> {

@@ -194,6 +194,24 @@ pub struct ChannelStatus {
     pub status: Status,
 }
 
+impl ChannelStatus {
+    /// The progress line of a wait after `elapsed`: `[  12.3s] MODULE
+    /// VERSION on CHANNEL: STATUS` (`release wait` and `ship` alike).
+    pub fn progress_line(
+        &self,
+        elapsed: Duration,
+        module: &Module,
+        version: &ReleaseVersion,
+    ) -> String {
+        format!(
+            "[{:>6.1}s] {module} {version} on {}: {}",
+            elapsed.as_secs_f64(),
+            self.channel.describe(),
+            self.status.describe()
+        )
+    }
+}
+
 /// Largest index accepted (a Debian `Packages` file of a big repository is
 /// tens of MiB).
 const MAX_BODY: u64 = 512 * 1024 * 1024;
@@ -584,6 +602,17 @@ pub struct WaitOutcome {
     pub rounds: u32,
 }
 
+impl WaitOutcome {
+    /// The channels not published yet, each as `CHANNEL: STATUS`.
+    pub fn missing(&self) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter(|c| !c.status.is_published())
+            .map(|c| format!("{}: {}", c.channel.describe(), c.status.describe()))
+            .collect()
+    }
+}
+
 fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
@@ -684,6 +713,31 @@ pub fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_lines_and_what_is_missing() {
+        let pypi = ChannelStatus {
+            channel: Channel::pypi("https://pypi.example/simple/").unwrap(),
+            status: Status::Missing {
+                detail: "no 1.2.0 file".into(),
+            },
+        };
+        let module = Module::parse("swh.loader.git").unwrap();
+        assert_eq!(
+            pypi.progress_line(Duration::from_millis(12345), &module, &v("1.2.0")),
+            "[  12.3s] swh.loader.git 1.2.0 on pypi https://pypi.example/simple/: not yet published: no 1.2.0 file"
+        );
+        let outcome = WaitOutcome {
+            published: false,
+            channels: vec![pypi],
+            elapsed: Duration::from_secs(1),
+            rounds: 1,
+        };
+        assert_eq!(
+            outcome.missing(),
+            ["pypi https://pypi.example/simple/: not yet published: no 1.2.0 file"]
+        );
+    }
 
     fn v(s: &str) -> ReleaseVersion {
         ReleaseVersion::parse(s).unwrap()

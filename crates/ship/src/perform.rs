@@ -259,12 +259,9 @@ fn wait_published(ship: &Ship, report: &mut dyn Reporter) -> Result<Evidence, Sh
         &WaitPolicy::new(o.timeout, o.interval),
         o.journal.as_deref(),
         &mut |elapsed, cs| {
-            report.event(&ShipEvent::Progress(&format!(
-                "[{:>6.1}s] {module} {version} on {}: {}",
-                elapsed.as_secs_f64(),
-                cs.channel.describe(),
-                cs.status.describe()
-            )))
+            report.event(&ShipEvent::Progress(
+                &cs.progress_line(elapsed, module, version),
+            ))
         },
     )
     .map_err(failed)?;
@@ -274,16 +271,10 @@ fn wait_published(ship: &Ship, report: &mut dyn Reporter) -> Result<Evidence, Sh
             outcome.elapsed.as_secs_f64()
         )));
     }
-    let missing: Vec<String> = outcome
-        .channels
-        .iter()
-        .filter(|c| !c.status.is_published())
-        .map(|c| format!("{}: {}", c.channel.describe(), c.status.describe()))
-        .collect();
     Err(ShipError::Timeout(format!(
         "not published after {}: {}",
         o.timeout_text,
-        missing.join("; ")
+        outcome.missing().join("; ")
     )))
 }
 

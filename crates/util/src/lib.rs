@@ -20,6 +20,7 @@ mod exit;
 mod fs;
 pub mod git;
 mod quote;
+pub mod testing;
 
 pub use exit::Exit;
 pub use fs::{atomic_write, atomic_write_mode, WriteError};

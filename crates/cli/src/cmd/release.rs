@@ -202,14 +202,39 @@ fn print_plan(plan: &TagPlan) {
     }
 }
 
-fn duration(flag: &str, text: &str) -> Result<Duration, CliError> {
-    swh_deploy_util::duration::parse(text)
-        .map_err(|e| CliError::from(e).context(format!("--{flag}: ")))
+/// `--timeout` and `--interval` of a wait (`release wait`, `ship`), in the
+/// one duration grammar; the interval must be more than 0.
+pub(crate) fn wait_times(timeout: &str, interval: &str) -> Result<(Duration, Duration), CliError> {
+    let duration = |flag: &str, text: &str| {
+        swh_deploy_util::duration::parse(text)
+            .map_err(|e| CliError::from(e).context(format!("--{flag}: ")))
+    };
+    let (timeout, interval) = (
+        duration("timeout", timeout)?,
+        duration("interval", interval)?,
+    );
+    if interval.is_zero() {
+        return Err(CliError::failed("--interval: must be more than 0"));
+    }
+    Ok((timeout, interval))
 }
 
-/// The site file given or found, if any (a release needs none); one found
-/// but invalid is an error.
-fn site_if_any(explicit: Option<&Path>) -> Result<Option<Site>, CliError> {
+/// The publication channels of resolved `settings` (`--pypi`, `--apt`,
+/// `--suite`, else their variables, else the site file's `[release]`), at
+/// least one.
+pub(crate) fn channels_of(settings: &Settings, arch: &str) -> Result<Vec<Channel>, CliError> {
+    let given = ChannelSources {
+        pypi: settings.index_url.clone(),
+        apt: settings.apt_url.clone(),
+        suite: settings.apt_suite.clone(),
+    };
+    journaled::resolve_channels(&[given], arch).map_err(failed)
+}
+
+/// The site file given (`--site`) or found (`$SWH_DEPLOY_SITE`,
+/// `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`), if any (a release
+/// needs none); one found but invalid is an error.
+pub(crate) fn site_if_any(explicit: Option<&Path>) -> Result<Option<Site>, CliError> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => match swh_deploy_site::find_site_file(None) {
@@ -232,22 +257,13 @@ fn channels(args: &WaitArgs) -> Result<Vec<Channel>, CliError> {
         ..settings::Args::default()
     };
     let s = Settings::resolve(&flags, &Env::process(), site.as_ref());
-    let given = ChannelSources {
-        pypi: s.index_url,
-        apt: s.apt_url,
-        suite: s.apt_suite,
-    };
-    journaled::resolve_channels(&[given], &args.arch).map_err(failed)
+    channels_of(&s, &args.arch)
 }
 
 fn run_wait(args: &WaitArgs) -> CmdResult {
     let module = Module::parse(&args.module).map_err(failed)?;
     let version = ReleaseVersion::parse(&args.version).map_err(failed)?;
-    let timeout = duration("timeout", &args.timeout)?;
-    let interval = duration("interval", &args.interval)?;
-    if interval.is_zero() {
-        return Err(CliError::failed("--interval: must be more than 0"));
-    }
+    let (timeout, interval) = wait_times(&args.timeout, &args.interval)?;
     let channels = channels(args)?;
     let journal = Settings::journal_path(None, &Env::process());
     let outcome = journaled::wait_published(
@@ -256,14 +272,7 @@ fn run_wait(args: &WaitArgs) -> CmdResult {
         &channels,
         &publish::WaitPolicy::new(timeout, interval),
         journal.as_deref(),
-        &mut |elapsed, cs| {
-            eprintln!(
-                "[{:>6.1}s] {module} {version} on {}: {}",
-                elapsed.as_secs_f64(),
-                cs.channel.describe(),
-                cs.status.describe()
-            );
-        },
+        &mut |elapsed, cs| eprintln!("{}", cs.progress_line(elapsed, &module, &version)),
     )
     .map_err(failed)?;
     if args.json {
@@ -287,16 +296,10 @@ fn run_wait(args: &WaitArgs) -> CmdResult {
         }
         Ok(Exit::Success)
     } else {
-        let missing: Vec<String> = outcome
-            .channels
-            .iter()
-            .filter(|c| !c.status.is_published())
-            .map(|c| format!("{}: {}", c.channel.describe(), c.status.describe()))
-            .collect();
         eprintln!(
             "swh-deploy release wait: timeout after {}: {module} {version} still not published on {}",
             args.timeout,
-            missing.join("; ")
+            outcome.missing().join("; ")
         );
         Ok(Exit::Timeout)
     }

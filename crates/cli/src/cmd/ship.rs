@@ -4,15 +4,14 @@
 //! `swh_deploy_ship` crate; this module parses the flags, resolves the
 //! settings, renders the plan and the progress, and picks the exit code.
 
+use super::release;
 use crate::error::{CliError, CmdResult, Exit};
 use crate::settings::{self, Env, Settings};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use swh_deploy_apps::Builder;
 use swh_deploy_fleet::HostKeyPolicy;
-use swh_deploy_release::journaled::{resolve_channels, ChannelSources};
 use swh_deploy_release::{Module, ReleaseVersion};
 use swh_deploy_ship::{Reporter, Ship, ShipError, ShipEvent, ShipOptions, ShipOutcome};
 use swh_deploy_site::Site;
@@ -136,26 +135,6 @@ fn ship_error(e: ShipError) -> CliError {
     CliError::new(e.exit(), e.to_string())
 }
 
-fn duration(flag: &str, text: &str) -> Result<Duration, CliError> {
-    swh_deploy_util::duration::parse(text).map_err(|e| CliError::failed(format!("--{flag}: {e}")))
-}
-
-/// The site file given (`--site`) or found (`$SWH_DEPLOY_SITE`,
-/// `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`), if any; one found but
-/// invalid is an error.
-fn site_if_any(explicit: Option<&Path>) -> Result<Option<Site>, CliError> {
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => match swh_deploy_site::find_site_file(None) {
-            Ok(p) => p,
-            Err(_) => return Ok(None),
-        },
-    };
-    Site::load(&path)
-        .map(Some)
-        .map_err(|e| CliError::failed(e.to_string()))
-}
-
 /// The options of the ship: flags checked, settings resolved (flag, then
 /// environment, then site file).
 fn options(args: ShipArgs) -> Result<(ShipOptions, Site), CliError> {
@@ -165,12 +144,8 @@ fn options(args: ShipArgs) -> Result<(ShipOptions, Site), CliError> {
     let module = Module::parse(&args.module).map_err(|e| CliError::failed(e.to_string()))?;
     let version =
         ReleaseVersion::parse(&args.version).map_err(|e| CliError::failed(e.to_string()))?;
-    let timeout = duration("timeout", &args.timeout)?;
-    let interval = duration("interval", &args.interval)?;
-    if interval.is_zero() {
-        return Err(CliError::failed("--interval: must be more than 0"));
-    }
-    let found = site_if_any(args.site.as_deref())?;
+    let (timeout, interval) = release::wait_times(&args.timeout, &args.interval)?;
+    let found = release::site_if_any(args.site.as_deref())?;
     let flags = settings::Args {
         site: args.site.clone(),
         registry: args.registry.clone(),
@@ -180,15 +155,7 @@ fn options(args: ShipArgs) -> Result<(ShipOptions, Site), CliError> {
         ..settings::Args::default()
     };
     let settings = Settings::resolve(&flags, &Env::process(), found.as_ref());
-    let channels = resolve_channels(
-        &[ChannelSources {
-            pypi: settings.index_url.clone(),
-            apt: settings.apt_url.clone(),
-            suite: settings.apt_suite.clone(),
-        }],
-        &args.arch,
-    )
-    .map_err(|e| CliError::failed(e.to_string()))?;
+    let channels = release::channels_of(&settings, &args.arch)?;
     let site = match found {
         Some(s) => s,
         None => {

@@ -77,13 +77,7 @@ enum Key {
 
 macro_rules! opt {
     ($key:ident, $short:expr, [$($long:literal),*], $meta:expr, $help:literal) => {
-        OptSpec {
-            key: Key::$key,
-            short: $short,
-            long: &[$($long),*],
-            metavar: $meta,
-            help: $help,
-        }
+        OptSpec::new(Key::$key, $short, &[$($long),*], $meta, $help)
     };
 }
 

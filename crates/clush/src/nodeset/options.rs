@@ -43,21 +43,17 @@ enum Opt {
     Pick,
 }
 
+/// An option without a value.
 const fn flag(
     key: Opt,
     short: Option<char>,
     long: &'static [&'static str],
     help: &'static str,
 ) -> OptSpec<Opt> {
-    OptSpec {
-        key,
-        short,
-        long,
-        metavar: None,
-        help,
-    }
+    OptSpec::new(key, short, long, None, help)
 }
 
+/// An option taking a value named `metavar`.
 const fn valued(
     key: Opt,
     short: Option<char>,
@@ -65,13 +61,7 @@ const fn valued(
     metavar: &'static str,
     help: &'static str,
 ) -> OptSpec<Opt> {
-    OptSpec {
-        key,
-        short,
-        long,
-        metavar: Some(metavar),
-        help,
-    }
+    OptSpec::new(key, short, long, Some(metavar), help)
 }
 
 const GENERAL: &[OptSpec<Opt>] = &[
