@@ -54,7 +54,12 @@
 //! (`Progressing` -> `Healthy`). Faults ([`Faults`]): a revision, or an image
 //! version appearing in the revision's `values-swh-application-versions.yaml`,
 //! makes the rollout stall and end with `ProgressDeadlineExceeded` (the
-//! application is then `Degraded`); a held image version keeps the rollout
+//! application is then `Degraded`); worker groups turned off in the
+//! revision's `swh/values/default.yaml` or `swh/values/<branch>/default.yaml`
+//! (`<group>.enabled: false`, or `<group>.deployments.<entry>.enabled:
+//! false` for the deployment `<group minus s>-<entry>`, e.g. `loader-git`)
+//! are scaled to 0 replicas by the sync (real Argo CD, pruning, deletes
+//! them), and back when turned on again; a held image version keeps the rollout
 //! half-way (`Progressing`, one replica updated) until it is released.
 //!
 //! Every request needs `Authorization: Bearer <token>` (one token for the
@@ -312,6 +317,8 @@ struct Node {
 struct Deployment {
     cluster: String,
     replicas: u32,
+    /// `spec.replicas` while its worker group is enabled.
+    enabled_replicas: u32,
     generation: u64,
     observed: u64,
     status_replicas: u32,
@@ -498,6 +505,7 @@ impl KubeStandin {
                 Deployment {
                     cluster: d.cluster.clone(),
                     replicas: d.replicas,
+                    enabled_replicas: d.replicas,
                     generation: 1,
                     observed: 1,
                     status_replicas: d.replicas,
@@ -759,6 +767,57 @@ fn versions_in(repo: &Path, revision: &str, versions: &[String]) -> Vec<String> 
     }
 }
 
+/// The values files of an application, parsed (`swh/values/default.yaml`,
+/// then `swh/values/<branch>/default.yaml`; absent ones skipped).
+type Values = Vec<yaml_rust2::Yaml>;
+
+fn env_values(repo: &Path, revision: &str, branch: &str) -> Values {
+    [
+        "swh/values/default.yaml".to_string(),
+        format!("swh/values/{branch}/default.yaml"),
+    ]
+    .iter()
+    .filter_map(|f| {
+        let o = Command::new("git")
+            .arg("--git-dir")
+            .arg(repo)
+            .args(["show", &format!("{revision}:{f}")])
+            .output()
+            .ok()?;
+        if !o.status.success() {
+            return None;
+        }
+        yaml_rust2::YamlLoader::load_from_str(&String::from_utf8_lossy(&o.stdout))
+            .ok()?
+            .into_iter()
+            .next()
+    })
+    .collect()
+}
+
+/// Whether swh-charts' templates would render the deployment `name`
+/// (`loader-git`: group `loaders`, entry `git`; `lister`: group
+/// `listers`): not when the last values file that says so has
+/// `<group>.enabled: false` or `<group>.deployments.<entry>.enabled: false`.
+/// A deployment whose group no values file mentions stays.
+fn deployment_enabled(values: &Values, name: &str) -> bool {
+    let (prefix, entry) = name.split_once('-').unwrap_or((name, ""));
+    let group = format!("{prefix}s");
+    let mut enabled = true;
+    for v in values {
+        let g = &v[group.as_str()];
+        if let Some(b) = g["enabled"].as_bool() {
+            enabled = b;
+        }
+        if !entry.is_empty() {
+            if let Some(false) = g["deployments"][entry]["enabled"].as_bool() {
+                enabled = false;
+            }
+        }
+    }
+    enabled
+}
+
 /// One step of the simulated controllers (Argo CD automated sync and the
 /// deployment controller).
 /// Runs the pull-request generators that are due: creates the
@@ -874,16 +933,24 @@ fn tick(s: &Shared) {
         }
     }
     let faults = s.state.lock().unwrap().faults.clone();
-    let finished: Vec<(String, String, bool, Vec<String>)> = to_finish
+    let branches: BTreeMap<String, String> = {
+        let st = s.state.lock().unwrap();
+        st.apps
+            .iter()
+            .map(|(n, a)| (n.clone(), a.spec.branch.clone()))
+            .collect()
+    };
+    let finished: Vec<(String, String, bool, Vec<String>, Values)> = to_finish
         .into_iter()
         .map(|(n, r)| {
             let f = faulty(&s.charts_repo, &faults, &r);
             let held = versions_in(&s.charts_repo, &r, &faults.held_versions);
-            (n, r, f, held)
+            let values = env_values(&s.charts_repo, &r, &branches[&n]);
+            (n, r, f, held, values)
         })
         .collect();
     let mut st = s.state.lock().unwrap();
-    for (name, rev, fail, held) in finished {
+    for (name, rev, fail, held, values) in finished {
         let ns = {
             let a = st.apps.get_mut(&name).unwrap();
             a.phase = "Succeeded";
@@ -904,6 +971,11 @@ fn tick(s: &Shared) {
             let rv = st.next_rv();
             let d = st.deployments.get_mut(&k).unwrap();
             d.generation += 1;
+            d.replicas = if deployment_enabled(&values, &k.1) {
+                d.enabled_replicas
+            } else {
+                0
+            };
             d.rollout = Some((now, fail));
             d.held = held.clone();
             d.revision = rev.clone();

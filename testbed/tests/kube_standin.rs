@@ -992,3 +992,130 @@ fn kubectl_finds_the_toolbox_pod_and_execs_the_db_scripts() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Pushes `path` with `text` (or removes it when `None`) on `branch` of the
+/// charts remote; the new head.
+fn push_file(
+    remotes: &GitRemotes,
+    work: &Path,
+    branch: &str,
+    path: &str,
+    text: Option<&str>,
+) -> String {
+    let clone = work.join(format!(
+        "push-file-{}",
+        swh_deploy_testbed::kube::random_token()
+    ));
+    let git = |dir: &Path, args: &[&str]| -> String {
+        let o = Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    std::fs::create_dir_all(work).unwrap();
+    git(
+        work,
+        &[
+            "clone",
+            "-q",
+            "-b",
+            branch,
+            &remotes.charts.url,
+            clone.to_str().unwrap(),
+        ],
+    );
+    let f = clone.join(path);
+    match text {
+        Some(t) => {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, t).unwrap();
+            git(&clone, &["add", path]);
+        }
+        None => {
+            git(&clone, &["rm", "-q", path]);
+        }
+    }
+    git(&clone, &["commit", "-qm", path]);
+    git(&clone, &["push", "-q", "origin", branch]);
+    git(&clone, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn disabled_worker_deployments_are_scaled_down_by_the_sync_and_back() {
+    let bed = Bed::new();
+    let replicas = |name: &str| {
+        bed.json(&["get", "deployment", name, "-n", "swh", "-o", "json"])["spec"]["replicas"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
+    let work = bed.tmp.path().join("work");
+    let off = push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values/staging/default.yaml",
+        Some("loaders:\n  enabled: true\n  deployments:\n    git:\n      enabled: false\n"),
+    );
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &off);
+    assert_eq!((replicas("loader-git"), replicas("lister")), (0, 2));
+    // kubectl sees the rollout of 0 replicas complete.
+    let o = bed.ok(&[
+        "rollout",
+        "status",
+        "deployment/loader-git",
+        "-n",
+        "swh",
+        "--timeout=10s",
+    ]);
+    assert!(o.contains("successfully rolled out"), "{o}");
+    // A whole group off, in the environment-independent file.
+    let group = push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values/default.yaml",
+        Some("listers:\n  enabled: false\n"),
+    );
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &group);
+    assert_eq!((replicas("loader-git"), replicas("lister")), (0, 0));
+    // Production (another branch) is untouched.
+    let prod = bed.json(&[
+        "--context",
+        "archive-production-rke2",
+        "get",
+        "deployment",
+        "loader-git",
+        "-n",
+        "swh-cassandra",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(prod["spec"]["replicas"], 2);
+    // Turned on again: the replicas come back.
+    push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values/default.yaml",
+        None,
+    );
+    let on = push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values/staging/default.yaml",
+        None,
+    );
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &on);
+    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
+}
