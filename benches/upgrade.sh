@@ -296,7 +296,7 @@ base_median=$(median "${times[$base]}")
 {
   echo "Rolling upgrade of $nhosts systemd test-bed hosts, python3-swh.storage and"
   echo "python3-swh.loader.git 1.0 -> 1.1, batches 1, $q, $((nhosts - 1 - q)), health gate per batch;"
-  echo "ssh round trip: loopback$( [ ${#latency[@]} -eq 0 ] || echo " + $rtt ms (test bed latency relay, ${latency[1]} each way)");"
+  echo "ssh round trip: local bridge$( [ ${#latency[@]} -eq 0 ] || echo " + $rtt ms (test bed latency relay, ${latency[1]} each way)");"
   echo "$runs timed runs per tool, interleaved. $(date -u +'%Y-%m-%d %H:%M UTC'), repository at $rev$dirty$swh_id;"
   echo "$machine; ansible-core $("$venv/bin/python" -c 'import ansible.release as r; print(r.__version__)'), ClusterShell $("$venv/bin/python" -c 'import ClusterShell; print(ClusterShell.__version__)')."
   echo
