@@ -4,7 +4,10 @@
 # for swh-apps and swh-charts (testbed-elastic). A module release
 # (swh.loader.git 1.2.0) is tagged on the module's remote and has reached the
 # index; swh-deploy finds the apps that
-# depend on it, freezes, builds and pushes a YYYYMMDD.N image with buildah,
+# depend on it, freezes, builds and pushes a YYYYMMDD.N image with buildah (a
+# real one: FROM the swh-base app's image, itself FROM a Debian bookworm
+# Python image that the test bed makes with debootstrap, cached per machine;
+# the frozen requirements are installed from the index during the build),
 # bumps the chart and promotes it staging -> production. Kubernetes and Argo CD
 # are the test bed's STAND-IN (kube-standin: real JSON shapes, simulated
 # automated sync and rolling update; not a real cluster): node labels are
@@ -28,15 +31,15 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-step "elastic: starting the index, the registry, the git remotes and the Kubernetes/Argo CD stand-in"
+step "elastic: starting the index, the registry, the git remotes and the Kubernetes/Argo CD stand-in; pushing the base images (the first run on a machine makes the Python image with debootstrap: 1-2 min)"
 "$bin/testbed-elastic" "$work/bed" --publish swh.loader.git==1.2.0 --pending-migration storage >"$work/elastic.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do
+for _ in $(seq 1 6000); do
   grep -q '^ready' "$work/elastic.log" 2>/dev/null && break
   kill -0 "$pid" 2>/dev/null || { cat "$work/elastic.log"; exit 1; }
   sleep 0.1
 done
-grep -q '^ready' "$work/elastic.log" || { echo "testbed-elastic did not get ready in 30 s" >&2; cat "$work/elastic.log"; exit 1; }
+grep -q '^ready' "$work/elastic.log" || { echo "testbed-elastic did not get ready in 10 min" >&2; cat "$work/elastic.log"; exit 1; }
 cat "$work/elastic.log"
 # shellcheck disable=SC1091
 . "$work/bed/env.sh"

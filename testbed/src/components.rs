@@ -341,6 +341,81 @@ pub const APPS: &[(&str, &str)] = &[
     ("swh-loader-git", "swh.loader.git"),
     ("swh-storage", "swh.storage"),
 ];
+/// The image-only app of the swh-apps remote that every app of [`APPS`]
+/// builds FROM (image `base`), as in the real swh-apps.
+pub const BASE_APP: &str = "swh-base";
+/// The version [`BASE_APP`] is tagged at in the swh-apps remote
+/// (`swh-base-20250110.1`), the one [`AppBaseImages::push`] pushes.
+pub const BASE_APP_VERSION: &str = "20250110.1";
+/// Where the test bed's images are pushed, under a registry's host: the
+/// site files' `[registry] prefix` (the real one).
+pub const APPS_PREFIX: &str = "swh/infra/swh-apps";
+/// The image of Python the base app builds FROM, under the registry prefix
+/// (Docker Hub's name; here [`python_base_image`]).
+pub const PYTHON_IMAGE: &str = "python:3.11-bookworm";
+/// The image uv is copied from, under the registry prefix (ghcr.io's name;
+/// here the test bed's uv binary alone).
+pub const UV_IMAGE: &str = "astral-sh/uv:latest";
+
+/// `apps/swh-base/Dockerfile`: the real one (FROM python:3.11-bookworm, a
+/// `swh` user and a venv, uv copied from its image) with the images taken
+/// from the registry the build is given (`REGISTRY`) and no apt step (the
+/// test bed is offline).
+const SWH_BASE_DOCKERFILE: &str = "\
+# swh-deploy test bed: the real swh-base builds FROM python:3.11-bookworm of
+# Docker Hub, installs a few Debian packages and copies uv from
+# ghcr.io/astral-sh/uv. Here both images come from the registry given as
+# REGISTRY (the test bed pushes there a Debian bookworm image with Python 3.11
+# made with debootstrap, and its uv), and nothing is installed with apt.
+ARG REGISTRY
+FROM ${REGISTRY}astral-sh/uv:latest AS uv
+FROM ${REGISTRY}python:3.11-bookworm
+
+ARG userid=1000
+ARG groupid=1000
+ARG user=swh
+ARG workdir=/opt/${user}
+ARG venv=${workdir}/venv
+ARG configdir=/etc/${user}
+
+RUN groupadd --gid ${groupid} ${user} && \\
+    useradd --gid ${groupid} --uid ${userid} -m -d ${workdir} ${user} && \\
+    mkdir ${configdir}
+
+USER ${user}
+RUN python3 -m venv ${venv}
+WORKDIR ${workdir}
+
+ENV PYTHONPATH=${venv}
+ENV VIRTUAL_ENV=${venv}
+ENV PATH=${venv}/bin:$PATH
+
+COPY --from=uv /uv /bin/
+";
+
+/// `apps/<app>/Dockerfile` of a python app, shaped like the real ones:
+/// FROM the base app's image, `uv pip sync` of the frozen requirements
+/// (from the package index the base image names), the entrypoint.
+fn python_app_dockerfile(app: &str) -> String {
+    let instance = app.trim_start_matches("swh-").replace('-', "_");
+    format!(
+        "ARG REGISTRY=container-registry.softwareheritage.org/swh/infra/swh-apps/\n\
+         ARG base_image=${{REGISTRY}}base\n\
+         ARG base_image_version=latest\n\n\
+         FROM ${{base_image}}:${{base_image_version}}\n\n\
+         ARG user=swh\n\
+         ARG workdir=/opt/${{user}}\n\
+         ARG configdir=/etc/${{user}}\n\n\
+         COPY --chmod=0644 requirements-frozen.txt ${{workdir}}\n\
+         RUN uv pip sync --no-cache requirements-frozen.txt\n\n\
+         COPY --chmod=0755 entrypoint.sh ${{workdir}}\n\n\
+         USER ${{user}}\n\
+         ENV SWH_CONFIG_FILENAME=${{configdir}}/config.yml\n\
+         ENV SWH_WORKER_INSTANCE={instance}\n\n\
+         ENTRYPOINT [\"/opt/swh/entrypoint.sh\"]\n"
+    )
+}
+
 /// Branches of the swh-charts remote, from the first environment to the last.
 pub const CHART_BRANCHES: &[&str] = &["swh-next-version", "staging", "production"];
 /// `appVersion` of `swh/Chart.yaml` on every chart branch at creation.
@@ -687,21 +762,9 @@ fn make_apps(dir: &Path, scratch: &Path) -> Result<GitRemote> {
         "README.md",
         "swh-apps\n========\n\nSoftware Heritage applications: one directory per image under `apps/` (swh-deploy test bed copy).\n",
     )];
+    files.push(f(&format!("apps/{BASE_APP}/Dockerfile"), SWH_BASE_DOCKERFILE));
     for (app, dist) in APPS {
-        let image = app.trim_start_matches("swh-").replace('-', "_");
-        files.push(f(
-            &format!("apps/{app}/Dockerfile"),
-            format!(
-                "# swh-deploy test bed: the real apps build FROM the swh-base image and\n\
-                 # pip-install requirements-frozen.txt; this one only copies its files,\n\
-                 # so that it builds offline (buildah/docker, no registry needed).\n\
-                 FROM scratch\n\
-                 LABEL org.opencontainers.image.title=\"{image}\"\n\
-                 COPY requirements-frozen.txt /opt/swh/requirements-frozen.txt\n\
-                 COPY entrypoint.sh /opt/swh/entrypoint.sh\n\
-                 ENTRYPOINT [\"/opt/swh/entrypoint.sh\"]\n"
-            ),
-        ));
+        files.push(f(&format!("apps/{app}/Dockerfile"), python_app_dockerfile(app)));
         files.push(x(
             &format!("apps/{app}/entrypoint.sh"),
             format!(
@@ -716,8 +779,15 @@ fn make_apps(dir: &Path, scratch: &Path) -> Result<GitRemote> {
     }
     work.commit(
         &files,
-        "Add swh-lister, swh-loader-git and swh-storage apps",
+        "Add swh-base, swh-lister, swh-loader-git and swh-storage apps",
         "2025-01-10T09:00:00Z",
+    )?;
+    // swh-base, image-only: tagged as built, no build commit.
+    let base_tag = format!("{BASE_APP}-{BASE_APP_VERSION}");
+    work.tag(
+        &base_tag,
+        &format!("{base_tag}: Bump new release"),
+        "2025-01-10T09:30:00Z",
     )?;
     // One build commit (writing requirements-frozen.txt) and release tag per
     // app, at the version the chart's values file has for it.
@@ -1346,6 +1416,303 @@ pub fn push_archive(archive: &Path, registry: &Registry, name: &str, tag: &str) 
     Ok(())
 }
 
+/// What [`AppBaseImages::push`] did, with its timings.
+#[derive(Debug, Clone)]
+pub struct AppBaseImages {
+    /// `HOST/PREFIX/python:3.11-bookworm`.
+    pub python: String,
+    /// `HOST/PREFIX/base:VERSION` (also pushed as `latest`).
+    pub base: String,
+    /// Whether [`python_base_image`] built the Debian image now (cold
+    /// cache) rather than taking it from the machine's cache.
+    pub python_built: bool,
+    /// Whether the uv image was built now rather than taken from the cache.
+    pub uv_built: bool,
+    /// Whether `swh-base` was built now rather than taken from the cache.
+    pub base_built: bool,
+    /// Seconds spent on the Python image (build or cache, then push).
+    pub python_seconds: f64,
+    /// Seconds spent on the uv image (build or cache, then push).
+    pub uv_seconds: f64,
+    /// Seconds spent on `swh-base` (build or cache, then push).
+    pub base_seconds: f64,
+}
+
+/// Bumped whenever the recipe of the cached uv and swh-base archives of
+/// [`AppBaseImages::push`] changes (part of their cache keys).
+const APP_IMAGES_VERSION: u32 = 1;
+
+/// The OCI archive `CACHE_DIR/image-<name>-<key>.tar`, made by `build`
+/// (given a temporary archive path to write) when absent, under a lock.
+/// Returns its path and whether it was built now.
+fn cached_archive(
+    name: &str,
+    key: u64,
+    build: impl FnOnce(&Path) -> Result<()>,
+) -> Result<(PathBuf, bool)> {
+    let cache = Path::new(crate::golden::CACHE_DIR);
+    fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let archive = cache.join(format!("image-{name}-{key:016x}.tar"));
+    if archive.is_file() {
+        return Ok((archive, false));
+    }
+    let _lock = crate::util::Lock::acquire(
+        &cache.join(format!("image-{name}.lock")),
+        Duration::from_secs(1200),
+    )?;
+    if archive.is_file() {
+        return Ok((archive, false));
+    }
+    let tmp = cache.join(format!("image-{name}-{key:016x}.tar.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let built = build(&tmp);
+    if let Err(e) = built {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, &archive)
+        .with_context(|| format!("renaming {} into place", archive.display()))?;
+    Ok((archive, true))
+}
+
+impl AppBaseImages {
+    /// Pushes to `registry` under [`APPS_PREFIX`] what the apps of the
+    /// swh-apps checkout `apps` build FROM, as the real ones find it on
+    /// Docker Hub, ghcr.io and SWH's registry:
+    ///
+    /// * [`PYTHON_IMAGE`]: [`python_base_image`] (cached per machine);
+    /// * [`UV_IMAGE`]: the `uv` binary alone (`FROM scratch`);
+    /// * `base:`[`BASE_APP_VERSION`] and `base:latest`: [`BASE_APP`] built
+    ///   with buildah from the checkout's `apps/swh-base/` as `swh-deploy
+    ///   app build swh-base` builds it (build argument `REGISTRY`).
+    ///
+    /// The uv and swh-base images are cached per machine as OCI archives
+    /// in `/var/cache/swh-deploy-testbed/` like the Python image, keyed by
+    /// their inputs (uv's version and size; the Python archive, swh-base's
+    /// Dockerfile and uv's key), so that a second run only pushes. The
+    /// Python and swh-base images are pushed with the test bed's package
+    /// index in their configuration (`UV_INDEX_URL`, `PIP_INDEX_URL` =
+    /// `index_url`, as a site's mirror; layers unchanged), which is where
+    /// the apps' `uv pip sync` installs from during their builds.
+    ///
+    /// `containers` is the buildah environment ([`write_containers_config`]);
+    /// `scratch` (created) holds build contexts and OCI layouts meanwhile.
+    pub fn push(
+        registry: &Registry,
+        index_url: &str,
+        apps: &Path,
+        uv: &Path,
+        containers: &[(&'static str, PathBuf)],
+        scratch: &Path,
+    ) -> Result<AppBaseImages> {
+        fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        let prefix = format!("{}/{APPS_PREFIX}", registry.host());
+        let buildah = || {
+            let mut c = Command::new("buildah");
+            c.envs(containers.iter().cloned());
+            c
+        };
+        let index_env = [("UV_INDEX_URL", index_url), ("PIP_INDEX_URL", index_url)];
+        // An OCI archive pushed as `refs`, with the index in its config.
+        let push_with_index = |archive: &Path, refs: &[&str]| -> Result<()> {
+            let layout = scratch.join("oci");
+            if layout.exists() {
+                fs::remove_dir_all(&layout)?;
+            }
+            crate::util::run(
+                Command::new("skopeo")
+                    .args(["copy", "-q"])
+                    .arg(format!("oci-archive:{}", archive.display()))
+                    .arg(format!("oci:{}:push", layout.display())),
+            )?;
+            add_oci_env(&layout, &index_env)?;
+            for r in refs {
+                crate::util::run(
+                    Command::new("skopeo")
+                        .args(["copy", "-q", "--dest-tls-verify=false"])
+                        .arg(format!("oci:{}:push", layout.display()))
+                        .arg(format!("docker://{r}")),
+                )?;
+            }
+            fs::remove_dir_all(&layout)?;
+            Ok(())
+        };
+
+        let t = Instant::now();
+        let (python_archive, python_built) = python_base_image(containers)?;
+        let python = format!("{prefix}/{PYTHON_IMAGE}");
+        push_with_index(&python_archive, &[&python])?;
+        let python_seconds = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let uv_version = crate::util::run(Command::new(uv).arg("--version"))?;
+        let uv_size = fs::metadata(uv)
+            .with_context(|| format!("reading {}", uv.display()))?
+            .len();
+        let mut uv_key = crate::util::fnv64(b"swh-deploy-testbed uv image", 0);
+        uv_key = crate::util::fnv64(uv_version.trim().as_bytes(), uv_key);
+        uv_key = crate::util::fnv64(&uv_size.to_le_bytes(), uv_key);
+        uv_key = crate::util::fnv64(&APP_IMAGES_VERSION.to_le_bytes(), uv_key);
+        let uv_image = format!("{prefix}/{UV_IMAGE}");
+        let (uv_archive, uv_built) = cached_archive("uv", uv_key, |tmp| {
+            let ctx = scratch.join("uv-image");
+            fs::create_dir_all(&ctx)?;
+            fs::copy(uv, ctx.join("uv"))
+                .with_context(|| format!("copying {} into the uv image", uv.display()))?;
+            fs::set_permissions(ctx.join("uv"), fs::Permissions::from_mode(0o755))?;
+            fs::write(ctx.join("Containerfile"), "FROM scratch\nCOPY uv /uv\n")?;
+            let name = format!("localhost/swh-testbed-uv-{uv_key:016x}");
+            crate::util::run(
+                buildah()
+                    .args(["build", "-q", "-f"])
+                    .arg(ctx.join("Containerfile"))
+                    .args(["-t", &name])
+                    .arg(&ctx),
+            )?;
+            let pushed = crate::util::run(
+                buildah()
+                    .args(["push", "-q", &name])
+                    .arg(format!("oci-archive:{}", tmp.display())),
+            );
+            let _ = buildah().args(["rmi", &name]).output();
+            let _ = fs::remove_dir_all(&ctx);
+            pushed.map(|_| ())
+        })?;
+        crate::util::run(
+            Command::new("skopeo")
+                .args(["copy", "-q", "--dest-tls-verify=false"])
+                .arg(format!("oci-archive:{}", uv_archive.display()))
+                .arg(format!("docker://{uv_image}")),
+        )?;
+        let uv_seconds = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let dir = apps.join("apps").join(BASE_APP);
+        let dockerfile = fs::read(dir.join("Dockerfile"))
+            .with_context(|| format!("{}: no Dockerfile of {BASE_APP}", dir.display()))?;
+        let mut base_key = crate::util::fnv64(b"swh-deploy-testbed swh-base image", 0);
+        for part in [
+            python_archive.to_string_lossy().as_bytes(),
+            &dockerfile,
+            &uv_key.to_le_bytes(),
+        ] {
+            base_key = crate::util::fnv64(part, base_key);
+            base_key = crate::util::fnv64(b"\0", base_key);
+        }
+        let image = format!("{prefix}/base");
+        let base = format!("{image}:{BASE_APP_VERSION}");
+        let (base_archive, base_built) = cached_archive("swh-base", base_key, |tmp| {
+            let name = format!("localhost/swh-testbed-base-{base_key:016x}");
+            crate::util::run(
+                buildah()
+                    .args(["build", "-q", "--tls-verify=false", "-f"])
+                    .arg(dir.join("Dockerfile"))
+                    .args(["--build-arg", &format!("REGISTRY={prefix}/")])
+                    .args(["-t", &name])
+                    .arg(&dir),
+            )?;
+            let pushed = crate::util::run(
+                buildah()
+                    .args(["push", "-q", &name])
+                    .arg(format!("oci-archive:{}", tmp.display())),
+            );
+            let _ = buildah().args(["rmi", &name]).output();
+            pushed.map(|_| ())
+        })?;
+        push_with_index(&base_archive, &[&base, &format!("{image}:latest")])?;
+        let base_seconds = t.elapsed().as_secs_f64();
+        Ok(AppBaseImages {
+            python,
+            base,
+            python_built,
+            uv_built,
+            base_built,
+            python_seconds,
+            uv_seconds,
+            base_seconds,
+        })
+    }
+
+    /// One line: each image, whether it was built or cached, its time.
+    pub fn summary(&self) -> String {
+        let how = |built: bool| if built { "built" } else { "cached" };
+        format!(
+            "{} ({}, {:.1} s), uv ({}, {:.1} s), {} and latest ({}, {:.1} s)",
+            self.python,
+            how(self.python_built),
+            self.python_seconds,
+            how(self.uv_built),
+            self.uv_seconds,
+            self.base,
+            how(self.base_built),
+            self.base_seconds
+        )
+    }
+}
+
+/// Adds environment variables to the configuration of the one image of the
+/// OCI layout `dir`: a new config blob, a new manifest pointing at it (same
+/// layers), `index.json` pointing at that manifest.
+fn add_oci_env(dir: &Path, env: &[(&str, &str)]) -> Result<()> {
+    let blobs = dir.join("blobs/sha256");
+    let read_json = |digest: &str| -> Result<serde_json::Value> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .with_context(|| format!("unexpected digest {digest}"))?;
+        let p = blobs.join(hex);
+        serde_json::from_slice(&fs::read(&p).with_context(|| format!("reading {}", p.display()))?)
+            .with_context(|| format!("parsing {}", p.display()))
+    };
+    let put = |v: &serde_json::Value| -> Result<(String, usize)> {
+        let data = serde_json::to_vec(v)?;
+        let hex = crate_hex(&Sha256::digest(&data));
+        write_atomic(&blobs.join(&hex), &data, 0o644)?;
+        Ok((format!("sha256:{hex}"), data.len()))
+    };
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&fs::read(&index_path)?)?;
+    let manifests = index["manifests"]
+        .as_array()
+        .context("index.json: no manifests")?;
+    ensure!(
+        manifests.len() == 1,
+        "{}: expected one image, found {}",
+        dir.display(),
+        manifests.len()
+    );
+    let mdigest = manifests[0]["digest"]
+        .as_str()
+        .context("index.json: manifest without digest")?
+        .to_string();
+    let mut manifest = read_json(&mdigest)?;
+    let cdigest = manifest["config"]["digest"]
+        .as_str()
+        .context("manifest: config without digest")?
+        .to_string();
+    let mut config = read_json(&cdigest)?;
+    let vars = config["config"]["Env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut vars: Vec<serde_json::Value> = vars
+        .into_iter()
+        .filter(|v| {
+            let name = v.as_str().and_then(|s| s.split('=').next()).unwrap_or("");
+            !env.iter().any(|(k, _)| *k == name)
+        })
+        .collect();
+    vars.extend(env.iter().map(|(k, v)| serde_json::json!(format!("{k}={v}"))));
+    config["config"]["Env"] = serde_json::Value::Array(vars);
+    let (cd, cs) = put(&config)?;
+    manifest["config"]["digest"] = serde_json::json!(cd);
+    manifest["config"]["size"] = serde_json::json!(cs);
+    let (md, ms) = put(&manifest)?;
+    index["manifests"][0]["digest"] = serde_json::json!(md);
+    index["manifests"][0]["size"] = serde_json::json!(ms);
+    write_atomic(&index_path, &serde_json::to_vec(&index)?, 0o644)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1410,6 +1777,32 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
+    }
+
+    #[test]
+    fn add_oci_env_rewrites_config_and_manifest_keeping_layers() {
+        let tmp = std::env::temp_dir().join(format!("swh-testbed-ocienv-{}", std::process::id()));
+        let before = write_oci_layout(&tmp, "t", "x").unwrap();
+        let blob = |d: &str| fs::read(tmp.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
+        let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+        let old = json(&blob(&before));
+        add_oci_env(&tmp, &[("UV_INDEX_URL", "http://127.0.0.1:1/simple/")]).unwrap();
+        add_oci_env(&tmp, &[("UV_INDEX_URL", "http://127.0.0.1:2/simple/")]).unwrap();
+        let index = json(&fs::read(tmp.join("index.json")).unwrap());
+        let m = &index["manifests"][0];
+        let digest = m["digest"].as_str().unwrap();
+        assert_ne!(digest, before);
+        let bytes = blob(digest);
+        assert_eq!(m["size"], bytes.len());
+        assert_eq!(format!("sha256:{}", crate_hex(&Sha256::digest(&bytes))), digest);
+        let manifest = json(&bytes);
+        assert_eq!(manifest["layers"], old["layers"]);
+        let config = json(&blob(manifest["config"]["digest"].as_str().unwrap()));
+        assert_eq!(
+            config["config"]["Env"],
+            serde_json::json!(["UV_INDEX_URL=http://127.0.0.1:2/simple/"])
+        );
+        fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

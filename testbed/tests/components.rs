@@ -245,6 +245,27 @@ fn git_remotes_clone_with_their_branches_tags_and_files() {
     let lister_frozen =
         fs::read_to_string(apps.join("apps/swh-lister/requirements-frozen.txt")).unwrap();
     assert!(!lister_frozen.contains("swh-storage"), "{lister_frozen}");
+    // Real-shaped images: the python apps build FROM the image-only
+    // swh-base (tagged, no requirements), which builds FROM python.
+    for (app, _) in components::APPS {
+        let dockerfile = fs::read_to_string(apps.join("apps").join(app).join("Dockerfile")).unwrap();
+        assert!(
+            dockerfile.contains("ARG base_image=${REGISTRY}base\n")
+                && dockerfile.contains("FROM ${base_image}:${base_image_version}\n")
+                && dockerfile.contains("RUN uv pip sync --no-cache requirements-frozen.txt\n")
+                && !dockerfile.contains("FROM scratch"),
+            "{app}: {dockerfile}"
+        );
+    }
+    let base = apps.join("apps").join(components::BASE_APP);
+    let base_dockerfile = fs::read_to_string(base.join("Dockerfile")).unwrap();
+    assert!(
+        base_dockerfile.contains("FROM ${REGISTRY}python:3.11-bookworm\n"),
+        "{base_dockerfile}"
+    );
+    assert!(!base.join("requirements.txt").exists());
+    let base_tag = format!("{}-{}", components::BASE_APP, components::BASE_APP_VERSION);
+    assert_eq!(git(&apps, &["cat-file", "-t", &base_tag]).trim(), "tag");
     let tag = "swh-loader-git-20250117.1";
     assert_eq!(git(&apps, &["cat-file", "-t", tag]).trim(), "tag");
     assert_eq!(

@@ -3,7 +3,9 @@
 //! on the package index) carried from `app dependents` and `app freeze`
 //! through `app build --push` (buildah, docker-registry on loopback, git
 //! remotes) to `chart bump` and `chart promote staging` / `production`, each
-//! run journaled.
+//! run journaled. The image is real: FROM the swh-base app's image (itself
+//! FROM the test bed's Debian Python image), the frozen requirements
+//! installed from the package index during the build.
 
 mod common;
 
@@ -11,7 +13,8 @@ use common::{clone_as_sysadmin, git, json_doc, sh, uv};
 use std::path::PathBuf;
 use std::process::Command;
 use swh_deploy_journal::{Journal, RunStatus};
-use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
+use std::time::Instant;
+use swh_deploy_testbed::components::{AppBaseImages, GitRemotes, PackageIndex, Registry};
 
 struct Env {
     root: PathBuf,
@@ -48,6 +51,16 @@ fn module_release_from_freeze_to_production() {
     ] {
         clone_as_sysadmin(url, &root.join(dir));
     }
+    let images = AppBaseImages::push(
+        &reg,
+        &index.url(),
+        &root.join("swh-apps"),
+        &uv(),
+        &containers,
+        &root.join("scratch"),
+    )
+    .unwrap();
+    eprintln!("base images: {}", images.summary());
     // The checkouts and the registry come from the site file.
     std::fs::write(
         root.join("site.toml"),
@@ -101,6 +114,7 @@ fn module_release_from_freeze_to_production() {
     ]));
     assert!(out.contains("swh-loader-git: 1.0.0 -> 1.2.0"), "{out}");
 
+    let t = Instant::now();
     let out = sh(&mut env.swh_deploy(&[
         "app",
         "build",
@@ -111,6 +125,10 @@ fn module_release_from_freeze_to_production() {
         "--index-url",
         &index.url(),
     ]));
+    eprintln!(
+        "app build swh-loader-git --push: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let built = out
         .lines()
         .find_map(|l| l.strip_prefix("built "))
@@ -139,6 +157,19 @@ fn module_release_from_freeze_to_production() {
         git(&remotes.apps.path, &["log", "-1", "--format=%s", "master"]),
         format!("{tag}: Build image")
     );
+    // The pushed image runs the new release, installed from the index into
+    // swh-base's venv, as the swh user, with the app's entrypoint.
+    let pushed = format!("{}/swh/infra/swh-apps/loader_git:{version}", reg.host());
+    let (pins, user, entrypoint) = image_facts(&env.containers, &pushed);
+    assert!(pins.contains("swh-loader-git==1.2.0"), "{pins}");
+    let frozen =
+        std::fs::read_to_string(root.join("swh-apps/apps/swh-loader-git/requirements-frozen.txt"))
+            .unwrap();
+    for pin in frozen.lines().filter(|l| l.contains("==")) {
+        assert!(pins.lines().any(|l| l == pin.trim()), "{pin} not in {pins}");
+    }
+    assert_eq!(user, "swh");
+    assert_eq!(entrypoint, "[/opt/swh/entrypoint.sh]");
 
     let out = sh(&mut env.swh_deploy(&[
         "chart",
@@ -240,6 +271,44 @@ fn module_release_from_freeze_to_production() {
         names.iter().any(|n| *n == format!("tag {tag}")),
         "{names:?}"
     );
+}
+
+/// `uv pip freeze` (names normalized), `id -un` and the entrypoint of
+/// `image`, pulled from the registry into buildah.
+fn image_facts(containers: &[(&'static str, PathBuf)], image: &str) -> (String, String, String) {
+    let buildah = || {
+        let mut c = Command::new("buildah");
+        c.envs(containers.iter().cloned());
+        c
+    };
+    let c = sh(buildah().args([
+        "from",
+        "-q",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]))
+    .trim()
+    .to_string();
+    let run = |args: &[&str]| sh(buildah().args(["run", &c, "--"]).args(args));
+    let pins = run(&["uv", "pip", "freeze"])
+        .lines()
+        .map(|l| match l.split_once("==") {
+            Some((name, v)) => format!("{}=={v}", name.replace(['_', '.'], "-").to_lowercase()),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let user = run(&["id", "-un"]).trim().to_string();
+    let entrypoint = sh(buildah().args([
+        "inspect",
+        "--format",
+        "{{.OCIv1.Config.Entrypoint}}",
+        &c,
+    ]))
+    .trim()
+    .to_string();
+    let _ = buildah().args(["rm", &c]).output();
+    (pins, user, entrypoint)
 }
 
 /// A clone of the test bed's swh-charts remote (the real values file and

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 use swh_deploy_journal::{Journal, RunStatus, StepStatus};
-use swh_deploy_testbed::components::{http_get, GitRemotes, PackageIndex, Registry};
+use swh_deploy_testbed::components::{
+    http_get, AppBaseImages, GitRemotes, PackageIndex, Registry,
+};
 use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
 
 const DEPS: &[&str] = &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"];
@@ -101,6 +103,21 @@ impl Bed {
             standin,
             containers,
         }
+    }
+
+    /// Pushes what the apps build FROM (the Python image, uv, swh-base), for
+    /// the tests whose ship builds a real image.
+    fn push_base_images(&self) {
+        let images = AppBaseImages::push(
+            &self.registry,
+            &self.index.url(),
+            &self.root.join("swh-apps"),
+            &uv(),
+            &self.containers,
+            &self.root.join("scratch"),
+        )
+        .unwrap();
+        eprintln!("base images: {}", images.summary());
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -327,6 +344,7 @@ fn dry_run_prints_the_whole_plan_and_changes_nothing() {
 #[test]
 fn elastic_ship_waits_for_the_release_then_goes_to_production_and_reruns_as_done() {
     let bed = Bed::new("");
+    bed.push_base_images();
     let repo = bed.repo();
     let prod_before = bed.head("production");
 
@@ -530,6 +548,7 @@ fn elastic_ship_waits_for_the_release_then_goes_to_production_and_reruns_as_done
 #[test]
 fn degraded_staging_stops_before_production_and_a_rerun_continues() {
     let bed = Bed::new("");
+    bed.push_base_images();
     bed.publish();
     let version = today_version(1);
     // The new image's rollout fails in the cluster.
@@ -631,6 +650,7 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
         hosts[0],
         hosts[1]
     ));
+    bed.push_base_images();
     let apt = tb.apt_url().unwrap();
     let ship = |bed: &Bed, interval: &str| {
         bed.cmd(&[

@@ -13,14 +13,18 @@
 //! of the swh-charts remote, and writes its kubeconfig (`DIR/kubeconfig`,
 //! `KUBECONFIG` in env.sh), the `[environments.*]` and `[argocd]` sections of
 //! site.toml and the Argo CD token (`ARGOCD_AUTH_TOKEN` in env.sh, mode
-//! 0600). Prints `ready` when everything answers, then waits; on a signal it
-//! stops every process it started (the guards' `Drop`) and exits 0.
+//! 0600). Pushes to the registry what the swh-apps apps build FROM
+//! (`AppBaseImages`: the test bed's Debian Python image, cached per machine,
+//! uv, and the `swh-base` app's image built with buildah), so that `app
+//! build` builds real images. Prints `ready` when everything answers, then
+//! waits; on a signal it stops every process it started (the guards' `Drop`)
+//! and exits 0.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
+use swh_deploy_testbed::components::{AppBaseImages, GitRemotes, PackageIndex, Registry};
 use swh_deploy_testbed::kube::{KubeStandin, StandinOptions};
 
 /// The elastic path's components (index, registry, git remotes) for the
@@ -125,6 +129,14 @@ fn run(args: Args) -> Result<()> {
             &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"],
         )?;
     }
+    let uv = args.uv.unwrap_or_else(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/uv");
+        if venv.exists() {
+            venv
+        } else {
+            PathBuf::from("uv")
+        }
+    });
     let mut opts = StandinOptions::swh(&remotes.charts.path);
     opts.faults.pending_migrations = args.pending_migration.clone();
     let kube = KubeStandin::start(opts)?;
@@ -132,7 +144,21 @@ fn run(args: Args) -> Result<()> {
         &dir.join("kubeconfig"),
         &["archive-staging-rke2", "archive-production-rke2"],
     )?;
-    write_config(&dir, &registry, &index, &kube, args.uv)?;
+    write_config(&dir, &registry, &index, &kube, &uv)?;
+    let containers = swh_deploy_testbed::components::write_containers_config(&dir)?;
+    let uv_binary = if uv.components().count() > 1 {
+        uv.clone()
+    } else {
+        which(&uv)?
+    };
+    let images = AppBaseImages::push(
+        &registry,
+        &index.url(),
+        &dir.join("swh-apps"),
+        &uv_binary,
+        &containers,
+        &dir.join("scratch"),
+    )?;
     println!("ready");
     println!("  index     {}", index.url());
     println!("  registry  {}", registry.host());
@@ -141,6 +167,7 @@ fn run(args: Args) -> Result<()> {
         "  kube      {} (STAND-IN, not a real Kubernetes)",
         kube.https_url()
     );
+    println!("  images    {}", images.summary());
     println!("  env       . {}", dir.join("env.sh").display());
     wait_for_signal();
     eprintln!("testbed-elastic: stopping");
@@ -169,16 +196,8 @@ fn write_config(
     registry: &Registry,
     index: &PackageIndex,
     kube: &KubeStandin,
-    uv: Option<PathBuf>,
+    uv: &Path,
 ) -> Result<()> {
-    let uv = uv.unwrap_or_else(|| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/uv");
-        if venv.exists() {
-            venv
-        } else {
-            PathBuf::from("uv")
-        }
-    });
     let d = dir.display();
     std::fs::write(
         dir.join("site.toml"),
@@ -198,7 +217,6 @@ fn write_config(
             kube.url()
         ),
     )?;
-    swh_deploy_testbed::components::write_containers_config(dir)?;
     // env.sh holds the stand-in's Argo CD token: readable by its owner only.
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -229,6 +247,16 @@ fn write_config(
             .as_bytes(),
         )?;
     Ok(())
+}
+
+/// `name` found in `PATH`.
+fn which(name: &Path) -> Result<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{} not found in PATH", name.display()))
 }
 
 /// Blocks until SIGINT or SIGTERM arrives (both blocked, then `sigwait`).
