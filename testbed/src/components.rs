@@ -762,9 +762,15 @@ fn make_apps(dir: &Path, scratch: &Path) -> Result<GitRemote> {
         "README.md",
         "swh-apps\n========\n\nSoftware Heritage applications: one directory per image under `apps/` (swh-deploy test bed copy).\n",
     )];
-    files.push(f(&format!("apps/{BASE_APP}/Dockerfile"), SWH_BASE_DOCKERFILE));
+    files.push(f(
+        &format!("apps/{BASE_APP}/Dockerfile"),
+        SWH_BASE_DOCKERFILE,
+    ));
     for (app, dist) in APPS {
-        files.push(f(&format!("apps/{app}/Dockerfile"), python_app_dockerfile(app)));
+        files.push(f(
+            &format!("apps/{app}/Dockerfile"),
+            python_app_dockerfile(app),
+        ));
         files.push(x(
             &format!("apps/{app}/entrypoint.sh"),
             format!(
@@ -1701,7 +1707,10 @@ fn add_oci_env(dir: &Path, env: &[(&str, &str)]) -> Result<()> {
             !env.iter().any(|(k, _)| *k == name)
         })
         .collect();
-    vars.extend(env.iter().map(|(k, v)| serde_json::json!(format!("{k}={v}"))));
+    vars.extend(
+        env.iter()
+            .map(|(k, v)| serde_json::json!(format!("{k}={v}"))),
+    );
     config["config"]["Env"] = serde_json::Value::Array(vars);
     let (cd, cs) = put(&config)?;
     manifest["config"]["digest"] = serde_json::json!(cd);
@@ -1783,7 +1792,8 @@ mod tests {
     fn add_oci_env_rewrites_config_and_manifest_keeping_layers() {
         let tmp = std::env::temp_dir().join(format!("swh-testbed-ocienv-{}", std::process::id()));
         let before = write_oci_layout(&tmp, "t", "x").unwrap();
-        let blob = |d: &str| fs::read(tmp.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
+        let blob =
+            |d: &str| fs::read(tmp.join("blobs/sha256").join(&d["sha256:".len()..])).unwrap();
         let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
         let old = json(&blob(&before));
         add_oci_env(&tmp, &[("UV_INDEX_URL", "http://127.0.0.1:1/simple/")]).unwrap();
@@ -1794,7 +1804,10 @@ mod tests {
         assert_ne!(digest, before);
         let bytes = blob(digest);
         assert_eq!(m["size"], bytes.len());
-        assert_eq!(format!("sha256:{}", crate_hex(&Sha256::digest(&bytes))), digest);
+        assert_eq!(
+            format!("sha256:{}", crate_hex(&Sha256::digest(&bytes))),
+            digest
+        );
         let manifest = json(&bytes);
         assert_eq!(manifest["layers"], old["layers"]);
         let config = json(&blob(manifest["config"]["digest"].as_str().unwrap()));

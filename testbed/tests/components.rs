@@ -248,7 +248,8 @@ fn git_remotes_clone_with_their_branches_tags_and_files() {
     // Real-shaped images: the python apps build FROM the image-only
     // swh-base (tagged, no requirements), which builds FROM python.
     for (app, _) in components::APPS {
-        let dockerfile = fs::read_to_string(apps.join("apps").join(app).join("Dockerfile")).unwrap();
+        let dockerfile =
+            fs::read_to_string(apps.join("apps").join(app).join("Dockerfile")).unwrap();
         assert!(
             dockerfile.contains("ARG base_image=${REGISTRY}base\n")
                 && dockerfile.contains("FROM ${base_image}:${base_image_version}\n")

@@ -11,7 +11,7 @@ mod common;
 use common::{git, json_doc, out_err as text, sh, uv};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use swh_deploy_testbed::components::{GitRemotes, PackageIndex, Registry};
+use swh_deploy_testbed::components::{AppBaseImages, GitRemotes, PackageIndex, Registry};
 
 /// `swh-deploy ARGS` with a private journal and uv cache, no site file.
 fn swh_deploy(root: &Path, args: &[&str]) -> Command {
@@ -49,6 +49,17 @@ fn two_builds_on_the_same_day_get_different_versions() {
             d
         })
         .collect();
+    // What swh-lister builds FROM (real images: swh-base, Python, uv).
+    let images = AppBaseImages::push(
+        &reg,
+        &index.url(),
+        &clones[0],
+        &uv(),
+        &containers,
+        &root.join("scratch"),
+    )
+    .unwrap();
+    eprintln!("base images: {}", images.summary());
     // uv behind a barrier: both builds freeze at the same moment, so that
     // they look for the next version at the same moment too (bounded
     // wait: 20 s).

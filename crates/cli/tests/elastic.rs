@@ -12,8 +12,8 @@ mod common;
 use common::{clone_as_sysadmin, git, json_doc, sh, uv};
 use std::path::PathBuf;
 use std::process::Command;
-use swh_deploy_journal::{Journal, RunStatus};
 use std::time::Instant;
+use swh_deploy_journal::{Journal, RunStatus};
 use swh_deploy_testbed::components::{AppBaseImages, GitRemotes, PackageIndex, Registry};
 
 struct Env {
@@ -299,14 +299,10 @@ fn image_facts(containers: &[(&'static str, PathBuf)], image: &str) -> (String, 
         .collect::<Vec<_>>()
         .join("\n");
     let user = run(&["id", "-un"]).trim().to_string();
-    let entrypoint = sh(buildah().args([
-        "inspect",
-        "--format",
-        "{{.OCIv1.Config.Entrypoint}}",
-        &c,
-    ]))
-    .trim()
-    .to_string();
+    let entrypoint =
+        sh(buildah().args(["inspect", "--format", "{{.OCIv1.Config.Entrypoint}}", &c]))
+            .trim()
+            .to_string();
     let _ = buildah().args(["rm", &c]).output();
     (pins, user, entrypoint)
 }

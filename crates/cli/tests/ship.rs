@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 use swh_deploy_journal::{Journal, RunStatus, StepStatus};
-use swh_deploy_testbed::components::{
-    http_get, AppBaseImages, GitRemotes, PackageIndex, Registry,
-};
+use swh_deploy_testbed::components::{http_get, AppBaseImages, GitRemotes, PackageIndex, Registry};
 use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
 
 const DEPS: &[&str] = &["swh.core>=1.0.0", "swh.model>=1.0.0", "swh.storage>=1.0.0"];
