@@ -60,7 +60,17 @@
 //! false` for the deployment `<group minus s>-<entry>`, e.g. `loader-git`)
 //! are scaled to 0 replicas by the sync (real Argo CD, pruning, deletes
 //! them), and back when turned on again; a held image version keeps the rollout
-//! half-way (`Progressing`, one replica updated) until it is released.
+//! half-way (`Progressing`, one replica updated) until it is released; an
+//! application in [`Faults::unsynced_applications`] is not synced (automated
+//! sync off, as when Argo CD is stuck): its deployments keep their images.
+//!
+//! A deployment's container image is the one its application's revision
+//! sets (as swh-charts' templates do): `<key>_image:<key>_image_version`
+//! from `values-swh-application-versions.yaml`, where `<key>` is `swh_` and
+//! the deployment name with `-` -> `_` (`loader-git` -> `swh_loader_git`);
+//! `<key>_image` defaults to SWH's registry path
+//! (`container-registry.softwareheritage.org/swh/infra/swh-apps/loader_git`),
+//! the version to `latest` when the file has no such key.
 //!
 //! Every request needs `Authorization: Bearer <token>` (one token for the
 //! Kubernetes API, one for Argo CD); anything else gets 401.
@@ -160,6 +170,10 @@ pub struct Faults {
     pub pending_migrations: Vec<String>,
     /// Services whose `migrate-<svc>-db-version.sh` fails (exit 1).
     pub failing_migrations: Vec<String>,
+    /// Applications whose automated sync is off: they stay at their
+    /// revision (`OutOfSync` once the branch moves) and their deployments
+    /// keep their images, until removed from this list.
+    pub unsynced_applications: Vec<String>,
 }
 
 /// An Argo CD `ApplicationSet` with a `pullRequest` generator (GitLab),
@@ -331,6 +345,8 @@ struct Deployment {
     /// of them is still held).
     held: Vec<String>,
     revision: String,
+    /// The container image (`registry/path/name:version`) the revision sets.
+    image: String,
     rv: u64,
     uid: String,
 }
@@ -499,6 +515,7 @@ impl KubeStandin {
                 .find(|a| a.spec.namespace == d.namespace)
                 .map(|a| a.revision.clone())
                 .unwrap_or_default();
+            let image = image_of(&chart_versions(&opts.charts_repo, &revision), &d.name);
             let rv = state.next_rv();
             state.deployments.insert(
                 (d.namespace.clone(), d.name.clone()),
@@ -519,6 +536,7 @@ impl KubeStandin {
                     rollout: None,
                     held: Vec::new(),
                     revision,
+                    image,
                     rv,
                     uid: uid(&format!("{}/{}", d.namespace, d.name)),
                 },
@@ -740,6 +758,48 @@ fn faulty(repo: &Path, faults: &Faults, revision: &str) -> bool {
         || !versions_in(repo, revision, &faults.degraded_versions).is_empty()
 }
 
+/// The revision's `values-swh-application-versions.yaml` (empty when it
+/// has none).
+fn chart_versions(repo: &Path, revision: &str) -> String {
+    if revision.is_empty() {
+        return String::new();
+    }
+    match Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args([
+            "show",
+            &format!("{revision}:values-swh-application-versions.yaml"),
+        ])
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// The image a deployment runs under the versions file `versions`
+/// (`<key>_image:<key>_image_version`, see the module documentation).
+fn image_of(versions: &str, deployment: &str) -> String {
+    let key = format!("swh_{}", deployment.replace('-', "_"));
+    let value = |suffix: &str| {
+        let prefix = format!("{key}{suffix}:");
+        versions.lines().find_map(|l| {
+            let v = l.strip_prefix(&prefix)?.trim();
+            let v = v.trim_matches(|c| c == '\'' || c == '"');
+            (!v.is_empty()).then(|| v.to_string())
+        })
+    };
+    let repo = value("_image").unwrap_or_else(|| {
+        format!(
+            "container-registry.softwareheritage.org/swh/infra/swh-apps/{}",
+            deployment.replace('-', "_")
+        )
+    });
+    let version = value("_image_version").unwrap_or_else(|| "latest".into());
+    format!("{repo}:{version}")
+}
+
 /// Which of `versions` the revision's `values-swh-application-versions.yaml`
 /// holds (as quoted YAML scalars).
 fn versions_in(repo: &Path, revision: &str, versions: &[String]) -> Vec<String> {
@@ -917,8 +977,13 @@ fn tick(s: &Shared) {
         let mut st = s.state.lock().unwrap();
         for (name, head) in &heads {
             let Some(head) = head else { continue };
+            let unsynced = st.faults.unsynced_applications.contains(name);
             let a = st.apps.get_mut(name).unwrap();
             if a.phase != "Running" && *head != a.revision && *head != a.op_revision {
+                if unsynced {
+                    a.sync = "OutOfSync";
+                    continue;
+                }
                 a.sync = "OutOfSync";
                 a.phase = "Running";
                 a.health = "Progressing";
@@ -940,17 +1005,19 @@ fn tick(s: &Shared) {
             .map(|(n, a)| (n.clone(), a.spec.branch.clone()))
             .collect()
     };
-    let finished: Vec<(String, String, bool, Vec<String>, Values)> = to_finish
+    type Finished = (String, String, bool, Vec<String>, Values, String);
+    let finished: Vec<Finished> = to_finish
         .into_iter()
         .map(|(n, r)| {
             let f = faulty(&s.charts_repo, &faults, &r);
             let held = versions_in(&s.charts_repo, &r, &faults.held_versions);
             let values = env_values(&s.charts_repo, &r, &branches[&n]);
-            (n, r, f, held, values)
+            let versions = chart_versions(&s.charts_repo, &r);
+            (n, r, f, held, values, versions)
         })
         .collect();
     let mut st = s.state.lock().unwrap();
-    for (name, rev, fail, held, values) in finished {
+    for (name, rev, fail, held, values, versions) in finished {
         let ns = {
             let a = st.apps.get_mut(&name).unwrap();
             a.phase = "Succeeded";
@@ -979,6 +1046,7 @@ fn tick(s: &Shared) {
             d.rollout = Some((now, fail));
             d.held = held.clone();
             d.revision = rev.clone();
+            d.image = image_of(&versions, &k.1);
             d.rv = rv;
         }
     }
@@ -1093,7 +1161,8 @@ fn tick(s: &Shared) {
 /// What a deployment's JSON shows (its `resourceVersion` changes with it).
 fn deployment_fingerprint(d: &Deployment) -> String {
     format!(
-        "{} {} {} {} {} {:?} {}",
+        "{} {} {} {} {} {} {:?} {}",
+        d.image,
         d.generation,
         d.observed,
         d.status_replicas,
@@ -1196,7 +1265,7 @@ fn deployment_json(ns: &str, name: &str, d: &Deployment) -> Value {
             "revisionHistoryLimit": 10,
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": name, "image": format!("container-registry.softwareheritage.org/swh/infra/swh-apps/{}:latest", name.replace('-', "_"))}]},
+                "spec": {"containers": [{"name": name, "image": d.image}]},
             },
         },
         "status": status,

@@ -1119,3 +1119,55 @@ fn disabled_worker_deployments_are_scaled_down_by_the_sync_and_back() {
     wait_synced(&bed.standin, "archive-staging-rke2-swh", &on);
     assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
 }
+
+/// Deployments' container images are the ones the synced revision sets
+/// (`swh_<name>_image:swh_<name>_image_version`), as `kubectl get deploy -o
+/// json` shows them; an application whose automated sync is off
+/// (`Faults::unsynced_applications`) keeps its images until turned on.
+#[test]
+fn kubectl_sees_the_images_the_synced_revision_sets() {
+    let bed = Bed::new();
+    let image = |name: &str| {
+        let d = bed.json(&["get", "deploy", name, "-n", "swh", "-o", "json"]);
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let registry = "container-registry.softwareheritage.org/swh/infra/swh-apps";
+    // At start: the branch head's versions (the assets' file).
+    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250117.1"));
+    assert_eq!(image("storage"), format!("{registry}/storage:20250113.1"));
+    let work = bed.tmp.path().join("work");
+    let rev = push_version(&bed.remotes, &work, "staging", "20250900.1");
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &rev);
+    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250900.1"));
+    assert_eq!(image("storage"), format!("{registry}/storage:20250113.1"));
+    // Sync off: the branch moves, the images stay, the application is
+    // OutOfSync.
+    bed.standin.set_faults(Faults {
+        unsynced_applications: vec!["archive-staging-rke2-swh".into()],
+        ..Faults::default()
+    });
+    let rev2 = push_version(&bed.remotes, &work, "staging", "20250900.2");
+    let t0 = Instant::now();
+    loop {
+        let a = app(
+            &bed.standin.url(),
+            bed.standin.argocd_token(),
+            "archive-staging-rke2-swh",
+        );
+        if a["status"]["sync"]["status"] == "OutOfSync" {
+            assert_eq!(a["status"]["sync"]["revision"], rev.as_str(), "{a}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "never OutOfSync: {a}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250900.1"));
+    // Sync on again: it catches up.
+    bed.standin.set_faults(Faults::default());
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &rev2);
+    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250900.2"));
+}

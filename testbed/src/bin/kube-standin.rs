@@ -66,6 +66,7 @@ fn run(args: Args) -> Result<()> {
         held_versions: args.hold_version,
         pending_migrations: args.pending_migration,
         failing_migrations: args.failing_migration,
+        unsynced_applications: Vec::new(),
     };
     let standin = KubeStandin::start(opts)?;
     if let Some(p) = &args.kubeconfig {
