@@ -1136,12 +1136,18 @@ fn kubectl_sees_the_images_the_synced_revision_sets() {
     };
     let registry = "container-registry.softwareheritage.org/swh/infra/swh-apps";
     // At start: the branch head's versions (the assets' file).
-    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250117.1"));
+    assert_eq!(
+        image("loader-git"),
+        format!("{registry}/loader_git:20250117.1")
+    );
     assert_eq!(image("storage"), format!("{registry}/storage:20250113.1"));
     let work = bed.tmp.path().join("work");
     let rev = push_version(&bed.remotes, &work, "staging", "20250900.1");
     wait_synced(&bed.standin, "archive-staging-rke2-swh", &rev);
-    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250900.1"));
+    assert_eq!(
+        image("loader-git"),
+        format!("{registry}/loader_git:20250900.1")
+    );
     assert_eq!(image("storage"), format!("{registry}/storage:20250113.1"));
     // Sync off: the branch moves, the images stay, the application is
     // OutOfSync.
@@ -1161,13 +1167,22 @@ fn kubectl_sees_the_images_the_synced_revision_sets() {
             assert_eq!(a["status"]["sync"]["revision"], rev.as_str(), "{a}");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "never OutOfSync: {a}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never OutOfSync: {a}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250900.1"));
+    assert_eq!(
+        image("loader-git"),
+        format!("{registry}/loader_git:20250900.1")
+    );
     // Sync on again: it catches up.
     bed.standin.set_faults(Faults::default());
     wait_synced(&bed.standin, "archive-staging-rke2-swh", &rev2);
-    assert_eq!(image("loader-git"), format!("{registry}/loader_git:20250900.2"));
+    assert_eq!(
+        image("loader-git"),
+        format!("{registry}/loader_git:20250900.2")
+    );
 }

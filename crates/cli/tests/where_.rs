@@ -233,3 +233,225 @@ checkout = "{charts}"
         text(&out.stderr)
     );
 }
+
+/// The running images, read from the Kubernetes/Argo CD stand-in (checked
+/// with real kubectl, testbed/tests/kube_standin.rs) whose Argo CD
+/// applications track the swh-charts remote: in sync (no warning, exit 0),
+/// drifted (Argo CD's sync off while the chart moves on: a warning, exit 0
+/// without VERSION, exit 1 when the running image is behind VERSION),
+/// `--no-cluster`, and the cluster unreachable (a line and a warning; the
+/// chart's answer and the exit status unchanged). No hosts: needs no root.
+#[test]
+fn where_shows_the_running_images_and_warns_when_they_differ_from_the_chart() {
+    use swh_deploy_testbed::kube::{push_chart_version, Faults, KubeStandin, StandinOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("swh-apps");
+    let charts = dir.path().join("swh-charts");
+    let remote = dir.path().join("charts.git");
+    apps_checkout(&apps);
+    // A newer image, 20260103.1, with swh.storage 1.2.
+    std::fs::write(
+        apps.join("apps/swh-storage/requirements-frozen.txt"),
+        "attrs==23.1.0\nswh-storage==1.2\n",
+    )
+    .unwrap();
+    git(&apps, &["commit", "-q", "-am", "swh-storage 1.2"]);
+    git(&apps, &["tag", "swh-storage-20260103.1"]);
+    charts_checkout(&remote, &charts);
+    let mut standin = KubeStandin::start(StandinOptions::swh(&remote)).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    standin
+        .write_kubeconfig(
+            &kubeconfig,
+            &["archive-staging-rke2", "archive-production-rke2"],
+        )
+        .unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        format!(
+            "[site]\nname = \"where-cluster\"\n\n{}\n[apps]\ncheckout = \"{}\"\n\n[charts]\ncheckout = \"{}\"\n",
+            common::SWH_ENVIRONMENTS,
+            apps.display(),
+            charts.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Output {
+        logged(
+            args,
+            swh_deploy(args)
+                .env("SWH_DEPLOY_SITE", &site)
+                .env("KUBECONFIG", &kubeconfig)
+                .env("HOME", dir.path())
+                .env("SWH_DEPLOY_JOURNAL", dir.path().join("journal.sqlite"))
+                .env_remove("SWH_DEPLOY_APPS_DIR")
+                .env_remove("SWH_DEPLOY_CHARTS_DIR")
+                .stdin(Stdio::null()),
+        )
+    };
+
+    // In sync: each branch's image runs; no warning.
+    let out = run(&["where", "swh.storage", "--elastic"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("  elastic staging:\n    swh-storage              image 20260102.1     swh.storage 1.1\n      running storage          image 20260102.1     swh.storage 1.1\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  elastic production:\n    swh-storage              image 20260101.1     swh.storage 1.0\n      running storage          image 20260101.1     swh.storage 1.0\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("DIFFERS"), "{stdout}");
+    assert!(
+        !text(&out.stderr).contains("the chart says"),
+        "{}",
+        text(&out.stderr)
+    );
+    // swh-next-version has no environment with a kube context: not asked.
+    let out = run(&["where", "swh.storage", "--elastic", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["schema"], 1);
+    let env = |j: &serde_json::Value, name: &str| {
+        j["elastic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["environment"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {j}"))
+            .clone()
+    };
+    assert_eq!(
+        env(&j, "swh-next-version")["cluster"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        env(&j, "swh-next-version")["apps"][0]["running"],
+        serde_json::Value::Null
+    );
+    let staging = env(&j, "staging");
+    assert_eq!(staging["cluster"]["context"], "archive-staging-rke2");
+    assert_eq!(staging["cluster"]["namespace"], "swh");
+    assert_eq!(staging["cluster"]["error"], serde_json::Value::Null);
+    assert_eq!(staging["apps"][0]["drift"], false);
+    assert_eq!(staging["apps"][0]["running"][0]["deployment"], "storage");
+    assert_eq!(
+        staging["apps"][0]["running"][0]["image"],
+        "swh/storage:20260102.1"
+    );
+
+    // Drift: Argo CD's sync off for staging, the chart moves to 20260103.1.
+    standin.set_faults(Faults {
+        unsynced_applications: vec!["archive-staging-rke2-swh".into()],
+        ..Faults::default()
+    });
+    push_chart_version(
+        remote.to_str().unwrap(),
+        &dir.path().join("scratch"),
+        "staging",
+        "swh_storage",
+        "20260103.1",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = run(&["where", "swh.storage", "--elastic", "--env", "staging"]);
+    assert_eq!(out.status.code(), Some(0), "drift alone is a warning");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("    swh-storage              image 20260103.1     swh.storage 1.2\n      running storage          image 20260102.1     swh.storage 1.1 DIFFERS from the chart\n"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("swh-deploy where: elastic staging: deployment storage runs swh-storage 20260102.1, the chart says 20260103.1"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With VERSION 1.2: the chart has it, the running image does not.
+    let out = run(&[
+        "where",
+        "swh.storage",
+        "1.2",
+        "--elastic",
+        "--env",
+        "staging",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let staging = env(&j, "staging");
+    assert_eq!(staging["apps"][0]["module_version"], "1.2");
+    assert_eq!(staging["apps"][0]["drift"], true);
+    assert_eq!(staging["apps"][0]["behind"], true);
+    assert_eq!(staging["apps"][0]["running"][0]["module_version"], "1.1");
+    assert_eq!(j["behind"], true);
+    // --no-cluster: the chart only, exit 0.
+    let out = run(&[
+        "where",
+        "swh.storage",
+        "1.2",
+        "--elastic",
+        "--env",
+        "staging",
+        "--no-cluster",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !text(&out.stdout).contains("running"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Sync on again: it catches up, no more warning.
+    standin.set_faults(Faults::default());
+    let t0 = std::time::Instant::now();
+    loop {
+        let out = run(&[
+            "where",
+            "swh.storage",
+            "1.2",
+            "--elastic",
+            "--env",
+            "staging",
+        ]);
+        if out.status.code() == Some(0) {
+            assert!(
+                !text(&out.stdout).contains("DIFFERS"),
+                "{}",
+                text(&out.stdout)
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "never caught up: {}",
+            text(&out.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // The cluster unreachable: a clear line and a warning, the chart's
+    // answer still there, the exit status unchanged.
+    standin.stop();
+    let out = run(&["where", "swh.storage", "--elastic", "--env", "production"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("    swh-storage              image 20260101.1     swh.storage 1.0\n    cluster archive-production-rke2 (namespace swh-cassandra): unreachable, running images unknown: "),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("cannot read the running images (environment production, kube context archive-production-rke2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "where",
+        "swh.storage",
+        "--elastic",
+        "--env",
+        "production",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(env(&j, "production")["cluster"]["error"].is_string(), "{j}");
+}

@@ -21,6 +21,8 @@ pub struct Deployment {
     pub available_replicas: i64,
     /// The `Progressing` condition: (status, reason, message), if present.
     pub progressing: Option<(String, String, String)>,
+    /// The images of `spec.template.spec.containers`, in order.
+    pub images: Vec<String>,
 }
 
 impl Deployment {
@@ -50,6 +52,15 @@ impl Deployment {
             updated_replicas: i("/status/updatedReplicas"),
             available_replicas: i("/status/availableReplicas"),
             progressing,
+            images: v
+                .pointer("/spec/template/spec/containers")
+                .and_then(|c| c.as_array())
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|c| c["image"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

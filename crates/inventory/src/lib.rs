@@ -17,6 +17,15 @@
 //!   their image version, and the module version that image holds: the
 //!   app's `requirements-frozen.txt` at its git tag `<app>-<image version>`.
 //!
+//! - optionally ([`Query::cluster`]), per chart branch deployed by a site
+//!   environment with a `kube_context` and a `namespace`: the images the
+//!   cluster's Deployments actually run for each app (a Deployment belongs
+//!   to the app whose image name, [`swh_deploy_apps::image_name`], its
+//!   container image has), a warning when one differs from the chart's
+//!   image version (Argo CD not synced, a rollout stuck), and the module
+//!   version frozen in the running image. An unreachable cluster is noted
+//!   (a warning and the `cluster.error` field), never an error.
+//!
 //! With an expected release, a place running an older version, or none
 //! where it is needed, is *behind*; [`Report::exit`] is then
 //! [`Exit::Failed`], as it is when a host could not be asked. The report
@@ -80,6 +89,9 @@ pub struct Query {
     pub static_path: bool,
     /// Look at the elastic path (when [`ElasticSources`] are given).
     pub elastic_path: bool,
+    /// On the elastic path, also read the images the clusters run (the
+    /// environments' kube contexts).
+    pub cluster: bool,
 }
 
 /// The checkouts the elastic path is read from.
@@ -149,8 +161,40 @@ pub struct AppAt {
     pub module_version: Option<String>,
     /// Why the module version is unknown.
     pub note: Option<String>,
-    /// Older than the expected release (or unknown).
+    /// Older than the expected release (or unknown), in the chart or in a
+    /// running image.
     pub behind: bool,
+    /// The Deployments of the app in the cluster and their images; `None`
+    /// when the cluster was not asked (or could not be).
+    pub running: Option<Vec<Running>>,
+    /// Some running image differs from `image_version`.
+    pub drift: bool,
+}
+
+/// One Deployment of an app, as the cluster runs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Running {
+    /// The Deployment's name.
+    pub deployment: String,
+    /// Its container image, as the Deployment has it.
+    pub image: String,
+    /// The image's tag (or digest).
+    pub image_version: String,
+    /// The module version frozen in that image, if found.
+    pub module_version: Option<String>,
+}
+
+/// Where the running images of a chart branch were read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterAt {
+    /// The site environment deploying the branch.
+    pub environment: String,
+    /// Its kube context.
+    pub context: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Why the Deployments could not be read (unreachable...); `None`: read.
+    pub error: Option<String>,
 }
 
 /// The elastic path in one chart branch.
@@ -160,6 +204,10 @@ pub struct ElasticEnv {
     pub environment: String,
     /// The apps requiring the module that the branch deploys.
     pub apps: Vec<AppAt>,
+    /// The cluster asked for the running images; `None`: not asked (not
+    /// wanted, or no site environment with a kube context and namespace
+    /// deploys the branch).
+    pub cluster: Option<ClusterAt>,
 }
 
 /// The whole answer (`--json`, schema 1).
@@ -432,6 +480,12 @@ fn elastic_path(
         let mut out = ElasticEnv {
             environment: branch.clone(),
             apps: Vec::new(),
+            cluster: None,
+        };
+        let deployments = if query.cluster {
+            running_deployments(site, branch, &mut out, report)
+        } else {
+            None
         };
         for app in &requiring {
             let Some(Some(image_version)) =
@@ -453,17 +507,111 @@ fn elastic_path(
                 },
                 Err(e) => (None, Some(e)),
             };
+            let mut behind = pin_behind(module_version.as_deref(), query.want.as_ref());
+            let running = deployments.as_ref().map(|ds| {
+                let image = swh_deploy_apps::image_name(&app.name);
+                ds.iter()
+                    .flat_map(|d| d.images.iter().map(move |i| (d, i)))
+                    .filter_map(|(d, i)| {
+                        let (name, version) = split_image(i)?;
+                        (name == image).then(|| (d.name.clone(), i.clone(), version))
+                    })
+                    .map(|(deployment, image, version)| {
+                        let module_version = if version == image_version {
+                            module_version.clone()
+                        } else {
+                            let tag = format!("{}-{}", app.name, version);
+                            frozen_at(apps.dir(), &tag, &app.rel_dir)
+                                .ok()
+                                .and_then(|t| swh_deploy_apps::parse_pins(&t).get(&key).cloned())
+                        };
+                        Running {
+                            deployment,
+                            image,
+                            image_version: version,
+                            module_version,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let mut drift = false;
+            for r in running.iter().flatten() {
+                if r.image_version != image_version {
+                    drift = true;
+                    behind |= pin_behind(r.module_version.as_deref(), query.want.as_ref());
+                    report.warnings.push(format!(
+                        "elastic {branch}: deployment {} runs {} {}, the chart says {image_version} (Argo CD not synced, or a rollout stuck?)",
+                        r.deployment, app.name, r.image_version
+                    ));
+                }
+            }
             out.apps.push(AppAt {
-                behind: pin_behind(module_version.as_deref(), query.want.as_ref()),
+                behind,
                 app: app.name.clone(),
                 image_version,
                 module_version,
                 note,
+                running,
+                drift,
             });
         }
         report.elastic.push(out);
     }
     Ok(())
+}
+
+/// The Deployments of the namespace deploying `branch` (site environment
+/// with a kube context and a namespace), noting in `out.cluster` where they
+/// were read; `None` when there is no such environment or the cluster
+/// cannot be read (noted as a warning and `out.cluster.error`).
+fn running_deployments(
+    site: &Site,
+    branch: &str,
+    out: &mut ElasticEnv,
+    report: &mut Report,
+) -> Option<Vec<swh_deploy_cluster::rollout::Deployment>> {
+    let env = swh_deploy_cluster::gate::environment_of_branch(site, branch)?;
+    let (Some(context), Some(namespace)) = (&env.kube_context, &env.namespace) else {
+        return None;
+    };
+    let read =
+        swh_deploy_cluster::kube::Kube::connect(context).and_then(|k| k.deployments(namespace));
+    let mut at = ClusterAt {
+        environment: env.name.clone(),
+        context: context.clone(),
+        namespace: namespace.clone(),
+        error: None,
+    };
+    let found = match read {
+        Ok(d) => Some(d),
+        Err(e) => {
+            report.warnings.push(format!(
+                "elastic {branch}: cannot read the running images (environment {}, kube context {context}, namespace {namespace}): {e}",
+                env.name
+            ));
+            at.error = Some(e.to_string());
+            None
+        }
+    };
+    out.cluster = Some(at);
+    found
+}
+
+/// An image reference's name (last path segment) and tag or digest:
+/// `registry/swh/infra/swh-apps/storage:20250113.1` -> (`storage`,
+/// `20250113.1`); `None` without tag or digest.
+pub fn split_image(image: &str) -> Option<(String, String)> {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    let last = &rest[rest.rfind('/').map_or(0, |i| i + 1)..];
+    let (name, tag) = match last.split_once(':') {
+        Some((n, t)) => (n, Some(t)),
+        None => (last, None),
+    };
+    let version = digest.or(tag)?;
+    (!name.is_empty() && !version.is_empty()).then(|| (name.to_string(), version.to_string()))
 }
 
 /// Whether requirement lines name the project `key` (normalised as
@@ -542,6 +690,33 @@ fn render(r: &Report) -> String {
                     .unwrap_or_default(),
                 if a.behind { " behind" } else { "" }
             );
+            for run in a.running.iter().flatten() {
+                let _ = writeln!(
+                    s,
+                    "      running {:<16} image {:<14} {} {}{}",
+                    run.deployment,
+                    run.image_version,
+                    r.module,
+                    run.module_version.as_deref().unwrap_or("?"),
+                    if run.image_version != a.image_version {
+                        " DIFFERS from the chart"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if a.running.as_ref().is_some_and(Vec::is_empty) {
+                let _ = writeln!(s, "      running: no deployment with its image");
+            }
+        }
+        if let Some(c) = &e.cluster {
+            if let Some(err) = &c.error {
+                let _ = writeln!(
+                    s,
+                    "    cluster {} (namespace {}): unreachable, running images unknown: {err}",
+                    c.context, c.namespace
+                );
+            }
         }
     }
     if let Some(w) = want {

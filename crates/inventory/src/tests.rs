@@ -17,7 +17,25 @@ fn query(want: Option<&str>, envs: &[&str], static_path: bool) -> Query {
         envs: envs.iter().map(|e| e.to_string()).collect(),
         static_path,
         elastic_path: !static_path,
+        cluster: false,
     }
+}
+
+#[test]
+fn image_references_split_into_name_and_version() {
+    let s = |i: &str| split_image(i).map(|(n, v)| format!("{n} {v}"));
+    assert_eq!(
+        s("container-registry.softwareheritage.org/swh/infra/swh-apps/storage:20250113.1")
+            .as_deref(),
+        Some("storage 20250113.1")
+    );
+    assert_eq!(
+        s("127.0.0.1:5000/loader_git:1").as_deref(),
+        Some("loader_git 1")
+    );
+    assert_eq!(s("r/x/web@sha256:ab").as_deref(), Some("web sha256:ab"));
+    assert_eq!(s("127.0.0.1:5000/storage"), None);
+    assert_eq!(s("storage"), None);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! - elastic: per chart branch, the swh-apps apps requiring the module that
 //!   the branch deploys, their image version, and the module version that
 //!   image holds (the app's `requirements-frozen.txt` at its git tag
-//!   `<app>-<image version>`).
+//!   `<app>-<image version>`); and, unless `--no-cluster`, the images the
+//!   cluster's Deployments run (environments with a kube context and a
+//!   namespace), with a warning when one differs from the chart.
 //!
 //! With VERSION, every place running an older version (or none where a
 //! service needs the package) is *behind* and the exit status is 1.
@@ -29,7 +31,13 @@ service of the site lists the package). Elastic path (when the site file has
 [apps] and [charts], or SWH_DEPLOY_APPS_DIR / SWH_DEPLOY_CHARTS_DIR are set):
 per chart branch, the apps requiring the module, their image version and the
 module version frozen in that image (requirements-frozen.txt at the git tag
-<app>-<image version> of swh-apps).
+<app>-<image version> of swh-apps). Unless --no-cluster, for each chart
+branch deployed by a site environment with kube_context and namespace, the
+images its Deployments run are read from the cluster and shown under the app;
+one that differs from the chart's image version is a warning on stderr (Argo
+CD not synced, a rollout stuck); with VERSION, a running image holding an
+older module version counts as behind. An unreachable cluster is a line in
+the output and a warning, and changes neither the rest nor the exit status.
 
 Exit status: 0 found (and, with VERSION, nowhere behind), 1 some place is
 behind VERSION or a host could not be asked, or bad input; 2 usage error.
@@ -53,6 +61,9 @@ pub struct WhereArgs {
     /// Only the elastic path.
     #[arg(long = "elastic")]
     elastic_only: bool,
+    /// Do not read the running images from the clusters (kube contexts).
+    #[arg(long = "no-cluster")]
+    no_cluster: bool,
     /// Print JSON (schema 1, see docs/where.md).
     #[arg(long)]
     json: bool,
@@ -99,6 +110,7 @@ fn where_(args: &WhereArgs) -> CmdResult {
         envs: args.envs.clone(),
         static_path: !args.elastic_only,
         elastic_path: !args.static_only,
+        cluster: !args.no_cluster,
     };
     let sources = elastic_sources(
         &site,
