@@ -27,6 +27,7 @@ pub mod git;
 pub mod gitlab;
 pub mod image_check;
 pub mod images;
+pub mod long_migrate;
 pub mod promotion;
 pub mod rollback;
 pub mod values;

@@ -113,6 +113,7 @@ from_library_errors!(
     swh_deploy_charts::bump_run::BumpError,
     swh_deploy_charts::promotion::PromoteError,
     swh_deploy_charts::env_rollback::RollbackError,
+    swh_deploy_charts::long_migrate::LongError,
     swh_deploy_cluster::Error,
     swh_deploy_cluster::node_labels::LabelsError,
     swh_deploy_cluster::migrate::MigrateError,

@@ -438,6 +438,19 @@ pub struct Compensation {
     pub done_at: Option<String>,
 }
 
+/// The prefix of the actions of elastic-path compensations (e.g.
+/// `elastic-revert:<commit>`, on target `charts:<branch>`): they are not run
+/// on a host over ssh, so the static path's `recover` leaves them to the
+/// elastic path's own recovery, which the binary dispatches to.
+pub const ELASTIC_ACTION_PREFIX: &str = "elastic-";
+
+impl Compensation {
+    /// Whether it is an elastic-path compensation ([`ELASTIC_ACTION_PREFIX`]).
+    pub fn is_elastic(&self) -> bool {
+        self.action.starts_with(ELASTIC_ACTION_PREFIX)
+    }
+}
+
 /// One run with everything recorded about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunDetails {

@@ -118,6 +118,18 @@ impl Recorder {
         }
     }
 
+    /// Records, BEFORE the side effect, that `action` must run on `target`
+    /// to put it back ([`Journal::add_compensation`] for this run); its id.
+    /// Unlike steps, an error here is returned: the caller must not go on.
+    pub fn add_compensation(&mut self, target: &str, action: &str) -> Result<i64, JournalError> {
+        self.journal.add_compensation(self.run, target, action)
+    }
+
+    /// Marks compensation `id` done ([`Journal::complete_compensation`]).
+    pub fn complete_compensation(&mut self, id: i64) -> Result<(), JournalError> {
+        self.journal.complete_compensation(id)
+    }
+
     fn close(&mut self, status: StepStatus) {
         if self.open {
             if let Err(e) = self.journal.end_step(self.run, self.step, status) {

@@ -124,7 +124,12 @@ pub fn recover(
     let mut report = RecoverReport::default();
     let mut todo = Vec::new();
     let mut live = BTreeSet::new();
+    // Elastic-path compensations (a chart commit to revert) are not run on
+    // hosts: the binary's `recover` dispatches them.
     for c in journal.pending_compensations(only)? {
+        if c.is_elastic() {
+            continue;
+        }
         let run = journal.run(c.run)?;
         if run.status == RunStatus::Running {
             live.insert((run.id, run.pid, run.hostname.clone()));
@@ -364,7 +369,11 @@ pub fn recover_pending(
     let input = |e: swh_deploy_site::SiteError| ExecError::Input(e.to_string());
     let explicit = site.map(Site::load).transpose().map_err(input)?;
     let pending = journal.pending_compensations(only)?;
-    let runs: BTreeSet<RunId> = pending.iter().map(|c| c.run).collect();
+    let runs: BTreeSet<RunId> = pending
+        .iter()
+        .filter(|c| !c.is_elastic())
+        .map(|c| c.run)
+        .collect();
     let mut reports: Vec<RecoverReport> = Vec::new();
     if runs.is_empty() {
         reports.push(RecoverReport::default());

@@ -7,6 +7,8 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
+use swh_deploy_charts::long_migrate::{long_migrate, LongMigrateRequest, LongMigrated};
+use swh_deploy_charts::ChartsRepo;
 use swh_deploy_cluster::migrate::{migrate, MigrateRequest, TOOLBOX_SELECTOR};
 use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsReport, LabelsSet};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport, WaitOutcome};
@@ -83,9 +85,26 @@ enum ClusterCommand {
         /// The label selector of the toolbox pod.
         #[arg(long, default_value = TOOLBOX_SELECTOR, value_name = "SELECTOR")]
         selector: String,
-        /// Give up when a command is silent this long.
+        /// Give up when a command is silent this long (with --disable,
+        /// also each Argo CD wait).
         #[arg(long, default_value = "1h", value_parser = swh_deploy_util::duration::parse)]
         timeout: Duration,
+        /// The long-standing mode: turn these worker groups off first
+        /// (GROUP or GROUP.DEPLOYMENT, comma-separated, e.g.
+        /// loaders,listers): a commit setting `enabled: false` in
+        /// swh/values/BRANCH/default.yaml on the environment's chart
+        /// branch, pushed; wait until Argo CD has scaled them to 0;
+        /// migrate; `git revert` that commit, push, wait until live. The
+        /// revert is journaled first: `recover` makes it after a crash.
+        #[arg(long, value_name = "GROUP[,GROUP...]", value_delimiter = ',')]
+        disable: Vec<String>,
+        /// With --disable: time between polls while waiting.
+        #[arg(long, default_value = "5s", value_parser = swh_deploy_util::duration::parse)]
+        interval: Duration,
+        /// With --disable: the swh-charts checkout (default:
+        /// $SWH_DEPLOY_CHARTS_DIR, else the site file's [charts]).
+        #[arg(long, value_name = "DIR")]
+        charts_dir: Option<PathBuf>,
     },
 }
 
@@ -250,11 +269,69 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
             yes,
             selector,
             timeout,
+            disable,
+            interval,
+            charts_dir,
         } => {
             let site = site.ok_or_else(|| {
                 CliError::failed("cluster migrate needs a site file (--site, $SWH_DEPLOY_SITE)")
             })?;
             let journal = Settings::journal_path(None, &env);
+            if !disable.is_empty() {
+                let settings = Settings::resolve(&flags(charts_dir.clone()), &env, Some(site));
+                let dir = settings.charts_dir.clone().ok_or_else(|| {
+                    CliError::failed(
+                        "cluster migrate --disable needs the swh-charts checkout (--charts-dir, $SWH_DEPLOY_CHARTS_DIR or the site file's [charts])",
+                    )
+                })?;
+                let mut repo = ChartsRepo::open(&dir)?;
+                if let Some(c) = &site.charts {
+                    repo = repo.with_remote(&c.remote);
+                }
+                let req = LongMigrateRequest {
+                    site,
+                    env: env_name,
+                    service,
+                    groups: disable,
+                    selector,
+                    dry_run: *dry_run,
+                    timeout: *timeout,
+                    interval: *interval,
+                    journal: journal.as_deref(),
+                };
+                let done = long_migrate(
+                    &repo,
+                    &dir,
+                    &req,
+                    &mut |plan| {
+                        *yes || ask(
+                            &format!(
+                                "commit `enabled: false` for {} on {}, migrate {service}, revert",
+                                disable.join(","),
+                                plan.branch
+                            ),
+                            "the cluster",
+                        )
+                    },
+                    &mut |ev| {
+                        if ev.is_diagnostic() {
+                            eprintln!("{ev}")
+                        } else {
+                            println!("{ev}")
+                        }
+                    },
+                )?;
+                if let LongMigrated::Done {
+                    disabled, reverted, ..
+                } = done
+                {
+                    println!(
+                        "done: {} turned off by {disabled}, back on by its revert {reverted}",
+                        disable.join(",")
+                    );
+                }
+                return Ok(Exit::Success);
+            }
             let req = MigrateRequest {
                 site,
                 env: env_name,

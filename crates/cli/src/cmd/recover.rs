@@ -5,12 +5,18 @@
 use crate::error::{CmdResult, Exit};
 use clap::Args;
 use std::path::PathBuf;
+use swh_deploy_charts::long_migrate::recover_reverts;
 use swh_deploy_journal::Journal;
 use swh_deploy_upgrade::recover::{recover_pending, render_reports, RecoverReport};
 
 /// Put hosts back after a crash: run pending compensations.
 #[derive(Debug, Args)]
 #[command(after_help = "\
+`cluster migrate --disable` journals the revert of its commit turning worker
+groups off (elastic-revert): `recover` makes that revert (git revert, pushed,
+never forced) when the commit is on the branch and not reverted yet, else
+just marks it done.
+
 A long-standing upgrade stops cron and disables puppet on its hosts. It
 records in the journal, before each of these, the compensation that undoes
 it (start-cron: systemctl start cron.service; enable-puppet: puppet agent
@@ -60,6 +66,9 @@ pub fn run(args: RecoverArgs) -> CmdResult {
     let journal_path = super::history::journal_path(args.journal.as_deref());
     let mut journal = Journal::open_default(journal_path.as_deref())?;
     let argv: Vec<String> = std::env::args().collect();
+    // The elastic path's compensations (chart commits to revert) first:
+    // the static path's recovery leaves them alone.
+    let (reverts, live) = recover_reverts(&mut journal, args.run)?;
     let reports = recover_pending(
         &mut journal,
         args.run,
@@ -68,17 +77,32 @@ pub fn run(args: RecoverArgs) -> CmdResult {
         argv,
         &mut |warning| eprintln!("swh-deploy: warning: {warning}"),
     )?;
+    let elastic: String = reverts.iter().map(|r| format!("{r}\n")).collect::<String>()
+        + &live
+            .iter()
+            .map(|run| format!("  run {run} is still running: its chart revert is left to it\n"))
+            .collect::<String>();
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&reports).unwrap_or_default()
         );
+        eprint!("{elastic}");
     } else {
-        print!("{}", render_reports(&reports));
+        let statics = render_reports(&reports);
+        if elastic.is_empty() || !statics.starts_with("nothing to recover") {
+            print!("{statics}");
+        }
+        if !reverts.is_empty() {
+            println!("chart reverts:");
+        }
+        print!("{elastic}");
     }
-    Ok(if reports.iter().all(RecoverReport::complete) {
-        Exit::Success
-    } else {
-        Exit::Failed
-    })
+    Ok(
+        if reports.iter().all(RecoverReport::complete) && reverts.iter().all(|r| r.done) {
+            Exit::Success
+        } else {
+            Exit::Failed
+        },
+    )
 }
