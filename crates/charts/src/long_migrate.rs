@@ -202,7 +202,7 @@ impl fmt::Display for LongEvent<'_> {
                 branch,
                 commit,
             } => write!(f, "{what}: {branch} is now at {commit}"),
-            LongEvent::ScaledDown { deployments } if deployments.is_empty() => {
+            LongEvent::ScaledDown { deployments: [] } => {
                 f.write_str("synced: no deployment of these groups is left running")
             }
             LongEvent::ScaledDown { deployments } => write!(
