@@ -59,7 +59,8 @@
 //! (`<group>.enabled: false`, or `<group>.deployments.<entry>.enabled:
 //! false` for the deployment `<group minus s>-<entry>`, e.g. `loader-git`)
 //! are scaled to 0 replicas by the sync (real Argo CD, pruning, deletes
-//! them), and back when turned on again; a held image version keeps the rollout
+//! them), and back when turned on again; as in swh-charts' templates, a
+//! group the values mention without `<group>.enabled: true` is off; a held image version keeps the rollout
 //! half-way (`Progressing`, one replica updated) until it is released; an
 //! application in [`Faults::unsynced_applications`] is not synced (automated
 //! sync off, as when Argo CD is stuck): its deployments keep their images.
@@ -827,12 +828,14 @@ fn versions_in(repo: &Path, revision: &str, versions: &[String]) -> Vec<String> 
     }
 }
 
-/// The values files of an application, parsed (`swh/values/default.yaml`,
-/// then `swh/values/<branch>/default.yaml`; absent ones skipped).
+/// The values files of an application, parsed (the chart's
+/// `swh/values.yaml`, `swh/values/default.yaml`, then
+/// `swh/values/<branch>/default.yaml`; absent ones skipped).
 type Values = Vec<yaml_rust2::Yaml>;
 
 fn env_values(repo: &Path, revision: &str, branch: &str) -> Values {
     [
+        "swh/values.yaml".to_string(),
         "swh/values/default.yaml".to_string(),
         format!("swh/values/{branch}/default.yaml"),
     ]
@@ -857,13 +860,22 @@ fn env_values(repo: &Path, revision: &str, branch: &str) -> Values {
 
 /// Whether swh-charts' templates would render the deployment `name`
 /// (`loader-git`: group `loaders`, entry `git`; `lister`: group
-/// `listers`): not when the last values file that says so has
-/// `<group>.enabled: false` or `<group>.deployments.<entry>.enabled: false`.
-/// A deployment whose group no values file mentions stays.
+/// `listers`). As the real templates (`{{ if .Values.loaders.enabled }}`,
+/// then each `deployments` entry unless it has `enabled: false`): a group
+/// the values mention is rendered only when the merged `<group>.enabled`
+/// is true (absent means off), and an entry unless the last file that says
+/// so has `<group>.deployments.<entry>.enabled: false`. A deployment whose
+/// group no values file mentions (the test bed's `storage`) stays.
 fn deployment_enabled(values: &Values, name: &str) -> bool {
     let (prefix, entry) = name.split_once('-').unwrap_or((name, ""));
     let group = format!("{prefix}s");
-    let mut enabled = true;
+    let mentioned = values
+        .iter()
+        .any(|v| !v[group.as_str()].is_badvalue() && !v[group.as_str()].is_null());
+    if !mentioned {
+        return true;
+    }
+    let mut enabled = false;
     for v in values {
         let g = &v[group.as_str()];
         if let Some(b) = g["enabled"].as_bool() {

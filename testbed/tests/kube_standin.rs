@@ -1186,3 +1186,44 @@ fn kubectl_sees_the_images_the_synced_revision_sets() {
         format!("{registry}/loader_git:20250900.2")
     );
 }
+
+#[test]
+fn a_worker_group_without_enabled_true_is_not_deployed_as_in_swh_charts() {
+    // swh-charts: `{{ if .Values.listers.enabled -}}` around the group's
+    // deployments, and `enabled: false` in the chart's swh/values.yaml: a
+    // group the values mention without `enabled: true` renders nothing.
+    let bed = Bed::new();
+    let replicas = |name: &str| {
+        bed.json(&["get", "deployment", name, "-n", "swh", "-o", "json"])["spec"]["replicas"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
+    let work = bed.tmp.path().join("work");
+    let no_key = push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values/default.yaml",
+        Some("listers:\n  sentry:\n    enabled: true\nloaders:\n  enabled: true\n"),
+    );
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &no_key);
+    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 0));
+    // The chart's defaults say off; the environment's file turns it on.
+    push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values.yaml",
+        Some("namespace: swh\nlisters:\n  enabled: false\n"),
+    );
+    let on = push_file(
+        &bed.remotes,
+        &work,
+        "staging",
+        "swh/values/staging/default.yaml",
+        Some("listers:\n  enabled: true\n"),
+    );
+    wait_synced(&bed.standin, "archive-staging-rke2-swh", &on);
+    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
+}

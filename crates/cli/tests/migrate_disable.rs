@@ -113,7 +113,7 @@ fn groups_are_scaled_down_for_the_migration_then_back_and_the_values_restored() 
     // The plan names where the groups are defined and what changes.
     assert!(
         text.contains(&format!(
-            "turning off on staging (head {}), in {FILE}:\n  loaders (defined at swh/values/default.yaml:151)\n  listers (defined at swh/values/default.yaml:165)",
+            "turning off on staging (head {}), in {FILE}:\n  loaders (defined at swh/values/default.yaml:152)\n  listers (defined at swh/values/default.yaml:167)",
             &head[..12]
         )),
         "{text}"
