@@ -126,7 +126,7 @@ pub enum RunError {
     Runtime(#[from] std::io::Error),
 }
 
-enum Msg {
+pub(crate) enum Msg {
     Output {
         unit: usize,
         stream: Stream,
@@ -139,7 +139,7 @@ enum Msg {
     },
 }
 
-enum End {
+pub(crate) enum End {
     Exited(i32),
     TimedOut,
     Cancelled,
@@ -379,7 +379,7 @@ async fn drive(
     }
 }
 
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two new file descriptors into `fds` on success.
@@ -430,6 +430,14 @@ async fn run_one(
     cancel: &mut watch::Receiver<bool>,
     tx: &mpsc::Sender<Msg>,
 ) -> End {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    if let Some(session) = &launch.mux {
+        match crate::mux::run(unit, session, launch, merge, deadline, cancel, tx).await {
+            crate::mux::Outcome::Ended(end) => return end,
+            // Nothing was asked of the master: start ssh as without it.
+            crate::mux::Outcome::NotOpened => {}
+        }
+    }
     let mut cmd = tokio::process::Command::new(&launch.program);
     cmd.args(&launch.args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
@@ -511,12 +519,7 @@ async fn run_one(
         }
         child.wait().await
     };
-    let deadline = async {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
+    let deadline = until(deadline);
     let end = tokio::select! {
         status = io => match status {
             Ok(s) => End::Exited(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
@@ -531,7 +534,20 @@ async fn run_one(
     end
 }
 
-async fn pump<R: AsyncRead + Unpin>(mut r: R, unit: usize, stream: Stream, tx: &mpsc::Sender<Msg>) {
+/// Waits until `deadline` (forever when `None`).
+pub(crate) async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
+pub(crate) async fn pump<R: AsyncRead + Unpin>(
+    mut r: R,
+    unit: usize,
+    stream: Stream,
+    tx: &mpsc::Sender<Msg>,
+) {
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {

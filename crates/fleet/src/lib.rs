@@ -40,6 +40,7 @@
 
 pub mod engine;
 pub mod gather;
+mod mux;
 pub mod render;
 pub mod result;
 pub mod signals;
@@ -50,7 +51,8 @@ pub use result::{HostResult, RunReport, Status};
 pub use signals::{SecondSignal, SignalGuard, SignalPolicy};
 pub use transport::{
     remove_stale_sockets, user_control_dir, ConnectionReuse, ExecTransport, HostKeyPolicy, Job,
-    Launch, SharedConnection, SshOptions, SshTransport, Transport, TransportError, DEFAULT_PERSIST,
+    Launch, MuxSession, SharedConnection, SshOptions, SshTransport, Transport, TransportError,
+    DEFAULT_PERSIST,
 };
 
 /// Folds host names into one node-set string (the node set crate's

@@ -52,6 +52,22 @@ pub struct Launch {
     /// server not responding") go elsewhere: handed back to
     /// [`Transport::classify`].
     pub shared: Option<SharedConnection>,
+    /// Open the session first on this live ssh master's control socket
+    /// (OpenSSH's multiplexing protocol, no process started); the process
+    /// above is started instead only when the master does not take the
+    /// session (gone, refusing, not speaking the protocol) before anything
+    /// was asked of it.
+    pub mux: Option<MuxSession>,
+}
+
+/// A session to open on an ssh master's control socket instead of starting
+/// an `ssh` client (see [`Launch::mux`]).
+#[derive(Debug, Clone)]
+pub struct MuxSession {
+    /// The master's control socket.
+    pub socket: PathBuf,
+    /// The remote command, exactly what `ssh ... -- HOST COMMAND` sends.
+    pub command: String,
 }
 
 /// The connection a process shares with others (ssh's `ControlMaster`):
@@ -213,6 +229,7 @@ impl Transport for ExecTransport {
                     diagnostics: None,
                     die_with_parent: false,
                     shared: None,
+                    mux: None,
                 });
             }
         }
@@ -223,6 +240,7 @@ impl Transport for ExecTransport {
             diagnostics: None,
             die_with_parent: false,
             shared: None,
+            mux: None,
         })
     }
 
@@ -546,6 +564,12 @@ pub struct SshOptions {
     pub keepalive: Option<(u32, u32)>,
     /// Connection reuse; `None` opens one fresh connection per command.
     pub reuse: Option<ConnectionReuse>,
+    /// With [`SshOptions::reuse`]: open a command's session directly on its
+    /// host's live master (OpenSSH's multiplexing protocol on the control
+    /// socket) instead of starting an `ssh` client for it, which costs a
+    /// process start per host and command. Default true; false always
+    /// starts `ssh` (the master still serves it). See [`Launch::mux`].
+    pub mux: bool,
 }
 
 impl Default for SshOptions {
@@ -560,6 +584,7 @@ impl Default for SshOptions {
             host_keys: HostKeyPolicy::Strict,
             keepalive: Some((10, 3)),
             reuse: None,
+            mux: true,
         }
     }
 }
@@ -701,6 +726,7 @@ impl SshTransport {
                 diagnostics: None,
                 die_with_parent: true,
                 shared: None,
+                mux: None,
             }
         } else {
             let mut all: Vec<OsString> = o.wrapper[1..].to_vec();
@@ -713,6 +739,7 @@ impl SshTransport {
                 diagnostics: None,
                 die_with_parent: true,
                 shared: None,
+                mux: None,
             }
         }
     }
@@ -973,6 +1000,16 @@ impl Transport for SshTransport {
                 .insert(job.host.to_string());
         }
         let mut l = self.base_launch(args);
+        // A master already listening (made by an earlier command or run):
+        // the session is opened on its socket, no ssh client started.
+        if self.options.mux {
+            if let Some(sh) = shared.as_ref().filter(|sh| sh.log.is_some()) {
+                l.mux = Some(MuxSession {
+                    socket: sh.socket.clone(),
+                    command: job.command.to_string(),
+                });
+            }
+        }
         l.diagnostics = Some(log);
         l.shared = shared;
         Ok(l)

@@ -350,3 +350,199 @@ fn a_host_lost_under_a_shared_connection_is_unreachable_with_the_masters_message
     let err = String::from_utf8_lossy(&r.results[0].stderr);
     assert!(err.contains("not responding"), "{err}");
 }
+
+/// New ssh connections the test bed's sshd accepted so far.
+fn accepted(tb: &Testbed) -> usize {
+    let log = tb.state_dir().join("logs/sshd-loopback.log");
+    std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+        .matches("Accepted publickey for")
+        .count()
+}
+
+/// Ends the masters listening in a shared control directory when the test
+/// ends, passed or not.
+struct Masters(std::path::PathBuf);
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        use std::os::unix::fs::FileTypeExt;
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_socket()) {
+                let _ = std::process::Command::new("ssh")
+                    .arg(format!("-oControlPath={}", e.path().display()))
+                    .args(["-O", "exit", "--", "x"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+#[test]
+fn sessions_on_a_live_master_start_no_ssh_and_end_as_through_ssh() {
+    use std::os::unix::fs::PermissionsExt;
+    let tb = loopback(4);
+    let hosts = names(&tb);
+    let tmp = tempfile::tempdir().unwrap();
+    // An `ssh` that logs its invocations: a session opened on the master's
+    // socket starts none.
+    let calls_log = tmp.path().join("ssh.calls");
+    let shim = tmp.path().join("ssh");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec ssh \"$@\"\n",
+            calls_log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let calls = || {
+        std::fs::read_to_string(&calls_log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let dir = tmp.path().join("run/ssh");
+    let _masters = Masters(dir.clone());
+    // Two transports on the same masters: sessions on the socket, and an
+    // ssh client per command.
+    let transport = |mux: bool| {
+        SshTransport::new(SshOptions {
+            program: shim.clone(),
+            reuse: Some(ConnectionReuse {
+                dir: Some(dir.clone()),
+                persist: Duration::from_secs(30),
+            }),
+            mux,
+            ..ssh_options(&tb)
+        })
+        .unwrap()
+    };
+    let muxed = transport(true);
+    let plain = transport(false);
+    let base = accepted(&tb);
+    // The first command makes the masters, with ssh.
+    assert!(go(&muxed, &hosts, "true").all_succeeded());
+    assert_eq!(calls(), 4);
+    assert_eq!(accepted(&tb), base + 4);
+
+    let run_both = |cmd: &str, options: &RunOptions, cancel_after: Option<Duration>| {
+        let mut reports = Vec::new();
+        for (t, new_calls) in [(&muxed, 0), (&plain, 4)] {
+            let before = calls();
+            let cancel = CancelToken::new();
+            let canceller = cancel_after.map(|d| {
+                let c = cancel.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(d);
+                    c.cancel();
+                })
+            });
+            let start = Instant::now();
+            let r = run(t, &hosts, cmd, options, &mut NoObserver, &cancel).unwrap();
+            let took = start.elapsed();
+            if let Some(c) = canceller {
+                c.join().unwrap();
+            }
+            assert!(took < Duration::from_secs(10), "{cmd}: {took:?}");
+            assert_eq!(calls() - before, new_calls, "{cmd}: ssh processes started");
+            reports.push(r);
+        }
+        for (a, b) in reports[0].results.iter().zip(&reports[1].results) {
+            assert_eq!(a.status, b.status, "{}: {cmd}", a.host);
+            assert_eq!(a.stdout, b.stdout, "{}: {cmd}", a.host);
+            assert_eq!(a.stderr, b.stderr, "{}: {cmd}", a.host);
+        }
+        reports.swap_remove(0)
+    };
+    // Exit codes (the command's own 255 too), a command killed by a
+    // signal, both streams, output without a final newline.
+    let r = run_both(
+        "echo $SSH_CONNECTION; echo err >&2; case $SSH_CONNECTION in \
+         *127.1.0.1\\ *) exit 3;; *127.1.0.2\\ *) exit 255;; *127.1.0.3\\ *) kill -9 $$;; esac; \
+         printf tail",
+        &RunOptions::default(),
+        None,
+    );
+    let status: Vec<Status> = r.results.iter().map(|r| r.status.clone()).collect();
+    assert_eq!(
+        status,
+        [
+            Status::Exited(3),
+            Status::Exited(255),
+            Status::Exited(255),
+            Status::Exited(0)
+        ]
+    );
+    for res in &r.results {
+        assert_eq!(res.stderr, b"err\n", "{}", res.host);
+        assert!(res.stdout.starts_with(b"127."), "{:?}", res);
+    }
+    assert!(
+        r.results[3].stdout.ends_with(b"\ntail"),
+        "{:?}",
+        r.results[3]
+    );
+    // Timed out, stderr merged into stdout.
+    let merged = RunOptions {
+        command_timeout: Some(Duration::from_secs(1)),
+        merge_stderr: true,
+        ..RunOptions::default()
+    };
+    let r = run_both("echo a; echo b >&2; sleep 30", &merged, None);
+    for res in &r.results {
+        assert_eq!(res.status, Status::TimedOut, "{}", res.host);
+        assert_eq!(res.stdout, b"a\nb\n", "{}", res.host);
+    }
+    // Cancelled (Ctrl-C).
+    let r = run_both(
+        "echo a; sleep 30",
+        &RunOptions::default(),
+        Some(Duration::from_secs(1)),
+    );
+    assert!(r.cancelled);
+    for res in &r.results {
+        assert_eq!(
+            res.status,
+            Status::Cancelled { started: true },
+            "{}",
+            res.host
+        );
+        assert_eq!(res.stdout, b"a\n", "{}", res.host);
+    }
+    // All of it over the first connections.
+    assert_eq!(accepted(&tb), base + 4);
+
+    // A master killed between commands: its host's command goes through a
+    // new ssh (a new master), the others' still on their sockets.
+    let pid = master_pid(&tb, &muxed, &hosts[0]).expect("master of host1");
+    // SAFETY: kill(2) of a master this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let socket = t_control_path(&muxed, &hosts[0]);
+    let t = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        assert!(t.elapsed() < Duration::from_secs(5), "the master survived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = calls();
+    let r = go(&muxed, &hosts, "echo ok");
+    assert!(r.all_succeeded(), "{:?}", r.results);
+    for res in &r.results {
+        assert_eq!(res.stdout, b"ok\n", "{}", res.host);
+        assert!(res.stderr.is_empty(), "{:?}", res);
+    }
+    assert_eq!(calls() - before, 1);
+    assert_eq!(accepted(&tb), base + 5);
+    // Without connection sharing there is no master and no mux: ssh each.
+    let fresh = SshTransport::new(SshOptions {
+        program: shim.clone(),
+        ..ssh_options(&tb)
+    })
+    .unwrap();
+    let before = calls();
+    assert!(go(&fresh, &hosts, "true").all_succeeded());
+    assert_eq!(calls() - before, 4);
+}
