@@ -11,6 +11,7 @@
 #   SWH_DEPLOY=path TESTBED=path benches/run.sh # given binaries, no build
 #   RTT_MS=10 benches/run.sh       # every ssh round trip 10 ms longer (the test
 #                                  # bed's latency relay, RTT_MS/2 each way)
+#   BENCHES=2 benches/run.sh       # only some of the benchmarks (default "1 2 3")
 #
 # Needs root (namespaces), hyperfine, /usr/bin/time and the venv of
 # scripts/install-deps (clush).
@@ -85,8 +86,11 @@ EOF
   echo
 }
 
+# BENCHES: which of (1), (2), (3)+(4) to run.
+want() { case " ${BENCHES:-1 2 3} " in *" $1 "*) true ;; *) false ;; esac; }
+
 # (1) `true` on N1 hosts, fresh connections, fan-out 64.
-bench "(1) \`true\` on $N1 hosts, fresh connections, -f $FANOUT" \
+want 1 && bench "(1) \`true\` on $N1 hosts, fresh connections, -f $FANOUT" \
   swh-deploy "$sd run -F $cfg --no-reuse -f $FANOUT -w host[1-$N1] true" \
   clush "$clush -o '-F $cfg' -f $FANOUT -w host[1-$N1] true" \
   "xargs -P $FANOUT ssh" "xargs -P $FANOUT -I{} ssh -F $cfg -oBatchMode=yes {} true < $work/hosts1"
@@ -97,6 +101,7 @@ bench "(1) \`true\` on $N1 hosts, fresh connections, -f $FANOUT" \
 # without masters: the --prepare step, not timed, ends those of the previous
 # run (ssh -O exit on every socket of both directories).
 PERSIST=${PERSIST:-600}
+if want 2; then
 five() { printf 'for i in 1 2 3 4 5; do %s; done' "$1"; }
 mkdir -m 700 "$work/xdg" "$work/mux"
 cat >"$work/close-masters" <<EOF
@@ -115,6 +120,8 @@ PREPARE="sh $work/close-masters" bench "(2) five successive commands on $N2 host
 echo "(2) reuse: ControlPersist=$PERSIST for both tools (masters up for the whole sequence); each timed run starts without masters."
 echo
 sh "$work/close-masters"
+fi
+want 3 || exit 0
 
 # (3) + (4) gathering 100 lines from NX hosts with the exec worker; peak RSS.
 echo "### (3) gathering: $NX hosts x 100 lines, exec worker, -b; (4) peak memory"

@@ -36,11 +36,42 @@ fn settled(tb: &Testbed, at_least: usize) -> usize {
     }
 }
 
+/// Puts in `XDG/bin` an `ssh` that logs each invocation in `XDG/ssh.calls`
+/// before running the real one: [`run`] puts it first in `PATH`.
+fn ssh_shim(xdg: &Path) {
+    let bin = xdg.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let real = ["/usr/bin/ssh", "/bin/ssh"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("ssh");
+    std::fs::write(
+        bin.join("ssh"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec {real} \"$@\"\n",
+            xdg.join("ssh.calls").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("ssh"), PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// How many `ssh` processes the runs started so far (see [`ssh_shim`]).
+fn ssh_calls(xdg: &Path) -> usize {
+    std::fs::read_to_string(xdg.join("ssh.calls"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
 fn run(tb: &Testbed, xdg: &Path, args: &[&str]) -> Output {
     let mut argv = vec![bin(), "run"];
     argv.extend(args);
+    let mut path = std::ffi::OsString::from(xdg.join("bin"));
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
     let out = tb
         .exec_command(&argv)
+        .env("PATH", path)
         .env("XDG_RUNTIME_DIR", xdg)
         .env_remove("SWH_DEPLOY_SITE")
         .stdin(Stdio::null())
@@ -118,6 +149,7 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o700)).unwrap();
     let stale = dir.join("ffffffffffffffff");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    ssh_shim(xdg.path());
 
     let base = accepted(&tb);
     let hosts = ["-F", cfg, "-w", "host[1-4]", "-b"];
@@ -129,14 +161,28 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     assert_eq!(sockets(&dir).len(), 4, "one master per host");
     assert_eq!(mode(xdg.path().join("swh-deploy").as_path()), 0o700);
     assert_eq!(mode(&dir), 0o700);
+    assert_eq!(ssh_calls(xdg.path()), 4, "one ssh per host");
 
     // Within the persist time: the same connections (same client ports),
-    // no new one accepted.
+    // no new one accepted, and no ssh process started: the sessions are
+    // opened on the masters' sockets.
     let second = run(&tb, xdg.path(), &cmd);
     assert!(second.status.success());
     assert_eq!(first.stdout, second.stdout, "not the same connections");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(accepted(&tb), base + 4, "the second run opened connections");
+    assert_eq!(ssh_calls(xdg.path()), 4, "the second run started ssh");
+    // A failing command: the same output and exit code as through ssh.
+    let failing = run(
+        &tb,
+        xdg.path(),
+        &[&hosts[..], &["-S", "echo out; echo err >&2; exit 7"]].concat(),
+    );
+    assert_eq!(failing.status.code(), Some(7));
+    assert!(text(&failing.stdout).contains("host[1-4] (4)"));
+    assert!(text(&failing.stdout).contains("\nout\n"));
+    assert!(text(&failing.stderr).contains("err"));
+    assert_eq!(ssh_calls(xdg.path()), 4);
 
     // --no-reuse: fresh connections, none kept, the masters left alone.
     let fresh = run(
@@ -147,6 +193,7 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     assert!(fresh.status.success());
     assert_eq!(settled(&tb, base + 8), base + 8);
     assert_eq!(sockets(&dir).len(), 4);
+    assert_eq!(ssh_calls(xdg.path()), 8, "--no-reuse: one ssh per host");
     // The same from the site file.
     let site = xdg.path().join("site.toml");
     std::fs::write(
@@ -205,6 +252,8 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(accepted(&tb), base + 13, "more than one new connection");
     assert_eq!(sockets(&dir).len(), 4);
+    // One ssh for the host whose master was killed, none for the others.
+    assert_eq!(ssh_calls(xdg.path()), 13);
 }
 
 #[test]
