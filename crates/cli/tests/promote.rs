@@ -152,6 +152,31 @@ fn promote_refuses_a_global_image_version_missing_from_the_registry() {
         "{}",
         stderr(&out)
     );
+    // ... and in --json, with the table's body (exit 1 too).
+    let out = bed.fails(&["chart", "show", "--check", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["schema"], 1);
+    assert!(j["apps"].as_array().is_some_and(|a| !a.is_empty()), "{j}");
+    let check = j["check"].as_array().unwrap();
+    assert_eq!(check.len(), 3, "{j}");
+    assert_eq!(check[0]["environment"], "swh-next-version");
+    assert_eq!(check[0]["ok"], false);
+    assert_eq!(check[0]["registry"], host.as_str());
+    assert_eq!(
+        check[0]["missing"][0],
+        format!("{host}/{APPS}/loader_git:20250202.1 (values-swh-application-versions.yaml: swh_loader_git_image_version)")
+    );
+    assert!(
+        check[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 image(s) missing"),
+        "{j}"
+    );
+    assert_eq!(check[1]["environment"], "staging");
+    assert_eq!(check[1]["ok"], true);
+    assert_eq!(check[1]["checked"], 3);
+    assert_eq!(check[1]["missing"], serde_json::json!([]));
 
     bed.push_image("loader_git", "20250202.1");
     let out = bed.run(&["chart", "promote", "staging", "--no-gate"]);

@@ -116,8 +116,9 @@ enum ChartCommand {
         /// the site's registry; exit 1 naming the missing ones.
         #[arg(long)]
         check: bool,
-        /// Print JSON (schema 1, docs/json.md) instead of the table.
-        #[arg(long, conflicts_with = "check")]
+        /// Print JSON (schema 1, docs/json.md) instead of the table (with
+        /// --check, the check's result in its `check` field).
+        #[arg(long)]
         json: bool,
     },
 }
@@ -230,7 +231,43 @@ fn run_inner(args: ChartArgs) -> CmdResult {
             };
             let overview = repo.show(&envs)?;
             if json {
-                crate::json::print(&show_json(&overview, diff))?;
+                let mut body = show_json(&overview, diff);
+                let mut failed = Vec::new();
+                if check {
+                    let mut results = Vec::new();
+                    failed = check_branches(&repo, site, &envs, &mut |r| match r {
+                        Ok(c) => results.push(check_json(c)),
+                        Err(e) => match results.last_mut() {
+                            // The refusal of a report just pushed.
+                            Some(last)
+                                if last["ok"] == true
+                                    && last["missing"] != serde_json::json!([]) =>
+                            {
+                                last["ok"] = false.into();
+                                last["error"] = e.to_string().into();
+                            }
+                            _ => {
+                                eprintln!("swh-deploy chart: {e}");
+                                results
+                                    .push(serde_json::json!({"error": e.to_string(), "ok": false}));
+                            }
+                        },
+                    })?;
+                    // A branch whose check failed before its report: name it.
+                    for (r, b) in results.iter_mut().zip(&envs) {
+                        if r.get("environment").is_none() {
+                            r["environment"] = b.as_str().into();
+                        }
+                    }
+                    body["check"] = results.into();
+                }
+                crate::json::print(&body)?;
+                if !failed.is_empty() {
+                    return Err(CliError::failed(format!(
+                        "image check failed for {}",
+                        failed.join(", ")
+                    )));
+                }
                 return Ok(Exit::Success);
             }
             for line in overview.table(diff) {
@@ -251,6 +288,21 @@ fn run_inner(args: ChartArgs) -> CmdResult {
         }
     }
     Ok(Exit::Success)
+}
+
+/// One environment's `chart show --check` in `--json`: what was checked and
+/// what is missing (`ok` false and `error` set when the check refused).
+fn check_json(c: &swh_deploy_charts::image_check::ImageCheck) -> serde_json::Value {
+    serde_json::json!({
+        "environment": c.env.branch(),
+        "uses": c.uses,
+        "registry": c.host,
+        "checked": c.checked,
+        "elsewhere": c.elsewhere,
+        "missing": c.missing,
+        "ok": true,
+        "error": null,
+    })
 }
 
 /// `chart show --json`'s body: the environments in order, then per app its
