@@ -274,6 +274,14 @@ fn wait_live_degraded_timeout_and_refused_tokens() {
         err.contains("waiting for") || err.contains("new replicas") || err.contains("Progressing"),
         "{err}"
     );
+    // Not a terminal: plain lines, no carriage return or escape code.
+    assert!(
+        !err.contains('\r')
+            && !err.contains('\x1b')
+            && !out.contains('\r')
+            && !out.contains('\x1b'),
+        "{err:?}"
+    );
 
     // A version whose rollout fails: exit 1 naming the deployment and condition.
     bed.standin.set_faults(Faults {
