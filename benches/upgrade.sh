@@ -4,6 +4,9 @@
 #   swh-deploy  `swh-deploy upgrade --batch 1,25%,100% --max-fail 0`
 #   ansible     benches/upgrade/playbook.yml (apt, systemd, command, uri
 #               modules; serial [1, 5, 14])
+#   ansible-free the same playbook with `strategy: free` (ANSIBLE_STRATEGY=free:
+#               each host of a batch runs its tasks without waiting for the
+#               others at each task; the batch still waits for all)
 #   clush       benches/upgrade/clush-upgrade.sh (the runbook's clush
 #               commands, batch after batch, health loop)
 # side by side in one run, interleaved (the order rotates every round), each
@@ -17,9 +20,9 @@
 #                                  [--rtt MS]
 #   --runs N     timed runs per tool (default 3)
 #   --hosts N    test bed hosts (default 20, at least 3)
-#   --tools L    comma-separated subset of swh-deploy,ansible,clush (default
-#                all three; ratios are over swh-deploy when it is measured,
-#                else over clush)
+#   --tools L    comma-separated subset of swh-deploy,ansible,ansible-free,
+#                clush (default swh-deploy,ansible,clush; ratios are over
+#                swh-deploy when it is measured, else over clush)
 #   --name NAME  test bed name (default bench-upgrade)
 #   --out FILE   also write the Markdown result there
 #   --keep-logs  keep the work directory (logs of every run) on success
@@ -71,7 +74,7 @@ latency=()
 [[ $name =~ ^[a-z0-9-]{1,24}$ ]] || die "--name: expected [a-z0-9-]{1,24}, got '$name'"
 IFS=, read -r -a tool_list <<<"$tools"
 for t in "${tool_list[@]}"; do
-  case $t in swh-deploy|ansible|clush) ;; *) die "--tools: unknown tool '$t' (swh-deploy, ansible, clush)" ;; esac
+  case $t in swh-deploy|ansible|ansible-free|clush) ;; *) die "--tools: unknown tool '$t' (swh-deploy, ansible, ansible-free, clush)" ;; esac
 done
 [ "$(id -u)" -eq 0 ] || die "must run as root (the test bed needs namespaces and mounts)"
 
@@ -228,6 +231,8 @@ tool_cmd() {
       echo "$swh_deploy upgrade --site $work/site.toml --journal $work/journal-$r.sqlite -w $all --service storage --service loader-git --batch 1,25%,100% --max-fail 0" ;;
     ansible)
       echo "env ANSIBLE_CONFIG=$work/ansible.cfg ANSIBLE_SSH_CONTROL_PATH_DIR=$work/cp/$r $ansible_playbook -i $work/inventory.ini -e '{\"bench_serial\": $serial}' $repo/benches/upgrade/playbook.yml" ;;
+    ansible-free)
+      echo "env ANSIBLE_STRATEGY=free ANSIBLE_CONFIG=$work/ansible.cfg ANSIBLE_SSH_CONTROL_PATH_DIR=$work/cp/$r-free $ansible_playbook -i $work/inventory.ini -e '{\"bench_serial\": $serial}' $repo/benches/upgrade/playbook.yml" ;;
     clush)
       echo "env CLUSH=$clush_bin $repo/benches/upgrade/clush-upgrade.sh $cfg host1 $batch2 $batch3" ;;
   esac
@@ -267,7 +272,7 @@ for ((r = 1; r <= runs; r++)); do
     tool=${tool_list[$(((k + r - 1) % ntools))]}
     reset_hosts "$r-$tool"
     cmd=$(tool_cmd "$tool" "$r")
-    mkdir -p "$work/cp/$r"
+    mkdir -p "$work/cp/$r" "$work/cp/$r-free"
     log "run $r/$runs: $tool"
     t0=$(now_ns)
     set +e

@@ -185,6 +185,18 @@ fn upgrade_dry_run_prints_the_plan_and_touches_nothing() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid Debian package name `Python3`"));
+    // --no-reuse and --control-persist exclude each other; 0 s is refused.
+    for bad in [
+        &["--no-reuse", "--control-persist", "5"][..],
+        &["--control-persist", "0"][..],
+    ] {
+        let mut args = vec!["upgrade", "--site", site, "--service", "storage"];
+        args.extend(bad);
+        let out = swh_deploy(&args, &journal);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(text(&out.stderr).contains("--control-persist"), "{bad:?}");
+        assert!(!journal.exists());
+    }
     let out = swh_deploy(
         &["upgrade", "--site", site, "--service", "nope", "--dry-run"],
         &journal,

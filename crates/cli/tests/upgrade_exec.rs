@@ -747,3 +747,114 @@ fn resume_skips_hosts_that_finished() {
         Some("host[1-2] (2)")
     );
 }
+
+#[test]
+fn hosts_go_through_their_steps_on_their_own_and_the_budget_stops_new_steps() {
+    if !need_root() {
+        return;
+    }
+    let bed = Bed::up(2);
+    // The loader's gate takes 8 s on a host that has /run/slow.
+    let site = std::fs::read_to_string(bed.site()).unwrap().replace(
+        r#"health = { check = "systemd", deadline = "30s", interval = "500ms" }"#,
+        r#"health = { check = "command", command = "test ! -e /run/slow || sleep 8", timeout = "20s", deadline = "60s", interval = "200ms" }"#,
+    );
+    std::fs::write(bed.site(), site).unwrap();
+    let hook = "/etc/apt/apt.conf.d/99swh-deploy-test";
+    let upgrade = ["upgrade", "-w", "host[1-2]", "--service", "loader-git"];
+
+    // --max-fail 0 (the default): host2's `apt-get update` fails at once
+    // (a real apt hook), while host1's takes 6 s. host1 finishes that
+    // step (journaled) but starts no change step after it.
+    bed.sh(
+        "host1",
+        &format!("echo 'APT::Update::Pre-Invoke {{\"sleep 6\";}};' > {hook}"),
+    );
+    bed.sh(
+        "host2",
+        &format!("echo 'APT::Update::Pre-Invoke {{\"false\";}};' > {hook}"),
+    );
+    let out = bed.swh_deploy(&upgrade);
+    let summary = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{summary}");
+    assert_eq!(
+        field(&summary, "failed at apt-get-update:").as_deref(),
+        Some("host2 (1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        field(&summary, "not done:").as_deref(),
+        Some("host1 (1)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("no new step or batch started"),
+        "{summary}"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(1).unwrap();
+    let index = |name: &str| d.steps.iter().find(|s| s.name == name).unwrap().index;
+    let result = |step: &str, host: &str| {
+        d.results
+            .iter()
+            .find(|r| r.step == index(step) && r.host == host)
+    };
+    let update = result("apt-get-update", "host1").expect("host1's update is journaled");
+    assert_eq!(update.outcome, swh_deploy_journal::Outcome::Ok);
+    assert!(update.duration_ms >= 5000, "{}", update.duration_ms);
+    assert!(
+        d.results.iter().all(|r| r.host != "host1"
+            || !["dist-upgrade", "restart", "health"].contains(
+                &d.steps
+                    .iter()
+                    .find(|s| s.index == r.step)
+                    .unwrap()
+                    .name
+                    .as_str()
+            )),
+        "host1 started a change step after the budget was exceeded: {:?}",
+        d.results
+    );
+    drop(j);
+    assert_eq!(bed.version("host1"), format!("{V10}{V10}"));
+    for h in ["host1", "host2"] {
+        bed.sh(h, &format!("rm -f {hook}"));
+    }
+
+    // host2's gate takes 8 s: host1 does not wait for it, its
+    // versions-after ends before host2's gate does.
+    bed.sh("host2", "touch /run/slow");
+    let out = bed.swh_deploy(&upgrade);
+    let summary = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert_eq!(
+        field(&summary, "upgraded:").as_deref(),
+        Some("host[1-2] (2)"),
+        "{summary}"
+    );
+    let j = Journal::open(&bed.journal()).unwrap();
+    let d = j.run_details(2).unwrap();
+    let index = |name: &str| d.steps.iter().find(|s| s.name == name).unwrap().index;
+    let result = |step: &str, host: &str| {
+        d.results
+            .iter()
+            .find(|r| r.step == index(step) && r.host == host)
+            .unwrap_or_else(|| panic!("no {step} result for {host}"))
+    };
+    let slow = result("health", "host2");
+    assert!(slow.duration_ms >= 7500, "{}", slow.duration_ms);
+    let fast = result("versions-after", "host1");
+    assert!(
+        fast.recorded_at < slow.recorded_at,
+        "host1's versions-after ended at {}, after host2's gate ({})",
+        fast.recorded_at,
+        slow.recorded_at
+    );
+    // Still one journal row per step, closed when its last host ended.
+    let gate = d.steps.iter().find(|s| s.name == "health").unwrap();
+    assert_eq!(gate.status, StepStatus::Succeeded);
+    assert_eq!(d.results.iter().filter(|r| r.step == gate.index).count(), 2);
+    for h in ["host1", "host2"] {
+        assert_eq!(bed.version(h), format!("{V11}{V11}"), "{h}");
+    }
+}

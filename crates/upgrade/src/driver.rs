@@ -14,9 +14,10 @@
 
 use crate::execute::{self, Context, Event, Events, ExecError, ExecOptions, Summary};
 use crate::request::UpgradeRequest;
+use crate::ssh::Connect;
 use std::io::Write;
 use std::path::Path;
-use swh_deploy_fleet::{CancelToken, HostKeyPolicy};
+use swh_deploy_fleet::CancelToken;
 use swh_deploy_journal::Journal;
 use swh_deploy_site::Site;
 use swh_deploy_util::Exit;
@@ -25,14 +26,15 @@ use swh_deploy_util::Exit;
 /// the library form of `swh-deploy upgrade` without `--dry-run`.
 ///
 /// `journal`: the journal file (`None`: the default one); `argv`: the
-/// command line recorded with the run; `host_keys`: strict unless the
-/// operator asked otherwise.
+/// command line recorded with the run; `host_keys`: the host-key policy
+/// (strict unless the operator asked otherwise), or a [`Connect`] that
+/// also says how connections are reused.
 pub fn upgrade(
     site: &Site,
     request: &UpgradeRequest,
     journal: Option<&Path>,
     argv: Vec<String>,
-    host_keys: HostKeyPolicy,
+    host_keys: impl Into<Connect>,
     events: &mut dyn Events,
 ) -> Result<Summary, ExecError> {
     // Bad input changes nothing, not even the journal file.
@@ -49,11 +51,11 @@ pub fn upgrade(
 /// SIGTERM trigger while `f` runs.
 pub fn drive(
     site: &Site,
-    host_keys: HostKeyPolicy,
+    host_keys: impl Into<Connect>,
     events: &mut dyn Events,
     f: impl FnOnce(&mut Context<'_>) -> Result<Summary, ExecError>,
 ) -> Result<Summary, ExecError> {
-    let transport = crate::ssh::transport_with(site, host_keys)?;
+    let transport = crate::ssh::transport_for(site, host_keys.into())?;
     let resolver = crate::ssh::resolver(site);
     let cancel = CancelToken::new();
     let _guard = execute::cancel_on_signals(&cancel).ok();

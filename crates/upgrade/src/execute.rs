@@ -621,6 +621,8 @@ fn execute_with(
         resumed,
         skip_migration,
         failed: BTreeMap::new(),
+        budget_hit: false,
+        stop: None,
     };
     ex.ctx.events.event(&Event::Run {
         run,
@@ -678,6 +680,10 @@ struct Exec<'a, 'c> {
     /// Resume with `--skip-migration`: the migration counts as done.
     skip_migration: bool,
     failed: BTreeMap<String, Failure>,
+    /// More hosts failed than the budget allows.
+    budget_hit: bool,
+    /// Why hosts were stopped within a batch (the budget), if they were.
+    stop: Option<Stop>,
 }
 
 impl Exec<'_, '_> {
@@ -718,6 +724,10 @@ impl Exec<'_, '_> {
             if self.ctx.cancel.is_cancelled() {
                 return Ok(None);
             }
+            // Hosts of this batch were stopped before their next step.
+            if let Some(stop) = self.stop.take() {
+                return Ok(Some(stop));
+            }
             // Past the last batch there is nothing left to stop: the run
             // simply failed.
             if plan.max_fail.exceeded(self.failed.len(), total) && batch.index + 1 < n {
@@ -729,7 +739,7 @@ impl Exec<'_, '_> {
 
     fn budget_stop(&mut self) -> Stop {
         let msg = format!(
-            "failure budget exceeded: {} host(s) failed, --max-fail {} allows {}; no new batch started",
+            "failure budget exceeded: {} host(s) failed, --max-fail {} allows {}; no new step or batch started",
             self.failed.len(),
             self.plan.max_fail,
             self.plan.allowed_failures
@@ -740,6 +750,11 @@ impl Exec<'_, '_> {
         Stop::Budget(msg)
     }
 
+    /// Runs the steps of `batch` with no barrier between steps: each host
+    /// goes through its steps on its own (at most `fanout` hosts at once),
+    /// while this thread, the only one writing the journal, decides before
+    /// each host's step whether it runs ([`Exec::admit`]) and records its
+    /// result as soon as it ends. The batch ends when every host is done.
     fn batch(&mut self, batch: &Batch, of: usize) -> Result<(), ExecError> {
         let hosts: Vec<&String> = batch
             .hosts
@@ -752,12 +767,252 @@ impl Exec<'_, '_> {
             canary: batch.canary,
             hosts: fold(&hosts),
         });
+        let mut steps = Vec::with_capacity(batch.steps.len());
         for step in &batch.steps {
-            if self.ctx.cancel.is_cancelled() {
-                break;
-            }
-            self.step(step, Some(batch.index))?;
+            steps.push(self.step_state(step)?);
         }
+        let token = self.journal.process_token();
+        let options = self.ctx.options.clone();
+        let cancel = self.ctx.cancel.clone();
+        let reach = Reach {
+            transport: self.ctx.transport,
+            resolver: self.ctx.resolver,
+            options: &options,
+            cancel: &cancel,
+            token: &token,
+            run: self.run,
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = options.fanout.max(1).min(batch.hosts.len());
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel::<HostMsg>();
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(host) = batch.hosts.get(i) else {
+                        return;
+                    };
+                    host_steps(reach, &batch.steps, host, &tx);
+                });
+            }
+            drop(tx);
+            // On an error, dropping `rx` makes every host skip the rest.
+            self.coordinate(batch, &mut steps, rx)
+        })
+    }
+
+    /// The journal side of [`Exec::batch`]: answers the hosts' requests
+    /// and records their results, step rows opened at the first host that
+    /// starts the step and closed when the last host is past it.
+    fn coordinate(
+        &mut self,
+        batch: &Batch,
+        steps: &mut [StepState],
+        rx: std::sync::mpsc::Receiver<HostMsg>,
+    ) -> Result<(), ExecError> {
+        let n = batch.hosts.len();
+        let mut closed = 0;
+        loop {
+            // Steps close in order: a host passes its steps in order.
+            while closed < steps.len() && steps[closed].past == n {
+                self.close(&batch.steps[closed], &mut steps[closed], batch.index)?;
+                closed += 1;
+            }
+            if closed == steps.len() {
+                return Ok(());
+            }
+            let Ok(msg) = rx.recv() else {
+                return Ok(());
+            };
+            match msg {
+                HostMsg::Ask { pos, host, reply } => {
+                    let step = &batch.steps[pos];
+                    let go = self.admit(step, &mut steps[pos], &host, batch.index)?;
+                    if go {
+                        steps[pos].running += 1;
+                    } else {
+                        steps[pos].past += 1;
+                    }
+                    // A host that is gone (its thread ended) needs no answer.
+                    let _ = reply.send(go);
+                }
+                HostMsg::Done { pos, outcomes } => {
+                    let step = &batch.steps[pos];
+                    let outcomes = outcomes.map_err(ExecError::Fleet)?;
+                    let (ok, failures) = self.record(step, outcomes)?;
+                    let st = &mut steps[pos];
+                    st.ok.extend(ok);
+                    st.failures.extend(failures);
+                    st.running -= 1;
+                    st.past += 1;
+                    if self
+                        .plan
+                        .max_fail
+                        .exceeded(self.failed.len(), self.plan.hosts.len())
+                    {
+                        self.budget_hit = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What step `step` of the batch is at its start: the hosts it runs
+    /// on, and (resume) those that finished it before.
+    fn step_state(&self, step: &Step) -> Result<StepState, ExecError> {
+        let mut seen = BTreeSet::new();
+        let all: Vec<String> = step
+            .actions
+            .iter()
+            .flat_map(|a| a.hosts().iter().cloned())
+            .filter(|h| seen.insert(h.clone()))
+            .filter(|h| self.may_run(step, h))
+            .collect();
+        let mut done = BTreeSet::new();
+        if self.resumed {
+            let finished: BTreeSet<String> = self
+                .journal
+                .hosts_finished_step(self.run, step.index as i64)?
+                .into_iter()
+                .collect();
+            done = match &step.compensation {
+                Some(c) => finished
+                    .intersection(&self.hosts_pending(&c.action)?)
+                    .cloned()
+                    .collect(),
+                None => finished,
+            };
+            done.retain(|h| all.contains(h));
+        }
+        Ok(StepState {
+            all,
+            done,
+            opened: None,
+            ran: 0,
+            running: 0,
+            past: 0,
+            ok: Vec::new(),
+            failures: Vec::new(),
+        })
+    }
+
+    /// Whether `host`, given its failures so far, still takes part in
+    /// `step`: versions are still read on hosts that failed a step (the
+    /// summary shows what they run now), unless they are unreachable.
+    fn may_run(&self, step: &Step, host: &str) -> bool {
+        match self.failed.get(host) {
+            None => true,
+            Some(f) => step.kind == StepKind::Info && f.outcome != Outcome::Unreachable,
+        }
+    }
+
+    /// Decides whether `host` starts `step` now: not after Ctrl-C, not
+    /// once the failure budget is exceeded (read-only steps excepted), not
+    /// when the host failed before or finished the step in an earlier
+    /// attempt (resume). Opens the step's journal row at its first host
+    /// and records a compensation before its side effect.
+    fn admit(
+        &mut self,
+        step: &Step,
+        st: &mut StepState,
+        host: &str,
+        batch: usize,
+    ) -> Result<bool, ExecError> {
+        if self.ctx.cancel.is_cancelled()
+            || !st.all.iter().any(|h| h == host)
+            || st.done.contains(host)
+            || !self.may_run(step, host)
+        {
+            return Ok(false);
+        }
+        if self.budget_hit && step.kind != StepKind::Info {
+            if self.stop.is_none() {
+                self.stop = Some(self.budget_stop());
+            }
+            return Ok(false);
+        }
+        if st.opened.is_none() {
+            st.opened = Some(Instant::now());
+            let todo: Vec<&String> = st.all.iter().filter(|h| !st.done.contains(*h)).collect();
+            self.ctx.events.event(&Event::Step {
+                index: step.index,
+                name: step.name.clone(),
+                batch: Some(batch),
+                hosts: fold(&todo),
+                already_done: fold(&st.done),
+            });
+            self.journal.start_step(
+                self.run,
+                step.index as i64,
+                &step.name,
+                step.kind.as_str(),
+                Some(batch as i64),
+                &fold(&st.all),
+            )?;
+        }
+        if let Some(c) = &step.compensation {
+            if !self.hosts_pending(&c.action)?.contains(host) {
+                self.journal.add_compensation(self.run, host, &c.action)?;
+            }
+        }
+        st.ran += 1;
+        Ok(true)
+    }
+
+    /// Ends step `step` of the batch once every host is past it.
+    fn close(&mut self, step: &Step, st: &mut StepState, batch: usize) -> Result<(), ExecError> {
+        let Some(opened) = st.opened else {
+            // No host ran it.
+            self.ctx.events.event(&Event::Step {
+                index: step.index,
+                name: step.name.clone(),
+                batch: Some(batch),
+                hosts: String::new(),
+                already_done: fold(&st.done),
+            });
+            // On resume, a step every host finished keeps its journal row.
+            if !self.resumed || st.done.is_empty() {
+                self.journal.start_step(
+                    self.run,
+                    step.index as i64,
+                    &step.name,
+                    step.kind.as_str(),
+                    Some(batch as i64),
+                    &fold(&st.all),
+                )?;
+                self.journal
+                    .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
+            }
+            self.ctx.events.event(&Event::StepDone {
+                index: step.index,
+                name: step.name.clone(),
+                ok: String::new(),
+                failed: Vec::new(),
+                seconds: 0.0,
+            });
+            return Ok(());
+        };
+        let all_ok = st.failures.is_empty() && st.ok.len() == st.ran;
+        self.journal.end_step(
+            self.run,
+            step.index as i64,
+            if all_ok {
+                StepStatus::Succeeded
+            } else {
+                StepStatus::Failed
+            },
+        )?;
+        let mut ok = std::mem::take(&mut st.ok);
+        ok.extend(st.done.iter().cloned());
+        self.ctx.events.event(&Event::StepDone {
+            index: step.index,
+            name: step.name.clone(),
+            ok: fold(&ok),
+            failed: std::mem::take(&mut st.failures),
+            seconds: opened.elapsed().as_secs_f64(),
+        });
         Ok(())
     }
 
@@ -856,45 +1111,16 @@ impl Exec<'_, '_> {
                 }
             }
         }
-        let outcomes = if step.kind == StepKind::Health {
-            self.health(step, &todo)
-        } else {
-            let mut v = Vec::new();
-            for action in &step.actions {
-                if let Action::Remote {
-                    hosts,
-                    command,
-                    success_codes,
-                    ..
-                } = action
-                {
-                    let hs: Vec<String> =
-                        hosts.iter().filter(|h| todo.contains(h)).cloned().collect();
-                    if hs.is_empty() {
-                        continue;
-                    }
-                    // Changes run under the host's lock, held throughout
-                    // for the steps a compensation undoes.
-                    let hold = match (step.kind, &step.compensation) {
-                        (StepKind::Change, Some(_)) => Some(Hold::Whole),
-                        (StepKind::Change, None) => Some(Hold::CheckOnly),
-                        _ => None,
-                    };
-                    // The migration leaves a mark on its host as it
-                    // starts: `resume` can tell "started" from "never ran".
-                    let mark = (step.name == "migration").then(|| start_mark(self.run, step.index));
-                    v.extend(self.remote(
-                        command,
-                        success_codes,
-                        &hs,
-                        &self.ctx.cancel.clone(),
-                        hold,
-                        mark.as_deref(),
-                    )?);
-                }
-            }
-            v
+        let token = self.journal.process_token();
+        let reach = Reach {
+            transport: self.ctx.transport,
+            resolver: self.ctx.resolver,
+            options: &self.ctx.options,
+            cancel: &self.ctx.cancel,
+            token: &token,
+            run: self.run,
         };
+        let outcomes = reach.step(step, &todo)?;
         let (ok, failures) = self.record(step, outcomes)?;
         let all_ok = failures.is_empty() && ok.len() == todo.len();
         self.journal.end_step(
@@ -960,108 +1186,6 @@ impl Exec<'_, '_> {
             }
         }
         Ok((ok, failures))
-    }
-
-    /// Runs `command` on `hosts`: under the host's lock and fence check
-    /// ([`crate::guard`]) when `hold` is given (side-effecting steps).
-    fn remote(
-        &mut self,
-        command: &RemoteCommand,
-        success_codes: &[i32],
-        hosts: &[String],
-        cancel: &CancelToken,
-        hold: Option<Hold>,
-        mark: Option<&str>,
-    ) -> Result<Vec<HostOutcome>, ExecError> {
-        let line = match hold {
-            Some(h) => guarded(command, Some(&self.journal.process_token()), &[], h, mark),
-            None => command.to_shell(),
-        };
-        remote_outcomes(
-            self.ctx.transport,
-            &self.ctx.options,
-            &line,
-            success_codes,
-            hosts,
-            cancel,
-        )
-    }
-
-    fn health(&mut self, step: &Step, todo: &[String]) -> Vec<HostOutcome> {
-        let start = Instant::now();
-        // host -> (healthy so far, details)
-        let mut state: BTreeMap<String, (Option<Outcome>, Vec<String>)> = todo
-            .iter()
-            .map(|h| (h.clone(), (Some(Outcome::Ok), Vec::new())))
-            .collect();
-        let gctx = GateContext {
-            transport: self.ctx.transport,
-            fanout: self.ctx.options.fanout,
-            resolver: self.ctx.resolver,
-            cancel: &self.ctx.cancel,
-        };
-        for action in &step.actions {
-            let Action::Health {
-                hosts,
-                service,
-                probe,
-                deadline_ms,
-                interval_ms,
-                ..
-            } = action
-            else {
-                continue;
-            };
-            let hs: Vec<String> = hosts.iter().filter(|h| todo.contains(h)).cloned().collect();
-            if hs.is_empty() {
-                continue;
-            }
-            let results = run_gate(
-                probe,
-                &hs,
-                Duration::from_millis(*deadline_ms),
-                Duration::from_millis((*interval_ms).max(1)),
-                &gctx,
-            );
-            for r in results {
-                let entry = state.entry(r.host.clone()).or_default();
-                let (outcome, msg) = match r.result {
-                    ProbeResult::Healthy => (Outcome::Ok, format!("{service}: healthy")),
-                    ProbeResult::Unhealthy(m) => (
-                        Outcome::Unhealthy,
-                        format!("{service}: unhealthy after {} attempt(s): {m}", r.attempts),
-                    ),
-                    ProbeResult::Unreachable(m) => (
-                        Outcome::Unreachable,
-                        format!(
-                            "{service}: unreachable after {} attempt(s): {m}",
-                            r.attempts
-                        ),
-                    ),
-                };
-                entry.1.push(msg);
-                if self.ctx.cancel.is_cancelled() && outcome != Outcome::Ok {
-                    entry.0 = None;
-                } else if outcome != Outcome::Ok && entry.0 == Some(Outcome::Ok) {
-                    entry.0 = Some(outcome);
-                }
-            }
-        }
-        state
-            .into_iter()
-            .map(|(host, (outcome, details))| {
-                let detail = details.join("; ");
-                HostOutcome {
-                    host,
-                    rc: None,
-                    stdout: detail.clone().into_bytes(),
-                    stderr: Vec::new(),
-                    duration: start.elapsed(),
-                    outcome,
-                    detail,
-                }
-            })
-            .collect()
     }
 
     /// The finish steps: run this run's pending compensations, with a
@@ -1272,6 +1396,198 @@ impl Exec<'_, '_> {
                 })
                 .collect(),
         })
+    }
+}
+
+/// A host's thread to the journal's thread, within a batch.
+enum HostMsg {
+    /// May `host` start the step at `pos` of the batch? (`false`: it
+    /// skips it and asks for the next one.)
+    Ask {
+        pos: usize,
+        host: String,
+        reply: std::sync::mpsc::Sender<bool>,
+    },
+    /// The step at `pos` ended on the host (its outcomes to record).
+    Done {
+        pos: usize,
+        outcomes: Result<Vec<HostOutcome>, String>,
+    },
+}
+
+/// One step of a running batch, as the journal's thread sees it.
+struct StepState {
+    /// Hosts that take part (not failed when the batch started).
+    all: Vec<String>,
+    /// Hosts that finished it in an earlier attempt (resume).
+    done: BTreeSet<String>,
+    /// When its first host started it (its journal row is open).
+    opened: Option<Instant>,
+    /// Hosts admitted so far.
+    ran: usize,
+    /// Hosts running it now.
+    running: usize,
+    /// Hosts past it (skipped or ended).
+    past: usize,
+    ok: Vec<String>,
+    failures: Vec<HostFailure>,
+}
+
+/// One host's way through the steps of its batch, on its own thread: asks
+/// before each step, runs it, reports the outcome.
+fn host_steps(reach: Reach<'_>, steps: &[Step], host: &str, tx: &std::sync::mpsc::Sender<HostMsg>) {
+    for (pos, step) in steps.iter().enumerate() {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let ask = HostMsg::Ask {
+            pos,
+            host: host.to_owned(),
+            reply,
+        };
+        if tx.send(ask).is_err() || !answer.recv().unwrap_or(false) {
+            continue;
+        }
+        let outcomes = reach
+            .step(step, &[host.to_owned()])
+            .map_err(|e| e.to_string());
+        let _ = tx.send(HostMsg::Done { pos, outcomes });
+    }
+}
+
+/// What running a step on hosts needs, shareable between the threads of
+/// a batch (each host goes through its steps on its own thread).
+#[derive(Clone, Copy)]
+struct Reach<'a> {
+    transport: &'a dyn Transport,
+    resolver: &'a dyn AddressResolver,
+    options: &'a ExecOptions,
+    cancel: &'a CancelToken,
+    /// The process token of this run (for the guard's fence check).
+    token: &'a str,
+    run: RunId,
+}
+
+impl Reach<'_> {
+    /// Runs `step` on `todo` (each of its actions on the hosts of `todo`
+    /// it names): remote commands, or the health gates.
+    fn step(&self, step: &Step, todo: &[String]) -> Result<Vec<HostOutcome>, ExecError> {
+        if step.kind == StepKind::Health {
+            return Ok(self.health(step, todo));
+        }
+        let mut v = Vec::new();
+        for action in &step.actions {
+            if let Action::Remote {
+                hosts,
+                command,
+                success_codes,
+                ..
+            } = action
+            {
+                let hs: Vec<String> = hosts.iter().filter(|h| todo.contains(h)).cloned().collect();
+                if hs.is_empty() {
+                    continue;
+                }
+                // Changes run under the host's lock, held throughout for
+                // the steps a compensation undoes.
+                let hold = match (step.kind, &step.compensation) {
+                    (StepKind::Change, Some(_)) => Some(Hold::Whole),
+                    (StepKind::Change, None) => Some(Hold::CheckOnly),
+                    _ => None,
+                };
+                // The migration leaves a mark on its host as it starts:
+                // `resume` can tell "started" from "never ran".
+                let mark = (step.name == "migration").then(|| start_mark(self.run, step.index));
+                let line = match hold {
+                    Some(h) => guarded(command, Some(self.token), &[], h, mark.as_deref()),
+                    None => command.to_shell(),
+                };
+                v.extend(remote_outcomes(
+                    self.transport,
+                    self.options,
+                    &line,
+                    success_codes,
+                    &hs,
+                    self.cancel,
+                )?);
+            }
+        }
+        Ok(v)
+    }
+
+    fn health(&self, step: &Step, todo: &[String]) -> Vec<HostOutcome> {
+        let start = Instant::now();
+        // host -> (healthy so far, details)
+        let mut state: BTreeMap<String, (Option<Outcome>, Vec<String>)> = todo
+            .iter()
+            .map(|h| (h.clone(), (Some(Outcome::Ok), Vec::new())))
+            .collect();
+        let gctx = GateContext {
+            transport: self.transport,
+            fanout: self.options.fanout,
+            resolver: self.resolver,
+            cancel: self.cancel,
+        };
+        for action in &step.actions {
+            let Action::Health {
+                hosts,
+                service,
+                probe,
+                deadline_ms,
+                interval_ms,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            let hs: Vec<String> = hosts.iter().filter(|h| todo.contains(h)).cloned().collect();
+            if hs.is_empty() {
+                continue;
+            }
+            let results = run_gate(
+                probe,
+                &hs,
+                Duration::from_millis(*deadline_ms),
+                Duration::from_millis((*interval_ms).max(1)),
+                &gctx,
+            );
+            for r in results {
+                let entry = state.entry(r.host.clone()).or_default();
+                let (outcome, msg) = match r.result {
+                    ProbeResult::Healthy => (Outcome::Ok, format!("{service}: healthy")),
+                    ProbeResult::Unhealthy(m) => (
+                        Outcome::Unhealthy,
+                        format!("{service}: unhealthy after {} attempt(s): {m}", r.attempts),
+                    ),
+                    ProbeResult::Unreachable(m) => (
+                        Outcome::Unreachable,
+                        format!(
+                            "{service}: unreachable after {} attempt(s): {m}",
+                            r.attempts
+                        ),
+                    ),
+                };
+                entry.1.push(msg);
+                if self.cancel.is_cancelled() && outcome != Outcome::Ok {
+                    entry.0 = None;
+                } else if outcome != Outcome::Ok && entry.0 == Some(Outcome::Ok) {
+                    entry.0 = Some(outcome);
+                }
+            }
+        }
+        state
+            .into_iter()
+            .map(|(host, (outcome, details))| {
+                let detail = details.join("; ");
+                HostOutcome {
+                    host,
+                    rc: None,
+                    stdout: detail.clone().into_bytes(),
+                    stderr: Vec::new(),
+                    duration: start.elapsed(),
+                    outcome,
+                    detail,
+                }
+            })
+            .collect()
     }
 }
 

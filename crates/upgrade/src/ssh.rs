@@ -60,6 +60,42 @@ pub fn transport_with(
     site: &Site,
     host_keys: HostKeyPolicy,
 ) -> Result<SshTransport, TransportError> {
+    transport_for(site, host_keys.into())
+}
+
+/// How a run's ssh connections are made: the host-key policy and the
+/// operator's connection-reuse flags (`upgrade --no-reuse`,
+/// `--control-persist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connect {
+    /// Strict unless the operator asked otherwise.
+    pub host_keys: HostKeyPolicy,
+    /// A fresh connection per command (no ControlMaster), whatever the
+    /// site's `[ssh] reuse` says.
+    pub no_reuse: bool,
+    /// How long an idle master of the run stays up (`ControlPersist`;
+    /// default 60 s). The masters are closed at the end of the run anyway.
+    pub persist: Option<Duration>,
+}
+
+impl From<HostKeyPolicy> for Connect {
+    fn from(host_keys: HostKeyPolicy) -> Self {
+        Connect {
+            host_keys,
+            no_reuse: false,
+            persist: None,
+        }
+    }
+}
+
+/// The fleet transport for the hosts of `site`, connections made as
+/// `connect` says (see [`transport_with`] for the host keys).
+pub fn transport_for(site: &Site, connect: Connect) -> Result<SshTransport, TransportError> {
+    let Connect {
+        host_keys,
+        no_reuse,
+        persist,
+    } = connect;
     let mut extra: Vec<OsString> = Vec::new();
     for o in &site.ssh.options {
         extra.push(format!("-o{o}").into());
@@ -74,10 +110,11 @@ pub fn transport_with(
         // One master connection per host for the whole run (in a private
         // directory, closed when the transport is dropped): the steps of a
         // batch and the health probes do not pay a handshake each. The
-        // site's `[ssh] reuse = false` opens a fresh one per command.
-        reuse: site.ssh.reuse.then(|| ConnectionReuse {
+        // site's `[ssh] reuse = false` or `--no-reuse` opens a fresh one
+        // per command.
+        reuse: (site.ssh.reuse && !no_reuse).then(|| ConnectionReuse {
             dir: None,
-            persist: Duration::from_secs(60),
+            persist: persist.unwrap_or(Duration::from_secs(60)),
         }),
         ..SshOptions::default()
     })

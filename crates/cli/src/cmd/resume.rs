@@ -85,11 +85,11 @@ pub fn run_upgrade(
     request: &UpgradeRequest,
     journal: Option<&Path>,
     json: bool,
-    host_keys: HostKeyPolicy,
+    connect: swh_deploy_upgrade::ssh::Connect,
 ) -> CmdResult {
     let argv: Vec<String> = std::env::args().collect();
     render(json, |events| {
-        driver::upgrade(site, request, journal, argv, host_keys, events)
+        driver::upgrade(site, request, journal, argv, connect, events)
     })
 }
 

@@ -29,7 +29,11 @@ Modes:
 
 Batches: --batch 5 | 10% | 1,10%,100% (first batch is the canary; the last
 size repeats; percentages of all targets, rounded up). --max-fail N | P%:
-failures allowed over the whole run (default 0) before no new batch starts.
+failures allowed over the whole run (default 0) before no host starts a new
+step and no new batch starts. Within a batch each host goes through its steps
+on its own (no waiting for the slowest host); the next batch waits for all.
+Each host's steps share one ssh connection (--no-reuse: one per command;
+--control-persist SECS: idle time before it closes, default 60).
 
 Exit status: 0 success (dry run: plan printed), 1 bad input or failure,
 2 usage error, 3 failure budget exceeded, 4 refused: hosts locked by another
@@ -87,6 +91,14 @@ pub struct UpgradeArgs {
     /// is still refused. Recorded in the journal with the command line.
     #[arg(long)]
     accept_new_host_keys: bool,
+    /// Open a fresh ssh connection per command (no ControlMaster); by
+    /// default each host's steps share one connection (site: `[ssh] reuse`).
+    #[arg(long, conflicts_with = "control_persist")]
+    no_reuse: bool,
+    /// How long an idle shared connection of the run stays open, in
+    /// seconds (ControlPersist) [default: 60]; closed when the run ends.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    control_persist: Option<u64>,
 }
 
 /// Clap value parser (shared with `ship`).
@@ -135,10 +147,14 @@ pub fn run(args: UpgradeArgs) -> CmdResult {
             &request,
             journal.as_deref(),
             args.json,
-            if args.accept_new_host_keys {
-                swh_deploy_fleet::HostKeyPolicy::AcceptNew
-            } else {
-                swh_deploy_fleet::HostKeyPolicy::Strict
+            swh_deploy_upgrade::ssh::Connect {
+                host_keys: if args.accept_new_host_keys {
+                    swh_deploy_fleet::HostKeyPolicy::AcceptNew
+                } else {
+                    swh_deploy_fleet::HostKeyPolicy::Strict
+                },
+                no_reuse: args.no_reuse,
+                persist: args.control_persist.map(std::time::Duration::from_secs),
             },
         );
     }
