@@ -857,4 +857,27 @@ fn hosts_go_through_their_steps_on_their_own_and_the_budget_stops_new_steps() {
     for h in ["host1", "host2"] {
         assert_eq!(bed.version(h), format!("{V11}{V11}"), "{h}");
     }
+    bed.sh("host2", "rm -f /run/slow");
+
+    // Connections, counted by host1's real sshd ("Accepted publickey",
+    // one per new connection; each count is one itself): by default the
+    // run's steps share one; `--no-reuse` opens one per command (6 steps).
+    let accepted = || -> usize {
+        bed.sh(
+            "host1",
+            "journalctl -o cat --no-pager | grep -c 'Accepted publickey'",
+        )
+        .parse()
+        .unwrap()
+    };
+    let n0 = accepted();
+    let out = bed.swh_deploy(&upgrade);
+    assert_eq!(out.status.code(), Some(0));
+    let n1 = accepted();
+    let reused = n1 - n0 - 1;
+    let out = bed.swh_deploy(&[&upgrade[..], &["--no-reuse"]].concat());
+    assert_eq!(out.status.code(), Some(0));
+    let fresh = accepted() - n1 - 1;
+    assert!(reused <= 2, "{reused} connections with reuse");
+    assert!(fresh >= 6, "{fresh} connections with --no-reuse");
 }
