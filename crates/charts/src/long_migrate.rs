@@ -793,16 +793,13 @@ fn wait_scaled_down(
             exit,
         ));
     }
-    let e = req
-        .site
-        .environment(req.env)
-        .map_err(|e| (e.to_string(), Exit::Failed))?;
-    let (Some(ctx), Some(ns)) = (&e.kube_context, &e.namespace) else {
+    let Some((kube, ns)) =
+        Kube::for_environment(req.site, req.env).map_err(|e| (e.to_string(), Exit::Failed))?
+    else {
         return Ok(Vec::new());
     };
-    let kube = Kube::connect(ctx).map_err(|e| (e.to_string(), Exit::Failed))?;
     let deployments = kube
-        .deployments(ns)
+        .deployments(&ns)
         .map_err(|e| (e.to_string(), Exit::Failed))?;
     let names: Vec<String> = deployments.iter().map(|d| d.name.clone()).collect();
     let ours = group_deployments(targets, &names);

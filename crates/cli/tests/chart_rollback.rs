@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{logged, ArgoBed as Bed};
-use std::process::{Command, Output};
+use common::ArgoBed as Bed;
+use std::process::Output;
 use swh_deploy_journal::Journal;
 use swh_deploy_testbed::grafana::GrafanaStandin;
 
@@ -15,27 +15,6 @@ const VALUES: &str = "values-swh-application-versions.yaml";
 impl Bed {
     fn new() -> Bed {
         Bed::start("chart-rollback-test")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_env(args, &[])
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        logged(args, self.command(args).envs(env.iter().copied()))
-    }
-
-    fn remote_git(&self, args: &[&str]) -> (bool, String) {
-        let o = Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.remotes.charts.path)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        )
     }
 
     fn loader_version(&self, rev: &str) -> String {

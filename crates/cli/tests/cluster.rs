@@ -8,7 +8,7 @@ mod common;
 
 use common::{code, json_doc, out_err as text, ArgoBed as Bed, TOKEN_VAR};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use swh_deploy_journal::Journal;
 use swh_deploy_testbed::kube::Faults;
 
@@ -19,10 +19,6 @@ impl Bed {
 
     fn cmd(&self, args: &[&str]) -> Command {
         self.command(args)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
     }
 }
 

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{logged, ArgoBed as Bed};
-use std::process::{Output, Stdio};
-use swh_deploy_journal::{Journal, RunStatus};
+use common::ArgoBed as Bed;
+use std::process::Output;
+use swh_deploy_journal::RunStatus;
 use swh_deploy_testbed::grafana::GrafanaStandin;
 use swh_deploy_testbed::kube::Faults;
 
@@ -19,28 +19,11 @@ impl Bed {
         Bed::start("migrate-test")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_env(args, &[])
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        logged(
-            args,
-            self.command(args)
-                .envs(env.iter().copied())
-                .stdin(Stdio::null()),
-        )
-    }
-
     fn pending(&self, svc: &str) {
         self.standin.set_faults(Faults {
             pending_migrations: vec![svc.into()],
             ..Faults::default()
         });
-    }
-
-    fn journal(&self) -> Journal {
-        Journal::open(&self.root.join("journal.sqlite")).unwrap()
     }
 
     fn exec_requests(&self) -> Vec<String> {

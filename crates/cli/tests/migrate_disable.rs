@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{logged, ArgoBed as Bed};
+use common::ArgoBed as Bed;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use swh_deploy_journal::{Journal, RunStatus};
+use swh_deploy_journal::RunStatus;
 use swh_deploy_testbed::kube::Faults;
 
 const FILE: &str = "swh/values/staging/default.yaml";
@@ -17,14 +17,6 @@ const FILE: &str = "swh/values/staging/default.yaml";
 impl Bed {
     fn new() -> Bed {
         Bed::start("migrate-disable-test")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        logged(args, self.command(args).stdin(Stdio::null()))
-    }
-
-    fn journal(&self) -> Journal {
-        Journal::open(&self.root.join("journal.sqlite")).unwrap()
     }
 
     /// `path` at `rev` of the charts remote, byte for byte.

@@ -67,6 +67,23 @@ impl Kube {
         Self::from_context(&kc.context(Some(context))?)
     }
 
+    /// The cluster of environment `env` of `site`: a client of its
+    /// kube_context (default kubeconfig) and its namespace; `None` when the
+    /// site file gives it no kube_context or no namespace. The one set-up
+    /// of `cluster migrate`, `cluster wait` and the long-standing mode.
+    pub fn for_environment(
+        site: &swh_deploy_site::Site,
+        env: &str,
+    ) -> Result<Option<(Kube, String)>, Error> {
+        let e = site
+            .environment(env)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        match (&e.kube_context, &e.namespace) {
+            (Some(ctx), Some(ns)) => Ok(Some((Kube::connect(ctx)?, ns.clone()))),
+            _ => Ok(None),
+        }
+    }
+
     /// A client for a resolved context.
     pub fn from_context(ctx: &Context) -> Result<Kube, Error> {
         Ok(Kube {

@@ -13,7 +13,6 @@
 use crate::exec::ExecOutput;
 use crate::grafana::{annotate_deployment, Annotated, Annotation};
 use crate::kube::Kube;
-use crate::node_labels::{resolve_target, KubeTarget};
 use crate::Error;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -241,23 +240,13 @@ pub fn find_toolbox(
     env: &str,
     selector: &str,
 ) -> Result<(Kube, Toolbox), MigrateError> {
-    let (context, _) = resolve_target(
-        Some(site),
-        &KubeTarget {
-            context: None,
-            env: Some(env),
-        },
-    )?;
-    let e = site
-        .environment(env)
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let namespace = e.namespace.clone().ok_or_else(|| {
+    let (kube, namespace) = Kube::for_environment(site, env)?.ok_or_else(|| {
         Error::Config(format!(
-            "{}: environment {env} has no namespace",
+            "{}: environment {env} needs a kube_context and a namespace",
             site.path.display()
         ))
     })?;
-    let kube = Kube::connect(&context)?;
+    let context = kube.context().to_string();
     let mut pods = kube.pods(&namespace, selector)?;
     pods.retain(|p| p.phase == "Running");
     pods.sort_by(|a, b| a.name.cmp(&b.name));

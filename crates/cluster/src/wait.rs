@@ -348,21 +348,18 @@ pub fn wait_environment(
             head
         }
     };
-    let kube = match (&env.kube_context, &env.namespace) {
-        (Some(ctx), Some(_)) => Some(Kube::connect(ctx)?),
-        _ => {
-            progress(&WaitEvent::ArgoCdOnly {
-                env: env_name.to_string(),
-            });
-            None
-        }
-    };
+    let cluster = Kube::for_environment(site, env_name)?;
+    if cluster.is_none() {
+        progress(&WaitEvent::ArgoCdOnly {
+            env: env_name.to_string(),
+        });
+    }
     let ns = env.namespace.clone().unwrap_or_default();
     let target = WaitTarget {
         argocd: &argocd,
         application: app,
         revision: &revision,
-        kube: kube.as_ref().map(|k| (k, ns.as_str())),
+        kube: cluster.as_ref().map(|(k, ns)| (k, ns.as_str())),
     };
     let start = Instant::now();
     let outcome = wait_live(&target, req.timeout, req.interval, &mut |line| {
@@ -376,7 +373,7 @@ pub fn wait_environment(
         env: env_name.to_string(),
         revision,
         namespace: ns,
-        deployments_checked: kube.is_some(),
+        deployments_checked: cluster.is_some(),
         timeout: req.timeout,
         outcome,
     })

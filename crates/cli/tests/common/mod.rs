@@ -393,6 +393,42 @@ impl ArgoBed {
         c
     }
 
+    /// Runs `swh-deploy ARGS` ([`ArgoBed::command`], stdin from /dev/null),
+    /// logged ([`logged`]).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// [`ArgoBed::run`] with these environment variables too.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        logged(
+            args,
+            self.command(args)
+                .envs(env.iter().copied())
+                .stdin(Stdio::null()),
+        )
+    }
+
+    /// The bed's journal.
+    pub fn journal(&self) -> swh_deploy_journal::Journal {
+        swh_deploy_journal::Journal::open(&self.root.join("journal.sqlite")).unwrap()
+    }
+
+    /// `git ARGS` in the swh-charts bare remote: whether it succeeded, and
+    /// its stdout trimmed.
+    pub fn remote_git(&self, args: &[&str]) -> (bool, String) {
+        let o = Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.remotes.charts.path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+    }
+
     /// Pushes a commit setting swh_loader_git's image version to `version`
     /// on `branch` of the swh-charts remote; its hash.
     pub fn push(&self, branch: &str, version: &str) -> String {
