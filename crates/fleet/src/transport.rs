@@ -1035,9 +1035,7 @@ impl Transport for SshTransport {
             }
             // A master killed leaves its socket behind: only a connection
             // tells whether it still listens.
-            if !ssh_complained(diagnostics)
-                && std::os::unix::net::UnixStream::connect(&sh.socket).is_err()
-            {
+            if !ssh_complained(diagnostics) && !master_listens(&sh.socket) {
                 diagnostics.extend_from_slice(
                     b"ssh: the shared connection to the host was lost (its control master is gone)\n",
                 );
@@ -1071,6 +1069,36 @@ fn ssh_complained(diagnostics: &[u8]) -> bool {
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .any(|l| !l.is_empty() && !l.starts_with(b"Warning: Permanently added"))
+}
+
+/// Whether a master still listens on `socket`. A connection alone does not
+/// tell: a master killed with SIGKILL closes its descriptors one by one, and
+/// the session's may be closed (ending it without an exit status) while the
+/// listening one still accepts. A dying master's pending connection is then
+/// reset or closed; a live one sends its hello, or stays quiet until the
+/// short wait ends.
+fn master_listens(socket: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut conn) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    if conn
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .is_err()
+    {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    match conn.read(&mut byte) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Interrupted
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -1372,6 +1400,38 @@ mod tests {
         );
         assert_eq!(user_control_dir(Some(Path::new("relative"))), fallback);
         assert_eq!(user_control_dir(None), fallback);
+    }
+
+    #[test]
+    fn a_master_dying_after_the_connection_is_not_listening() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing there.
+        assert!(!master_listens(&dir.path().join("none")));
+        // A live master that greets at once.
+        let greeting = dir.path().join("greeting");
+        let l = std::os::unix::net::UnixListener::bind(&greeting).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(b"\0\0\0\x09").unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        assert!(master_listens(&greeting));
+        t.join().unwrap();
+        // A quiet one: the wait ends, it still listens.
+        let quiet = dir.path().join("quiet");
+        let _l = std::os::unix::net::UnixListener::bind(&quiet).unwrap();
+        assert!(master_listens(&quiet));
+        // One being killed: the connection is taken into its backlog, then
+        // its listening socket closes (a connection alone says "alive").
+        let dying = dir.path().join("dying");
+        let l = std::os::unix::net::UnixListener::bind(&dying).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(l);
+        });
+        assert!(!master_listens(&dying));
+        t.join().unwrap();
     }
 
     #[test]
