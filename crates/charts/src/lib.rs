@@ -745,19 +745,7 @@ impl ChartsRepo {
         to: Env,
         extra: &str,
     ) -> Result<String, Error> {
-        let tmp = tempfile::Builder::new()
-            .prefix("swh-deploy-rebase-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let wt = tmp.path().join("work");
-        let wt_s = wt.to_string_lossy().into_owned();
-        self.git
-            .run(&["worktree", "add", "-q", "--detach", &wt_s, src])?;
-        let tree = Git::new(&wt);
-        let result = (|| -> Result<String, Error> {
+        self.in_worktree("swh-deploy-rebase-", src, |_, tree| {
             if tree.succeeds(&["rebase", "-q", dst])? {
                 return Ok(tree.run(&["rev-parse", "HEAD"])?);
             }
@@ -773,7 +761,29 @@ impl ChartsRepo {
                     conflicts.lines().collect::<Vec<_>>().join(", ")
                 }
             )))
-        })();
+        })
+    }
+
+    /// Runs `work` in a temporary worktree detached at `rev` (the checkout
+    /// is not touched); removes it whatever `work` returns.
+    pub(crate) fn in_worktree<T>(
+        &self,
+        prefix: &str,
+        rev: &str,
+        work: impl FnOnce(&Path, &Git) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|source| Error::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let wt = tmp.path().join("work");
+        let wt_s = wt.to_string_lossy().into_owned();
+        self.git
+            .run(&["worktree", "add", "-q", "--detach", &wt_s, rev])?;
+        let result = work(&wt, &Git::new(&wt));
         let _ = self.git.run(&["worktree", "remove", "--force", &wt_s]);
         let _ = self.git.run(&["worktree", "prune"]);
         result

@@ -413,33 +413,10 @@ pub fn plan_disable(
 }
 
 impl ChartsRepo {
-    /// Runs `work` in a temporary worktree detached at `rev`; removes it.
-    fn in_worktree<T>(
-        &self,
-        rev: &str,
-        work: impl FnOnce(&Path, &crate::git::Git) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let tmp = tempfile::Builder::new()
-            .prefix("swh-deploy-disable-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let wt = tmp.path().join("work");
-        let wt_s = wt.to_string_lossy().into_owned();
-        self.git
-            .run(&["worktree", "add", "-q", "--detach", &wt_s, rev])?;
-        let result = work(&wt, &crate::git::Git::new(&wt));
-        let _ = self.git.run(&["worktree", "remove", "--force", &wt_s]);
-        let _ = self.git.run(&["worktree", "prune"]);
-        result
-    }
-
     /// The disabling commit of `plan`, made on top of its head in a
     /// temporary worktree, not pushed: its id.
     pub fn commit_disable(&self, plan: &DisablePlan) -> Result<String, Error> {
-        self.in_worktree(&plan.head, |wt, tree| {
+        self.in_worktree("swh-deploy-disable-", &plan.head, |wt, tree| {
             let path = wt.join(&plan.file);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|source| Error::Io {
@@ -509,7 +486,7 @@ impl ChartsRepo {
                 RevertState::Reverted(r) => return Ok(r),
                 RevertState::ToRevert { head } => head,
             };
-            let new = self.in_worktree(&head, |_, tree| {
+            let new = self.in_worktree("swh-deploy-disable-", &head, |_, tree| {
                 tree.run(&["revert", "--no-edit", commit])?;
                 Ok(tree.run(&["rev-parse", "HEAD"])?)
             })?;
