@@ -119,7 +119,50 @@ PREPARE="sh $work/close-masters" bench "(2) five successive commands on $N2 host
   "clush, reuse" "$(five "$clush -o '-F $cfg $mux' -w host[1-$N2] true")"
 echo "(2) reuse: ControlPersist=$PERSIST for both tools (masters up for the whole sequence); each timed run starts without masters."
 echo
+
+# (2c) where the time of (2) goes: one command of each kind, its wall time
+# and the CPU it cost on the admin host (the tool, its ssh clients and
+# masters) and on the hosts (sshd), which the test bed puts on the same
+# cores while a real fleet spreads the hosts' part over N2 machines.
+split() { inns "$venv/bin/python" "$repo/benches/cpu_split.py" sh -c "$1"; }
+sdr="XDG_RUNTIME_DIR=$work/xdg $sd run -F $cfg --control-persist $PERSIST -w host[1-$N2] true"
+clr="$clush -o '-F $cfg $mux' -w host[1-$N2] true"
+: >"$work/split"
+for _ in $(seq "$RUNS"); do
+  sh "$work/close-masters"
+  echo "clush, fresh $(split "$clush -o '-F $cfg' -w host[1-$N2] true")" >>"$work/split"
+  echo "swh-deploy, fresh $(split "$sd run -F $cfg --no-reuse -w host[1-$N2] true")" >>"$work/split"
+  echo "swh-deploy, making the masters $(split "$sdr")" >>"$work/split"
+  echo "swh-deploy, over its masters $(split "$sdr")" >>"$work/split"
+  echo "clush, making the masters $(split "$clr")" >>"$work/split"
+  echo "clush, over its masters $(split "$clr")" >>"$work/split"
+done
 sh "$work/close-masters"
+echo "### (2c) one command on $N2 hosts: wall time and CPU, admin host and hosts (medians of $RUNS)"
+echo
+"$venv/bin/python" - "$work/split" <<'EOF'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, _, js = line.partition(" {")
+    rows.setdefault(name, []).append(json.loads("{" + js))
+med = {n: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "admin_cpu_s", "hosts_cpu_s", "relay_cpu_s")}
+       for n, rs in rows.items()}
+print("| command | wall (s) | admin host CPU (s) | hosts' sshd CPU (s) | latency relay CPU (s) |")
+print("|---|---:|---:|---:|---:|")
+for n, m in med.items():
+    print("| %s | %.2f | %.2f | %.2f | %.2f |" % (n, m["wall_s"], m["admin_cpu_s"], m["hosts_cpu_s"], m["relay_cpu_s"]))
+five_c = {k: 5 * med["clush, fresh"][k] for k in ("wall_s", "admin_cpu_s", "hosts_cpu_s")}
+five_s = {k: med["swh-deploy, making the masters"][k] + 4 * med["swh-deploy, over its masters"][k]
+          for k in ("wall_s", "admin_cpu_s", "hosts_cpu_s")}
+print()
+print("Five commands from these medians (clush fresh x 5 against swh-deploy making the masters + 4 x over them):")
+print("wall %.2f s / %.2f s = **%.2fx**; admin host CPU %.2f s / %.2f s = **%.2fx**; hosts' CPU %.2f s / %.2f s = %.2fx."
+      % (five_c["wall_s"], five_s["wall_s"], five_c["wall_s"] / five_s["wall_s"],
+         five_c["admin_cpu_s"], five_s["admin_cpu_s"], five_c["admin_cpu_s"] / five_s["admin_cpu_s"],
+         five_c["hosts_cpu_s"], five_s["hosts_cpu_s"], five_c["hosts_cpu_s"] / five_s["hosts_cpu_s"]))
+EOF
+echo
 fi
 want 3 || exit 0
 
