@@ -184,6 +184,43 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     assert!(text(&failing.stderr).contains("err"));
     assert_eq!(ssh_calls(xdg.path()), 4);
 
+    // --no-mux, or the site's `[ssh] mux = false`: an ssh client per host,
+    // through the same masters (no new connection).
+    let muxless = run(
+        &tb,
+        xdg.path(),
+        &[&hosts[..], &["--no-mux"], &cmd[5..]].concat(),
+    );
+    assert!(muxless.status.success());
+    assert_eq!(first.stdout, muxless.stdout, "not the same connections");
+    assert_eq!(ssh_calls(xdg.path()), 8, "--no-mux: one ssh per host");
+    let site_file = xdg.path().join("site-nomux.toml");
+    std::fs::write(
+        &site_file,
+        format!("[site]\nname = \"loopback\"\n\n[ssh]\nconfig = \"{cfg}\"\nmux = false\n"),
+    )
+    .unwrap();
+    let site_muxless = run(
+        &tb,
+        xdg.path(),
+        &[
+            "--site",
+            site_file.to_str().unwrap(),
+            "-w",
+            "host[1-4]",
+            "-b",
+            "true",
+        ],
+    );
+    assert!(site_muxless.status.success());
+    assert_eq!(
+        ssh_calls(xdg.path()),
+        12,
+        "[ssh] mux = false: one ssh per host"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(accepted(&tb), base + 4, "--no-mux opened connections");
+
     // --no-reuse: fresh connections, none kept, the masters left alone.
     let fresh = run(
         &tb,
@@ -193,7 +230,7 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     assert!(fresh.status.success());
     assert_eq!(settled(&tb, base + 8), base + 8);
     assert_eq!(sockets(&dir).len(), 4);
-    assert_eq!(ssh_calls(xdg.path()), 8, "--no-reuse: one ssh per host");
+    assert_eq!(ssh_calls(xdg.path()), 16, "--no-reuse: one ssh per host");
     // The same from the site file.
     let site = xdg.path().join("site.toml");
     std::fs::write(
@@ -253,7 +290,7 @@ fn a_second_run_reuses_the_connections_and_no_reuse_opens_fresh_ones() {
     assert_eq!(accepted(&tb), base + 13, "more than one new connection");
     assert_eq!(sockets(&dir).len(), 4);
     // One ssh for the host whose master was killed, none for the others.
-    assert_eq!(ssh_calls(xdg.path()), 13);
+    assert_eq!(ssh_calls(xdg.path()), 21);
 }
 
 #[test]

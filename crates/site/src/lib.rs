@@ -270,6 +270,10 @@ pub struct SshOptions {
     /// one per host for all its steps; false opens a fresh connection for
     /// every command.
     pub reuse: bool,
+    /// Sessions opened by swh-deploy itself on a live master's control
+    /// socket (`mux`, default true); false starts an `ssh` client for
+    /// every command, which then goes through the master.
+    pub mux: bool,
     /// Extra `-o Key=Value` options.
     pub options: Vec<String>,
 }
@@ -282,6 +286,7 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             fanout: 64,
             reuse: true,
+            mux: true,
             options: Vec::new(),
         }
     }

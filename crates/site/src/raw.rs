@@ -47,6 +47,7 @@ struct RawSsh {
     connect_timeout: Option<Seconds>,
     fanout: Option<Spanned<i64>>,
     reuse: Option<bool>,
+    mux: Option<bool>,
     #[serde(default)]
     options: Vec<Spanned<String>>,
 }
@@ -305,6 +306,9 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Site, SiteError> {
         }
         if let Some(reuse) = r.reuse {
             ssh.reuse = reuse;
+        }
+        if let Some(mux) = r.mux {
+            ssh.mux = mux;
         }
         for o in r.options {
             let Some(opt) = crate::sshopt::split_option(o.get_ref()) else {

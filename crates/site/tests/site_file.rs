@@ -752,3 +752,15 @@ fn ssh_connection_reuse_is_on_unless_the_site_turns_it_off() {
     let msg = error_of("\n[ssh]\nreuse = \"no\"\n");
     assert!(msg.contains("invalid type"), "{msg}");
 }
+
+#[test]
+fn mux_sessions_are_on_unless_the_site_turns_them_off() {
+    let site = Site::parse(BASE, Path::new("s.toml")).unwrap();
+    assert!(site.ssh.mux);
+    let off = format!("{BASE}\n[ssh]\nmux = false\n");
+    let off = Site::parse(&off, Path::new("s.toml")).unwrap();
+    assert!(!off.ssh.mux);
+    assert!(off.ssh.reuse, "mux = false keeps the masters");
+    let msg = error_of("\n[ssh]\nmux = 0\n");
+    assert!(msg.contains("invalid type"), "{msg}");
+}

@@ -116,6 +116,7 @@ pub fn transport_for(site: &Site, connect: Connect) -> Result<SshTransport, Tran
             dir: None,
             persist: persist.unwrap_or(Duration::from_secs(60)),
         }),
+        mux: site.ssh.mux,
         ..SshOptions::default()
     })
 }
@@ -123,4 +124,30 @@ pub fn transport_for(site: &Site, connect: Connect) -> Result<SshTransport, Tran
 /// The address resolver for HTTP probes of `site` (`ssh -G`).
 pub fn resolver(site: &Site) -> SshResolver {
     SshResolver::new("ssh", ssh_args(site))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(ssh: &str) -> Site {
+        Site::parse(
+            &format!("[site]\nname = \"t\"\n[ssh]\n{ssh}\n"),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_sites_mux_setting_reaches_the_transport() {
+        let on = transport_for(&site(""), HostKeyPolicy::Strict.into()).unwrap();
+        assert!(on.options().mux);
+        assert!(on.options().reuse.is_some());
+        let off = transport_for(&site("mux = false"), HostKeyPolicy::Strict.into()).unwrap();
+        assert!(!off.options().mux);
+        assert!(
+            off.options().reuse.is_some(),
+            "mux = false keeps the masters"
+        );
+    }
 }

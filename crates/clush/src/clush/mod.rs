@@ -200,6 +200,9 @@ pub fn run(prog: Prog, args: RunRequest, env: &RunEnv) -> Result<Outcome, ClushE
                 },
                 keepalive: Some((args.keepalive.max(1), 3)),
                 reuse,
+                // `--no-mux` or the site's `[ssh] mux = false`: an ssh
+                // client per host and command, even over a live master.
+                mux: !args.no_mux && site_ssh.mux,
                 ..SshOptions::default()
             })
             .map_err(|e| chain(&e))?,

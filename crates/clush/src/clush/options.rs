@@ -71,6 +71,7 @@ enum Key {
     Keepalive,
     ControlPersist,
     NoReuse,
+    NoMux,
     /// A clush option that swh-deploy does not implement: refused by name.
     Unsupported,
 }
@@ -425,6 +426,14 @@ static OPTIONS: &[OptSpec<Key>] =
             None,
             "open fresh ssh connections and keep none open after the run (no ControlMaster)"
         ),
+        opt!(
+            NoMux,
+            None,
+            ["no-mux"],
+            None,
+            "start an ssh client for every host even when its master is up (sessions then go \
+             through ssh, not swh-deploy's own mux client)"
+        ),
     ];
 
 /// What the options of `run` say, once parsed and checked: a run to do.
@@ -466,6 +475,7 @@ pub struct RunRequest {
     pub(super) keepalive: u32,
     pub(super) control_persist: Option<u64>,
     pub(super) no_reuse: bool,
+    pub(super) no_mux: bool,
     pub(super) command: Vec<String>,
 }
 
@@ -620,6 +630,7 @@ fn parse_words(args: &[OsString]) -> Result<Request, String> {
                 p.control_persist = Some(positive(opt, n)? as u64);
             }
             Key::NoReuse => p.no_reuse = true,
+            Key::NoMux => p.no_mux = true,
             Key::Unsupported => {
                 return Err(format!(
                     "option {opt} is clush's but swh-deploy does not support it (see docs/run.md)"
