@@ -431,15 +431,40 @@ async fn run_one(
     tx: &mpsc::Sender<Msg>,
 ) -> End {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut args = &launch.args;
     if let Some(session) = &launch.mux {
         match crate::mux::run(unit, session, launch, merge, deadline, cancel, tx).await {
             crate::mux::Outcome::Ended(end) => return end,
             // Nothing was asked of the master: start ssh as without it.
             crate::mux::Outcome::NotOpened => {}
+            // Nothing was asked of it either, but an ssh through it would
+            // hang as well: a connection of its own, and a word about it.
+            crate::mux::Outcome::Unanswered => {
+                let note = format!(
+                    "swh-deploy: the ssh master at {} did not answer within {}s (stopped or hung?): \
+                     this command used a connection of its own; end that master with \
+                     `ssh -oControlPath={} -O exit x` or kill it\n",
+                    session.socket.display(),
+                    crate::mux::GREETING_TIMEOUT.as_secs(),
+                    session.socket.display()
+                );
+                let _ = tx
+                    .send(Msg::Output {
+                        unit,
+                        stream: if merge {
+                            Stream::Stdout
+                        } else {
+                            Stream::Stderr
+                        },
+                        data: note.into_bytes(),
+                    })
+                    .await;
+                args = &session.direct;
+            }
         }
     }
     let mut cmd = tokio::process::Command::new(&launch.program);
-    cmd.args(&launch.args)
+    cmd.args(args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .process_group(0)

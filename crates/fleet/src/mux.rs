@@ -31,11 +31,18 @@ pub(crate) enum Outcome {
     Ended(End),
     /// The master did not take it and nothing was asked of it: start `ssh`.
     NotOpened,
+    /// The master accepted the connection but did not answer its greeting
+    /// in time (stopped, or hung): nothing was asked of it, and an `ssh`
+    /// through it would hang as well: start `ssh` on a connection of its own
+    /// ([`MuxSession::direct`]).
+    Unanswered,
 }
 
-/// How long a live master has to answer the greeting before `ssh` is
-/// started instead.
-const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a master has to answer the greeting before the command goes
+/// over a fresh connection instead. A live master answers at once (it is a
+/// local process reading its socket); the cost of a false alarm is one
+/// handshake.
+pub(crate) const GREETING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs `session` on its master for engine unit `unit`, sending its output
 /// on `tx` like a child's, until it ends, `deadline` passes or `cancel`
@@ -94,7 +101,8 @@ pub(crate) async fn run(
     let conn = tokio::select! {
         c = greeting => match c {
             Ok(Ok(c)) => c,
-            _ => return Outcome::NotOpened,
+            Ok(Err(_)) => return Outcome::NotOpened,
+            Err(_) => return Outcome::Unanswered,
         },
         _ = until(deadline) => return Outcome::Ended(End::TimedOut),
         _ = cancel.wait_for(|c| *c) => return Outcome::Ended(End::Cancelled),

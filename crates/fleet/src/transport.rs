@@ -68,6 +68,10 @@ pub struct MuxSession {
     pub socket: PathBuf,
     /// The remote command, exactly what `ssh ... -- HOST COMMAND` sends.
     pub command: String,
+    /// The process's arguments for a connection of its own, bypassing the
+    /// master (`-oControlMaster=no -oControlPath=none`): used when the
+    /// master accepts but does not answer (an `ssh` through it would hang).
+    pub direct: Vec<OsString>,
 }
 
 /// The connection a process shares with others (ssh's `ControlMaster`):
@@ -1007,6 +1011,7 @@ impl Transport for SshTransport {
                 l.mux = Some(MuxSession {
                     socket: sh.socket.clone(),
                     command: job.command.to_string(),
+                    direct: bypassing_master(&l.args, &sh.socket),
                 });
             }
         }
@@ -1059,6 +1064,36 @@ impl Drop for SshTransport {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// `args` (an ssh command line sharing the master at `socket`) for a
+/// connection of its own: swh-deploy's `-oControlMaster=auto`, which comes
+/// before any extra option, becomes `-oControlMaster=no -oControlPath=none`
+/// (ssh keeps the first value it reads, so an extra `ControlPath` cannot
+/// lead it back to a master); its `ControlPersist` and `ControlPath` go.
+fn bypassing_master(args: &[OsString], socket: &Path) -> Vec<OsString> {
+    let mut ours = OsString::from("-oControlPath=");
+    ours.push(socket);
+    let (mut master, mut persist) = (false, false);
+    let mut out = Vec::with_capacity(args.len() + 1);
+    for (i, a) in args.iter().enumerate() {
+        let b = a.as_encoded_bytes();
+        if b == b"--" {
+            // The host and the command: never options.
+            out.extend_from_slice(&args[i..]);
+            break;
+        }
+        if !master && b == b"-oControlMaster=auto" {
+            master = true;
+            out.push("-oControlMaster=no".into());
+            out.push("-oControlPath=none".into());
+        } else if !persist && b.starts_with(b"-oControlPersist=") {
+            persist = true;
+        } else if *a != ours {
+            out.push(a.clone());
+        }
+    }
+    out
 }
 
 /// True when ssh wrote a message of its own (other than the notice that a
@@ -1125,6 +1160,45 @@ mod tests {
         assert!(e.to_string().contains("at byte 8"), "{e}");
         assert!(substitute("%{h", "a", "a", 0).is_err());
         assert!(substitute("trailing %", "a", "a", 0).is_err());
+    }
+
+    #[test]
+    fn a_session_bypassing_its_master_gets_a_connection_of_its_own() {
+        let t = SshTransport::new(SshOptions {
+            extra_args: vec!["-oControlPath=/evil".into(), "-oPort=2222".into()],
+            reuse: Some(ConnectionReuse {
+                dir: None,
+                persist: Duration::from_secs(30),
+            }),
+            ..SshOptions::default()
+        })
+        .unwrap();
+        let cmd = "echo -oControlPath=x -oControlPersist=1";
+        let args = t
+            .prepare(&Job {
+                host: "web1",
+                rank: 0,
+                hosts: "web1",
+                command: cmd,
+            })
+            .unwrap()
+            .args;
+        let socket = t.control_socket("web1").unwrap();
+        let direct: Vec<String> = bypassing_master(&args, &socket)
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        let at = |opt: &str| direct.iter().position(|a| a == opt);
+        // Ours, in the place of the master's options (before the extra ones,
+        // so that they win), no persistence; the rest unchanged.
+        assert!(at("-oControlMaster=no").unwrap() < at("-oControlPath=/evil").unwrap());
+        assert!(at("-oControlPath=none").unwrap() < at("-oControlPath=/evil").unwrap());
+        assert!(!direct.iter().any(|a| a.starts_with("-oControlPersist=")));
+        assert!(!direct.iter().any(|a| a == "-oControlMaster=auto"));
+        assert!(!direct.iter().any(|a| a.contains(socket.to_str().unwrap())));
+        assert_eq!(direct.len(), args.len() - 1);
+        assert_eq!(&direct[direct.len() - 3..], &["--", "web1", cmd]);
+        assert!(direct.contains(&"-oStrictHostKeyChecking=yes".to_string()));
     }
 
     #[test]

@@ -536,6 +536,45 @@ fn sessions_on_a_live_master_start_no_ssh_and_end_as_through_ssh() {
     }
     assert_eq!(calls() - before, 1);
     assert_eq!(accepted(&tb), base + 5);
+
+    // A master stopped (SIGSTOP: it accepts on its socket but answers
+    // nothing, and an ssh through it would hang): after the greeting's
+    // wait, its host's command runs once over a connection of its own,
+    // with a word about it; the other hosts keep their sessions.
+    let pid = master_pid(&tb, &muxed, &hosts[1]).expect("master of host2");
+    struct Resume(i32);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) of a master this test started.
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    // SAFETY: kill(2) of a master this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let resume = Resume(pid);
+    let before = calls();
+    let start = Instant::now();
+    let r = go(&muxed, &hosts, "echo ok");
+    let took = start.elapsed();
+    drop(resume);
+    assert!(r.all_succeeded(), "{:?}", r.results);
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    for res in &r.results {
+        assert_eq!(res.stdout, b"ok\n", "{}", res.host);
+    }
+    let note = String::from_utf8_lossy(&r.results[1].stderr);
+    assert!(
+        note.contains("did not answer within 3s") && note.contains("-O exit"),
+        "{note}"
+    );
+    assert!(r.results[0].stderr.is_empty(), "{:?}", r.results[0]);
+    assert_eq!(calls() - before, 1);
+    assert_eq!(accepted(&tb), base + 6, "one connection of its own");
+    // Resumed, the master serves sessions again.
+    let before = calls();
+    assert!(go(&muxed, &hosts, "true").all_succeeded());
+    assert_eq!(calls() - before, 0);
+    assert_eq!(accepted(&tb), base + 6);
     // Without connection sharing there is no master and no mux: ssh each.
     let fresh = SshTransport::new(SshOptions {
         program: shim.clone(),
