@@ -1044,7 +1044,7 @@ impl AppsRepo {
             app.rel_dir.clone(),
         ]);
         let builds = vec![Step {
-            what: format!("build {versioned} (also tagged latest)"),
+            what: format!("build {versioned} with {prog} (also tagged latest)"),
             command: build,
         }];
         let mut pushes = Vec::new();
@@ -1053,7 +1053,7 @@ impl AppsRepo {
             c.extend(tls.iter().cloned());
             c.push(r.clone());
             pushes.push(Step {
-                what: format!("push {r}"),
+                what: format!("push {r} with {prog}"),
                 command: c,
             });
         }
@@ -1189,9 +1189,17 @@ impl AppsRepo {
             .git_run(&["symbolic-ref", "--short", "-q", "HEAD"])
             .ok();
         if opts.push {
+            progress(&format!(
+                "check that the branch is up to date with {}",
+                self.remote
+            ));
             self.check_up_to_date()?;
         }
         let freeze = if python {
+            progress(&format!(
+                "freeze check: resolve {}/requirements.txt with uv",
+                a.rel_dir
+            ));
             Some(self.freeze(app, &opts.freeze, !opts.dry_run)?)
         } else {
             None

@@ -114,6 +114,22 @@ fn two_builds_on_the_same_day_get_different_versions() {
     for o in &outs {
         let (out, err) = text(o);
         assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+        // stderr is not a terminal: plain progress lines, each after the
+        // time elapsed, saying what runs; no control characters.
+        assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+        for step in [
+            "] check that the branch is up to date with origin",
+            "] freeze check: resolve apps/swh-lister/requirements.txt with uv",
+            " with buildah (also tagged latest)",
+            "/swh/infra/swh-apps/lister:latest with buildah",
+            " and swh-lister-",
+        ] {
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with('[') && l.contains("s] ") && l.contains(step)),
+                "{step}: {err}"
+            );
+        }
         let built = out
             .lines()
             .find_map(|l| l.strip_prefix("built "))

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use swh_deploy_site::Site;
+use swh_deploy_util::progress::elapsed_prefix;
 
 /// What to wait for.
 #[derive(Debug)]
@@ -194,7 +195,7 @@ impl fmt::Display for WaitEvent {
                 "{env}: no kube_context/namespace in the site file: checking Argo CD's health only, not the deployments"
             ),
             WaitEvent::State { env, elapsed, line } => {
-                write!(f, "[{:>6.1}s] {env}: {line}", elapsed.as_secs_f64())
+                write!(f, "{} {env}: {line}", elapsed_prefix(*elapsed))
             }
         }
     }

@@ -204,8 +204,8 @@ impl ChannelStatus {
         version: &ReleaseVersion,
     ) -> String {
         format!(
-            "[{:>6.1}s] {module} {version} on {}: {}",
-            elapsed.as_secs_f64(),
+            "{} {module} {version} on {}: {}",
+            swh_deploy_util::progress::elapsed_prefix(elapsed),
             self.channel.describe(),
             self.status.describe()
         )

@@ -10,6 +10,9 @@
 //!   vector (never through a shell), errors that say what was expected, and
 //!   `ls-remote` parsed into [`git::RemoteRef`]s.
 //! - [`quote_words`]: a command shown the way a user would type it.
+//! - [`progress`]: the `[  12.3s]` prefix of progress lines and a ticker
+//!   for long steps (a live line on a terminal, rare plain lines
+//!   otherwise).
 //!
 //! Nothing here knows about sites, hosts or releases: that belongs to the
 //! crates that own those concepts. Folding host names into a node set lives
@@ -19,6 +22,7 @@ pub mod duration;
 mod exit;
 mod fs;
 pub mod git;
+pub mod progress;
 mod quote;
 pub mod testing;
 

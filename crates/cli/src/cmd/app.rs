@@ -5,11 +5,13 @@
 use crate::error::{CliError, CmdResult, Exit};
 use crate::settings::{self, Env, Settings};
 use clap::{Args, Subcommand, ValueEnum};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use swh_deploy_apps::resolve;
 use swh_deploy_apps::version::today_utc;
 use swh_deploy_apps::{AppsRepo, BuildOptions, Builder, FreezeOptions, Pin, PinChange};
 use swh_deploy_site::Site;
+use swh_deploy_util::progress::Progress;
 
 /// The site file, if one is given (`--site`) or found (`SWH_DEPLOY_SITE`,
 /// `./swh-deploy.toml`, `/etc/swh-deploy/site.toml`). A site file that is
@@ -372,15 +374,19 @@ fn run_inner(args: AppArgs) -> CmdResult {
                 .registry
                 .clone()
                 .or_else(|| env.string(settings::REGISTRY));
+            // Each step on stderr after the time elapsed; a long one (the
+            // image's build, its push) keeps saying it runs.
+            let progress = Progress::new(std::io::stderr(), std::io::stderr().is_terminal());
             let out = swh_deploy_apps::journaled::build(
                 &repo,
                 &app,
                 &opts,
                 given.as_deref(),
                 settings.journal.as_deref(),
-                &mut |s: &str| eprintln!("swh-deploy app build: {s}"),
-            )
-            .map_err(apps_error)?;
+                &mut |s: &str| progress.step(s),
+            );
+            drop(progress);
+            let out = out.map_err(apps_error)?;
             print_build(&out, dry_run);
         }
     }

@@ -1,0 +1,304 @@
+//! Progress of long waits and builds, the same everywhere: every line
+//! starts with the time elapsed since the operation started
+//! ([`elapsed_prefix`], `[  12.3s]`), and while a step runs longer than a
+//! few seconds a [`Progress`] keeps saying so: on a terminal a live line
+//! rewritten in place (elapsed time ticking), otherwise plain lines only,
+//! no control characters, at most one "still running" line per
+//! [`Ticks::plain`].
+
+use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// `[  12.3s]`: the prefix of every progress line, `elapsed` since the
+/// operation started.
+pub fn elapsed_prefix(elapsed: Duration) -> String {
+    format!("[{:>6.1}s]", elapsed.as_secs_f64())
+}
+
+/// When a running step is reported again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticks {
+    /// A step running for less than this is not reported again.
+    pub after: Duration,
+    /// On a terminal: how often the live line is rewritten.
+    pub live: Duration,
+    /// Not a terminal: at most one "still running" line this often (no
+    /// line at all since the last one printed).
+    pub plain: Duration,
+}
+
+impl Default for Ticks {
+    /// A live line after 2 s, rewritten every 0.5 s; a plain line every
+    /// 30 s of silence.
+    fn default() -> Self {
+        Ticks {
+            after: Duration::from_secs(2),
+            live: Duration::from_millis(500),
+            plain: Duration::from_secs(30),
+        }
+    }
+}
+
+struct State<W> {
+    out: W,
+    tty: bool,
+    start: Instant,
+    /// The running step and when it started.
+    step: Option<(String, Instant)>,
+    /// A live line is on the terminal (to be cleared before a line).
+    live: bool,
+    /// When the last line was printed.
+    last: Instant,
+}
+
+impl<W: Write> State<W> {
+    fn clear_live(&mut self) {
+        if self.live {
+            let _ = write!(self.out, "\r\x1b[K");
+            self.live = false;
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.clear_live();
+        let _ = writeln!(self.out, "{} {text}", elapsed_prefix(self.start.elapsed()));
+        let _ = self.out.flush();
+        self.last = Instant::now();
+    }
+
+    fn tick(&mut self, ticks: &Ticks) {
+        let Some((what, since)) = &self.step else {
+            return;
+        };
+        let running = since.elapsed();
+        if running < ticks.after {
+            return;
+        }
+        let text = format!(
+            "{} {what} (running for {:.0}s)",
+            elapsed_prefix(self.start.elapsed()),
+            running.as_secs_f64()
+        );
+        if self.tty {
+            let _ = write!(self.out, "\r{text}\x1b[K");
+            let _ = self.out.flush();
+            self.live = true;
+        } else if self.last.elapsed() >= ticks.plain {
+            let (what, since) = (what.clone(), *since);
+            self.line(&format!(
+                "still running: {what} ({:.0}s so far)",
+                since.elapsed().as_secs_f64()
+            ));
+        }
+    }
+}
+
+/// The progress of one long operation written to `out` (stderr): lines
+/// with [`elapsed_prefix`], and a ticker thread that reports the running
+/// step (see the module's documentation). Dropping it ends the step and
+/// stops the thread.
+pub struct Progress<W: Write + Send + 'static> {
+    state: Arc<Mutex<State<W>>>,
+    stop: Option<mpsc::Sender<()>>,
+    ticker: Option<thread::JoinHandle<()>>,
+}
+
+impl<W: Write + Send + 'static> std::fmt::Debug for Progress<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress").finish_non_exhaustive()
+    }
+}
+
+impl<W: Write + Send + 'static> Progress<W> {
+    /// Progress on `out`, which is a terminal when `tty`, with the default
+    /// [`Ticks`]; the clock starts now.
+    pub fn new(out: W, tty: bool) -> Self {
+        Self::with_ticks(out, tty, Ticks::default())
+    }
+
+    /// [`Progress::new`] with the given `ticks`.
+    pub fn with_ticks(out: W, tty: bool, ticks: Ticks) -> Self {
+        let now = Instant::now();
+        let state = Arc::new(Mutex::new(State {
+            out,
+            tty,
+            start: now,
+            step: None,
+            live: false,
+            last: now,
+        }));
+        let (stop, rx) = mpsc::channel::<()>();
+        let shared = Arc::clone(&state);
+        let period = if tty {
+            ticks.live
+        } else {
+            ticks.live.min(ticks.plain)
+        };
+        let ticker = thread::spawn(move || loop {
+            match rx.recv_timeout(period) {
+                Err(RecvTimeoutError::Timeout) => lock(&shared).tick(&ticks),
+                _ => return,
+            }
+        });
+        Progress {
+            state,
+            stop: Some(stop),
+            ticker: Some(ticker),
+        }
+    }
+
+    /// Time since the operation started.
+    pub fn elapsed(&self) -> Duration {
+        lock(&self.state).start.elapsed()
+    }
+
+    /// Prints `line` with the elapsed prefix; the running step, if any,
+    /// is over.
+    pub fn line(&self, line: &str) {
+        let mut s = lock(&self.state);
+        s.step = None;
+        s.line(line);
+    }
+
+    /// Prints `what` with the elapsed prefix and reports it as running
+    /// until the next [`line`](Self::line), `step` or
+    /// [`done`](Self::done).
+    pub fn step(&self, what: &str) {
+        let mut s = lock(&self.state);
+        s.line(what);
+        s.step = Some((what.to_string(), Instant::now()));
+    }
+
+    /// The running step is over (its live line is cleared).
+    pub fn done(&self) {
+        let mut s = lock(&self.state);
+        s.step = None;
+        s.clear_live();
+        let _ = s.out.flush();
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for Progress<W> {
+    fn drop(&mut self) {
+        self.done();
+        drop(self.stop.take());
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock<W>(m: &Mutex<State<W>>) -> MutexGuard<'_, State<W>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose bytes the test reads after the progress is gone.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn run(tty: bool, ticks: Ticks) -> String {
+        let buf = Buf::default();
+        let p = Progress::with_ticks(buf.clone(), tty, ticks);
+        p.step("build of img:1");
+        thread::sleep(MS(450));
+        p.step("push to reg");
+        thread::sleep(MS(30));
+        p.line("built");
+        thread::sleep(MS(200));
+        drop(p);
+        buf.text()
+    }
+
+    #[test]
+    fn prefix() {
+        assert_eq!(elapsed_prefix(MS(12_345)), "[  12.3s]");
+        assert_eq!(elapsed_prefix(Duration::from_secs(1234)), "[1234.0s]");
+    }
+
+    #[test]
+    fn plain_lines_elapsed_prefixed_and_rare_still_running_lines() {
+        let ticks = Ticks {
+            after: MS(50),
+            live: MS(20),
+            plain: MS(150),
+        };
+        let out = run(false, ticks);
+        assert!(!out.contains('\r') && !out.contains('\x1b'), "{out:?}");
+        let lines: Vec<&str> = out.lines().collect();
+        for l in &lines {
+            assert!(l.starts_with('[') && l[1..9].ends_with("s]"), "{out}");
+        }
+        assert!(lines[0].ends_with("] build of img:1"), "{out}");
+        // 450 ms of a step, one line at most per 150 ms of silence: 2.
+        let still: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains("still running: build of img:1 ("))
+            .collect();
+        assert!((1..=3).contains(&still.len()), "{out}");
+        assert!(lines[lines.len() - 2].ends_with("] push to reg"), "{out}");
+        // Nothing after the last line: the step was over.
+        assert!(lines[lines.len() - 1].ends_with("] built"), "{out}");
+    }
+
+    #[test]
+    fn a_live_line_on_a_terminal_cleared_before_each_line() {
+        let ticks = Ticks {
+            after: MS(50),
+            live: MS(20),
+            plain: MS(10_000),
+        };
+        let out = run(true, ticks);
+        assert!(!out.contains("still running"), "{out:?}");
+        // Rewritten in place several times, each time cleared to the end.
+        let live = out.matches("\r[").count();
+        assert!(live >= 5, "{out:?}");
+        assert!(
+            out.contains("] build of img:1 (running for 0s)\x1b[K"),
+            "{out:?}"
+        );
+        // Cleared before the next line, and after the last step.
+        assert!(out.contains("\x1b[K\r\x1b[K["), "{out:?}");
+        let after_push = out.split("] push to reg\n").nth(1).unwrap();
+        assert!(after_push.starts_with('['), "{out:?}");
+        assert!(out.ends_with("] built\n"), "{out:?}");
+    }
+
+    #[test]
+    fn a_short_step_is_not_reported_again() {
+        let ticks = Ticks {
+            after: MS(5_000),
+            live: MS(10),
+            plain: MS(10),
+        };
+        for tty in [false, true] {
+            let out = run(tty, ticks);
+            assert_eq!(out.lines().count(), 3, "{out:?}");
+            assert!(!out.contains('\r'), "{out:?}");
+        }
+    }
+}
