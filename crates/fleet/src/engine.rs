@@ -124,6 +124,61 @@ pub enum RunError {
     /// The async runtime could not be created.
     #[error("cannot start the event loop: {0}")]
     Runtime(#[from] std::io::Error),
+    /// The fan-out needs more open files than the process may have, even
+    /// with its soft limit raised to the hard one: nothing was started.
+    #[error(
+        "a fan-out of {fanout} needs about {needed} open files and this process may have at most \
+         {limit} (`ulimit -Hn`): lower the fan-out (-f, the site's [ssh] fanout) or raise the limit"
+    )]
+    FdLimit {
+        /// Hosts worked on at once.
+        fanout: usize,
+        /// File descriptors that takes, with swh-deploy's own.
+        needed: u64,
+        /// The hard `RLIMIT_NOFILE`.
+        limit: u64,
+    },
+}
+
+/// File descriptors one host in flight may hold at once: the ends of its
+/// stdout/stderr pipes and, for an `ssh` child, its pidfd; for a session on
+/// a master, the control-socket connection and, while it is opened, the
+/// three descriptors passed to the master.
+pub const FDS_PER_HOST: u64 = 8;
+
+/// File descriptors kept for swh-deploy itself (standard streams, journal,
+/// logs, the runtime's own).
+pub const FDS_RESERVED: u64 = 64;
+
+/// Makes room for `in_flight` hosts at once: raises the soft
+/// `RLIMIT_NOFILE` as far as they need (never above the hard limit, never
+/// lowering it), or says why it cannot, before anything is started.
+fn make_room_for(in_flight: usize) -> Result<(), RunError> {
+    let needed = in_flight as u64 * FDS_PER_HOST + FDS_RESERVED;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(());
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= needed {
+        return Ok(());
+    }
+    if lim.rlim_max != libc::RLIM_INFINITY && lim.rlim_max < needed {
+        return Err(RunError::FdLimit {
+            fanout: in_flight,
+            needed,
+            limit: lim.rlim_max,
+        });
+    }
+    lim.rlim_cur = needed;
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(RunError::Runtime(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 pub(crate) enum Msg {
@@ -165,6 +220,12 @@ pub fn run(
     observer: &mut dyn Observer,
     cancel: &CancelToken,
 ) -> Result<RunReport, RunError> {
+    let units = if transport.shared_job(command) {
+        1
+    } else {
+        hosts.len()
+    };
+    make_room_for(options.fanout.max(1).min(units))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
