@@ -141,6 +141,14 @@ pub enum LongEvent<'a> {
         /// Their names (none: the groups have no deployment there).
         deployments: &'a [String],
     },
+    /// A wait starts (stderr): what it awaits and its bound; its progress
+    /// lines ([`LongEvent::Wait`]) follow.
+    Awaiting {
+        /// What is awaited.
+        what: String,
+        /// The bound.
+        timeout: Duration,
+    },
     /// Progress of an Argo CD wait (stderr).
     Wait(&'a WaitEvent),
     /// The migration's own events.
@@ -155,7 +163,7 @@ impl LongEvent<'_> {
     /// Whether the event is a diagnostic (stderr) rather than output.
     pub fn is_diagnostic(&self) -> bool {
         match self {
-            LongEvent::Wait(_) => true,
+            LongEvent::Wait(_) | LongEvent::Awaiting { .. } => true,
             LongEvent::Migrate(m) => m.is_diagnostic(),
             _ => false,
         }
@@ -210,6 +218,9 @@ impl fmt::Display for LongEvent<'_> {
                 "synced: scaled to 0: {}",
                 deployments.join(", ")
             ),
+            LongEvent::Awaiting { what, timeout } => {
+                write!(f, "waiting until {what} (at most {timeout:?})")
+            }
             LongEvent::Wait(w) => write!(f, "{w}"),
             LongEvent::Migrate(m) => write!(f, "{m}"),
             LongEvent::Migrated(m) => write!(f, "{m}"),
@@ -620,6 +631,19 @@ pub fn long_migrate(
         ),
         req.env,
     );
+    on(&LongEvent::Awaiting {
+        what: format!(
+            "{} is synced at {} and {} scaled to 0",
+            req.env,
+            short(&disabled),
+            targets
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        timeout: req.timeout,
+    });
     let scaled = wait_scaled_down(req, &disabled, &targets, on);
     let mut failure: Option<(String, Exit)> = None;
     let mut migrated = None;
@@ -686,6 +710,14 @@ pub fn long_migrate(
         &format!("cluster wait {} at {}", req.env, short(&reverted)),
         req.env,
     );
+    on(&LongEvent::Awaiting {
+        what: format!(
+            "{} is live again at {} (the revert)",
+            req.env,
+            short(&reverted)
+        ),
+        timeout: req.timeout,
+    });
     let live = wait_environment(
         &EnvWait {
             site: req.site,

@@ -151,6 +151,22 @@ fn a_needed_migration_is_run_checked_again_journaled_and_annotated() {
         text.ends_with("migrated: the database is now up to date\n"),
         "{text}"
     );
+    // stderr (not a terminal) says what runs where, for at most how long,
+    // after the time elapsed; plain lines only.
+    let e = err(&o);
+    assert!(!e.contains('\r') && !e.contains('\x1b'), "{e:?}");
+    for script in [
+        "check-storage-db-version.sh",
+        "migrate-storage-db-version.sh",
+    ] {
+        assert!(
+            e.lines().any(|l| l.starts_with('[')
+                && l.contains(&format!(
+                    "s] running {script} in pod swh-toolbox-5c8f7d6b9-k4m2p (at most "
+                ))),
+            "{e}"
+        );
+    }
     assert!(bed.standin.faults().pending_migrations.is_empty());
 
     let j = bed.journal();

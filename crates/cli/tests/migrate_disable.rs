@@ -125,6 +125,40 @@ fn groups_are_scaled_down_for_the_migration_then_back_and_the_values_restored() 
     assert!(scaled < migrate && migrate < reverted, "{text}");
     assert!(text.contains("staging is live at "), "{text}");
     assert!(bed.standin.faults().pending_migrations.is_empty());
+    // Each wait says on stderr what it awaits and its bound, then its
+    // progress after the time elapsed; plain lines (not a terminal).
+    let e = err(&o);
+    assert!(!e.contains('\r') && !e.contains('\x1b'), "{e:?}");
+    let scale = e
+        .find("waiting until staging is synced at ")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(
+        e[scale..]
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(" and loaders, listers scaled to 0 (at most 60s)"),
+        "{e}"
+    );
+    let run = e
+        .find("s] running migrate-storage-db-version.sh in pod ")
+        .unwrap_or_else(|| panic!("{e}"));
+    let live = e
+        .find("waiting until staging is live again at ")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(scale < run && run < live, "{e}");
+    assert!(
+        e[scale..run]
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains("s] staging: ")),
+        "{e}"
+    );
+    assert!(
+        e[live..]
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains("s] staging: ")),
+        "{e}"
+    );
 
     // The deployments list was read before the first exec.
     let reqs = bed.standin.requests();

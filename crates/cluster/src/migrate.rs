@@ -18,6 +18,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 use swh_deploy_journal::{JournalError, Recorder};
 use swh_deploy_site::Site;
+use swh_deploy_util::progress::elapsed_prefix;
 
 /// The label selector of SWH's toolbox pods (the `swh-toolbox` app).
 pub const TOOLBOX_SELECTOR: &str = "app=swh-toolbox";
@@ -88,6 +89,21 @@ pub enum MigrateEvent<'a> {
         /// The pod.
         pod: &'a str,
     },
+    /// A command starts in the pod (stderr): what runs, where, for at most
+    /// how long, and when the migration started (the clock of its
+    /// progress lines).
+    Running {
+        /// The script.
+        command: &'a str,
+        /// The pod.
+        pod: &'a str,
+        /// Its bound.
+        timeout: Duration,
+        /// When [`migrate`] started.
+        since: Instant,
+        /// Time since then.
+        elapsed: Duration,
+    },
     /// A command ran: its exit code and output.
     Ran {
         /// The script.
@@ -102,7 +118,24 @@ pub enum MigrateEvent<'a> {
 impl MigrateEvent<'_> {
     /// Whether the event is a diagnostic (stderr) rather than output.
     pub fn is_diagnostic(&self) -> bool {
-        matches!(self, MigrateEvent::Annotation(_))
+        matches!(
+            self,
+            MigrateEvent::Annotation(_) | MigrateEvent::Running { .. }
+        )
+    }
+
+    /// For [`MigrateEvent::Running`]: what runs (`SCRIPT in pod POD`) and
+    /// the clock of the progress lines, for a ticker while it runs.
+    pub fn running(&self) -> Option<(String, Instant)> {
+        match self {
+            MigrateEvent::Running {
+                command,
+                pod,
+                since,
+                ..
+            } => Some((format!("{command} in pod {pod}"), *since)),
+            _ => None,
+        }
     }
 }
 
@@ -116,6 +149,17 @@ impl fmt::Display for MigrateEvent<'_> {
             } => write!(
                 f,
                 "toolbox pod: {pod} (namespace {namespace}, context {context})"
+            ),
+            MigrateEvent::Running {
+                command,
+                pod,
+                timeout,
+                elapsed,
+                ..
+            } => write!(
+                f,
+                "{} running {command} in pod {pod} (at most {timeout:?})",
+                elapsed_prefix(*elapsed)
             ),
             MigrateEvent::Ran { command, output } => {
                 write!(f, "$ {command}   # exit {}", output.exit)?;
@@ -284,6 +328,7 @@ pub fn migrate(
     confirm: &mut dyn FnMut(&str, &str) -> bool,
     on: &mut dyn FnMut(&MigrateEvent<'_>),
 ) -> Result<Migrated, MigrateError> {
+    let since = Instant::now();
     let scripts = Scripts::of(req.service)?;
     let (kube, tb) = find_toolbox(req.site, req.env, req.selector)?;
     on(&MigrateEvent::Toolbox {
@@ -315,6 +360,13 @@ pub fn migrate(
         if let Some(r) = rec.as_mut() {
             r.step(command, &target);
         }
+        on(&MigrateEvent::Running {
+            command,
+            pod: &tb.pod,
+            timeout: req.timeout,
+            since,
+            elapsed: since.elapsed(),
+        });
         let started = Instant::now();
         let out = kube.exec(&tb.namespace, &tb.pod, &[command], req.timeout);
         let out = match out {

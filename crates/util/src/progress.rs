@@ -150,6 +150,13 @@ impl<W: Write + Send + 'static> Progress<W> {
         }
     }
 
+    /// The same, with the clock started at `start` (when the operation
+    /// whose lines the caller prints itself started).
+    pub fn since(self, start: Instant) -> Self {
+        lock(&self.state).start = start;
+        self
+    }
+
     /// Time since the operation started.
     pub fn elapsed(&self) -> Duration {
         lock(&self.state).start.elapsed()
@@ -169,6 +176,14 @@ impl<W: Write + Send + 'static> Progress<W> {
     pub fn step(&self, what: &str) {
         let mut s = lock(&self.state);
         s.line(what);
+        s.step = Some((what.to_string(), Instant::now()));
+    }
+
+    /// Reports `what` as running, as [`step`](Self::step) does, without
+    /// printing its line (the caller printed it).
+    pub fn running(&self, what: &str) {
+        let mut s = lock(&self.state);
+        s.last = Instant::now();
         s.step = Some((what.to_string(), Instant::now()));
     }
 
@@ -286,6 +301,31 @@ mod tests {
         let after_push = out.split("] push to reg\n").nth(1).unwrap();
         assert!(after_push.starts_with('['), "{out:?}");
         assert!(out.ends_with("] built\n"), "{out:?}");
+    }
+
+    #[test]
+    fn running_prints_no_line_of_its_own_and_ticks_on_the_callers_clock() {
+        let buf = Buf::default();
+        let start = Instant::now() - Duration::from_secs(100);
+        let ticks = Ticks {
+            after: MS(10),
+            live: MS(10),
+            plain: MS(100),
+        };
+        let p = Progress::with_ticks(buf.clone(), false, ticks).since(start);
+        p.running("migrate.sh in pod tb");
+        thread::sleep(MS(250));
+        drop(p);
+        let out = buf.text();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!((1..=3).contains(&lines.len()), "{out}");
+        for l in lines {
+            assert!(l.starts_with("[ 100."), "{out}");
+            assert!(
+                l.contains("] still running: migrate.sh in pod tb (0s so far)"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

@@ -7,11 +7,12 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use swh_deploy_charts::long_migrate::{long_migrate, LongMigrateRequest, LongMigrated};
+use swh_deploy_charts::long_migrate::{long_migrate, LongEvent, LongMigrateRequest, LongMigrated};
 use swh_deploy_charts::ChartsRepo;
 use swh_deploy_cluster::migrate::{migrate, MigrateRequest, TOOLBOX_SELECTOR};
 use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsReport, LabelsSet};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport, WaitOutcome};
+use swh_deploy_util::progress::Progress;
 
 use super::app::load_site;
 use crate::error::{CliError, CmdResult, Exit};
@@ -299,6 +300,7 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                     interval: *interval,
                     journal: journal.as_deref(),
                 };
+                let mut printer = EventPrinter::default();
                 let done = long_migrate(
                     &repo,
                     &dir,
@@ -314,13 +316,14 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                         )
                     },
                     &mut |ev| {
-                        if ev.is_diagnostic() {
-                            eprintln!("{ev}")
-                        } else {
-                            println!("{ev}")
-                        }
+                        let running = match ev {
+                            LongEvent::Migrate(m) => m.running(),
+                            _ => None,
+                        };
+                        printer.show(ev.is_diagnostic(), ev, running)
                     },
                 )?;
+                drop(printer);
                 if let LongMigrated::Done {
                     disabled, reverted, ..
                 } = done
@@ -341,19 +344,51 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                 timeout: *timeout,
                 journal: journal.as_deref(),
             };
+            let mut printer = EventPrinter::default();
             let done = migrate(
                 &req,
                 &mut |command, pod| *yes || ask(command, pod),
-                &mut |ev| {
-                    if ev.is_diagnostic() {
-                        eprintln!("{ev}")
-                    } else {
-                        println!("{ev}")
-                    }
-                },
+                &mut |ev| printer.show(ev.is_diagnostic(), ev, ev.running()),
             )?;
+            drop(printer);
             println!("{done}");
             Ok(Exit::Success)
+        }
+    }
+}
+
+/// Prints `cluster migrate`'s events as they come: output on stdout,
+/// diagnostics on stderr; while a script runs in the toolbox pod, a ticker
+/// on stderr (a live line on a terminal, a "still running" line per 30 s
+/// otherwise) until the next event.
+#[derive(Default)]
+struct EventPrinter {
+    ticker: Option<Progress<std::io::Stderr>>,
+}
+
+impl EventPrinter {
+    /// Prints `text` (on stderr when `diagnostic`); `running`: what now
+    /// runs and the clock of its progress lines.
+    fn show(
+        &mut self,
+        diagnostic: bool,
+        text: &dyn std::fmt::Display,
+        running: Option<(String, std::time::Instant)>,
+    ) {
+        use std::io::IsTerminal;
+        // Ends the last ticker (and clears its live line) first.
+        self.ticker = None;
+        if diagnostic {
+            eprintln!("{text}")
+        } else {
+            println!("{text}")
+        }
+        if let Some((what, since)) = running {
+            let stderr = std::io::stderr();
+            let tty = stderr.is_terminal();
+            let p = Progress::new(stderr, tty).since(since);
+            p.running(&what);
+            self.ticker = Some(p);
         }
     }
 }
