@@ -311,5 +311,21 @@ base_median=$(median "${times[$base]}")
     ratio=$(awk -v a="$m" -v b="$base_median" 'BEGIN{printf "%.2f", a/b}')
     printf '| %s | %s | %s | %s |\n' "$t" "$(sed 's/^ //; s/ /, /g' <<<"${times[$t]}")" "$m" "$ratio"
   done
+  # The packages' own time, which no tool goes below: clush's `apt-get
+  # update && dist-upgrade` commands alone (clush-upgrade.sh logs each),
+  # summed over the batches of a run.
+  floors=""
+  for f in "$work"/run-*-clush.log; do
+    [ -f "$f" ] || continue
+    s=$(awk '/: update \+ dist-upgrade [0-9.]+ s$/ { t += $(NF-1) } END { if (NR) printf "%.1f", t }' "$f")
+    [ -z "$s" ] || floors="$floors $s"
+  done
+  if [ -n "$floors" ]; then
+    floor=$(median "$floors")
+    echo
+    echo "Packages' floor: clush's \`apt-get update && dist-upgrade\` commands alone, summed over the"
+    echo "batches: $(sed 's/^ //; s/ /, /g' <<<"$floors") s (median $floor s; they include clush's own ssh"
+    echo "connections). The best any tool could do against clush's median here: $(awk -v a="$(median "${times[clush]}")" -v b="$floor" 'BEGIN{printf "%.2f", a/b}')x."
+  fi
 } | tee "$work/result.md"
 [ -z "$out" ] || cp "$work/result.md" "$out"
