@@ -401,9 +401,10 @@ pub(crate) fn journal(explicit: Option<&Path>) -> Vec<Check> {
             Check::fail(
                 "compensations",
                 format!(
-                    "{} pending on {hosts} ({}): puppet or cron may still be off",
+                    "{} pending on {hosts} ({}): {}",
                     p.len(),
-                    actions.into_iter().collect::<Vec<_>>().join(", ")
+                    actions.into_iter().collect::<Vec<_>>().join(", "),
+                    swh_deploy_upgrade::recover::pending_effects(&p).join("; ")
                 ),
                 "`swh-deploy recover` (puts the hosts back), then `swh-deploy resume RUN` if needed",
             )

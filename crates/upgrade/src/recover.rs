@@ -24,7 +24,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use swh_deploy_fleet::{CancelToken, Transport};
-use swh_deploy_journal::{Journal, Liveness, NewRun, Outcome, RunId, RunStatus, StepStatus};
+use swh_deploy_journal::{
+    Compensation, Journal, Liveness, NewRun, Outcome, RunId, RunStatus, StepStatus,
+    ELASTIC_ACTION_PREFIX,
+};
 use swh_deploy_nodeset::fold;
 use swh_deploy_site::Site;
 
@@ -309,6 +312,36 @@ pub fn force_takeover(
     }
 }
 
+/// What pending compensations leave undone, one phrase per kind, for the
+/// warnings of every command and `doctor`: cron or puppet on hosts for the
+/// static path's; for an elastic one (`elastic-revert:<commit>` on
+/// `charts:<branch>`, [`swh_deploy_journal::ELASTIC_ACTION_PREFIX`]), the
+/// commit disabling worker groups on that chart branch, not reverted yet.
+pub fn pending_effects(pending: &[Compensation]) -> Vec<String> {
+    let mut out = Vec::new();
+    if pending.iter().any(|c| !c.is_elastic()) {
+        out.push("puppet or cron may still be off".to_string());
+    }
+    let elastic: BTreeSet<(&str, &str)> = pending
+        .iter()
+        .filter(|c| c.is_elastic())
+        .map(|c| (c.host.as_str(), c.action.as_str()))
+        .collect();
+    for (target, action) in elastic {
+        out.push(elastic_effect(target, action));
+    }
+    out
+}
+
+/// The words for one elastic compensation `action` on `target`.
+fn elastic_effect(target: &str, action: &str) -> String {
+    let branch = target.strip_prefix("charts:").unwrap_or(target);
+    let commit = action.split_once(':').map_or(action, |(_, c)| c);
+    format!(
+        "the commit {commit} disabling worker groups on chart branch {branch} is not reverted yet"
+    )
+}
+
 /// The warning every command prints while compensations are pending, or
 /// `None`. Runs whose process died are marked interrupted first.
 pub fn pending_warning(journal: &mut Journal) -> Result<Option<String>, ExecError> {
@@ -324,24 +357,44 @@ pub fn pending_warning(journal: &mut Journal) -> Result<Option<String>, ExecErro
             .push(c.host.clone());
     }
     let mut out = String::new();
-    let mut dead = false;
+    let (mut dead_hosts, mut dead_elastic) = (false, false);
     for ((run, action), hosts) in by {
         let r = journal.run(run)?;
+        let elastic = action.starts_with(ELASTIC_ACTION_PREFIX);
         let state = if r.status == RunStatus::Running {
             format!("running, pid {} on {}", r.pid, r.hostname)
         } else {
-            dead = true;
+            if elastic {
+                dead_elastic = true;
+            } else {
+                dead_hosts = true;
+            }
             r.status.to_string()
         };
-        let _ = writeln!(
-            out,
-            "warning: compensation {action} pending on {} (run {run}, {state})",
-            fold(&hosts)
-        );
+        if elastic {
+            for target in &hosts {
+                let _ = writeln!(
+                    out,
+                    "warning: {} (compensation {action}, run {run}, {state})",
+                    elastic_effect(target, &action)
+                );
+            }
+        } else {
+            let _ = writeln!(
+                out,
+                "warning: compensation {action} pending on {} (run {run}, {state})",
+                fold(&hosts)
+            );
+        }
     }
-    if dead {
+    if dead_hosts {
         out.push_str(
             "warning: cron may be stopped and puppet disabled there: run `swh-deploy recover`\n",
+        );
+    }
+    if dead_elastic {
+        out.push_str(
+            "warning: worker groups stay disabled until that commit is reverted: run `swh-deploy recover` (it pushes the revert)\n",
         );
     }
     Ok(Some(out))
@@ -431,4 +484,62 @@ pub fn render_reports(reports: &[RecoverReport]) -> String {
         out.push_str("nothing to recover: no pending compensation\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_elastic_compensation_is_worded_as_a_chart_commit_not_cron_or_puppet() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+        let new = |mode: &str| NewRun {
+            command_line: vec!["swh-deploy".into(), mode.into()],
+            mode: mode.into(),
+            parameters: serde_json::json!({}),
+        };
+        let elastic = journal.start_run(&new("cluster-migrate")).unwrap();
+        journal
+            .add_compensation(elastic, "charts:production", "elastic-revert:0123abcd")
+            .unwrap();
+        journal.end_run(elastic, RunStatus::Interrupted).unwrap();
+        let text = pending_warning(&mut journal).unwrap().unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "warning: the commit 0123abcd disabling worker groups on chart branch production \
+                 is not reverted yet (compensation elastic-revert:0123abcd, run {elastic}, \
+                 interrupted)\n\
+                 warning: worker groups stay disabled until that commit is reverted: run \
+                 `swh-deploy recover` (it pushes the revert)\n"
+            )
+        );
+        assert!(!text.contains("cron") && !text.contains("puppet"), "{text}");
+
+        // Beside a static one, each is worded for what it is.
+        let upgrade = journal.start_run(&new("long-standing")).unwrap();
+        for host in ["host1", "host2"] {
+            journal
+                .add_compensation(upgrade, host, "start-cron")
+                .unwrap();
+        }
+        journal.end_run(upgrade, RunStatus::Interrupted).unwrap();
+        let text = pending_warning(&mut journal).unwrap().unwrap();
+        assert!(text.contains(&format!(
+            "warning: compensation start-cron pending on host[1-2] (run {upgrade}, interrupted)\n"
+        )));
+        assert!(text.contains("cron may be stopped and puppet disabled there"));
+        assert!(text.contains("chart branch production is not reverted yet"));
+        let pending = journal.pending_compensations(None).unwrap();
+        assert_eq!(
+            pending_effects(&pending),
+            [
+                "puppet or cron may still be off",
+                "the commit 0123abcd disabling worker groups on chart branch production is not \
+                 reverted yet"
+            ]
+        );
+        assert!(pending_effects(&[]).is_empty());
+    }
 }

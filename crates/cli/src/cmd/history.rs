@@ -103,9 +103,10 @@ pub fn warn_pending(journal: &Journal) -> Result<usize, swh_deploy_journal::Jour
         runs.dedup();
         let hosts = fold(pending.iter().map(|c| c.host.as_str()));
         eprintln!(
-            "swh-deploy: warning: {} compensation(s) pending on {hosts} (run(s) {}): puppet or cron may still be off; run `swh-deploy recover`",
+            "swh-deploy: warning: {} compensation(s) pending on {hosts} (run(s) {}): {}; run `swh-deploy recover`",
             pending.len(),
-            runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+            runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
+            swh_deploy_upgrade::recover::pending_effects(&pending).join("; ")
         );
     }
     Ok(pending.len())
