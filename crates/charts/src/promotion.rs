@@ -11,7 +11,7 @@ use crate::image_check::{check_images, ImageCheck};
 use crate::{ChartsRepo, Env, Error, PromoteOutcome, VersionChange};
 use std::fmt;
 use std::path::Path;
-use swh_deploy_cluster::gate::{promotion_gate, GateRefusal, PromotionGate};
+use swh_deploy_cluster::gate::{promotion_gate, GateRefusal, GateWait, PromotionGate};
 use swh_deploy_cluster::grafana::{annotate_deployment, Annotated, Annotation};
 use swh_deploy_journal::{JournalError, Recorder};
 use swh_deploy_site::Site;
@@ -27,6 +27,9 @@ pub struct PromoteRequest<'a> {
     pub dry_run: bool,
     /// Skip the Argo CD gate (recorded in the journal).
     pub no_gate: bool,
+    /// Wait for the gate to open, bounded (`None`: check it once and
+    /// refuse at once when closed).
+    pub wait_gate: Option<GateWait>,
     /// The GitLab token for the next-version merge request lookup
     /// (`$GITLAB_TOKEN`), sent as `PRIVATE-TOKEN`, never shown.
     pub gitlab_token: Option<&'a str>,
@@ -60,6 +63,9 @@ pub enum PromoteEvent<'a> {
     DryRun,
     /// The next-version Application named by the open merge request.
     NextVersion(&'a NextVersionApp),
+    /// Waiting for the gate (stderr): what is awaited, then a
+    /// `[  12.3s] STATE` line per change of state.
+    GateProgress(&'a str),
     /// The gate passed.
     Gate(&'a PromotionGate),
     /// Pushed: the target's new head.
@@ -76,7 +82,10 @@ pub enum PromoteEvent<'a> {
 impl PromoteEvent<'_> {
     /// Whether the event is a diagnostic (stderr) rather than output.
     pub fn is_diagnostic(&self) -> bool {
-        matches!(self, PromoteEvent::Annotation(_))
+        matches!(
+            self,
+            PromoteEvent::Annotation(_) | PromoteEvent::GateProgress(_)
+        )
     }
 }
 
@@ -149,6 +158,7 @@ impl fmt::Display for PromoteEvent<'_> {
             }
             PromoteEvent::DryRun => f.write_str("dry run: nothing pushed"),
             PromoteEvent::NextVersion(app) => write!(f, "{app}"),
+            PromoteEvent::GateProgress(line) => f.write_str(line),
             PromoteEvent::Gate(g) => write!(f, "{g}"),
             PromoteEvent::Promoted { to, head } => write!(f, "{to} is now at {head}"),
             PromoteEvent::Annotation(a) => write!(f, "{a}"),
@@ -303,7 +313,14 @@ pub fn promote(
         on(&PromoteEvent::NextVersion(app));
     }
     let gate_site = resolved.as_ref().map(|a| &a.site).or(site);
-    let gate = match promotion_gate(gate_site, plan.from.branch(), &head, req.no_gate) {
+    let gate = match promotion_gate(
+        gate_site,
+        plan.from.branch(),
+        &head,
+        req.no_gate,
+        req.wait_gate.as_ref(),
+        &mut |line| on(&PromoteEvent::GateProgress(line)),
+    ) {
         Ok(g) => g,
         Err(refusal) => {
             let Some(r) = &plan.rebase else {

@@ -432,29 +432,61 @@ fn promote_is_gated_on_the_source_environment_being_live() {
         "{err}"
     );
     assert!(err.contains("--no-gate"), "{err}");
+    // Waiting for the gate does not wait for a Degraded source: refused at
+    // once, after saying what it awaited and what it saw.
+    let t = std::time::Instant::now();
+    let o = bed.run(&[
+        "chart",
+        "promote",
+        "production",
+        "--wait-gate=60s",
+        "--interval",
+        "50ms",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 1, "{out}\n{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "{err}");
+    assert!(
+        err.contains("gate: waiting until the environment of staging is live at ")
+            && err.contains("(at most 60s, polled every 50ms)"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with('[')
+            && l.contains("s] staging (archive-staging-rke2-swh) is not live")),
+        "{err}"
+    );
+    assert!(
+        err.contains("refusing to promote from staging") && err.contains("Degraded"),
+        "{err}"
+    );
     assert_eq!(
         bed.head("production"),
         prod_before,
         "production moved although the gate refused"
     );
 
-    // The fix reaches staging and is live: the promotion goes through.
+    // The fix reaches staging: `--wait-gate` waits until it is live, then
+    // promotes; plain progress lines (stderr is not a terminal).
     bed.standin.set_faults(Faults::default());
     let good = bed.push("staging", "20250400.2");
     assert_ne!(good, bad);
     let o = bed.run(&[
-        "cluster",
-        "wait",
-        "staging",
+        "chart",
+        "promote",
+        "production",
+        "--wait-gate=30s",
         "--interval",
         "50ms",
-        "--timeout",
-        "30s",
     ]);
-    assert_eq!(code(&o), 0, "{:?}", text(&o));
-    let o = bed.run(&["chart", "promote", "production"]);
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    assert!(
+        err.lines().any(|l| l.starts_with('[')
+            && l.contains("s] staging (archive-staging-rke2-swh) is live at ")),
+        "{err}"
+    );
     assert!(
         out.contains("gate: staging (archive-staging-rke2-swh) is live at"),
         "{out}"
@@ -477,6 +509,11 @@ fn promote_is_gated_on_the_source_environment_being_live() {
         "{:?}",
         text(&o)
     );
+
+    // --wait-gate and --no-gate contradict each other: refused.
+    let o = bed.run(&["chart", "promote", "production", "--no-gate", "--wait-gate"]);
+    assert_ne!(code(&o), 0, "{:?}", text(&o));
+    assert!(text(&o).1.contains("--wait-gate"), "{:?}", text(&o));
 
     // --no-gate promotes a staging that is not live, and says so in the journal.
     bed.standin.set_faults(Faults {

@@ -2,9 +2,17 @@
 //! the environment it promotes from must be live (Argo CD) at its branch
 //! head.
 
+//!
+//! By default the gate is checked **once**: a promotion is refused when the
+//! source is not live now (the sysadmin waits with `cluster wait` and runs
+//! it again). `chart promote --wait-gate[=TIMEOUT]` polls it instead
+//! ([`wait_promote_gate`]) with the same progress lines as `cluster wait`.
+
 use crate::argocd::{short, ArgoCd};
 use crate::Error;
+use std::time::{Duration, Instant};
 use swh_deploy_site::{Environment, Site};
+use swh_deploy_util::progress::elapsed_prefix;
 
 /// The gate's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,44 +47,124 @@ pub fn promote_gate(
     source_branch: &str,
     revision: &str,
 ) -> Result<GateOutcome, Error> {
+    gate_state(site, source_branch, revision).map(|(o, _)| o)
+}
+
+/// How long [`wait_promote_gate`] waits, and how often it asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateWait {
+    /// Give up (refuse) after this long.
+    pub timeout: Duration,
+    /// Time between polls.
+    pub interval: Duration,
+}
+
+/// [`promote_gate`] polled every `wait.interval` until it is open or
+/// skipped, the source failed at `revision` (a failed sync operation,
+/// Degraded: closed at once), or `wait.timeout` passed (closed, with the
+/// last state). `progress` gets `[  12.3s] STATE` on the first poll and
+/// each time the state changes. Unreachable Argo CD is retried until the
+/// timeout; other errors end the wait.
+pub fn wait_promote_gate(
+    site: Option<&Site>,
+    source_branch: &str,
+    revision: &str,
+    wait: &GateWait,
+    progress: &mut dyn FnMut(&str),
+) -> Result<GateOutcome, Error> {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        let (outcome, failed) = match gate_state(site, source_branch, revision) {
+            Ok(s) => s,
+            Err(Error::Transport { url, message }) => (
+                GateOutcome::Closed(format!("{url}: {message} (retrying)")),
+                false,
+            ),
+            Err(e) => return Err(e),
+        };
+        let line = match &outcome {
+            GateOutcome::Skipped(_) => return Ok(outcome),
+            GateOutcome::Open(m) | GateOutcome::Closed(m) => m.clone(),
+        };
+        if last.as_ref() != Some(&line) {
+            progress(&format!("{} {line}", elapsed_prefix(start.elapsed())));
+            last = Some(line);
+        }
+        let GateOutcome::Closed(why) = outcome else {
+            return Ok(outcome);
+        };
+        let elapsed = start.elapsed();
+        if failed {
+            return Ok(GateOutcome::Closed(why));
+        }
+        if elapsed >= wait.timeout {
+            return Ok(GateOutcome::Closed(format!(
+                "{why} (still, after waiting {:?})",
+                wait.timeout
+            )));
+        }
+        std::thread::sleep(wait.interval.min(wait.timeout - elapsed));
+    }
+}
+
+/// The gate's state, and whether the source failed at `revision`.
+fn gate_state(
+    site: Option<&Site>,
+    source_branch: &str,
+    revision: &str,
+) -> Result<(GateOutcome, bool), Error> {
     let Some(site) = site else {
-        return Ok(GateOutcome::Skipped(
-            "no site file, so no [argocd] to ask".into(),
+        return Ok((
+            GateOutcome::Skipped("no site file, so no [argocd] to ask".into()),
+            false,
         ));
     };
     let Some(env) = environment_of_branch(site, source_branch) else {
-        return Ok(GateOutcome::Skipped(format!(
-            "no environment of {} deploys branch {source_branch}",
-            site.path.display()
-        )));
+        return Ok((
+            GateOutcome::Skipped(format!(
+                "no environment of {} deploys branch {source_branch}",
+                site.path.display()
+            )),
+            false,
+        ));
     };
     let Some(app_name) = env.argocd_application.as_deref() else {
-        return Ok(GateOutcome::Skipped(format!(
-            "environment {} has no argocd_application",
-            env.name
-        )));
+        return Ok((
+            GateOutcome::Skipped(format!(
+                "environment {} has no argocd_application",
+                env.name
+            )),
+            false,
+        ));
     };
     let Some(argocd) = ArgoCd::from_site(site)? else {
-        return Ok(GateOutcome::Skipped(format!(
-            "no [argocd] in {}",
-            site.path.display()
-        )));
+        return Ok((
+            GateOutcome::Skipped(format!("no [argocd] in {}", site.path.display())),
+            false,
+        ));
     };
     let app = argocd.application(app_name, true)?;
     if app.is_live_at(revision) {
-        Ok(GateOutcome::Open(format!(
-            "{} ({app_name}) is live at {}: {}",
-            env.name,
-            short(revision),
-            app.describe()
-        )))
+        Ok((
+            GateOutcome::Open(format!(
+                "{} ({app_name}) is live at {}: {}",
+                env.name,
+                short(revision),
+                app.describe()
+            )),
+            false,
+        ))
     } else {
-        Ok(GateOutcome::Closed(format!(
-            "{} ({app_name}) is not live at {source_branch}'s head {}: {}",
-            env.name,
-            short(revision),
-            app.describe()
-        )))
+        Ok((
+            GateOutcome::Closed(format!(
+                "{} ({app_name}) is not live at {source_branch}'s head {}: {}",
+                env.name,
+                short(revision),
+                app.describe()
+            )),
+            app.failure_at(revision).is_some(),
+        ))
     }
 }
 
@@ -149,19 +237,35 @@ impl GateRefusal {
 }
 
 /// The gate of `chart promote` (see [`promote_gate`]), unless `no_gate`:
-/// `Ok` to go on, `Err` to refuse.
+/// `Ok` to go on, `Err` to refuse. With `wait`, polled until open (see
+/// [`wait_promote_gate`]; `progress` gets its lines, after one saying what
+/// is awaited); without, checked once.
 pub fn promotion_gate(
     site: Option<&Site>,
     source_branch: &str,
     revision: &str,
     no_gate: bool,
+    wait: Option<&GateWait>,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<PromotionGate, GateRefusal> {
     if no_gate {
         return Ok(PromotionGate::NotChecked {
             source_branch: source_branch.to_string(),
         });
     }
-    match promote_gate(site, source_branch, revision) {
+    let outcome = match wait {
+        None => promote_gate(site, source_branch, revision),
+        Some(w) => {
+            progress(&format!(
+                "gate: waiting until the environment of {source_branch} is live at {} (at most {:?}, polled every {:?})",
+                short(revision),
+                w.timeout,
+                w.interval
+            ));
+            wait_promote_gate(site, source_branch, revision, w, progress)
+        }
+    };
+    match outcome {
         Ok(GateOutcome::Open(m)) => Ok(PromotionGate::Open(m)),
         Ok(GateOutcome::Skipped(m)) => Ok(PromotionGate::Skipped(m)),
         Ok(GateOutcome::Closed(why)) => Err(GateRefusal::Closed {
@@ -181,7 +285,7 @@ mod tests {
 
     #[test]
     fn no_gate_passes_without_a_site_and_says_so() {
-        let g = promotion_gate(None, "staging", "abc", true).unwrap();
+        let g = promotion_gate(None, "staging", "abc", true, None, &mut |_| {}).unwrap();
         assert_eq!(
             g.to_string(),
             "gate: skipped (--no-gate): staging is not checked in Argo CD"
@@ -191,7 +295,7 @@ mod tests {
 
     #[test]
     fn without_a_site_the_gate_is_skipped_not_refused() {
-        let g = promotion_gate(None, "staging", "abc", false).unwrap();
+        let g = promotion_gate(None, "staging", "abc", false, None, &mut |_| {}).unwrap();
         assert_eq!(
             g.to_string(),
             "gate: skipped: no site file, so no [argocd] to ask"

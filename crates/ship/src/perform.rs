@@ -490,6 +490,7 @@ fn promote(ship: &Ship, env: Env, report: &mut dyn Reporter) -> Result<Evidence,
         env,
         dry_run: false,
         no_gate: false,
+        wait_gate: None,
         gitlab_token: ship.options.gitlab_token.as_deref(),
         journal: ship.options.journal.as_deref(),
     };

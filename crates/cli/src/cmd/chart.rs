@@ -3,10 +3,12 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 use swh_deploy_charts::bump_run::bump_journaled;
 use swh_deploy_charts::image_check::check_branches;
 use swh_deploy_charts::values::parse_bumps;
 use swh_deploy_charts::{BumpRequest, ChartsRepo, Env, PromoteRequest, Promoted};
+use swh_deploy_cluster::gate::GateWait;
 
 use super::app::load_site;
 use crate::error::{CliError, CmdResult, Exit};
@@ -99,6 +101,22 @@ enum ChartCommand {
         /// is not live and healthy at its head (recorded in the journal).
         #[arg(long)]
         no_gate: bool,
+        /// Wait up to TIMEOUT (default 15m) for the source environment to
+        /// be live at its head instead of refusing at once (the gate is
+        /// checked once without it); progress on stderr.
+        #[arg(
+            long,
+            value_name = "TIMEOUT",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "15m",
+            conflicts_with = "no_gate",
+            value_parser = swh_deploy_util::duration::parse
+        )]
+        wait_gate: Option<Duration>,
+        /// With --wait-gate: time between polls (default 5s).
+        #[arg(long, requires = "wait_gate", value_parser = swh_deploy_util::duration::parse)]
+        interval: Option<Duration>,
     },
     /// Roll an environment back: a revert commit on its chart branch
     /// (never a force-push), pushed, then the Argo CD wait.
@@ -193,6 +211,8 @@ fn run_inner(args: ChartArgs) -> CmdResult {
             target,
             dry_run,
             no_gate,
+            wait_gate,
+            interval,
         } => {
             let req = PromoteRequest {
                 site,
@@ -202,6 +222,10 @@ fn run_inner(args: ChartArgs) -> CmdResult {
                 },
                 dry_run,
                 no_gate,
+                wait_gate: wait_gate.map(|timeout| GateWait {
+                    timeout,
+                    interval: interval.unwrap_or(Duration::from_secs(5)),
+                }),
                 gitlab_token: settings.gitlab_token.as_deref(),
                 journal: settings.journal.as_deref(),
             };
