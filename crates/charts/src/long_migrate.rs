@@ -842,24 +842,84 @@ pub struct RevertRecovered {
     pub detail: String,
     /// Whether it is done now.
     pub done: bool,
+    /// The wait for Argo CD after the revert.
+    pub waited: Waited,
+}
+
+/// How [`recover_reverts`] waited for Argo CD after a revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    /// No revert to wait for (never pushed, or nothing done).
+    Nothing,
+    /// Live again: the wait's final line.
+    Live(String),
+    /// Not live: the wait's final line; whether the timeout passed.
+    NotLive {
+        /// The wait's final line.
+        report: String,
+        /// The timeout passed first.
+        timed_out: bool,
+    },
+    /// The revert is on the branch, but Argo CD could not be waited for.
+    NotWaited {
+        /// The environment to wait for (`ENV` when the run did not record it).
+        env: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl RevertRecovered {
+    /// The exit code it means: 0 done (and live, or not waitable), 6 the
+    /// wait timed out, else 1.
+    pub fn exit(&self) -> Exit {
+        match &self.waited {
+            _ if !self.done => Exit::Failed,
+            Waited::NotLive {
+                timed_out: true, ..
+            } => Exit::Timeout,
+            Waited::NotLive { .. } => Exit::Failed,
+            _ => Exit::Success,
+        }
+    }
 }
 
 impl fmt::Display for RevertRecovered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.done {
-            write!(
-                f,
-                "  done     elastic-revert {} (run {}): {}",
-                self.target, self.run, self.detail
-            )
-        } else {
-            write!(
+        if !self.done {
+            return write!(
                 f,
                 "  FAILED   elastic-revert {} (run {}): {}; still pending, run `swh-deploy recover` again",
                 self.target, self.run, self.detail
-            )
+            );
+        }
+        write!(
+            f,
+            "  done     elastic-revert {} (run {}): {}",
+            self.target, self.run, self.detail
+        )?;
+        match &self.waited {
+            Waited::Nothing => Ok(()),
+            Waited::Live(line) => write!(f, "\n           {line}"),
+            Waited::NotLive { report, .. } => write!(f, "\n  NOT LIVE {report}"),
+            Waited::NotWaited { env, why } => write!(
+                f,
+                "\n           the revert is pushed, but Argo CD was not waited for ({why}): \
+                 run `swh-deploy cluster wait {env}`"
+            ),
         }
     }
+}
+
+/// How [`recover_reverts`] waits for Argo CD after a revert, as `cluster
+/// wait` does.
+pub struct RecoverWait<'a> {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Time between polls.
+    pub interval: Duration,
+    /// Gets each progress event of the wait.
+    pub progress: &'a mut dyn FnMut(&WaitEvent),
 }
 
 /// `swh-deploy recover`'s elastic part: for each pending
@@ -867,11 +927,14 @@ impl fmt::Display for RevertRecovered {
 /// all), reverts the commit on its branch (the run's charts checkout) when
 /// it is there and not reverted yet, pushes, and marks the compensation
 /// done; when it was never pushed or is already reverted, just marks it
-/// done. Live runs are left alone. Returns what was done, and the runs
-/// left to their live process.
+/// done. After a revert (made now or by the dead run), waits until the
+/// run's environment is live again with `wait` (the run's site file);
+/// when that cannot be done, says so. Live runs are left alone. Returns
+/// what was done, and the runs left to their live process.
 pub fn recover_reverts(
     journal: &mut Journal,
     only: Option<i64>,
+    wait: &mut RecoverWait<'_>,
 ) -> Result<(Vec<RevertRecovered>, Vec<i64>), JournalError> {
     journal.reap_dead_runs()?;
     let mut done = Vec::new();
@@ -889,37 +952,51 @@ pub fn recover_reverts(
         }
         let branch = target_branch(&c);
         let dir = run.parameters["charts_dir"].as_str().map(PathBuf::from);
-        let outcome = (|| -> Result<String, Error> {
-            let dir = dir.ok_or_else(|| {
+        // What was done, and the revision to wait for (None: the branch
+        // head) when there is a revert to wait for.
+        let outcome = (|| -> Result<(String, Option<Option<String>>), Error> {
+            let dir = dir.as_ref().ok_or_else(|| {
                 Error::Input(format!("run {} recorded no charts checkout", run.id))
             })?;
-            let repo = ChartsRepo::open(&dir)?;
+            let repo = ChartsRepo::open(dir)?;
             Ok(match repo.revert_state(commit, branch)? {
-                RevertState::NotPushed => format!(
-                    "{} never reached {branch}: nothing to revert",
-                    short(commit)
+                RevertState::NotPushed => (
+                    format!(
+                        "{} never reached {branch}: nothing to revert",
+                        short(commit)
+                    ),
+                    None,
                 ),
-                RevertState::Reverted(r) => {
-                    format!("{} already reverted by {}", short(commit), short(&r))
-                }
+                RevertState::Reverted(r) => (
+                    format!("{} already reverted by {}", short(commit), short(&r)),
+                    Some(None),
+                ),
                 RevertState::ToRevert { .. } => {
                     let r = repo.push_revert(commit, branch)?;
-                    format!(
-                        "reverted {} on {branch}: {branch} is now at {r}",
-                        short(commit)
+                    (
+                        format!(
+                            "reverted {} on {branch}: {branch} is now at {r}",
+                            short(commit)
+                        ),
+                        Some(Some(r)),
                     )
                 }
             })
         })();
         match outcome {
-            Ok(detail) => {
+            Ok((detail, revision)) => {
                 journal.complete_compensation(c.id)?;
+                let waited = match revision {
+                    None => Waited::Nothing,
+                    Some(rev) => wait_after_revert(&run.parameters, dir.as_deref(), rev, wait),
+                };
                 done.push(RevertRecovered {
                     id: c.id,
                     run: c.run,
                     target: c.host.clone(),
                     detail,
                     done: true,
+                    waited,
                 });
             }
             Err(e) => done.push(RevertRecovered {
@@ -928,10 +1005,58 @@ pub fn recover_reverts(
                 target: c.host.clone(),
                 detail: e.to_string(),
                 done: false,
+                waited: Waited::Nothing,
             }),
         }
     }
     Ok((done, live))
+}
+
+/// Waits until the environment the run recorded (`parameters`: `env`,
+/// `site`) is live at `revision` (None: its chart branch's head on the
+/// remote of `charts_dir`).
+fn wait_after_revert(
+    parameters: &serde_json::Value,
+    charts_dir: Option<&Path>,
+    revision: Option<String>,
+    wait: &mut RecoverWait<'_>,
+) -> Waited {
+    let Some(env) = parameters["env"].as_str() else {
+        return Waited::NotWaited {
+            env: "ENV".into(),
+            why: "the run recorded no environment".into(),
+        };
+    };
+    let not_waited = |why: String| Waited::NotWaited {
+        env: env.to_string(),
+        why,
+    };
+    let Some(path) = parameters["site"].as_str() else {
+        return not_waited("the run recorded no site file".into());
+    };
+    let site = match Site::load(Path::new(path)) {
+        Ok(s) => s,
+        Err(e) => return not_waited(e.to_string()),
+    };
+    let report = wait_environment(
+        &EnvWait {
+            site: &site,
+            env,
+            revision: revision.as_deref(),
+            charts_dir,
+            timeout: wait.timeout,
+            interval: wait.interval,
+        },
+        wait.progress,
+    );
+    match report {
+        Ok(r) if r.is_live() => Waited::Live(r.to_string()),
+        Ok(r) => Waited::NotLive {
+            report: r.to_string(),
+            timed_out: r.timed_out(),
+        },
+        Err(e) => not_waited(e.to_string()),
+    }
 }
 
 /// The branch of a `charts:<branch>` compensation target.

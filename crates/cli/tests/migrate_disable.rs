@@ -281,8 +281,10 @@ fn killed_between_the_disabling_push_and_the_revert_recover_reverts_once() {
         assert_eq!(p[0].action, format!("elastic-revert:{disabled}"));
     }
     bed.standin.set_faults(Faults::default());
+    // The loaders are down while their group is off.
+    bed.wait_replicas(&["loader-git", "lister"], &[0, 2]);
 
-    let o = bed.run(&["recover"]);
+    let o = bed.run(&["recover", "--interval", "100ms", "--timeout", "60s"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(
         out(&o).contains(&format!(
@@ -300,7 +302,15 @@ fn killed_between_the_disabling_push_and_the_revert_recover_reverts_once() {
         .pending_compensations(None)
         .unwrap()
         .is_empty());
-    bed.wait_replicas(&["loader-git"], &[2]);
+    // recover waited for Argo CD, as `cluster wait` does: the groups are
+    // back to their replicas when it returns, not later.
+    assert!(
+        out(&o).contains(&format!("staging is live at {}", &reverted[..12])),
+        "{}",
+        out(&o)
+    );
+    assert!(err(&o).contains("s] staging: "), "{}", err(&o));
+    assert_eq!(bed.replicas(&["loader-git", "lister"]), [2, 2]);
 
     // Again: nothing to do, nothing pushed.
     let o = bed.run(&["recover"]);
@@ -358,6 +368,16 @@ fn recover_marks_done_a_commit_never_pushed_or_already_reverted() {
     );
     assert!(
         out(&o).contains(&format!("{} already reverted by ", &pushed[..12])),
+        "{}",
+        out(&o)
+    );
+    // That run recorded neither environment nor site: recover says plainly
+    // that the revert is there and the wait is left to the admin.
+    assert!(
+        out(&o).contains(
+            "the revert is pushed, but Argo CD was not waited for (the run recorded no \
+             environment): run `swh-deploy cluster wait ENV`"
+        ),
         "{}",
         out(&o)
     );

@@ -5,7 +5,8 @@
 use crate::error::{CmdResult, Exit};
 use clap::Args;
 use std::path::PathBuf;
-use swh_deploy_charts::long_migrate::recover_reverts;
+use std::time::Duration;
+use swh_deploy_charts::long_migrate::{recover_reverts, RecoverWait, RevertRecovered};
 use swh_deploy_journal::Journal;
 use swh_deploy_upgrade::recover::{recover_pending, render_reports, RecoverReport};
 
@@ -15,7 +16,10 @@ use swh_deploy_upgrade::recover::{recover_pending, render_reports, RecoverReport
 `cluster migrate --disable` journals the revert of its commit turning worker
 groups off (elastic-revert): `recover` makes that revert (git revert, pushed,
 never forced) when the commit is on the branch and not reverted yet, else
-just marks it done.
+just marks it done. After a revert (its own or the dead run's) it waits,
+as `cluster wait` does (progress on stderr, bounded by --timeout), until
+the run's environment is live again; when the run's site file or Argo CD
+cannot be used for that, it says so: then run `swh-deploy cluster wait ENV`.
 
 A long-standing upgrade stops cron and disables puppet on its hosts. It
 records in the journal, before each of these, the compensation that undoes
@@ -39,7 +43,9 @@ and journal entry).
 The hosts are reached with the [ssh] settings of --site, else of the site
 file recorded with the run.
 
-Exit status: 0 nothing left pending, 1 some compensation failed or bad input.")]
+Exit status: 0 nothing left pending, 1 some compensation failed, an
+environment failed after a chart revert, or bad input, 6 an environment
+was not live after a chart revert before --timeout.")]
 pub struct RecoverArgs {
     /// Only the compensations of this run.
     #[arg(value_name = "RUN")]
@@ -59,6 +65,13 @@ pub struct RecoverArgs {
     /// marked interrupted (with a journal entry) and recovered.
     #[arg(long, requires = "run")]
     force: bool,
+    /// After a chart revert: give up waiting for Argo CD after this long
+    /// (e.g. 15m, 90s).
+    #[arg(long, default_value = "15m", value_parser = swh_deploy_util::duration::parse)]
+    timeout: Duration,
+    /// After a chart revert: time between polls.
+    #[arg(long, default_value = "5s", value_parser = swh_deploy_util::duration::parse)]
+    interval: Duration,
 }
 
 /// Runs `swh-deploy recover`.
@@ -68,7 +81,15 @@ pub fn run(args: RecoverArgs) -> CmdResult {
     let argv: Vec<String> = std::env::args().collect();
     // The elastic path's compensations (chart commits to revert) first:
     // the static path's recovery leaves them alone.
-    let (reverts, live) = recover_reverts(&mut journal, args.run)?;
+    let (reverts, live) = recover_reverts(
+        &mut journal,
+        args.run,
+        &mut RecoverWait {
+            timeout: args.timeout,
+            interval: args.interval,
+            progress: &mut |ev| eprintln!("{ev}"),
+        },
+    )?;
     let reports = recover_pending(
         &mut journal,
         args.run,
@@ -98,11 +119,13 @@ pub fn run(args: RecoverArgs) -> CmdResult {
         }
         print!("{elastic}");
     }
-    Ok(
-        if reports.iter().all(RecoverReport::complete) && reverts.iter().all(|r| r.done) {
-            Exit::Success
-        } else {
-            Exit::Failed
-        },
-    )
+    let elastic_exit = reverts
+        .iter()
+        .map(RevertRecovered::exit)
+        .find(|e| *e != Exit::Success);
+    Ok(if !reports.iter().all(RecoverReport::complete) {
+        Exit::Failed
+    } else {
+        elastic_exit.unwrap_or(Exit::Success)
+    })
 }
