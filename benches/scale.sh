@@ -12,7 +12,7 @@
 #   EXEC_SIZES="1 1000" SSH_SIZES="1 200" benches/scale.sh   # smaller
 #   SSH_SIZES="1 1000 10000" benches/scale.sh  # ssh at 10,000 too (long: minutes)
 #   REUSE_MAX=1000 (default): above this many hosts, only fresh connections
-#   are measured (10,000 masters would hold ~36 GiB of RSS on a 24 GiB machine)
+#   are measured (10,000 masters: ~13 GiB PSS, 36 GiB RSS, on a 24 GiB machine)
 #   SWH_DEPLOY=path TESTBED=path benches/scale.sh  # given binaries, no build
 #
 # Bounded: every measured command is killed after LIMIT seconds (default
@@ -121,7 +121,7 @@ if [ -n "$SSH_SIZES" ]; then
     measure "ssh, fresh (--no-reuse), \`echo ok\`, -b" "$n" "$tb" --name "$name" exec -- \
       "$sd" run -F "$cfg" --no-reuse -f "$FANOUT" -b -w "host[1-$n]" 'echo ok'
     if [ "$n" -gt "$REUSE_MAX" ]; then
-      echo "| (reuse not measured at $n hosts: above REUSE_MAX=$REUSE_MAX, the masters would not fit in memory) | | | | | | | | | | |"
+      echo "| (reuse not measured at $n hosts, above REUSE_MAX=$REUSE_MAX: one ssh master per host; see the masters' memory at the smaller sizes) | | | | | | | | | | |"
       continue
     fi
     measure "ssh, reuse: opening the masters" "$n" "$tb" --name "$name" exec -- \
