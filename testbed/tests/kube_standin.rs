@@ -95,6 +95,27 @@ impl Bed {
     fn json(&self, args: &[&str]) -> Value {
         kubectl_json(self.tmp.path(), &self.kc, args)
     }
+    /// `spec.replicas` of staging's worker deployments loader-git and
+    /// lister.
+    fn worker_replicas(&self) -> (u64, u64) {
+        let replicas = |name: &str| {
+            self.json(&["get", "deployment", name, "-n", "swh", "-o", "json"])["spec"]["replicas"]
+                .as_u64()
+                .unwrap()
+        };
+        (replicas("loader-git"), replicas("lister"))
+    }
+    /// [`push_file`] on staging; the new head.
+    fn push_staging(&self, path: &str, text: Option<&str>) -> String {
+        let work = self.tmp.path().join("work");
+        push_file(&self.remotes, &work, "staging", path, text)
+    }
+    /// [`Bed::push_staging`], then waits until staging's application synced
+    /// it.
+    fn push_synced(&self, path: &str, text: Option<&str>) {
+        let rev = self.push_staging(path, text);
+        wait_synced(&self.standin, "archive-staging-rke2-swh", &rev);
+    }
     fn run(&self, args: &[&str]) -> Output {
         kubectl(self.tmp.path(), &self.kc, args)
     }
@@ -1052,22 +1073,12 @@ fn push_file(
 #[test]
 fn disabled_worker_deployments_are_scaled_down_by_the_sync_and_back() {
     let bed = Bed::new();
-    let replicas = |name: &str| {
-        bed.json(&["get", "deployment", name, "-n", "swh", "-o", "json"])["spec"]["replicas"]
-            .as_u64()
-            .unwrap()
-    };
-    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
-    let work = bed.tmp.path().join("work");
-    let off = push_file(
-        &bed.remotes,
-        &work,
-        "staging",
+    assert_eq!(bed.worker_replicas(), (2, 2));
+    bed.push_synced(
         "swh/values/staging/default.yaml",
         Some("loaders:\n  enabled: true\n  deployments:\n    git:\n      enabled: false\n"),
     );
-    wait_synced(&bed.standin, "archive-staging-rke2-swh", &off);
-    assert_eq!((replicas("loader-git"), replicas("lister")), (0, 2));
+    assert_eq!(bed.worker_replicas(), (0, 2));
     // kubectl sees the rollout of 0 replicas complete.
     let o = bed.ok(&[
         "rollout",
@@ -1079,15 +1090,11 @@ fn disabled_worker_deployments_are_scaled_down_by_the_sync_and_back() {
     ]);
     assert!(o.contains("successfully rolled out"), "{o}");
     // A whole group off, in the environment-independent file.
-    let group = push_file(
-        &bed.remotes,
-        &work,
-        "staging",
+    bed.push_synced(
         "swh/values/default.yaml",
         Some("listers:\n  enabled: false\n"),
     );
-    wait_synced(&bed.standin, "archive-staging-rke2-swh", &group);
-    assert_eq!((replicas("loader-git"), replicas("lister")), (0, 0));
+    assert_eq!(bed.worker_replicas(), (0, 0));
     // Production (another branch) is untouched.
     let prod = bed.json(&[
         "--context",
@@ -1102,22 +1109,9 @@ fn disabled_worker_deployments_are_scaled_down_by_the_sync_and_back() {
     ]);
     assert_eq!(prod["spec"]["replicas"], 2);
     // Turned on again: the replicas come back.
-    push_file(
-        &bed.remotes,
-        &work,
-        "staging",
-        "swh/values/default.yaml",
-        None,
-    );
-    let on = push_file(
-        &bed.remotes,
-        &work,
-        "staging",
-        "swh/values/staging/default.yaml",
-        None,
-    );
-    wait_synced(&bed.standin, "archive-staging-rke2-swh", &on);
-    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
+    bed.push_staging("swh/values/default.yaml", None);
+    bed.push_synced("swh/values/staging/default.yaml", None);
+    assert_eq!(bed.worker_replicas(), (2, 2));
 }
 
 /// Deployments' container images are the ones the synced revision sets
@@ -1193,37 +1187,20 @@ fn a_worker_group_without_enabled_true_is_not_deployed_as_in_swh_charts() {
     // deployments, and `enabled: false` in the chart's swh/values.yaml: a
     // group the values mention without `enabled: true` renders nothing.
     let bed = Bed::new();
-    let replicas = |name: &str| {
-        bed.json(&["get", "deployment", name, "-n", "swh", "-o", "json"])["spec"]["replicas"]
-            .as_u64()
-            .unwrap()
-    };
-    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
-    let work = bed.tmp.path().join("work");
-    let no_key = push_file(
-        &bed.remotes,
-        &work,
-        "staging",
+    assert_eq!(bed.worker_replicas(), (2, 2));
+    bed.push_synced(
         "swh/values/default.yaml",
         Some("listers:\n  sentry:\n    enabled: true\nloaders:\n  enabled: true\n"),
     );
-    wait_synced(&bed.standin, "archive-staging-rke2-swh", &no_key);
-    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 0));
+    assert_eq!(bed.worker_replicas(), (2, 0));
     // The chart's defaults say off; the environment's file turns it on.
-    push_file(
-        &bed.remotes,
-        &work,
-        "staging",
+    bed.push_staging(
         "swh/values.yaml",
         Some("namespace: swh\nlisters:\n  enabled: false\n"),
     );
-    let on = push_file(
-        &bed.remotes,
-        &work,
-        "staging",
+    bed.push_synced(
         "swh/values/staging/default.yaml",
         Some("listers:\n  enabled: true\n"),
     );
-    wait_synced(&bed.standin, "archive-staging-rke2-swh", &on);
-    assert_eq!((replicas("loader-git"), replicas("lister")), (2, 2));
+    assert_eq!(bed.worker_replicas(), (2, 2));
 }

@@ -58,6 +58,13 @@ fn apps_checkout(dir: &Path) {
 /// swh-charts: a bare remote whose next-version and staging deploy
 /// swh-storage's 20260102.1 image and production its 20260101.1 image; and
 /// a clone of it.
+/// Asserts that `out`'s stdout contains `stdout` and its stderr `stderr`.
+fn assert_says(out: &Output, stdout: &str, stderr: &str) {
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert!(o.contains(stdout), "{o}");
+    assert!(e.contains(stderr), "{e}");
+}
+
 fn charts_checkout(remote: &Path, checkout: &Path) {
     let work = remote.with_extension("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -357,15 +364,10 @@ fn where_shows_the_running_images_and_warns_when_they_differ_from_the_chart() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let out = run(&["where", "swh.storage", "--elastic", "--env", "staging"]);
     assert_eq!(out.status.code(), Some(0), "drift alone is a warning");
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("    swh-storage              image 20260103.1     swh.storage 1.2\n      running storage          image 20260102.1     swh.storage 1.1 DIFFERS from the chart\n"),
-        "{stdout}"
-    );
-    assert!(
-        text(&out.stderr).contains("swh-deploy where: elastic staging: deployment storage runs swh-storage 20260102.1, the chart says 20260103.1"),
-        "{}",
-        text(&out.stderr)
+    assert_says(
+        &out,
+        "    swh-storage              image 20260103.1     swh.storage 1.2\n      running storage          image 20260102.1     swh.storage 1.1 DIFFERS from the chart\n",
+        "swh-deploy where: elastic staging: deployment storage runs swh-storage 20260102.1, the chart says 20260103.1",
     );
     // With VERSION 1.2: the chart has it, the running image does not.
     let out = run(&[
@@ -434,15 +436,10 @@ fn where_shows_the_running_images_and_warns_when_they_differ_from_the_chart() {
     standin.stop();
     let out = run(&["where", "swh.storage", "--elastic", "--env", "production"]);
     assert_eq!(out.status.code(), Some(0));
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("    swh-storage              image 20260101.1     swh.storage 1.0\n    cluster archive-production-rke2 (namespace swh-cassandra): unreachable, running images unknown: "),
-        "{stdout}"
-    );
-    assert!(
-        text(&out.stderr).contains("cannot read the running images (environment production, kube context archive-production-rke2"),
-        "{}",
-        text(&out.stderr)
+    assert_says(
+        &out,
+        "    swh-storage              image 20260101.1     swh.storage 1.0\n    cluster archive-production-rke2 (namespace swh-cassandra): unreachable, running images unknown: ",
+        "cannot read the running images (environment production, kube context archive-production-rke2",
     );
     let out = run(&[
         "where",

@@ -640,6 +640,24 @@ fn frozen_at(dir: &Path, tag: &str, rel_dir: &str) -> Result<String, String> {
     }
 }
 
+/// One line of `where`'s elastic part, for an app or a deployment running
+/// its image: `label` (indented and padded), the image version, the
+/// module and its version in that image (`?` when unknown), `suffix`.
+fn image_line(
+    s: &mut String,
+    label: &str,
+    image_version: &str,
+    (module, version): (&str, Option<&str>),
+    suffix: &str,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "{label} image {image_version:<14} {module} {}{suffix}",
+        version.unwrap_or("?")
+    );
+}
+
 fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -677,32 +695,31 @@ fn render(r: &Report) -> String {
             let _ = writeln!(s, "    no app deployed requires it");
         }
         for a in &e.apps {
-            let _ = writeln!(
-                s,
-                "    {:<24} image {:<14} {} {}{}{}",
-                a.app,
-                a.image_version,
-                r.module,
-                a.module_version.as_deref().unwrap_or("?"),
-                a.note
-                    .as_ref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default(),
-                if a.behind { " behind" } else { "" }
+            let note = a
+                .note
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let behind = if a.behind { " behind" } else { "" };
+            image_line(
+                &mut s,
+                &format!("    {:<24}", a.app),
+                &a.image_version,
+                (&r.module, a.module_version.as_deref()),
+                &format!("{note}{behind}"),
             );
             for run in a.running.iter().flatten() {
-                let _ = writeln!(
-                    s,
-                    "      running {:<16} image {:<14} {} {}{}",
-                    run.deployment,
-                    run.image_version,
-                    r.module,
-                    run.module_version.as_deref().unwrap_or("?"),
-                    if run.image_version != a.image_version {
-                        " DIFFERS from the chart"
-                    } else {
-                        ""
-                    }
+                let differs = if run.image_version != a.image_version {
+                    " DIFFERS from the chart"
+                } else {
+                    ""
+                };
+                image_line(
+                    &mut s,
+                    &format!("      running {:<16}", run.deployment),
+                    &run.image_version,
+                    (&r.module, run.module_version.as_deref()),
+                    differs,
                 );
             }
             if a.running.as_ref().is_some_and(Vec::is_empty) {

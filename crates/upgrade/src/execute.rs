@@ -973,25 +973,8 @@ impl Exec<'_, '_> {
                 already_done: fold(&st.done),
             });
             // On resume, a step every host finished keeps its journal row.
-            if !self.resumed || st.done.is_empty() {
-                self.journal.start_step(
-                    self.run,
-                    step.index as i64,
-                    &step.name,
-                    step.kind.as_str(),
-                    Some(batch as i64),
-                    &fold(&st.all),
-                )?;
-                self.journal
-                    .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
-            }
-            self.ctx.events.event(&Event::StepDone {
-                index: step.index,
-                name: step.name.clone(),
-                ok: String::new(),
-                failed: Vec::new(),
-                seconds: 0.0,
-            });
+            let row = !self.resumed || st.done.is_empty();
+            self.skipped(step, row.then(|| (Some(batch), fold(&st.all))), 0.0)?;
             return Ok(());
         };
         let all_ok = st.failures.is_empty() && st.ok.len() == st.ran;
@@ -1071,27 +1054,14 @@ impl Exec<'_, '_> {
                     .end_step(self.run, step.index as i64, StepStatus::Succeeded)?;
             }
             // On resume, a step every host finished keeps its journal row.
-            if !self.resumed || all.is_empty() {
-                self.journal.start_step(
-                    self.run,
-                    step.index as i64,
-                    &step.name,
-                    step.kind.as_str(),
-                    batch.map(|b| b as i64),
-                    &folded,
-                )?;
-                self.journal
-                    .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
-            }
             // Nothing newly done (the hosts are in the Step event's
             // `already_done`).
-            self.ctx.events.event(&Event::StepDone {
-                index: step.index,
-                name: step.name.clone(),
-                ok: String::new(),
-                failed: Vec::new(),
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            let row = !self.resumed || all.is_empty();
+            self.skipped(
+                step,
+                row.then_some((batch, folded)),
+                started.elapsed().as_secs_f64(),
+            )?;
             return Ok(true);
         }
         self.journal.start_step(
@@ -1188,6 +1158,37 @@ impl Exec<'_, '_> {
         Ok((ok, failures))
     }
 
+    /// A step with nothing newly done: its journal row, when `row` gives
+    /// its batch and folded hosts, recorded as skipped; then its
+    /// `StepDone` event (nothing ok, nothing failed) after `seconds`.
+    fn skipped(
+        &mut self,
+        step: &Step,
+        row: Option<(Option<usize>, String)>,
+        seconds: f64,
+    ) -> Result<(), ExecError> {
+        if let Some((batch, hosts)) = row {
+            self.journal.start_step(
+                self.run,
+                step.index as i64,
+                &step.name,
+                step.kind.as_str(),
+                batch.map(|b| b as i64),
+                &hosts,
+            )?;
+            self.journal
+                .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
+        }
+        self.ctx.events.event(&Event::StepDone {
+            index: step.index,
+            name: step.name.clone(),
+            ok: String::new(),
+            failed: Vec::new(),
+            seconds,
+        });
+        Ok(())
+    }
+
     /// The finish steps: run this run's pending compensations, with a
     /// cancel token of their own (Ctrl-C does not stop them).
     fn finish(&mut self) -> Result<(), ExecError> {
@@ -1210,6 +1211,10 @@ impl Exec<'_, '_> {
                 hosts: fold(&hosts),
                 already_done: String::new(),
             });
+            if hosts.is_empty() {
+                self.skipped(step, Some((None, String::new())), 0.0)?;
+                continue;
+            }
             self.journal.start_step(
                 self.run,
                 step.index as i64,
@@ -1218,18 +1223,6 @@ impl Exec<'_, '_> {
                 None,
                 &fold(&hosts),
             )?;
-            if hosts.is_empty() {
-                self.journal
-                    .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
-                self.ctx.events.event(&Event::StepDone {
-                    index: step.index,
-                    name: step.name.clone(),
-                    ok: String::new(),
-                    failed: Vec::new(),
-                    seconds: 0.0,
-                });
-                continue;
-            }
             let command = step
                 .actions
                 .iter()
