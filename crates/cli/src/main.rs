@@ -8,6 +8,7 @@ mod cmd;
 // The commands adopt the one error type and the resolved settings one at a
 // time (issue 15); until the last one has, parts of both are unused.
 mod error;
+mod events;
 mod json;
 mod settings;
 

@@ -99,6 +99,8 @@ fn two_builds_on_the_same_day_get_different_versions() {
                 ],
             )
             .envs(containers.iter().cloned())
+            // A "still running" line per 3 s of silence (30 s by default).
+            .env("SWH_DEPLOY_PROGRESS_EVERY", "3s")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -130,6 +132,13 @@ fn two_builds_on_the_same_day_get_different_versions() {
                 "{step}: {err}"
             );
         }
+        // The image's build is long: said again while it runs.
+        assert!(
+            err.lines().any(|l| l.starts_with('[')
+                && l.contains("s] still running: build ")
+                && l.contains(" with buildah (also tagged latest) (")),
+            "{err}"
+        );
         let built = out
             .lines()
             .find_map(|l| l.strip_prefix("built "))

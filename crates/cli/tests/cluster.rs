@@ -323,6 +323,37 @@ fn wait_live_degraded_timeout_and_refused_tokens() {
     let (out, err) = text(&o);
     assert_eq!(code(&o), 6, "{out}\n{err}");
     assert!(err.contains("not live at 0123456789ab"), "{err}");
+    // While the state does not change, a plain "still waiting" line now
+    // and then (every 30 s; 300 ms here), after the time elapsed.
+    let o = bed
+        .cmd(&[
+            "cluster",
+            "wait",
+            "production",
+            "--revision",
+            never,
+            "--interval",
+            "50ms",
+            "--timeout",
+            "1500ms",
+        ])
+        .env("SWH_DEPLOY_PROGRESS_EVERY", "300ms")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 6, "{out}\n{err}");
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let still: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("s] still waiting: production: "))
+        .collect();
+    assert!((1..=5).contains(&still.len()), "{err}");
+    assert!(
+        still
+            .iter()
+            .all(|l| l.starts_with('[') && l.ends_with("s so far)")),
+        "{err}"
+    );
     // --json: how it ended on stdout (live, failed, timeout), same exits.
     let wait_json = |args: &[&str]| {
         let mut all = vec!["cluster", "wait", "--interval", "50ms", "--json"];

@@ -184,6 +184,23 @@ pub enum WaitEvent {
     },
 }
 
+impl WaitEvent {
+    /// For [`WaitEvent::State`]: what is awaited now (`ENV: STATE`) and
+    /// when the wait started (the clock of its lines), for a ticker until
+    /// the next event.
+    pub fn waiting(&self) -> Option<(String, Instant)> {
+        match self {
+            WaitEvent::State { env, elapsed, line } => Some((
+                format!("{env}: {line}"),
+                Instant::now()
+                    .checked_sub(*elapsed)
+                    .unwrap_or_else(Instant::now),
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for WaitEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -3,8 +3,8 @@
 //! ([`elapsed_prefix`], `[  12.3s]`), and while a step runs longer than a
 //! few seconds a [`Progress`] keeps saying so: on a terminal a live line
 //! rewritten in place (elapsed time ticking), otherwise plain lines only,
-//! no control characters, at most one "still running" line per
-//! [`Ticks::plain`].
+//! no control characters, at most one "still running" (or, for a wait,
+//! "still waiting") line per [`Ticks::plain`].
 
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -42,12 +42,35 @@ impl Default for Ticks {
     }
 }
 
+/// The environment variable that sets [`Ticks::plain`] (a duration,
+/// e.g. `10s`): how often a long step is reported when stderr is not a
+/// terminal; tests set it to see those lines without waiting 30 s.
+pub const EVERY_VAR: &str = "SWH_DEPLOY_PROGRESS_EVERY";
+
+impl Ticks {
+    /// The default, with [`Ticks::plain`] (and [`Ticks::after`], when
+    /// longer) from [`EVERY_VAR`] when it holds a valid duration.
+    pub fn from_env() -> Ticks {
+        let mut t = Ticks::default();
+        if let Some(d) = std::env::var(EVERY_VAR)
+            .ok()
+            .and_then(|v| crate::duration::parse(&v).ok())
+            .filter(|d| !d.is_zero())
+        {
+            t.plain = d;
+            t.after = t.after.min(d);
+        }
+        t
+    }
+}
+
 struct State<W> {
     out: W,
     tty: bool,
     start: Instant,
-    /// The running step and when it started.
-    step: Option<(String, Instant)>,
+    /// The running step, when it started, and its verb (`running`,
+    /// `waiting`).
+    step: Option<(String, Instant, &'static str)>,
     /// A live line is on the terminal (to be cleared before a line).
     live: bool,
     /// When the last line was printed.
@@ -70,7 +93,7 @@ impl<W: Write> State<W> {
     }
 
     fn tick(&mut self, ticks: &Ticks) {
-        let Some((what, since)) = &self.step else {
+        let Some((what, since, verb)) = &self.step else {
             return;
         };
         let running = since.elapsed();
@@ -78,7 +101,7 @@ impl<W: Write> State<W> {
             return;
         }
         let text = format!(
-            "{} {what} (running for {:.0}s)",
+            "{} {what} ({verb} for {:.0}s)",
             elapsed_prefix(self.start.elapsed()),
             running.as_secs_f64()
         );
@@ -87,9 +110,9 @@ impl<W: Write> State<W> {
             let _ = self.out.flush();
             self.live = true;
         } else if self.last.elapsed() >= ticks.plain {
-            let (what, since) = (what.clone(), *since);
+            let (what, since, verb) = (what.clone(), *since, *verb);
             self.line(&format!(
-                "still running: {what} ({:.0}s so far)",
+                "still {verb}: {what} ({:.0}s so far)",
                 since.elapsed().as_secs_f64()
             ));
         }
@@ -113,10 +136,10 @@ impl<W: Write + Send + 'static> std::fmt::Debug for Progress<W> {
 }
 
 impl<W: Write + Send + 'static> Progress<W> {
-    /// Progress on `out`, which is a terminal when `tty`, with the default
-    /// [`Ticks`]; the clock starts now.
+    /// Progress on `out`, which is a terminal when `tty`, with
+    /// [`Ticks::from_env`]; the clock starts now.
     pub fn new(out: W, tty: bool) -> Self {
-        Self::with_ticks(out, tty, Ticks::default())
+        Self::with_ticks(out, tty, Ticks::from_env())
     }
 
     /// [`Progress::new`] with the given `ticks`.
@@ -176,15 +199,25 @@ impl<W: Write + Send + 'static> Progress<W> {
     pub fn step(&self, what: &str) {
         let mut s = lock(&self.state);
         s.line(what);
-        s.step = Some((what.to_string(), Instant::now()));
+        s.step = Some((what.to_string(), Instant::now(), "running"));
     }
 
     /// Reports `what` as running, as [`step`](Self::step) does, without
     /// printing its line (the caller printed it).
     pub fn running(&self, what: &str) {
+        self.quietly(what, "running");
+    }
+
+    /// [`running`](Self::running) for a wait: its lines say `waiting`
+    /// (`still waiting: WHAT (30s so far)`).
+    pub fn waiting(&self, what: &str) {
+        self.quietly(what, "waiting");
+    }
+
+    fn quietly(&self, what: &str, verb: &'static str) {
         let mut s = lock(&self.state);
         s.last = Instant::now();
-        s.step = Some((what.to_string(), Instant::now()));
+        s.step = Some((what.to_string(), Instant::now(), verb));
     }
 
     /// The running step is over (its live line is cleared).
@@ -326,6 +359,35 @@ mod tests {
                 "{out}"
             );
         }
+    }
+
+    #[test]
+    fn a_wait_says_waiting() {
+        let buf = Buf::default();
+        let ticks = Ticks {
+            after: MS(10),
+            live: MS(10),
+            plain: MS(100),
+        };
+        let p = Progress::with_ticks(buf.clone(), false, ticks);
+        p.waiting("staging: app OutOfSync");
+        thread::sleep(MS(150));
+        drop(p);
+        let out = buf.text();
+        assert!(
+            out.contains("] still waiting: staging: app OutOfSync (0s so far)\n"),
+            "{out}"
+        );
+        let buf = Buf::default();
+        let p = Progress::with_ticks(buf.clone(), true, ticks);
+        p.waiting("staging: app OutOfSync");
+        thread::sleep(MS(100));
+        drop(p);
+        let out = buf.text();
+        assert!(
+            out.contains("] staging: app OutOfSync (waiting for 0s)\x1b[K"),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -229,13 +229,11 @@ fn run_inner(args: ChartArgs) -> CmdResult {
                 gitlab_token: settings.gitlab_token.as_deref(),
                 journal: settings.journal.as_deref(),
             };
+            let mut printer = crate::events::EventPrinter::default();
             let done = swh_deploy_charts::promote(&repo, &req, &mut |ev| {
-                if ev.is_diagnostic() {
-                    eprintln!("{ev}");
-                } else {
-                    println!("{ev}");
-                }
+                printer.show(ev.is_diagnostic(), ev, None)
             })?;
+            drop(printer);
             if let Promoted::Nothing { .. } = done {
                 println!("{done}");
             }

@@ -5,7 +5,7 @@
 
 use clap::Args;
 use std::time::Duration;
-use swh_deploy_charts::env_rollback::{roll_back_env, RollbackRequest, RolledBack};
+use swh_deploy_charts::env_rollback::{roll_back_env, RollbackEvent, RollbackRequest, RolledBack};
 use swh_deploy_charts::ChartsRepo;
 
 use crate::error::{CmdResult, Exit};
@@ -68,13 +68,15 @@ pub(crate) fn run(
         interval: args.interval,
         journal,
     };
+    let mut printer = crate::events::EventPrinter::default();
     let done = roll_back_env(repo, &req, &mut |ev| {
-        if ev.is_diagnostic() {
-            eprintln!("{ev}");
-        } else {
-            println!("{ev}");
-        }
+        let tick = match ev {
+            RollbackEvent::Wait(w) => w.waiting().map(crate::events::Tick::Wait),
+            _ => None,
+        };
+        printer.show(ev.is_diagnostic(), ev, tick)
     })?;
+    drop(printer);
     Ok(match done {
         RolledBack::Pushed {
             wait: Some(report), ..

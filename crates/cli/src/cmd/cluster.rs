@@ -4,6 +4,7 @@
 //! rolled a chart revision out ("ArgoCD will be in charge of deploying the
 //! changes in a rolling upgrade fashion").
 
+use crate::events::{EventPrinter, Tick};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use swh_deploy_charts::ChartsRepo;
 use swh_deploy_cluster::migrate::{migrate, MigrateRequest, TOOLBOX_SELECTOR};
 use swh_deploy_cluster::node_labels::{self, LabelsCheck, LabelsReport, LabelsSet};
 use swh_deploy_cluster::wait::{wait_environment, EnvWait, EnvWaitReport, WaitOutcome};
-use swh_deploy_util::progress::Progress;
 
 use super::app::load_site;
 use crate::error::{CliError, CmdResult, Exit};
@@ -257,7 +257,11 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                 timeout: *timeout,
                 interval: *interval,
             };
-            let report = wait_environment(&req, &mut |ev| eprintln!("{ev}"))?;
+            let mut printer = EventPrinter::default();
+            let report = wait_environment(&req, &mut |ev| {
+                printer.show(true, ev, ev.waiting().map(Tick::Wait))
+            })?;
+            drop(printer);
             if *json {
                 crate::json::print(&wait_json(&report))?;
             }
@@ -316,11 +320,12 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
                         )
                     },
                     &mut |ev| {
-                        let running = match ev {
-                            LongEvent::Migrate(m) => m.running(),
+                        let tick = match ev {
+                            LongEvent::Migrate(m) => m.running().map(Tick::Run),
+                            LongEvent::Wait(w) => w.waiting().map(Tick::Wait),
                             _ => None,
                         };
-                        printer.show(ev.is_diagnostic(), ev, running)
+                        printer.show(ev.is_diagnostic(), ev, tick)
                     },
                 )?;
                 drop(printer);
@@ -348,47 +353,11 @@ fn run_inner(args: ClusterArgs) -> CmdResult {
             let done = migrate(
                 &req,
                 &mut |command, pod| *yes || ask(command, pod),
-                &mut |ev| printer.show(ev.is_diagnostic(), ev, ev.running()),
+                &mut |ev| printer.show(ev.is_diagnostic(), ev, ev.running().map(Tick::Run)),
             )?;
             drop(printer);
             println!("{done}");
             Ok(Exit::Success)
-        }
-    }
-}
-
-/// Prints `cluster migrate`'s events as they come: output on stdout,
-/// diagnostics on stderr; while a script runs in the toolbox pod, a ticker
-/// on stderr (a live line on a terminal, a "still running" line per 30 s
-/// otherwise) until the next event.
-#[derive(Default)]
-struct EventPrinter {
-    ticker: Option<Progress<std::io::Stderr>>,
-}
-
-impl EventPrinter {
-    /// Prints `text` (on stderr when `diagnostic`); `running`: what now
-    /// runs and the clock of its progress lines.
-    fn show(
-        &mut self,
-        diagnostic: bool,
-        text: &dyn std::fmt::Display,
-        running: Option<(String, std::time::Instant)>,
-    ) {
-        use std::io::IsTerminal;
-        // Ends the last ticker (and clears its live line) first.
-        self.ticker = None;
-        if diagnostic {
-            eprintln!("{text}")
-        } else {
-            println!("{text}")
-        }
-        if let Some((what, since)) = running {
-            let stderr = std::io::stderr();
-            let tty = stderr.is_terminal();
-            let p = Progress::new(stderr, tty).since(since);
-            p.running(&what);
-            self.ticker = Some(p);
         }
     }
 }

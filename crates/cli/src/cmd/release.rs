@@ -266,15 +266,30 @@ fn run_wait(args: &WaitArgs) -> CmdResult {
     let (timeout, interval) = wait_times(&args.timeout, &args.interval)?;
     let channels = channels(args)?;
     let journal = Settings::journal_path(None, &Env::process());
+    // Each channel's state as it changes; between changes, on a terminal,
+    // a live line (otherwise the wait repeats its line every minute itself).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut printer = crate::events::EventPrinter::default();
     let outcome = journaled::wait_published(
         &module,
         &version,
         &channels,
         &publish::WaitPolicy::new(timeout, interval),
         journal.as_deref(),
-        &mut |elapsed, cs| eprintln!("{}", cs.progress_line(elapsed, &module, &version)),
-    )
-    .map_err(failed)?;
+        &mut |elapsed, cs| {
+            let since = std::time::Instant::now()
+                .checked_sub(elapsed)
+                .unwrap_or_else(std::time::Instant::now);
+            let what = format!("{module} {version} to be published");
+            printer.show(
+                true,
+                &cs.progress_line(elapsed, &module, &version),
+                tty.then_some(crate::events::Tick::Wait((what, since))),
+            )
+        },
+    );
+    drop(printer);
+    let outcome = outcome.map_err(failed)?;
     if args.json {
         let mut v = serde_json::to_value(&outcome).map_err(failed)?;
         v["module"] = module.dotted().into();
