@@ -10,12 +10,12 @@ pub enum Tick {
     /// Something runs (a script in the toolbox pod).
     Run((String, std::time::Instant)),
     /// A wait (`cluster wait`, `release wait`, the Argo CD waits of
-    /// `cluster migrate --disable` and `chart rollback`).
+    /// `cluster migrate --disable`, `chart rollback` and `recover`).
     Wait((String, std::time::Instant)),
 }
 
 /// Prints a command's events as they come (`cluster wait`, `cluster
-/// migrate`, `chart promote`, `chart rollback`, `release wait`):
+/// migrate`, `chart promote`, `chart rollback`, `release wait`, `recover`):
 /// output on stdout, diagnostics on stderr; while a script runs or a wait
 /// goes on, a ticker on stderr (a live line on a terminal, a "still
 /// running"/"still waiting" line per 30 s otherwise) until the next event.

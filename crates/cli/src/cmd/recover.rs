@@ -81,15 +81,18 @@ pub fn run(args: RecoverArgs) -> CmdResult {
     let argv: Vec<String> = std::env::args().collect();
     // The elastic path's compensations (chart commits to revert) first:
     // the static path's recovery leaves them alone.
-    let (reverts, live) = recover_reverts(
+    let mut printer = crate::events::EventPrinter::default();
+    let recovered = recover_reverts(
         &mut journal,
         args.run,
         &mut RecoverWait {
             timeout: args.timeout,
             interval: args.interval,
-            progress: &mut |ev| eprintln!("{ev}"),
+            progress: &mut |ev| printer.show(true, ev, ev.waiting().map(crate::events::Tick::Wait)),
         },
-    )?;
+    );
+    drop(printer);
+    let (reverts, live) = recovered?;
     let reports = recover_pending(
         &mut journal,
         args.run,
