@@ -727,6 +727,13 @@ fn static_and_elastic_ship_upgrades_staging_then_production_hosts() {
     .map(|l| out.find(l).unwrap_or_else(|| panic!("{l}: {out}")))
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    // The image's build says what runs, after the time elapsed.
+    assert!(
+        err.lines().any(|l| l.starts_with('[')
+            && l.contains("s] swh-deploy app build: build ")
+            && l.contains(" with buildah (also tagged latest)")),
+        "{err}"
+    );
     // host1 (in staging and production) is upgraded once, in staging.
     assert!(
         out.contains(&format!(

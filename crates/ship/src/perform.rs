@@ -397,8 +397,12 @@ fn build(ship: &mut Ship, app: &str, report: &mut dyn Reporter) -> Result<Eviden
         serde_json::json!({ "app": app, "push": true, "builder": builder.program(), "ship": true }),
     )
     .map_err(failed)?;
+    let start = std::time::Instant::now();
     let mut progress = |s: &str| {
-        report.event(&ShipEvent::Progress(&format!("swh-deploy app build: {s}")));
+        report.event(&ShipEvent::Progress(&format!(
+            "{} swh-deploy app build: {s}",
+            swh_deploy_util::progress::elapsed_prefix(start.elapsed())
+        )));
         rec.step(s, app);
     };
     let result = repo.build(app, today_utc(), &opts, &mut progress);
