@@ -943,14 +943,7 @@ impl Exec<'_, '_> {
                 hosts: fold(&todo),
                 already_done: fold(&st.done),
             });
-            self.journal.start_step(
-                self.run,
-                step.index as i64,
-                &step.name,
-                step.kind.as_str(),
-                Some(batch as i64),
-                &fold(&st.all),
-            )?;
+            self.start_row(step, Some(batch), &fold(&st.all))?;
         }
         if let Some(c) = &step.compensation {
             if !self.hosts_pending(&c.action)?.contains(host) {
@@ -978,15 +971,7 @@ impl Exec<'_, '_> {
             return Ok(());
         };
         let all_ok = st.failures.is_empty() && st.ok.len() == st.ran;
-        self.journal.end_step(
-            self.run,
-            step.index as i64,
-            if all_ok {
-                StepStatus::Succeeded
-            } else {
-                StepStatus::Failed
-            },
-        )?;
+        self.end_row(step, all_ok)?;
         let mut ok = std::mem::take(&mut st.ok);
         ok.extend(st.done.iter().cloned());
         self.ctx.events.event(&Event::StepDone {
@@ -1064,14 +1049,7 @@ impl Exec<'_, '_> {
             )?;
             return Ok(true);
         }
-        self.journal.start_step(
-            self.run,
-            step.index as i64,
-            &step.name,
-            step.kind.as_str(),
-            batch.map(|b| b as i64),
-            &folded,
-        )?;
+        self.start_row(step, batch, &folded)?;
         // Compensations are recorded before the side effect.
         if let Some(c) = &step.compensation {
             let pending = self.hosts_pending(&c.action)?;
@@ -1093,15 +1071,7 @@ impl Exec<'_, '_> {
         let outcomes = reach.step(step, &todo)?;
         let (ok, failures) = self.record(step, outcomes)?;
         let all_ok = failures.is_empty() && ok.len() == todo.len();
-        self.journal.end_step(
-            self.run,
-            step.index as i64,
-            if all_ok {
-                StepStatus::Succeeded
-            } else {
-                StepStatus::Failed
-            },
-        )?;
+        self.end_row(step, all_ok)?;
         let mut ok_all: Vec<String> = ok;
         ok_all.extend(done.iter().filter(|h| all.contains(h)).cloned());
         self.ctx.events.event(&Event::StepDone {
@@ -1158,6 +1128,35 @@ impl Exec<'_, '_> {
         Ok((ok, failures))
     }
 
+    /// Starts `step`'s journal row (of `batch`, on the folded `hosts`).
+    fn start_row(
+        &mut self,
+        step: &Step,
+        batch: Option<usize>,
+        hosts: &str,
+    ) -> Result<(), ExecError> {
+        self.journal.start_step(
+            self.run,
+            step.index as i64,
+            &step.name,
+            step.kind.as_str(),
+            batch.map(|b| b as i64),
+            hosts,
+        )?;
+        Ok(())
+    }
+
+    /// Ends `step`'s journal row: succeeded when `ok`, else failed.
+    fn end_row(&mut self, step: &Step, ok: bool) -> Result<(), ExecError> {
+        let status = if ok {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
+        };
+        self.journal.end_step(self.run, step.index as i64, status)?;
+        Ok(())
+    }
+
     /// A step with nothing newly done: its journal row, when `row` gives
     /// its batch and folded hosts, recorded as skipped; then its
     /// `StepDone` event (nothing ok, nothing failed) after `seconds`.
@@ -1168,14 +1167,7 @@ impl Exec<'_, '_> {
         seconds: f64,
     ) -> Result<(), ExecError> {
         if let Some((batch, hosts)) = row {
-            self.journal.start_step(
-                self.run,
-                step.index as i64,
-                &step.name,
-                step.kind.as_str(),
-                batch.map(|b| b as i64),
-                &hosts,
-            )?;
+            self.start_row(step, batch, &hosts)?;
             self.journal
                 .end_step(self.run, step.index as i64, StepStatus::Skipped)?;
         }
@@ -1215,14 +1207,7 @@ impl Exec<'_, '_> {
                 self.skipped(step, Some((None, String::new())), 0.0)?;
                 continue;
             }
-            self.journal.start_step(
-                self.run,
-                step.index as i64,
-                &step.name,
-                step.kind.as_str(),
-                None,
-                &fold(&hosts),
-            )?;
+            self.start_row(step, None, &fold(&hosts))?;
             let command = step
                 .actions
                 .iter()
@@ -1249,15 +1234,7 @@ impl Exec<'_, '_> {
                     self.journal.complete_compensation(*id)?;
                 }
             }
-            self.journal.end_step(
-                self.run,
-                step.index as i64,
-                if failures.is_empty() {
-                    StepStatus::Succeeded
-                } else {
-                    StepStatus::Failed
-                },
-            )?;
+            self.end_row(step, failures.is_empty())?;
             self.ctx.events.event(&Event::StepDone {
                 index: step.index,
                 name: step.name.clone(),
