@@ -58,6 +58,18 @@ fn apps_checkout(dir: &Path) {
 /// swh-charts: a bare remote whose next-version and staging deploy
 /// swh-storage's 20260102.1 image and production its 20260101.1 image; and
 /// a clone of it.
+/// `swh-deploy ARGS` with the site file `site` and a journal in `dir`, the
+/// checkouts only from the site file, stdin from /dev/null.
+fn command(args: &[&str], site: &Path, dir: &Path) -> Command {
+    let mut c = swh_deploy(args);
+    c.env("SWH_DEPLOY_SITE", site)
+        .env("SWH_DEPLOY_JOURNAL", dir.join("journal.sqlite"))
+        .env_remove("SWH_DEPLOY_APPS_DIR")
+        .env_remove("SWH_DEPLOY_CHARTS_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
 /// Asserts that `out`'s stdout contains `stdout` and its stderr `stderr`.
 fn assert_says(out: &Output, stdout: &str, stderr: &str) {
     let (o, e) = (text(&out.stdout), text(&out.stderr));
@@ -140,17 +152,7 @@ checkout = "{charts}"
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| -> Output {
-        logged(
-            args,
-            swh_deploy(args)
-                .env("SWH_DEPLOY_SITE", &site)
-                .env("SWH_DEPLOY_JOURNAL", dir.path().join("journal.sqlite"))
-                .env_remove("SWH_DEPLOY_APPS_DIR")
-                .env_remove("SWH_DEPLOY_CHARTS_DIR")
-                .stdin(Stdio::null()),
-        )
-    };
+    let run = |args: &[&str]| -> Output { logged(args, &mut command(args, &site, dir.path())) };
 
     // No VERSION: where it runs; exit 0.
     let out = run(&["where", "swh.storage"]);
@@ -287,14 +289,9 @@ fn where_shows_the_running_images_and_warns_when_they_differ_from_the_chart() {
     let run = |args: &[&str]| -> Output {
         logged(
             args,
-            swh_deploy(args)
-                .env("SWH_DEPLOY_SITE", &site)
+            command(args, &site, dir.path())
                 .env("KUBECONFIG", &kubeconfig)
-                .env("HOME", dir.path())
-                .env("SWH_DEPLOY_JOURNAL", dir.path().join("journal.sqlite"))
-                .env_remove("SWH_DEPLOY_APPS_DIR")
-                .env_remove("SWH_DEPLOY_CHARTS_DIR")
-                .stdin(Stdio::null()),
+                .env("HOME", dir.path()),
         )
     };
 
