@@ -859,33 +859,31 @@ impl Exec<'_, '_> {
         }
     }
 
+    /// Resume: the hosts of `all` that finished `step` before. A
+    /// compensated step counts as done only while its compensation is still
+    /// pending (not undone by recover). Empty on a new run.
+    fn done_before(&self, step: &Step, all: &[String]) -> Result<BTreeSet<String>, ExecError> {
+        if !self.resumed {
+            return Ok(BTreeSet::new());
+        }
+        let mut done: BTreeSet<String> = self
+            .journal
+            .hosts_finished_step(self.run, step.index as i64)?
+            .into_iter()
+            .filter(|h| all.contains(h))
+            .collect();
+        if let Some(c) = &step.compensation {
+            let pending = self.hosts_pending(&c.action)?;
+            done.retain(|h| pending.contains(h));
+        }
+        Ok(done)
+    }
+
     /// What step `step` of the batch is at its start: the hosts it runs
     /// on, and (resume) those that finished it before.
     fn step_state(&self, step: &Step) -> Result<StepState, ExecError> {
-        let mut seen = BTreeSet::new();
-        let all: Vec<String> = step
-            .actions
-            .iter()
-            .flat_map(|a| a.hosts().iter().cloned())
-            .filter(|h| seen.insert(h.clone()))
-            .filter(|h| self.may_run(step, h))
-            .collect();
-        let mut done = BTreeSet::new();
-        if self.resumed {
-            let finished: BTreeSet<String> = self
-                .journal
-                .hosts_finished_step(self.run, step.index as i64)?
-                .into_iter()
-                .collect();
-            done = match &step.compensation {
-                Some(c) => finished
-                    .intersection(&self.hosts_pending(&c.action)?)
-                    .cloned()
-                    .collect(),
-                None => finished,
-            };
-            done.retain(|h| all.contains(h));
-        }
+        let all: Vec<String> = step_hosts(step).filter(|h| self.may_run(step, h)).collect();
+        let done = self.done_before(step, &all)?;
         Ok(StepState {
             all,
             done,
@@ -987,13 +985,7 @@ impl Exec<'_, '_> {
     /// Runs one step; returns true when every host of the step passed.
     fn step(&mut self, step: &Step, batch: Option<usize>) -> Result<bool, ExecError> {
         let started = Instant::now();
-        // Each host once (a host in several health gates is one host).
-        let mut seen = BTreeSet::new();
-        let all: Vec<String> = step
-            .actions
-            .iter()
-            .flat_map(|a| a.hosts().iter().cloned())
-            .filter(|h| seen.insert(h.clone()))
+        let all: Vec<String> = step_hosts(step)
             .filter(|h| match self.failed.get(h) {
                 None => true,
                 // Versions are still read on hosts that failed a step
@@ -1002,25 +994,9 @@ impl Exec<'_, '_> {
                 Some(f) => step.kind == StepKind::Info && f.outcome != Outcome::Unreachable,
             })
             .collect();
-        // Resume: hosts that finished this step before.
-        let mut done: BTreeSet<String> = BTreeSet::new();
-        if self.resumed {
-            let finished: BTreeSet<String> = self
-                .journal
-                .hosts_finished_step(self.run, step.index as i64)?
-                .into_iter()
-                .collect();
-            if let Some(c) = &step.compensation {
-                // A compensated step counts as done only while its
-                // compensation is still pending (not undone by recover).
-                let pending = self.hosts_pending(&c.action)?;
-                done = finished.intersection(&pending).cloned().collect();
-            } else {
-                done = finished;
-            }
-            if self.skip_migration && step.name == "migration" {
-                done = all.iter().cloned().collect();
-            }
+        let mut done = self.done_before(step, &all)?;
+        if self.resumed && self.skip_migration && step.name == "migration" {
+            done = all.iter().cloned().collect();
         }
         let todo: Vec<String> = all.iter().filter(|h| !done.contains(*h)).cloned().collect();
         let folded = fold(&all);
@@ -1701,6 +1677,16 @@ pub fn cancel_on_signals(token: &CancelToken) -> std::io::Result<SignalGuard> {
                 .into(),
         ),
     })
+}
+
+/// The hosts of `step`'s actions, each once, in order (a host in several
+/// health gates is one host).
+fn step_hosts(step: &Step) -> impl Iterator<Item = String> + '_ {
+    let mut seen = BTreeSet::new();
+    step.actions
+        .iter()
+        .flat_map(|a| a.hosts().iter().cloned())
+        .filter(move |h| seen.insert(h.clone()))
 }
 
 #[cfg(test)]
