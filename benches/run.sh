@@ -29,15 +29,8 @@ else
 fi
 FANOUT=64
 
-# SWH_DEPLOY and TESTBED: binaries to use (default: a release build).
-if [ -n "${SWH_DEPLOY:-}" ] && [ -n "${TESTBED:-}" ]; then
-  sd=$SWH_DEPLOY tb=$TESTBED
-else
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-  cargo build --quiet --release -p swh-deploy -p swh-deploy-testbed --manifest-path "$repo/Cargo.toml"
-  sd=$CARGO_TARGET_DIR/release/swh-deploy
-  tb=$CARGO_TARGET_DIR/release/testbed
-fi
+# SWH_DEPLOY and TESTBED: binaries to use (default: a release build; benches/lib.sh).
+. "$repo/benches/lib.sh"
 
 name=bench-run-$$
 work=$(mktemp -d /tmp/bench-run.XXXXXX)

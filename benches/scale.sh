@@ -29,14 +29,7 @@ REUSE_MAX=${REUSE_MAX:-1000}
 LIMIT=${LIMIT:-900}
 [ -x /usr/bin/time ] || { echo "scale.sh: /usr/bin/time missing (apt install time)" >&2; exit 1; }
 
-if [ -n "${SWH_DEPLOY:-}" ] && [ -n "${TESTBED:-}" ]; then
-  sd=$SWH_DEPLOY tb=$TESTBED
-else
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-  cargo build --quiet --release -p swh-deploy -p swh-deploy-testbed --manifest-path "$repo/Cargo.toml"
-  sd=$CARGO_TARGET_DIR/release/swh-deploy
-  tb=$CARGO_TARGET_DIR/release/testbed
-fi
+. "$repo/benches/lib.sh"
 
 name=bench-scale-$$
 work=$(mktemp -d /tmp/bench-scale.XXXXXX)

@@ -20,7 +20,6 @@
 //! only as a fast-forward: a branch that moved meanwhile is an error, and
 //! nothing is overwritten).
 
-use crate::git::Git;
 use crate::values::{self, Bump};
 use crate::{ChartsRepo, Error, VersionChange};
 
@@ -207,19 +206,7 @@ impl ChartsRepo {
     /// Commits a planned rollback on top of the branch's head and pushes it
     /// (fast-forward only). Returns the new commit.
     pub fn push_rollback(&self, plan: &RollbackPlan) -> Result<String, Error> {
-        let tmp = tempfile::Builder::new()
-            .prefix("swh-deploy-rollback-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let wt = tmp.path().join("work");
-        let wt_s = wt.to_string_lossy().into_owned();
-        self.git
-            .run(&["worktree", "add", "-q", "--detach", &wt_s, &plan.head])?;
-        let tree = Git::new(&wt);
-        let result = (|| -> Result<String, crate::Error> {
+        let new = self.in_worktree("swh-deploy-rollback-", &plan.head, |wt, tree| {
             if let Some(to) = &plan.to {
                 tree.run(&["read-tree", "-u", "--reset", to])?;
             }
@@ -229,10 +216,7 @@ impl ChartsRepo {
             }
             tree.run(&["commit", "-q", "--allow-empty", "-m", &plan.message])?;
             Ok(tree.run(&["rev-parse", "HEAD"])?)
-        })();
-        let _ = self.git.run(&["worktree", "remove", "--force", &wt_s]);
-        let _ = self.git.run(&["worktree", "prune"]);
-        let new = result?;
+        })?;
         let refspec = format!("{new}:refs/heads/{}", plan.branch);
         self.git.run(&["push", "-q", &self.remote, &refspec])?;
         Ok(new)
